@@ -1,0 +1,3 @@
+import '@swarmpack/core/polyfill'
+
+export {}
