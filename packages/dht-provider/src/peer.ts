@@ -1,0 +1,205 @@
+/**
+ * The swarmpack peer: a libp2p node with TCP, noise, yamux, identify, ping and a Kademlia DHT,
+ * built from swarmpack's network configuration. A host application may pass its own libp2p node
+ * instead (it must run a kad-dht service); the swarmpack record validators are added to it.
+ */
+import '@swarmpack/core/polyfill'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper, removePrivateAddressesMapper } from '@libp2p/kad-dht'
+import { logger } from '@libp2p/logger'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { SwarmpackError, throwIfAborted } from '@swarmpack/core'
+import { createLibp2p } from 'libp2p'
+import { DhtErrorCode } from './errors.js'
+import { loadOrCreatePeerKey } from './keys.js'
+import { registerSwarmpackRecords, swarmpackDhtSelectors, swarmpackDhtValidators } from './records.js'
+import { TrafficCounter } from './traffic.js'
+import type { Libp2p, PeerId, PrivateKey, AbortOptions } from '@libp2p/interface'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+const log = logger('swarmpack:peer')
+
+/** The private swarmpack DHT; peers on it never mix with the public IPFS DHT. */
+export const SWARMPACK_DHT_PROTOCOL = '/swarmpack/kad/1.0.0'
+/** The public IPFS (Amino) DHT. */
+export const IPFS_DHT_PROTOCOL = '/ipfs/kad/1.0.0'
+
+/**
+ * Which addresses the DHT passes around: `internet` drops private addresses (the public
+ * internet), `lan` keeps every address (a LAN or a lab), `loopback` keeps every address and lets
+ * any number of local peers connect at once (tests, demos).
+ */
+export type NetworkMode = 'internet' | 'lan' | 'loopback'
+
+export interface SwarmpackPeerConfig {
+  /** Directory for the persistent peer key (`peer.key`). Without it, a fresh key per run. */
+  dataDir?: string
+  /** Use this key instead of the one in dataDir. */
+  privateKey?: PrivateKey
+  /** Listen multiaddrs. Default `/ip4/0.0.0.0/tcp/0` (`/ip4/127.0.0.1/tcp/0` in loopback mode). */
+  listen?: string[]
+  /** Addresses announced to other peers instead of the listen addresses (port forwarding). */
+  announce?: string[]
+  /** Multiaddrs with `/p2p/<id>` of peers to dial at start; the DHT fills its table from them. */
+  bootstrap?: string[]
+  /** `swarmpack` (default, private DHT), `ipfs` (public DHT) or a full protocol id. */
+  dhtProtocol?: 'swarmpack' | 'ipfs' | string
+  /** Default `internet`. */
+  network?: NetworkMode
+  /** Maximum open connections. Default 200. */
+  maxConnections?: number
+  /** Inbound connections per second accepted from one IP. Default 5 (libp2p's), 1000 on loopback. */
+  inboundConnectionThreshold?: number
+  /** CIDR multiaddrs never limited (e.g. `/ip4/10.0.0.0/ipcidr/8`). Loopback mode adds 127.0.0.0/8. */
+  allow?: string[]
+  /** Self-query interval of the DHT in ms (kad-dht default 5 min). */
+  querySelfInterval?: number
+  /** Liveness ping interval on idle connections in ms. Default 60 s (libp2p's 10 s costs upkeep traffic). */
+  connectionPingInterval?: number
+  /** Count socket bytes (see `peer.traffic`). Default true. */
+  countTraffic?: boolean
+}
+
+export interface SwarmpackPeer {
+  readonly libp2p: Libp2p
+  readonly dht: KadDHT
+  readonly peerId: PeerId
+  /** Byte counter at the transport; undefined when the host passed its own node. */
+  readonly traffic?: TrafficCounter
+  /** Addresses others can dial (with `/p2p/<id>`). */
+  multiaddrs: () => Multiaddr[]
+  /** Peers in the DHT routing table. */
+  routingTableSize: () => number
+  /** Resolves once the routing table holds at least `min` peers (polling, no blind sleep). */
+  waitForRoutingTable: (min?: number, options?: AbortOptions & { timeout?: number }) => Promise<number>
+  /** Dials the bootstrap peers again (e.g. after they were all lost). */
+  bootstrap: (options?: AbortOptions) => Promise<number>
+  stop: () => Promise<void>
+}
+
+function configError (message: string, cause?: unknown): SwarmpackError {
+  return new SwarmpackError(DhtErrorCode.INVALID_CONFIG, message, cause === undefined ? {} : { cause })
+}
+
+function parseAddrs (name: string, list: string[] | undefined): string[] {
+  if (list === undefined) return []
+  if (!Array.isArray(list)) throw configError(`${name} must be a list of multiaddrs`)
+  for (const a of list) {
+    try { multiaddr(a) } catch (err) { throw configError(`${name}: invalid multiaddr ${JSON.stringify(a)}`, err) }
+  }
+  return list
+}
+
+export function dhtProtocolName (name: string | undefined): string {
+  if (name === undefined || name === 'swarmpack') return SWARMPACK_DHT_PROTOCOL
+  if (name === 'ipfs') return IPFS_DHT_PROTOCOL
+  if (!/^\/[\x21-\x7e]{1,200}$/.test(name)) throw configError(`invalid DHT protocol ${JSON.stringify(name)}`)
+  return name
+}
+
+/** Finds the kad-dht service of a libp2p node, whatever name it was registered under. */
+export function findDhtService (node: Libp2p): KadDHT {
+  const services = node.services as Record<string, unknown>
+  if (services.dht != null) return services.dht as KadDHT
+  for (const s of Object.values(services)) {
+    if (s != null && typeof (s as KadDHT).findProviders === 'function' && typeof (s as KadDHT).put === 'function') return s as KadDHT
+  }
+  throw configError('the libp2p node has no kad-dht service')
+}
+
+/** Builds and starts a swarmpack peer from config, or wraps a host's own libp2p node. */
+export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2p: Libp2p, bootstrap?: string[] } = {}): Promise<SwarmpackPeer> {
+  if ('libp2p' in config) return wrapPeer(config.libp2p, parseAddrs('bootstrap', config.bootstrap), undefined)
+
+  const network = config.network ?? 'internet'
+  if (!['internet', 'lan', 'loopback'].includes(network)) throw configError(`unknown network mode ${String(network)}`)
+  const listen = parseAddrs('listen', config.listen ?? [network === 'loopback' ? '/ip4/127.0.0.1/tcp/0' : '/ip4/0.0.0.0/tcp/0'])
+  const announce = parseAddrs('announce', config.announce)
+  const bootstrap = parseAddrs('bootstrap', config.bootstrap)
+  const allow = parseAddrs('allow', config.allow)
+  if (network === 'loopback') allow.push('/ip4/127.0.0.0/ipcidr/8')
+  const positive = (name: string, v: number | undefined): void => {
+    if (v !== undefined && (!Number.isFinite(v) || v <= 0)) throw configError(`${name} must be a positive number`)
+  }
+  positive('maxConnections', config.maxConnections)
+  positive('inboundConnectionThreshold', config.inboundConnectionThreshold)
+  positive('querySelfInterval', config.querySelfInterval)
+  positive('connectionPingInterval', config.connectionPingInterval)
+
+  const privateKey = config.privateKey ?? (config.dataDir !== undefined ? await loadOrCreatePeerKey(config.dataDir) : undefined)
+  const traffic = config.countTraffic === false ? undefined : new TrafficCounter()
+
+  const node = await createLibp2p({
+    ...(privateKey !== undefined ? { privateKey } : {}),
+    addresses: { listen, announce },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux({ enableKeepAlive: false })],
+    connectionManager: {
+      maxConnections: config.maxConnections ?? 200,
+      inboundConnectionThreshold: config.inboundConnectionThreshold ?? (network === 'loopback' ? 1000 : 5),
+      allow
+    },
+    // libp2p pings every connection every 10 s by default; idle upkeep stays low with less
+    connectionMonitor: { pingInterval: config.connectionPingInterval ?? 60_000 },
+    ...(traffic !== undefined ? { metrics: traffic.metrics() } : {}),
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: dhtProtocolName(config.dhtProtocol),
+        clientMode: false,
+        peerInfoMapper: network === 'internet' ? removePrivateAddressesMapper : passthroughMapper,
+        validators: swarmpackDhtValidators,
+        selectors: swarmpackDhtSelectors,
+        ...(config.querySelfInterval !== undefined ? { querySelfInterval: config.querySelfInterval } : {})
+      })
+    }
+  })
+  log('started %p on %s', node.peerId, node.getMultiaddrs().map(String).join(' '))
+  return wrapPeer(node as unknown as Libp2p, bootstrap, traffic)
+}
+
+async function wrapPeer (node: Libp2p, bootstrapAddrs: string[], traffic: TrafficCounter | undefined): Promise<SwarmpackPeer> {
+  const dht = findDhtService(node)
+  registerSwarmpackRecords(dht)
+  const routingTableSize = (): number => (dht as unknown as { routingTable?: { size: number } }).routingTable?.size ?? 0
+
+  const bootstrap = async (options: AbortOptions = {}): Promise<number> => {
+    const results = await Promise.allSettled(bootstrapAddrs.map(async a => node.dial(multiaddr(a), options)))
+    const ok = results.filter(r => r.status === 'fulfilled').length
+    results.forEach((r, i) => { if (r.status === 'rejected') log('bootstrap dial %s failed: %s', bootstrapAddrs[i], (r.reason as Error).message) })
+    return ok
+  }
+
+  const waitForRoutingTable = async (min = 1, options: AbortOptions & { timeout?: number } = {}): Promise<number> => {
+    const deadline = Date.now() + (options.timeout ?? 30_000)
+    while (routingTableSize() < min) {
+      throwIfAborted(options.signal)
+      if (Date.now() > deadline) {
+        throw new SwarmpackError(DhtErrorCode.QUERY_FAILED, `routing table has ${routingTableSize()} peers, wanted ${min}`)
+      }
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    return routingTableSize()
+  }
+
+  if (bootstrapAddrs.length > 0) await bootstrap()
+
+  return {
+    libp2p: node,
+    dht,
+    peerId: node.peerId,
+    traffic,
+    multiaddrs: () => node.getMultiaddrs(),
+    routingTableSize,
+    waitForRoutingTable,
+    bootstrap,
+    stop: async () => { await node.stop() }
+  }
+}

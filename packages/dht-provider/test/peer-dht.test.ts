@@ -1,0 +1,91 @@
+import '@swarmpack/core/polyfill'
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { rawCid, isSwarmpackError } from '@swarmpack/core'
+import { Announcer, createIndexHeadRecord, indexHeadKey, verifyIndexHeadRecord, createSwarmpackPeer, findProviders, publishIndexHead, resolveIndexHead, SWARMPACK_DHT_PROTOCOL, type SwarmpackPeer } from '../src/index.js'
+
+describe('swarmpack peer and DHT discovery (5 loopback peers)', () => {
+  const peers: SwarmpackPeer[] = []
+  let dir: string
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'swarmpack-dht-'))
+    const hub = await createSwarmpackPeer({ network: 'loopback', dataDir: join(dir, 'hub') })
+    peers.push(hub)
+    const boot = hub.multiaddrs().map(String)
+    for (let i = 0; i < 4; i++) peers.push(await createSwarmpackPeer({ network: 'loopback', bootstrap: boot }))
+    await Promise.all(peers.map(async p => p.waitForRoutingTable(1, { timeout: 20_000 })))
+  })
+
+  after(async () => {
+    await Promise.all(peers.map(async p => p.stop()))
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('speaks the private swarmpack DHT protocol and keeps its key in the data dir', async () => {
+    assert.ok(peers[0].libp2p.getProtocols().includes(SWARMPACK_DHT_PROTOCOL))
+    assert.ok(!peers[0].libp2p.getProtocols().includes('/ipfs/kad/1.0.0'))
+    const again = await createSwarmpackPeer({ network: 'loopback', dataDir: join(dir, 'hub'), listen: [] })
+    try {
+      assert.ok(again.peerId.equals(peers[0].peerId))
+    } finally {
+      await again.stop()
+    }
+  })
+
+  it('rejects bad config with a typed error', async () => {
+    await assert.rejects(createSwarmpackPeer({ listen: ['not-a-multiaddr'] }), (e: unknown) => isSwarmpackError(e, 'ERR_DHT_INVALID_CONFIG'))
+    await assert.rejects(createSwarmpackPeer({ network: 'moon' as never }), (e: unknown) => isSwarmpackError(e, 'ERR_DHT_INVALID_CONFIG'))
+    await writeFile(join(dir, 'peer.key'), 'garbage')
+    await assert.rejects(createSwarmpackPeer({ dataDir: dir }), (e: unknown) => isSwarmpackError(e, 'ERR_DHT_INVALID_KEY'))
+  })
+
+  it('announces a root and another peer finds it', async () => {
+    const cid = rawCid(new TextEncoder().encode(`root ${Date.now()}`))
+    const announcer = new Announcer(peers[1].dht)
+    try {
+      let ok = false
+      for (let i = 0; i < 10 && !ok; i++) ok = await announcer.announce(cid)
+      assert.ok(ok)
+      const found = await findProviders(peers[4].dht, cid, { timeout: 10_000, self: peers[4].peerId })
+      assert.deepEqual(found.map(p => p.id.toString()), [peers[1].peerId.toString()])
+      assert.ok(found[0].multiaddrs.length > 0)
+      await announcer.withdraw(cid)
+      assert.equal(announcer.has(cid), false)
+    } finally {
+      await announcer.stop()
+    }
+  })
+
+  it('times out with ERR_DHT_NO_PROVIDERS for an unknown CID', async () => {
+    const cid = rawCid(new TextEncoder().encode(`nobody has ${Date.now()}`))
+    await assert.rejects(findProviders(peers[2].dht, cid, { timeout: 3000 }), (e: unknown) => isSwarmpackError(e, 'ERR_DHT_NO_PROVIDERS'))
+  })
+
+  it('publishes signed index heads: highest version wins, forged records are refused', async () => {
+    const indexer = await generateKeyPair('Ed25519')
+    const expiry = Date.now() + 3_600_000
+    await publishIndexHead(peers[1].dht, indexer, { version: 1, indexCid: rawCid(new Uint8Array([1])), expiry })
+    await publishIndexHead(peers[2].dht, indexer, { version: 3, indexCid: rawCid(new Uint8Array([3])), expiry })
+    const head = await resolveIndexHead(peers[4].dht, indexer.publicKey)
+    assert.equal(head.version, 3)
+    assert.ok(head.indexCid.equals(rawCid(new Uint8Array([3]))))
+    // a higher version for this indexer signed by another key: every peer refuses to store it
+    const forger = await generateKeyPair('Ed25519')
+    const forged = await createIndexHeadRecord(forger, { version: 99, indexCid: rawCid(new Uint8Array([9])), expiry })
+    const key = indexHeadKey(indexer.publicKey)
+    await assert.rejects(verifyIndexHeadRecord(key, forged), (e: unknown) => isSwarmpackError(e, 'ERR_DHT_INVALID_RECORD'))
+    const stored: string[] = []
+    try {
+      for await (const ev of peers[3].dht.put(key, forged)) {
+        if (ev.name === 'PEER_RESPONSE' && ev.messageName === 'PUT_VALUE') stored.push(ev.from.toString())
+      }
+    } catch {}
+    assert.deepEqual(stored, [])
+    assert.equal((await resolveIndexHead(peers[0].dht, indexer.publicKey)).version, 3)
+  })
+})
