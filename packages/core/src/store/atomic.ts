@@ -1,0 +1,69 @@
+/**
+ * Atomic file writes: the bytes go to a temporary file in the destination's directory, are
+ * flushed to disk, and only then renamed over the final name. rename(2) within one directory is
+ * atomic, so a reader (or a process restarting after a crash) sees either no file or the whole
+ * file, never a prefix. Temporary names start with TEMP_PREFIX so a restart can sweep leftovers.
+ */
+import { randomBytes } from 'node:crypto'
+import { open, readdir, rename, stat, unlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+
+/** Leading dot: never a valid CID, so a temp file can't be mistaken for a block or served as one. */
+export const TEMP_PREFIX = '.swarmpack-tmp-'
+
+export interface AtomicWriteOptions {
+  /** Flush the data before the rename (default true). Without it a power loss may leave an empty file. */
+  fsync?: boolean
+}
+
+export function tempPathFor (path: string): string {
+  return join(dirname(path), `${TEMP_PREFIX}${basename(path)}-${randomBytes(6).toString('hex')}`)
+}
+
+export async function writeFileAtomic (path: string, bytes: Uint8Array, options: AtomicWriteOptions = {}): Promise<void> {
+  const tmp = tempPathFor(path)
+  let renamed = false
+  try {
+    const fh = await open(tmp, 'wx', 0o644)
+    try {
+      let off = 0
+      while (off < bytes.byteLength) {
+        const { bytesWritten } = await fh.write(bytes, off, bytes.byteLength - off)
+        off += bytesWritten
+      }
+      if (options.fsync !== false) await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    await rename(tmp, path)
+    renamed = true
+  } finally {
+    if (!renamed) await unlink(tmp).catch(() => {})
+  }
+}
+
+export function isTempName (name: string): boolean {
+  return name.startsWith(TEMP_PREFIX)
+}
+
+/** Removes leftover temporary files in `dir`; returns how many. Missing directory: 0. */
+export async function removeTempFiles (dir: string, olderThanMs = 0): Promise<number> {
+  let names: string[]
+  try {
+    names = await readdir(dir)
+  } catch {
+    return 0
+  }
+  let removed = 0
+  const now = Date.now()
+  for (const name of names) {
+    if (!isTempName(name)) continue
+    const path = join(dir, name)
+    if (olderThanMs > 0) {
+      const st = await stat(path).catch(() => undefined)
+      if (st === undefined || now - st.mtimeMs < olderThanMs) continue
+    }
+    await unlink(path).then(() => { removed++ }, () => {})
+  }
+  return removed
+}

@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { identity } from 'multiformats/hashes/identity'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { sha512 } from 'multiformats/hashes/sha2'
+import { FsBlockstore, StoreErrorCode, storeProvider } from '../src/store/index.js'
+import { MAX_BLOCK_SIZE, rawCid } from '../src/block.js'
+import { isSwarmpackError } from '../src/errors.js'
+import { cborBlock, rawBlock, tempDir } from './fixtures/blocks.js'
+
+const code = (c: string) => (err: unknown) => isSwarmpackError(err, c)
+
+async function collect (gen: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = []
+  for await (const p of gen) parts.push(p)
+  return new Uint8Array(Buffer.concat(parts))
+}
+
+describe('FsBlockstore', () => {
+  let dir: string
+  let cleanup: () => Promise<void>
+  before(async () => { ({ dir, cleanup } = await tempDir()) })
+  after(async () => { await cleanup() })
+
+  it('round-trips blocks across a reopen, with accounting', async () => {
+    const blocks = [rawBlock(10), rawBlock(70_000), cborBlock({ hello: 'world' }), rawBlock(0)]
+    let store = await FsBlockstore.open(join(dir, 'a'))
+    for (const b of blocks) assert.ok((await store.put(b.cid, b.bytes)).equals(b.cid))
+    const total = blocks.reduce((n, b) => n + b.bytes.byteLength, 0)
+    assert.deepEqual(store.stats(), { bytes: total, blocks: 4, maxSize: Infinity, pins: 0 })
+    await store.close()
+    store = await FsBlockstore.open(join(dir, 'a'))
+    assert.equal(store.stats().bytes, total)
+    assert.equal(store.stats().blocks, 4)
+    for (const b of blocks) {
+      assert.equal(store.has(b.cid), true)
+      assert.deepEqual(await store.getBytes(b.cid), b.bytes)
+      assert.deepEqual(await collect(store.get(b.cid)), b.bytes)
+    }
+    // sharded layout: blocks/<2 chars>/<cid>
+    const shards = await readdir(join(dir, 'a', 'blocks'))
+    assert.ok(shards.every(s => s.length === 2))
+    await store.close()
+  })
+
+  it('refuses a block whose bytes do not match its CID, an oversized block and a non-sha256 CID', async () => {
+    const store = await FsBlockstore.open(join(dir, 'bad'))
+    const a = rawBlock(100)
+    const b = rawBlock(100)
+    await assert.rejects(store.put(a.cid, b.bytes), code('ERR_BLOCK_MISMATCH'))
+    assert.equal(store.has(a.cid), false)
+    // an iterable that grows past the cap is cut off while being read
+    const big = (function * () { for (let i = 0; i < 20; i++) yield new Uint8Array(64 * 1024) })()
+    await assert.rejects(store.put(a.cid, big), code('ERR_BLOCK_TOO_LARGE'))
+    const d512 = await sha512.digest(b.bytes)
+    await assert.rejects(store.put(CID.createV1(raw.code, d512), b.bytes), code('ERR_UNSUPPORTED_CID'))
+    await assert.rejects(store.put(a.cid, 42 as never), code('ERR_INVALID_ARGUMENT'))
+    assert.deepEqual(store.stats().blocks, 0)
+    // nothing half-written anywhere
+    const files = await readdir(join(dir, 'bad', 'blocks'), { recursive: true })
+    assert.deepEqual(files, [])
+    await store.close()
+  })
+
+  it('meets the interface-blockstore contract: put/get/has/delete, many, all, iterables, identity', async () => {
+    const store = await FsBlockstore.open(join(dir, 'contract'))
+    const blocks = Array.from({ length: 12 }, (_, i) => rawBlock(100 + i))
+    // putMany yields every key, accepting bytes as Uint8Array, sync and async iterables
+    const input = blocks.map((b, i) => ({
+      cid: b.cid,
+      bytes: i % 3 === 0 ? b.bytes : i % 3 === 1 ? [b.bytes.subarray(0, 50), b.bytes.subarray(50)] : (async function * () { yield b.bytes })()
+    }))
+    const put: CID[] = []
+    for await (const cid of store.putMany(input)) put.push(cid)
+    assert.deepEqual(put.map(String), blocks.map(b => b.cid.toString()))
+    // getMany in order, bytes as generators
+    let i = 0
+    for await (const pair of store.getMany(blocks.map(b => b.cid))) {
+      assert.ok(pair.cid.equals(blocks[i].cid))
+      assert.deepEqual(await collect(pair.bytes), blocks[i].bytes)
+      i++
+    }
+    assert.equal(i, blocks.length)
+    // getAll returns every block (under raw CIDs: the store is keyed by multihash)
+    const all = new Map<string, Uint8Array>()
+    for await (const pair of store.getAll()) all.set(pair.cid.toString(), await collect(pair.bytes))
+    assert.equal(all.size, blocks.length)
+    for (const b of blocks) assert.deepEqual(all.get(b.cid.toString()), b.bytes)
+    // keyed by multihash: the same bytes under a dag-cbor CID are found
+    const asCbor = CID.createV1(0x71, blocks[0].cid.multihash)
+    assert.equal(store.has(asCbor), true)
+    // missing block: NotFoundError name (interface-store) and ERR_NOT_FOUND code
+    const missing = rawBlock(5)
+    await assert.rejects(store.getBytes(missing.cid), (err: Error & { code?: string }) => err.name === 'NotFoundError' && err.code === 'ERR_NOT_FOUND')
+    await assert.rejects(collect(store.get(missing.cid)), code('ERR_NOT_FOUND'))
+    await assert.rejects(async () => { for await (const _ of store.getMany([blocks[0].cid, missing.cid])) { /* drain */ } }, code('ERR_NOT_FOUND'))
+    // delete, deleteMany; deleting an absent block is fine
+    await store.delete(blocks[0].cid)
+    await store.delete(blocks[0].cid)
+    assert.equal(store.has(blocks[0].cid), false)
+    const deleted: string[] = []
+    for await (const cid of store.deleteMany(blocks.slice(1, 4).map(b => b.cid))) deleted.push(cid.toString())
+    assert.equal(deleted.length, 3)
+    assert.equal(store.stats().blocks, blocks.length - 4)
+    // putting an existing block again is a no-op for accounting
+    const before = store.stats()
+    await store.put(blocks[5].cid, blocks[5].bytes)
+    assert.deepEqual(store.stats(), before)
+    // identity CIDs are inline: always present, nothing written
+    const id = CID.createV1(raw.code, identity.digest(new TextEncoder().encode('hi')))
+    assert.equal(store.has(id), true)
+    assert.deepEqual(await store.getBytes(id), new TextEncoder().encode('hi'))
+    await store.put(id, new TextEncoder().encode('hi'))
+    assert.deepEqual(store.stats(), before)
+    // abort
+    const ac = new AbortController()
+    ac.abort()
+    await assert.rejects(store.getBytes(blocks[5].cid, { signal: ac.signal }), code('ERR_ABORTED'))
+    await assert.rejects(store.put(missing.cid, missing.bytes, { signal: ac.signal }), code('ERR_ABORTED'))
+    await store.close()
+    await assert.rejects(store.getBytes(blocks[5].cid), code(StoreErrorCode.STORE_CLOSED))
+  })
+
+  it('accepts non-swarmpack codecs with sha2-256 (e.g. dag-pb from Helia)', async () => {
+    const store = await FsBlockstore.open(join(dir, 'dagpb'))
+    const bytes = new TextEncoder().encode('not really dag-pb')
+    const cid = CID.createV1(0x70, await sha256.digest(bytes))
+    await store.put(cid, bytes)
+    assert.deepEqual(await store.getBytes(cid), bytes)
+    await store.close()
+  })
+
+  it('emits block:added once per new block', async () => {
+    const store = await FsBlockstore.open(join(dir, 'events'))
+    const seen: string[] = []
+    const off = store.onBlockAdded(({ cid, size }) => { seen.push(`${cid.toString()}:${size}`) })
+    const b = rawBlock(33)
+    await Promise.all([store.put(b.cid, b.bytes), store.put(b.cid, b.bytes)])
+    await store.put(b.cid, b.bytes)
+    assert.deepEqual(seen, [`${b.cid.toString()}:33`])
+    off()
+    const c = rawBlock(3)
+    await store.put(c.cid, c.bytes)
+    assert.equal(seen.length, 1)
+    await store.close()
+  })
+
+  it('refuses a second opener and reopens after close; reports a size-changed block as corrupt', async () => {
+    const path = join(dir, 'lock')
+    const store = await FsBlockstore.open(path)
+    await assert.rejects(FsBlockstore.open(path), code(StoreErrorCode.STORE_LOCKED))
+    const b = rawBlock(1000)
+    await store.put(b.cid, b.bytes)
+    await store.close()
+    // truncate the file behind the store's back
+    const shard = b.cid.toString().slice(-3, -1)
+    const file = join(path, 'blocks', shard, b.cid.toString())
+    assert.equal((await readFile(file)).byteLength, 1000)
+    const again = await FsBlockstore.open(path)
+    await writeFile(file, b.bytes.subarray(0, 10))
+    await assert.rejects(again.getBytes(b.cid), code('ERR_CORRUPT_BLOCK'))
+    assert.equal(again.has(b.cid), false)
+    assert.equal(again.stats().bytes, 0)
+    await again.close()
+  })
+
+  it('serves as a core Provider', async () => {
+    const store = await FsBlockstore.open(join(dir, 'provider'))
+    const a = rawBlock(64)
+    const b = rawBlock(65)
+    await store.put(a.cid, a.bytes)
+    const provider = storeProvider(store)
+    assert.match(provider.name, /^store:/)
+    const events: string[] = []
+    assert.deepEqual(await provider.get(a.cid, { onProgress: e => events.push(e.type) }), a.bytes)
+    assert.deepEqual(events, ['swarmpack:provider:block'])
+    assert.equal(await provider.has?.(b.cid), false)
+    await assert.rejects(provider.get(b.cid), code('ERR_NOT_FOUND'))
+    const got: string[] = []
+    for await (const blk of provider.getMany!([a.cid, b.cid])) got.push(blk.cid.toString())
+    assert.deepEqual(got, [a.cid.toString()])
+    await store.close()
+  })
+
+  it('rawCid sanity: MAX_BLOCK_SIZE blocks are fine', async () => {
+    const store = await FsBlockstore.open(join(dir, 'max'))
+    const bytes = new Uint8Array(MAX_BLOCK_SIZE).fill(7)
+    const cid = rawCid(bytes)
+    await store.put(cid, bytes)
+    assert.equal((await store.getBytes(cid)).byteLength, MAX_BLOCK_SIZE)
+    await store.close()
+  })
+})
