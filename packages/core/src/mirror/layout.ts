@@ -9,6 +9,15 @@
  *     ipfs/bafkqaaa                empty file, the trustless-gateway liveness probe
  *     indexes/<indexer-id>/head    latest signed index head of a followed indexer (bytes as signed)
  *     indexes/<indexer-id>/<n>     (index blocks themselves are ordinary blocks under ipfs/)
+ *
+ * Rules a writer follows (see `exportMirror`) and a reader relies on (`FsProvider`, the HTTP provider):
+ * - a file under `ipfs/` is named by the block's CIDv1 in base32 and holds exactly the block's bytes;
+ *   readers still verify, since a mirror is not trusted;
+ * - every file is written to a temporary name starting with `.` and renamed into place, so a reader
+ *   never sees a partial file under a valid name; names starting with `.` are never blocks;
+ * - the descriptor is JSON `{ "layout": <MIRROR_LAYOUT_VERSION> }`; a reader refuses a layout it does
+ *   not know; unknown extra fields are ignored (room to grow);
+ * - no block file is larger than MAX_BLOCK_SIZE; a reader stops reading at MAX_BLOCK_SIZE + 1 bytes.
  */
 import type { CID } from 'multiformats/cid'
 
@@ -28,4 +37,26 @@ export function mirrorBlockPath (cid: CID): string {
 export function mirrorIndexHeadPath (indexerId: string): string {
   if (!/^[A-Za-z0-9_-]{1,128}$/.test(indexerId)) throw new TypeError(`invalid indexer id ${indexerId}`)
   return `${MIRROR_INDEXES_DIR}/${indexerId}/head`
+}
+
+/** Contents of `swarmpack-mirror.json`. */
+export interface MirrorDescriptor {
+  layout: number
+}
+
+/** The descriptor this version writes. */
+export function mirrorDescriptor (): MirrorDescriptor {
+  return { layout: MIRROR_LAYOUT_VERSION }
+}
+
+/** Parses a descriptor; returns undefined when it is not one this version can read. */
+export function parseMirrorDescriptor (text: string): MirrorDescriptor | undefined {
+  try {
+    const doc: unknown = JSON.parse(text)
+    if (typeof doc !== 'object' || doc === null) return undefined
+    const layout = (doc as { layout?: unknown }).layout
+    return layout === MIRROR_LAYOUT_VERSION ? { layout } : undefined
+  } catch {
+    return undefined
+  }
 }

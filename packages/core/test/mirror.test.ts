@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict'
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { verifyBlock } from '../src/block.js'
+import { isSwarmpackError } from '../src/errors.js'
+import { FsProvider, exportMirror } from '../src/mirror/index.js'
+import { MIRROR_DESCRIPTOR, mirrorBlockPath } from '../src/mirror/layout.js'
+import { FsBlockstore } from '../src/store/index.js'
+import { linkBlock, rawBlock, tempDir } from './fixtures/blocks.js'
+
+const code = (c: string) => (err: unknown) => isSwarmpackError(err, c)
+
+describe('exportMirror + FsProvider', () => {
+  let dir: string
+  let cleanup: () => Promise<void>
+  let store: FsBlockstore
+  before(async () => {
+    ({ dir, cleanup } = await tempDir('swarmpack-mirror-'))
+    store = await FsBlockstore.open(join(dir, 'store'))
+  })
+  after(async () => { await store.close(); await cleanup() })
+
+  it('exports what the roots reach, idempotently, and reads it back', async () => {
+    const leaves = Array.from({ length: 6 }, (_, i) => rawBlock(1000 + i))
+    const shared = rawBlock(500)
+    const inner = linkBlock([leaves[0].cid, leaves[1].cid, shared.cid])
+    const root1 = linkBlock([inner.cid, leaves[2].cid, leaves[3].cid])
+    const root2 = linkBlock([shared.cid, leaves[4].cid])
+    const unrelated = rawBlock(99)
+    for (const b of [...leaves, shared, inner, root1, root2, unrelated]) await store.put(b.cid, b.bytes)
+    const mirror = join(dir, 'm1')
+    const events: number[] = []
+    const report = await exportMirror(store, [root1.cid, root2.cid], mirror, { onProgress: e => events.push(e.detail.blocks) })
+    // root1, inner, leaves 0..3, shared, root2, leaf 4 = 9 (leaf 5 and `unrelated` are not reached)
+    assert.equal(report.blocks, 9)
+    assert.equal(report.written, 9)
+    assert.equal(events.length, 9)
+    const files = (await readdir(join(mirror, 'ipfs'))).sort()
+    assert.ok(files.includes('bafkqaaa'))
+    assert.equal((await stat(join(mirror, 'ipfs', 'bafkqaaa'))).size, 0)
+    assert.equal(files.length, 10)
+    assert.deepEqual(JSON.parse(await readFile(join(mirror, MIRROR_DESCRIPTOR), 'utf8')), { layout: 1 })
+    assert.ok(!files.includes(unrelated.cid.toString()))
+
+    // a rerun writes nothing; a damaged file is replaced
+    await writeFile(join(mirror, mirrorBlockPath(leaves[0].cid)), 'garbage')
+    const again = await exportMirror(store, [root1.cid, root2.cid], mirror)
+    assert.equal(again.written, 1)
+    assert.equal(again.skipped, 8)
+
+    const provider = await FsProvider.open(mirror)
+    for (const b of [...leaves.slice(0, 5), shared, inner, root1, root2]) {
+      const bytes = await provider.get(b.cid)
+      verifyBlock(b.cid, bytes)
+      assert.equal(await provider.has(b.cid), true)
+    }
+    await assert.rejects(provider.get(leaves[5].cid), code('ERR_NOT_FOUND'))
+    assert.equal(await provider.has(leaves[5].cid), false)
+    const got: string[] = []
+    for await (const b of provider.getMany([root1.cid, leaves[5].cid, root2.cid, unrelated.cid])) got.push(b.cid.toString())
+    assert.deepEqual(got.sort(), [root1.cid.toString(), root2.cid.toString()].sort())
+    // the FsProvider can feed a second store: a full round trip
+    const store2 = await FsBlockstore.open(join(dir, 'store2'))
+    for await (const b of provider.getMany([root1.cid, inner.cid, ...leaves.slice(0, 4).map(l => l.cid), shared.cid])) await store2.put(b.cid, b.bytes)
+    assert.equal(store2.stats().blocks, 7)
+    await store2.close()
+  })
+
+  it('raises ERR_NOT_FOUND when the store lacks a reachable block, and a rerun completes', async () => {
+    const leaf = rawBlock(10)
+    const root = linkBlock([leaf.cid])
+    await store.put(root.cid, root.bytes)
+    const mirror = join(dir, 'm2')
+    await assert.rejects(exportMirror(store, [root.cid], mirror), code('ERR_NOT_FOUND'))
+    await store.put(leaf.cid, leaf.bytes)
+    const report = await exportMirror(store, [root.cid], mirror)
+    assert.deepEqual([report.written, report.skipped], [1, 1])
+  })
+
+  it('honours an aborted signal', async () => {
+    const leaf = rawBlock(10)
+    await store.put(leaf.cid, leaf.bytes)
+    const ac = new AbortController()
+    ac.abort()
+    await assert.rejects(exportMirror(store, [leaf.cid], join(dir, 'm3'), { signal: ac.signal }), code('ERR_ABORTED'))
+  })
+})
