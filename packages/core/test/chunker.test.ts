@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { test } from 'node:test'
+import { DEFAULT_CHUNKER, GEAR, MAX_BLOCK_SIZE, chunkLengths, chunkStream, isSwarmpackError, CoreErrorCode, validateChunkerParams } from '@swarmpack/core'
+
+/** Deterministic pseudo-random bytes (xorshift32), so failures reproduce. */
+function bytes (n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n)
+  let x = seed >>> 0 || 1
+  for (let i = 0; i < n; i++) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; out[i] = x & 0xff }
+  return out
+}
+
+async function collect (pieces: Iterable<Uint8Array>): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = []
+  for await (const c of chunkStream(pieces)) out.push(c)
+  return out
+}
+
+function * split (data: Uint8Array, size: number): Generator<Uint8Array> {
+  for (let o = 0; o < data.length; o += size) yield data.subarray(o, o + size)
+}
+
+const hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+test('the gear table is fixed: every node must cut identically', () => {
+  assert.equal(GEAR.length, 256)
+  assert.equal(new Set(GEAR).size, 256)
+  // Pinned values: a change here would change every chunk boundary and break dedup with old releases.
+  assert.equal(GEAR[0] >>> 0, 570003851)
+  assert.equal(GEAR[255] >>> 0, 3709682966)
+  assert.equal(createHash('sha256').update(new Uint8Array(GEAR.buffer)).digest('hex').slice(0, 16), '12d929dd65e7a799')
+})
+
+test('chunks reassemble the input, respect min/max and stay under the block limit', async () => {
+  const data = bytes(5 * 1024 * 1024 + 123, 1)
+  const chunks = await collect(split(data, 65536))
+  const joined = Buffer.concat(chunks)
+  assert.equal(hex(joined), hex(data))
+  for (const [i, c] of chunks.entries()) {
+    assert.ok(c.length <= DEFAULT_CHUNKER.maxSize && c.length <= MAX_BLOCK_SIZE)
+    if (i < chunks.length - 1) assert.ok(c.length >= DEFAULT_CHUNKER.minSize)
+  }
+  const mean = data.length / chunks.length
+  assert.ok(mean > DEFAULT_CHUNKER.avgSize * 0.6 && mean < DEFAULT_CHUNKER.avgSize * 2, `mean chunk ${mean}`)
+})
+
+test('boundaries do not depend on how the stream is split into pieces', async () => {
+  const data = bytes(3 * 1024 * 1024, 2)
+  const expected = chunkLengths(data)
+  for (const piece of [1, 4093, 65536, 1024 * 1024, data.length]) {
+    const pieces = piece === 1 ? split(data.subarray(0, 600_000), 1) : split(data, piece)
+    const got = (await collect(pieces)).map(c => c.length)
+    const want = piece === 1 ? chunkLengths(data.subarray(0, 600_000)) : expected
+    assert.deepEqual(got, want, `piece size ${piece}`)
+  }
+})
+
+test('an insertion early in a file changes only the chunks around it', async () => {
+  const data = bytes(8 * 1024 * 1024, 3)
+  const insert = bytes(100, 4)
+  const at = 200_000
+  const edited = Buffer.concat([data.subarray(0, at), insert, data.subarray(at)])
+  const before = new Set((await collect(split(data, 65536))).map(hex))
+  const after = await collect(split(edited, 65536))
+  const fresh = after.filter(c => !before.has(hex(c)))
+  assert.ok(fresh.length >= 1 && fresh.length <= 2, `${fresh.length} new chunks of ${after.length}`)
+  const freshBytes = fresh.reduce((a, c) => a + c.length, 0)
+  assert.ok(freshBytes < 3 * DEFAULT_CHUNKER.maxSize)
+})
+
+test('empty input yields no chunk; tiny input yields one', async () => {
+  assert.deepEqual(await collect([]), [])
+  assert.deepEqual(await collect([new Uint8Array(0)]), [])
+  const small = await collect([bytes(10, 5)])
+  assert.equal(small.length, 1)
+  assert.equal(small[0].length, 10)
+})
+
+test('a long run of one byte value is cut at maxSize', async () => {
+  const chunks = await collect(split(new Uint8Array(2 * 1024 * 1024), 1 << 20))
+  assert.ok(chunks.every(c => c.length <= DEFAULT_CHUNKER.maxSize))
+  assert.equal(chunks.reduce((a, c) => a + c.length, 0), 2 * 1024 * 1024)
+})
+
+test('invalid parameters are refused with a typed error', () => {
+  for (const p of [
+    { minSize: 16, avgSize: 64, maxSize: 256, normalization: 2 },
+    { minSize: 4096, avgSize: 10000, maxSize: 65536, normalization: 2 },
+    { minSize: 4096, avgSize: 16384, maxSize: 2 * MAX_BLOCK_SIZE, normalization: 2 }
+  ]) {
+    assert.throws(() => validateChunkerParams(p), (e: unknown) => isSwarmpackError(e, CoreErrorCode.INVALID_ARGUMENT))
+  }
+})
