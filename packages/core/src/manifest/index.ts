@@ -1,0 +1,7 @@
+export * from './types.js'
+export { MANIFEST_LIMITS, INLINE_CHUNKS, CHUNKS_PER_PAGE } from './limits.js'
+export { createManifest, encodeManifest, decodeManifest, loadManifest, listManifestCids, manifestChunkCids } from './codec.js'
+export type { BlockGetter, EncodedManifest, DecodeManifestOptions, LoadedManifest } from './codec.js'
+export { validateManifest, PLATFORM_PATTERN, VARIANT_PATTERN } from './validate.js'
+export { validateEntryPath, validateLinkTarget, validateTree, collisionKey } from './paths.js'
+export { scanCbor } from './cbor-scan.js'

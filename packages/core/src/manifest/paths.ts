@@ -1,0 +1,83 @@
+/**
+ * Path safety for manifest entries. A path is a relative POSIX path written in exactly one way:
+ * segments separated by single `/`, no empty, `.` or `..` segment, no leading or trailing `/`, no
+ * backslash, no NUL or other control character. Because every path has exactly one spelling,
+ * tricks like `a/./b`, `a//b`, `a/b/` or `a\b` are refused rather than normalised. Two paths that
+ * are equal after Unicode NFC normalisation and case folding are duplicates too (they would land
+ * on the same file on macOS or Windows). Symlink targets must be relative and stay inside the root.
+ */
+import { posix } from 'node:path'
+import { CoreErrorCode, SwarmpackError } from '../errors.js'
+import { MANIFEST_LIMITS } from './limits.js'
+import type { ManifestEntry } from './types.js'
+
+const encoder = new TextEncoder()
+
+export function unsafePath (path: unknown, why: string): SwarmpackError {
+  const shown = typeof path === 'string' ? JSON.stringify(path.slice(0, 200)) : typeof path
+  return new SwarmpackError(CoreErrorCode.UNSAFE_PATH, `unsafe path ${shown}: ${why}`, { details: { path: typeof path === 'string' ? path.slice(0, 200) : undefined, reason: why } })
+}
+
+// Control characters (including NUL), backslash, and the characters Windows forbids in names.
+const FORBIDDEN = /[\u0000-\u001f\u007f\\]/
+
+/** Throws ERR_UNSAFE_PATH unless `path` is a canonical, relative, contained path. */
+export function validateEntryPath (path: unknown): asserts path is string {
+  if (typeof path !== 'string') throw unsafePath(path, 'not a string')
+  if (path.length === 0) throw unsafePath(path, 'empty')
+  if (path.includes('\u0000')) throw unsafePath(path, 'NUL in name')
+  if (FORBIDDEN.test(path)) throw unsafePath(path, 'backslash or control character')
+  if (path.startsWith('/')) throw unsafePath(path, 'absolute')
+  if (/^[A-Za-z]:/.test(path)) throw unsafePath(path, 'drive letter')
+  if (path.endsWith('/')) throw unsafePath(path, 'trailing slash')
+  if (encoder.encode(path).length > MANIFEST_LIMITS.maxPathBytes) throw unsafePath(path, `longer than ${MANIFEST_LIMITS.maxPathBytes} bytes`)
+  const segments = path.split('/')
+  if (segments.length > MANIFEST_LIMITS.maxPathDepth) throw unsafePath(path, `deeper than ${MANIFEST_LIMITS.maxPathDepth}`)
+  for (const s of segments) {
+    if (s === '') throw unsafePath(path, 'empty segment (//)')
+    if (s === '.') throw unsafePath(path, '"." segment')
+    if (s === '..') throw unsafePath(path, '".." segment')
+    if (encoder.encode(s).length > MANIFEST_LIMITS.maxSegmentBytes) throw unsafePath(path, `segment longer than ${MANIFEST_LIMITS.maxSegmentBytes} bytes`)
+  }
+}
+
+/** Throws ERR_UNSAFE_PATH unless the symlink at `path` pointing to `target` stays inside the root. */
+export function validateLinkTarget (path: string, target: unknown): asserts target is string {
+  if (typeof target !== 'string' || target.length === 0) throw unsafePath(path, 'symlink without a target')
+  if (target.includes('\u0000') || FORBIDDEN.test(target)) throw unsafePath(path, 'symlink target with NUL, backslash or control character')
+  if (encoder.encode(target).length > MANIFEST_LIMITS.maxLinkTargetBytes) throw unsafePath(path, 'symlink target too long')
+  if (target.startsWith('/') || /^[A-Za-z]:/.test(target)) throw unsafePath(path, 'symlink to an absolute path')
+  const resolved = posix.normalize(posix.join(posix.dirname(path), target))
+  if (resolved === '..' || resolved.startsWith('../') || resolved.startsWith('/')) throw unsafePath(path, `symlink leaves the package root (${target})`)
+  if (resolved === '.' ) throw unsafePath(path, 'symlink to the package root itself')
+}
+
+/** The key under which two paths collide on a case-insensitive or normalising file system. */
+export function collisionKey (path: string): string {
+  return path.normalize('NFC').toLowerCase()
+}
+
+/**
+ * Checks a whole entry list: each path and link target, no duplicates (also after case folding
+ * and NFC), and no entry below a file or a symlink (writing through a symlink could leave the root).
+ */
+export function validateTree (entries: readonly ManifestEntry[]): void {
+  const kinds = new Map<string, ManifestEntry['type']>()
+  for (const e of entries) {
+    validateEntryPath(e.path)
+    if (e.type === 'symlink') validateLinkTarget(e.path, e.target)
+    const key = collisionKey(e.path)
+    if (kinds.has(key)) throw unsafePath(e.path, 'duplicate path')
+    kinds.set(key, e.type)
+  }
+  for (const e of entries) {
+    let slash = e.path.lastIndexOf('/')
+    while (slash > 0) {
+      const parent = e.path.slice(0, slash)
+      const kind = kinds.get(collisionKey(parent))
+      if (kind === 'file') throw unsafePath(e.path, `parent ${parent} is a file`)
+      if (kind === 'symlink') throw unsafePath(e.path, `parent ${parent} is a symlink`)
+      slash = parent.lastIndexOf('/')
+    }
+  }
+}

@@ -1,0 +1,5 @@
+export { pack } from './pack.js'
+export type { PackOptions, PackResult, PackProgressEvents, PutBlockstore } from './pack.js'
+export { unpack } from './unpack.js'
+export type { UnpackOptions, UnpackResult, UnpackProgressEvents } from './unpack.js'
+export { rawCidAsync } from './hash.js'

@@ -1,0 +1,129 @@
+/**
+ * unpack: rebuilds a package directory from its root CID. Nothing is trusted: the manifest is
+ * verified and schema-checked (paths, links, sizes) before anything touches the disk, every chunk
+ * is verified against its CID and its declared size as it arrives, and all writing happens in a
+ * staging directory next to the target (`<target>.staging-<random>`), which is renamed into place
+ * only when everything checked out. On any failure the staging directory is removed and the
+ * target does not exist.
+ */
+import { randomBytes } from 'node:crypto'
+import { constants, chmod, lstat, mkdir, open, rename, rm, symlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { logger } from '@libp2p/logger'
+import type { CID } from 'multiformats/cid'
+import { CustomProgressEvent } from 'progress-events'
+import type { ProgressEvent, ProgressOptions } from 'progress-events'
+import { verifyBlock } from '../block.js'
+import { CoreErrorCode, SwarmpackError, throwIfAborted } from '../errors.js'
+import { loadManifest } from '../manifest/codec.js'
+import type { BlockGetter } from '../manifest/codec.js'
+import type { FileEntry, Manifest } from '../manifest/types.js'
+import { orderedWindow } from './hash.js'
+
+const log = logger('swarmpack:unpack')
+
+export type UnpackProgressEvents =
+  ProgressEvent<'swarmpack:unpack:manifest', { root: CID, entries: number, totalSize: number }> |
+  ProgressEvent<'swarmpack:unpack:chunk', { path: string, cid: CID, size: number, bytesDone: number, totalSize: number }> |
+  ProgressEvent<'swarmpack:unpack:file', { path: string, size: number }>
+
+export interface UnpackOptions extends ProgressOptions<UnpackProgressEvents> {
+  signal?: AbortSignal
+  /** Chunks fetched ahead, per file (default 8). */
+  window?: number
+}
+
+export interface UnpackResult {
+  root: CID
+  manifest: Manifest
+  totalSize: number
+  /** Directory written (the target). */
+  path: string
+}
+
+async function exists (path: string): Promise<boolean> {
+  try { await lstat(path); return true } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw err
+  }
+}
+
+/**
+ * Unpacks the package `root` from `source` (any Provider, or a blockstore adapter with `get`)
+ * into `targetDir`, which must not exist yet (ERR_TARGET_EXISTS).
+ */
+export async function unpack (root: CID, source: BlockGetter, targetDir: string, options: UnpackOptions = {}): Promise<UnpackResult> {
+  const { signal, onProgress } = options
+  const window = options.window ?? 8
+  if (await exists(targetDir)) throw new SwarmpackError(CoreErrorCode.TARGET_EXISTS, `${targetDir} already exists`, { details: { path: targetDir } })
+
+  const { manifest } = await loadManifest(root, source, { signal })
+  onProgress?.(new CustomProgressEvent('swarmpack:unpack:manifest', { root, entries: manifest.entries.length, totalSize: manifest.totalSize }))
+
+  const staging = join(dirname(targetDir), `${basename(targetDir)}.staging-${randomBytes(6).toString('hex')}`)
+  await mkdir(staging, { mode: 0o700 })
+  let bytesDone = 0
+  try {
+    // Directories first (sorted, so parents come first; implied parents are created too). The
+    // manifest check guarantees no entry lies below a file or symlink, and symlinks are only made
+    // at the very end, so nothing written here can go through a link.
+    for (const e of manifest.entries) {
+      if (e.type === 'dir') await mkdir(join(staging, e.path), { recursive: true, mode: 0o755 })
+    }
+    const writeFile = async (e: FileEntry): Promise<void> => {
+      const abs = join(staging, e.path)
+      await mkdir(dirname(abs), { recursive: true, mode: 0o755 })
+      // O_EXCL: never write into something that already exists (a duplicate that slipped through).
+      const fh = await open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+      try {
+        const fetchChunk = async ([cid, size]: [CID, number]): Promise<Uint8Array> => {
+          throwIfAborted(signal)
+          const bytes = await source.get(cid, { signal })
+          verifyBlock(cid, bytes)
+          if (bytes.length !== size) {
+            throw new SwarmpackError(CoreErrorCode.SIZE_MISMATCH, `chunk ${cid.toString()} of ${e.path} has ${bytes.length} bytes, manifest says ${size}`, { details: { path: e.path, cid: cid.toString() } })
+          }
+          return bytes
+        }
+        let written = 0
+        let i = 0
+        for await (const bytes of orderedWindow(e.chunks, window, fetchChunk)) {
+          let off = 0
+          while (off < bytes.length) {
+            const { bytesWritten } = await fh.write(bytes, off, bytes.length - off)
+            off += bytesWritten
+          }
+          written += bytes.length
+          bytesDone += bytes.length
+          onProgress?.(new CustomProgressEvent('swarmpack:unpack:chunk', { path: e.path, cid: e.chunks[i++][0], size: bytes.length, bytesDone, totalSize: manifest.totalSize }))
+        }
+        if (written !== e.size) throw new SwarmpackError(CoreErrorCode.SIZE_MISMATCH, `${e.path}: wrote ${written} bytes, manifest says ${e.size}`, { details: { path: e.path } })
+      } finally {
+        await fh.close()
+      }
+      // Only 0o644 or 0o755 reach here (checked in the manifest): never setuid, setgid or sticky.
+      await chmod(abs, e.mode & 0o755)
+      onProgress?.(new CustomProgressEvent('swarmpack:unpack:file', { path: e.path, size: e.size }))
+    }
+    for (const e of manifest.entries) {
+      throwIfAborted(signal)
+      if (e.type === 'file') await writeFile(e)
+    }
+    for (const e of manifest.entries) {
+      if (e.type !== 'symlink') continue
+      const abs = join(staging, e.path)
+      await mkdir(dirname(abs), { recursive: true, mode: 0o755 })
+      await symlink(e.target, abs)
+    }
+    await chmod(staging, 0o755)
+    throwIfAborted(signal)
+    // rename() would silently replace an empty directory created meanwhile: check right before.
+    if (await exists(targetDir)) throw new SwarmpackError(CoreErrorCode.TARGET_EXISTS, `${targetDir} appeared while unpacking`, { details: { path: targetDir } })
+    await rename(staging, targetDir)
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true })
+    throw err
+  }
+  log('unpacked %s@%s (%d bytes) into %s', manifest.name, manifest.version, manifest.totalSize, targetDir)
+  return { root, manifest, totalSize: manifest.totalSize, path: targetDir }
+}
