@@ -1,0 +1,382 @@
+/**
+ * Signed indexes, their shards and head records.
+ *
+ *   head   (signed, swarmpack/index-head@1): { indexer, version, index: CID, issued, expires, nextKeys? }
+ *   index  (signed, swarmpack/index@1):      { indexer, version, issued, expires, releases,
+ *                                              shards: CID[], revocations: { keys, certificates } }
+ *   shard  (plain dag-cbor block):           { type, bucket, of, entries: name -> version -> entry }
+ *
+ * A name lives in exactly one shard, picked by the first four bytes of sha-256(name) modulo the
+ * (power-of-two) shard count, so a lookup reads one shard and an unchanged shard keeps its CID from
+ * one version to the next. Shards are hash-linked from the signed index, so they need no signature
+ * of their own. A removed release stays as a tombstone, so a newer index can be checked against an
+ * older one: whatever the old one listed must still be there, unchanged, or tombstoned.
+ */
+import { createHash } from 'node:crypto'
+import { CoreErrorCode, encodeCborBlock, isSwarmpackError, verifyBlock, MAX_BLOCK_SIZE, type Block } from '@swarmpack/core'
+import { CID } from 'multiformats/cid'
+import { decodeStrict } from './cbor.js'
+import { PayloadType, openEnvelope, signEnvelope, type SignedObject } from './envelope.js'
+import { TrustErrorCode, trustError } from './errors.js'
+import { publicKeyFromKeyId, type Ed25519PrivateKey, type KeyId } from './keys.js'
+import { assertName, assertVersion } from './names.js'
+import { validateDependencies, validateVariants, type Variant } from './release.js'
+import { asArray, asCid, asObject, asString, asStringList, asUint, expectKeys, malformed } from './schema.js'
+
+export const SHARD_TYPE = 'swarmpack/index-shard@1'
+export const MAX_SHARDS = 16384
+export const MAX_REVOCATIONS = 10000
+const INDEXER_ID_RE = /^[A-Za-z0-9_-]{1,128}$/
+
+export interface IndexEntry {
+  /** CID of the release envelope. */
+  release: CID
+  /** Byte size of the release envelope. */
+  size: number
+  variants: Record<string, Variant>
+  dependencies: Record<string, string>
+}
+
+/** A release the indexer no longer vouches for; it stays so later indexes cannot drop it silently. */
+export interface Tombstone { removed: string }
+
+export type IndexSlot = IndexEntry | Tombstone
+
+export function isTombstone (slot: IndexSlot): slot is Tombstone {
+  return 'removed' in slot
+}
+
+export interface Revocations {
+  /** Key ids no longer trusted in any role the index speaks for. */
+  keys: KeyId[]
+  /** CIDs (strings) of delegation certificates no longer valid. */
+  certificates: string[]
+}
+
+export interface IndexHead {
+  indexer: string
+  version: number
+  index: CID
+  issued: number
+  expires: number
+  /** Key rotation: from the next version on, heads and indexes are signed by one of these keys. */
+  nextKeys?: KeyId[]
+}
+
+export interface IndexRoot {
+  indexer: string
+  version: number
+  issued: number
+  expires: number
+  /** Number of live (not tombstoned) releases. */
+  releases: number
+  shards: CID[]
+  revocations: Revocations
+}
+
+export type GetBlock = (cid: CID, options?: { signal?: AbortSignal }) => Promise<Uint8Array>
+
+export function assertIndexerId (id: unknown, what = 'indexer'): string {
+  if (typeof id !== 'string' || !INDEXER_ID_RE.test(id)) throw malformed(what, 'invalid indexer id')
+  return id
+}
+
+/** Which of `of` shards holds `name`. */
+export function shardFor (name: string, of: number): number {
+  const h = createHash('sha256').update(name).digest()
+  return h.readUInt32BE(0) % of
+}
+
+// ---- validation ----------------------------------------------------------------------------
+
+function validateHead (raw: unknown): IndexHead {
+  const what = 'index head'
+  const obj = asObject(raw, what)
+  expectKeys(obj, what, ['indexer', 'version', 'index', 'issued', 'expires'], ['nextKeys'])
+  const head: IndexHead = {
+    indexer: assertIndexerId(obj.indexer, `${what}.indexer`),
+    version: asUint(obj.version, `${what}.version`),
+    index: asCid(obj.index, `${what}.index`),
+    issued: asUint(obj.issued, `${what}.issued`),
+    expires: asUint(obj.expires, `${what}.expires`)
+  }
+  if (head.expires <= head.issued) throw malformed(what, 'expires before it is issued')
+  if (obj.nextKeys !== undefined) {
+    head.nextKeys = asStringList(obj.nextKeys, `${what}.nextKeys`, 16, 80)
+    if (head.nextKeys.length === 0) throw malformed(what, 'empty nextKeys')
+    head.nextKeys.forEach(k => publicKeyFromKeyId(k))
+  }
+  return head
+}
+
+function validateRevocations (raw: unknown, what: string): Revocations {
+  const obj = asObject(raw, what)
+  expectKeys(obj, what, ['keys', 'certificates'])
+  const keys = asStringList(obj.keys, `${what}.keys`, MAX_REVOCATIONS, 80)
+  keys.forEach(k => publicKeyFromKeyId(k))
+  const certificates = asStringList(obj.certificates, `${what}.certificates`, MAX_REVOCATIONS, 128)
+  for (const c of certificates) {
+    try { CID.parse(c) } catch { throw malformed(what, 'revoked certificate is not a CID') }
+  }
+  return { keys, certificates }
+}
+
+function validateIndexRoot (raw: unknown): IndexRoot {
+  const what = 'index'
+  const obj = asObject(raw, what)
+  expectKeys(obj, what, ['indexer', 'version', 'issued', 'expires', 'releases', 'shards', 'revocations'])
+  const shards = asArray(obj.shards, `${what}.shards`, MAX_SHARDS).map((c, i) => asCid(c, `${what}.shards[${i}]`))
+  if (shards.length === 0 || (shards.length & (shards.length - 1)) !== 0) throw malformed(what, 'shard count must be a power of two')
+  const root: IndexRoot = {
+    indexer: assertIndexerId(obj.indexer, `${what}.indexer`),
+    version: asUint(obj.version, `${what}.version`),
+    issued: asUint(obj.issued, `${what}.issued`),
+    expires: asUint(obj.expires, `${what}.expires`),
+    releases: asUint(obj.releases, `${what}.releases`),
+    shards,
+    revocations: validateRevocations(obj.revocations, `${what}.revocations`)
+  }
+  if (root.expires <= root.issued) throw malformed(what, 'expires before it is issued')
+  return root
+}
+
+function validateSlot (raw: unknown, what: string): IndexSlot {
+  const obj = asObject(raw, what)
+  if ('removed' in obj) {
+    expectKeys(obj, what, ['removed'])
+    return { removed: asString(obj.removed, `${what}.removed`, 256) }
+  }
+  expectKeys(obj, what, ['release', 'size', 'variants', 'dependencies'])
+  return {
+    release: asCid(obj.release, `${what}.release`),
+    size: asUint(obj.size, `${what}.size`),
+    variants: validateVariants(obj.variants, `${what}.variants`),
+    dependencies: validateDependencies(obj.dependencies, `${what}.dependencies`)
+  }
+}
+
+export type ShardEntries = Map<string, Map<string, IndexSlot>>
+
+/** Decodes and checks one shard: canonical, typed, in its place, every name hashing to it. */
+export function openShard (bytes: Uint8Array, bucket: number, of: number): ShardEntries {
+  const what = `index shard ${bucket}/${of}`
+  const obj = asObject(decodeStrict(bytes, { maxBytes: MAX_BLOCK_SIZE, what }), what)
+  expectKeys(obj, what, ['type', 'bucket', 'of', 'entries'])
+  if (obj.type !== SHARD_TYPE) throw trustError(TrustErrorCode.PAYLOAD_TYPE, `${what}: expected ${SHARD_TYPE}`, { got: String(obj.type).slice(0, 64) })
+  if (obj.bucket !== bucket || obj.of !== of) throw malformed(what, 'shard is not in its place')
+  const entries = asObject(obj.entries, `${what}.entries`)
+  const out: ShardEntries = new Map()
+  for (const [name, versions] of Object.entries(entries)) {
+    assertName(name, `${what} name`)
+    if (shardFor(name, of) !== bucket) throw malformed(what, `${name} belongs to another shard`)
+    const vs = asObject(versions, `${what}.${name}`)
+    const m = new Map<string, IndexSlot>()
+    for (const [version, slot] of Object.entries(vs)) {
+      assertVersion(version, `${what}.${name} version`)
+      m.set(version, validateSlot(slot, `${what}.${name}@${version}`))
+    }
+    if (m.size === 0) throw malformed(what, `${name} lists no versions`)
+    out.set(name, m)
+  }
+  return out
+}
+
+export interface VerifiedHead extends IndexHead { signer: KeyId, bytes: Uint8Array, payload: Uint8Array }
+export interface VerifiedIndexRoot extends IndexRoot { signer: KeyId, cid: CID, bytes: Uint8Array }
+
+export function openIndexHead (bytes: Uint8Array): VerifiedHead {
+  const env = openEnvelope(bytes, PayloadType.INDEX_HEAD)
+  return { ...validateHead(env.value), signer: env.signer, bytes, payload: env.payload }
+}
+
+export function openIndexRoot (bytes: Uint8Array): VerifiedIndexRoot {
+  const env = openEnvelope(bytes, PayloadType.INDEX)
+  return { ...validateIndexRoot(env.value), signer: env.signer, cid: env.cid, bytes }
+}
+
+/** Fetches a block and checks it hashes to its CID: ERR_TRUST_MISSING_BLOCK or ERR_TRUST_MISMATCH otherwise. */
+export async function fetchVerified (getBlock: GetBlock, cid: CID, what: string, signal?: AbortSignal): Promise<Uint8Array> {
+  let bytes: Uint8Array
+  try {
+    bytes = await getBlock(cid, { signal })
+  } catch (err) {
+    if (isSwarmpackError(err, CoreErrorCode.ABORTED)) throw err
+    throw trustError(TrustErrorCode.MISSING_BLOCK, `${what} ${cid.toString()} is not available`, { cid: cid.toString(), what }, err)
+  }
+  try {
+    verifyBlock(cid, bytes)
+  } catch (err) {
+    throw trustError(TrustErrorCode.MISMATCH, `${what} does not match its CID ${cid.toString()}`, { cid: cid.toString(), what }, err)
+  }
+  return bytes
+}
+
+// ---- building (indexer side) ---------------------------------------------------------------
+
+export interface BuildIndexInput {
+  indexer: string
+  version: number
+  issued: number
+  expires: number
+  /** name -> version -> entry or tombstone */
+  entries: Map<string, Map<string, IndexSlot>>
+  revocations?: Partial<Revocations>
+  /** Rotation: keys that sign from the next version on. */
+  nextKeys?: KeyId[]
+  /** Force a shard count (a power of two); picked from the size otherwise. */
+  shards?: number
+}
+
+export interface BuiltIndex {
+  head: SignedObject
+  index: SignedObject
+  shards: Block[]
+  /** Every block to publish (index and shards); the head travels on its own. */
+  blocks: Block[]
+}
+
+const TARGET_SHARD_BYTES = 256 * 1024
+
+function encodeShards (entries: Map<string, Map<string, IndexSlot>>, of: number): Block[] | undefined {
+  const buckets: Array<Record<string, Record<string, IndexSlot>>> = Array.from({ length: of }, () => ({}))
+  for (const [name, versions] of entries) buckets[shardFor(name, of)][name] = Object.fromEntries(versions)
+  const blocks: Block[] = []
+  for (let bucket = 0; bucket < of; bucket++) {
+    try {
+      blocks.push(encodeCborBlock({ type: SHARD_TYPE, bucket, of, entries: buckets[bucket] }))
+    } catch (err) {
+      if (isSwarmpackError(err, CoreErrorCode.BLOCK_TOO_LARGE)) return undefined
+      throw err
+    }
+  }
+  return blocks
+}
+
+/** Builds and signs an index: shards, the signed root and the signed head. */
+export async function buildIndex (key: Ed25519PrivateKey, input: BuildIndexInput): Promise<BuiltIndex> {
+  assertIndexerId(input.indexer)
+  let releases = 0
+  let approxBytes = 0
+  for (const [name, versions] of input.entries) {
+    assertName(name)
+    for (const [version, slot] of versions) {
+      assertVersion(version)
+      validateSlot(slot, `${name}@${version}`)
+      if (!isTombstone(slot)) releases++
+      approxBytes += 160 + name.length + Object.keys(slot).length * 8 + (isTombstone(slot) ? 0 : Object.keys(slot.variants).length * 48)
+    }
+  }
+  let of = input.shards ?? 1
+  if (input.shards === undefined) while (of < MAX_SHARDS && approxBytes / of > TARGET_SHARD_BYTES) of *= 2
+  let shards = encodeShards(input.entries, of)
+  while (shards === undefined && input.shards === undefined && of < MAX_SHARDS) {
+    of *= 2
+    shards = encodeShards(input.entries, of)
+  }
+  if (shards === undefined) throw malformed('index', 'entries do not fit in the allowed shards')
+  const root: IndexRoot = {
+    indexer: input.indexer,
+    version: input.version,
+    issued: input.issued,
+    expires: input.expires,
+    releases,
+    shards: shards.map(b => b.cid),
+    revocations: { keys: input.revocations?.keys ?? [], certificates: input.revocations?.certificates ?? [] }
+  }
+  validateIndexRoot(root)
+  const index = await signEnvelope(key, PayloadType.INDEX, root)
+  const head: IndexHead = { indexer: input.indexer, version: input.version, index: index.cid, issued: input.issued, expires: input.expires }
+  if (input.nextKeys !== undefined) head.nextKeys = input.nextKeys
+  validateHead(head)
+  const signedHead = await signEnvelope(key, PayloadType.INDEX_HEAD, head)
+  return { head: signedHead, index, shards, blocks: [{ cid: index.cid, bytes: index.bytes }, ...shards] }
+}
+
+/** Signs a head for an existing index (re-publishing a fresh expiry, or rotating keys). */
+export async function signIndexHead (key: Ed25519PrivateKey, head: IndexHead): Promise<SignedObject> {
+  validateHead(head)
+  return signEnvelope(key, PayloadType.INDEX_HEAD, head)
+}
+
+// ---- reading (verifier side) ---------------------------------------------------------------
+
+/** A verified index root with lazy, verified shard reads. */
+export class IndexView {
+  readonly root: VerifiedIndexRoot
+  private readonly getBlock: GetBlock
+  private readonly cache = new Map<number, ShardEntries>()
+
+  constructor (root: VerifiedIndexRoot, getBlock: GetBlock) {
+    this.root = root
+    this.getBlock = getBlock
+  }
+
+  static async load (indexCid: CID, getBlock: GetBlock, signal?: AbortSignal): Promise<IndexView> {
+    const bytes = await fetchVerified(getBlock, indexCid, 'index', signal)
+    return new IndexView(openIndexRoot(bytes), getBlock)
+  }
+
+  async shard (bucket: number, signal?: AbortSignal): Promise<ShardEntries> {
+    const cached = this.cache.get(bucket)
+    if (cached !== undefined) return cached
+    const of = this.root.shards.length
+    const bytes = await fetchVerified(this.getBlock, this.root.shards[bucket], 'index shard', signal)
+    const entries = openShard(bytes, bucket, of)
+    if (this.cache.size >= 64) this.cache.delete(this.cache.keys().next().value as number)
+    this.cache.set(bucket, entries)
+    return entries
+  }
+
+  async versions (name: string, signal?: AbortSignal): Promise<Map<string, IndexSlot> | undefined> {
+    return (await this.shard(shardFor(name, this.root.shards.length), signal)).get(name)
+  }
+
+  async lookup (name: string, version: string, signal?: AbortSignal): Promise<IndexSlot | undefined> {
+    return (await this.versions(name, signal))?.get(version)
+  }
+
+  /**
+   * Reads and checks every shard, one at a time (memory stays at one shard), and confirms the
+   * live-release count the root declares. Yields each shard's entries for callers that build tables.
+   */
+  async * verifyAll (signal?: AbortSignal): AsyncGenerator<ShardEntries> {
+    const of = this.root.shards.length
+    let live = 0
+    for (let bucket = 0; bucket < of; bucket++) {
+      const bytes = await fetchVerified(this.getBlock, this.root.shards[bucket], 'index shard', signal)
+      const entries = openShard(bytes, bucket, of)
+      for (const versions of entries.values()) for (const slot of versions.values()) if (!isTombstone(slot)) live++
+      yield entries
+    }
+    if (live !== this.root.releases) throw malformed('index', `declares ${this.root.releases} releases but lists ${live}`)
+  }
+}
+
+/**
+ * Refuses a newer index that silently drops or rewrites what an older one listed: every old
+ * name@version must still be present with the same release, or tombstoned. Shards whose CID did
+ * not change are skipped.
+ */
+export async function assertNoDrops (older: IndexView, newer: IndexView, signal?: AbortSignal): Promise<void> {
+  const sameLayout = older.root.shards.length === newer.root.shards.length
+  for (let bucket = 0; bucket < older.root.shards.length; bucket++) {
+    if (sameLayout && older.root.shards[bucket].equals(newer.root.shards[bucket])) continue
+    const old = await older.shard(bucket, signal)
+    for (const [name, versions] of old) {
+      const now = await newer.versions(name, signal)
+      for (const [version, slot] of versions) {
+        const next = now?.get(version)
+        if (next === undefined) {
+          throw trustError(TrustErrorCode.DROPPED, `index ${newer.root.version} silently drops ${name}@${version} listed in ${older.root.version}`, { name, version, from: older.root.version, to: newer.root.version })
+        }
+        if (isTombstone(slot)) {
+          if (!isTombstone(next)) throw trustError(TrustErrorCode.DROPPED, `index ${newer.root.version} resurrects removed ${name}@${version}`, { name, version })
+          continue
+        }
+        if (!isTombstone(next) && !next.release.equals(slot.release)) {
+          throw trustError(TrustErrorCode.DROPPED, `index ${newer.root.version} rewrites ${name}@${version}`, { name, version, from: older.root.version, to: newer.root.version })
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,344 @@
+/**
+ * The trust verifier: accepts index heads into the persisted state (rollback, freeze, equivocation,
+ * silent-drop and rotation rules) and answers the one question the installer asks:
+ * may name@version, whose manifest has this CID, be installed, and if not, which rule failed?
+ *
+ * Every time comes from the injected `now()`, so tests move a fake clock instead of sleeping.
+ * A check never writes to the block store, and a refused head never changes the state file.
+ */
+import { logger } from '@libp2p/logger'
+import { CID } from 'multiformats/cid'
+import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
+import { equals } from 'uint8arrays/equals'
+import { SwarmpackError, throwIfAborted } from '@swarmpack/core'
+import { openAttestation } from './attestation.js'
+import { verifyChain, type VerifiedDelegation } from './delegation.js'
+import { TrustErrorCode, trustError } from './errors.js'
+import { IndexView, assertNoDrops, fetchVerified, isTombstone, openIndexHead, type GetBlock, type IndexEntry } from './index-record.js'
+import type { KeyId } from './keys.js'
+import { assertName, assertVersion } from './names.js'
+import { CompiledPolicy, type TrustPolicy } from './policy.js'
+import { openRelease, type Variant } from './release.js'
+import { TrustStateStore, type IndexerState } from './state.js'
+
+const log = logger('swarmpack:trust')
+
+export type TrustProgressEvents =
+  ProgressEvent<'swarmpack:trust:index-shard', { indexer: string, bucket: number, of: number }> |
+  ProgressEvent<'swarmpack:trust:index-accepted', { indexer: string, version: number }>
+
+export interface TrustVerifierOptions {
+  policy: TrustPolicy | CompiledPolicy
+  /** Directory of the persisted per-indexer state. */
+  stateDir: string
+  /** Reads blocks (index, shards, releases). The verifier checks each against its CID. */
+  getBlock: GetBlock
+  /** Milliseconds since the epoch; `Date.now` unless injected. */
+  now?: () => number
+}
+
+export interface UpdateOptions extends ProgressOptions<TrustProgressEvents> {
+  signal?: AbortSignal
+}
+
+export interface UpdateResult {
+  indexer: string
+  version: number
+  previous?: number
+  /** False when the head was the one already stored. */
+  changed: boolean
+  /** Keys the indexer signs with from now on. */
+  keys: KeyId[]
+  releases: number
+}
+
+export interface CheckOptions {
+  /** Signed attestations gathered for this release (bytes as received). */
+  attestations?: Uint8Array[]
+  /** Require this variant key (otherwise the variant is the one whose manifest is `digest`). */
+  variant?: string
+  signal?: AbortSignal
+}
+
+/** Why a followed indexer did not contribute to a decision. */
+export interface IndexerSkip { indexer: string, code: string, reason: string }
+
+export interface InstallDecision {
+  name: string
+  version: string
+  variant: string
+  manifest: CID
+  size: number
+  release: CID
+  dependencies: Record<string, string>
+  publisher: KeyId
+  root: KeyId
+  /** Certificate ids from the publisher's up to the root's. */
+  chain: string[]
+  /** Indexers that list exactly this release. */
+  indexers: string[]
+  /** Attester identities counted. */
+  attesters: string[]
+  skipped: IndexerSkip[]
+}
+
+const MAX_ATTESTATIONS = 256
+/** Skip reasons that explain a missing vote better than "threshold not met", strongest first. */
+const SKIP_PRECEDENCE: string[] = [
+  TrustErrorCode.EQUIVOCATION, TrustErrorCode.FREEZE, TrustErrorCode.MISMATCH, TrustErrorCode.BAD_SIGNATURE,
+  TrustErrorCode.PAYLOAD_TYPE, TrustErrorCode.MALFORMED, TrustErrorCode.MISSING_BLOCK
+]
+
+function sameVariants (a: Record<string, Variant>, b: Record<string, Variant>): boolean {
+  const ka = Object.keys(a).sort()
+  const kb = Object.keys(b).sort()
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k].size === b[k].size && a[k].manifest.equals(b[k].manifest))
+}
+
+function sameRecord (a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a).sort()
+  const kb = Object.keys(b).sort()
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k])
+}
+
+export class TrustVerifier {
+  readonly policy: CompiledPolicy
+  readonly state: TrustStateStore
+  private readonly getBlock: GetBlock
+  private readonly now: () => number
+  private readonly locks = new Map<string, Promise<unknown>>()
+
+  constructor (options: TrustVerifierOptions) {
+    this.policy = options.policy instanceof CompiledPolicy ? options.policy : new CompiledPolicy(options.policy)
+    this.state = new TrustStateStore(options.stateDir)
+    this.getBlock = options.getBlock
+    this.now = options.now ?? Date.now
+  }
+
+  /** One update per indexer at a time, so two heads never race for the state file. */
+  private async exclusive<T> (indexer: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(indexer) ?? Promise.resolve()
+    const run = prev.then(fn, fn)
+    const tail = run.catch(() => {})
+    this.locks.set(indexer, tail)
+    try {
+      return await run
+    } finally {
+      if (this.locks.get(indexer) === tail) this.locks.delete(indexer)
+    }
+  }
+
+  /**
+   * Verifies a head record (and the whole index it names) and, when every rule holds, stores it
+   * as the indexer's newest state. Throws ROLLBACK, FREEZE, EQUIVOCATION (after recording the two
+   * heads as evidence), DROPPED, BAD_SIGNATURE, ... and leaves the state file untouched.
+   */
+  async updateIndexer (indexer: string, headBytes: Uint8Array, options: UpdateOptions = {}): Promise<UpdateResult> {
+    return this.exclusive(indexer, async () => this.update(indexer, headBytes, options))
+  }
+
+  private async update (indexer: string, headBytes: Uint8Array, options: UpdateOptions): Promise<UpdateResult> {
+    const { signal } = options
+    throwIfAborted(signal)
+    const ix = this.policy.indexer(indexer)
+    if (ix === undefined) throw trustError(TrustErrorCode.POLICY, `indexer ${indexer} is not followed`, { indexer })
+    const stored = await this.state.read(indexer)
+    const keys = stored?.keys ?? ix.keys
+    const head = openIndexHead(headBytes)
+    if (!keys.includes(head.signer)) {
+      throw trustError(TrustErrorCode.BAD_SIGNATURE, `head signed by ${head.signer}, which is not a key of indexer ${indexer}`, { indexer, signer: head.signer })
+    }
+    if (head.indexer !== indexer) throw trustError(TrustErrorCode.MISMATCH, `head is for indexer ${head.indexer}, not ${indexer}`, { indexer, got: head.indexer })
+    const now = this.now()
+    const skew = this.policy.skew
+    if (stored !== undefined) {
+      if (head.version < stored.version) {
+        throw trustError(TrustErrorCode.ROLLBACK, `head version ${head.version} of ${indexer} is older than the accepted ${stored.version}`, { indexer, version: head.version, stored: stored.version })
+      }
+      if (head.version === stored.version) {
+        const storedHead = openIndexHead(stored.head)
+        if (equals(storedHead.payload, head.payload)) {
+          return { indexer, version: stored.version, previous: stored.version, changed: false, keys: stored.keys, releases: -1 }
+        }
+        const path = await this.state.recordEvidence({ indexer, version: head.version, heads: [stored.head, headBytes], detected: now })
+        log.error('indexer %s equivocated at version %d; evidence in %s', indexer, head.version, path)
+        throw trustError(TrustErrorCode.EQUIVOCATION, `indexer ${indexer} signed two different heads with version ${head.version}`, { indexer, version: head.version, evidence: path })
+      }
+    }
+    if (now + skew < head.issued) throw trustError(TrustErrorCode.EXPIRED, `head of ${indexer} is issued in the future`, { indexer, issued: head.issued, now })
+    if (now - skew >= head.expires) throw trustError(TrustErrorCode.FREEZE, `head version ${head.version} of ${indexer} expired`, { indexer, expires: head.expires, now })
+
+    const view = await IndexView.load(head.index, this.getBlock, signal)
+    const root = view.root
+    if (!keys.includes(root.signer)) throw trustError(TrustErrorCode.BAD_SIGNATURE, `index signed by ${root.signer}, which is not a key of indexer ${indexer}`, { indexer, signer: root.signer })
+    if (root.indexer !== indexer || root.version !== head.version) {
+      throw trustError(TrustErrorCode.MISMATCH, `index ${root.indexer}@${root.version} does not match head ${indexer}@${head.version}`, { indexer, version: head.version })
+    }
+    if (now - skew >= root.expires) throw trustError(TrustErrorCode.FREEZE, `index version ${root.version} of ${indexer} expired`, { indexer, expires: root.expires, now })
+    let bucket = 0
+    for await (const _ of view.verifyAll(signal)) {
+      options.onProgress?.(new CustomProgressEvent('swarmpack:trust:index-shard', { indexer, bucket: bucket++, of: root.shards.length }))
+    }
+    if (stored !== undefined) {
+      const older = await IndexView.load(stored.index, this.getBlock, signal)
+      await assertNoDrops(older, view, signal)
+    }
+    throwIfAborted(signal)
+    const next: IndexerState = { indexer, version: head.version, head: headBytes, index: head.index, keys: head.nextKeys ?? keys, updated: now }
+    await this.state.write(next)
+    log('accepted %s version %d (%d releases)', indexer, head.version, root.releases)
+    options.onProgress?.(new CustomProgressEvent('swarmpack:trust:index-accepted', { indexer, version: head.version }))
+    const result: UpdateResult = { indexer, version: head.version, changed: true, keys: next.keys, releases: root.releases }
+    if (stored !== undefined) result.previous = stored.version
+    return result
+  }
+
+  /**
+   * May `name@version`, whose manifest root is `digest`, be installed? Resolves with the decision
+   * and its grounds, or throws a SwarmpackError whose code names the rule that failed.
+   */
+  async checkInstallable (name: string, version: string, digest: CID | string, options: CheckOptions = {}): Promise<InstallDecision> {
+    const { signal } = options
+    assertName(name)
+    assertVersion(version)
+    let manifest: CID
+    try {
+      manifest = typeof digest === 'string' ? CID.parse(digest) : (CID.asCID(digest) ?? (() => { throw new Error('not a CID') })())
+    } catch (err) {
+      throw trustError(TrustErrorCode.MALFORMED, 'digest is not a CID', {}, err)
+    }
+    const now = this.now()
+    const skew = this.policy.skew
+
+    // 1. What do the followed indexers say?
+    const skipped: IndexerSkip[] = []
+    const revokedKeys = new Set<KeyId>()
+    const revokedCertificates = new Set<string>()
+    const groups = new Map<string, { entry: IndexEntry, indexers: string[] }>()
+    for (const ix of this.policy.policy.indexers) {
+      throwIfAborted(signal)
+      try {
+        if ((await this.state.evidence(ix.id)).length > 0) {
+          skipped.push({ indexer: ix.id, code: TrustErrorCode.EQUIVOCATION, reason: 'indexer has equivocated' })
+          continue
+        }
+        const st = await this.state.read(ix.id)
+        if (st === undefined) { skipped.push({ indexer: ix.id, code: TrustErrorCode.NOT_LISTED, reason: 'no head accepted yet' }); continue }
+        const head = openIndexHead(st.head)
+        const view = await IndexView.load(st.index, this.getBlock, signal)
+        // revocations count even from a stale index: a revocation only ever narrows trust
+        view.root.revocations.keys.forEach(k => revokedKeys.add(k))
+        view.root.revocations.certificates.forEach(c => revokedCertificates.add(c))
+        if (now - skew >= Math.min(head.expires, view.root.expires)) {
+          skipped.push({ indexer: ix.id, code: TrustErrorCode.FREEZE, reason: `newest head (version ${head.version}) expired` })
+          continue
+        }
+        const slot = await view.lookup(name, version, signal)
+        if (slot === undefined || isTombstone(slot)) {
+          skipped.push({ indexer: ix.id, code: TrustErrorCode.NOT_LISTED, reason: slot === undefined ? 'not listed' : `removed: ${slot.removed}` })
+          continue
+        }
+        const key = slot.release.toString()
+        const group = groups.get(key) ?? { entry: slot, indexers: [] }
+        group.indexers.push(ix.id)
+        groups.set(key, group)
+      } catch (err) {
+        if (!(err instanceof SwarmpackError) || err.code === 'ERR_ABORTED') throw err
+        skipped.push({ indexer: ix.id, code: err.code, reason: err.message })
+      }
+    }
+    if (groups.size > 1) {
+      throw trustError(TrustErrorCode.CONFLICT, `followed indexers list ${groups.size} different releases for ${name}@${version}`, {
+        name, version, releases: Object.fromEntries([...groups].map(([cid, g]) => [cid, g.indexers]))
+      })
+    }
+    const group = [...groups.values()][0]
+    const need = this.policy.policy.indexerThreshold
+    if (group === undefined || group.indexers.length < need) {
+      const have = group?.indexers.length ?? 0
+      const explained = SKIP_PRECEDENCE.map(code => skipped.find(s => s.code === code)).find(s => s !== undefined)
+      const details = { name, version, need, have, skipped }
+      if (explained !== undefined) throw trustError(explained.code as TrustErrorCode, `${explained.indexer}: ${explained.reason}`, details)
+      if (have === 0) throw trustError(TrustErrorCode.NOT_LISTED, `no followed index lists ${name}@${version}`, details)
+      throw trustError(TrustErrorCode.THRESHOLD, `${have} of the required ${need} indexers list ${name}@${version}`, details)
+    }
+
+    // 2. The release itself must be exactly what the indexers vouch for.
+    const entry = group.entry
+    const bytes = await fetchVerified(this.getBlock, entry.release, 'release', signal)
+    if (bytes.byteLength !== entry.size) throw trustError(TrustErrorCode.MISMATCH, 'release size differs from the index', { name, version })
+    const release = openRelease(bytes)
+    if (release.name !== name || release.version !== version) {
+      throw trustError(TrustErrorCode.MISMATCH, `release is ${release.name}@${release.version}, not ${name}@${version}`, { name, version })
+    }
+    if (!sameVariants(release.variants, entry.variants) || !sameRecord(release.dependencies, entry.dependencies)) {
+      throw trustError(TrustErrorCode.MISMATCH, `release of ${name}@${version} differs from what the index lists`, { name, version })
+    }
+    const variantKey = Object.keys(release.variants).find(k => release.variants[k].manifest.equals(manifest) && (options.variant === undefined || options.variant === k))
+    if (variantKey === undefined) {
+      throw trustError(TrustErrorCode.MISMATCH, `manifest ${manifest.toString()} is not a variant of ${name}@${version}${options.variant !== undefined ? ` (${options.variant})` : ''}`, { name, version, manifest: manifest.toString() })
+    }
+    const variant = release.variants[variantKey]
+
+    // 3. Its signer must hold a delegation chain to a root the local policy has for the name.
+    const chain = verifyChain(release.signer, release.proofs, {
+      name, roots: this.policy.rootsFor(name), now, skew, revokedKeys, revokedCertificates, maxDepth: this.policy.maxChainDepth
+    })
+
+    // 4. Enough distinct attester identities must vouch for this very manifest.
+    const attesters = this.countAttestations(name, version, manifest, options.attestations ?? [], { now, skew, revokedKeys })
+
+    return {
+      name,
+      version,
+      variant: variantKey,
+      manifest,
+      size: variant.size,
+      release: entry.release,
+      dependencies: release.dependencies,
+      publisher: release.signer,
+      root: chain.root,
+      chain: chain.links.map((l: VerifiedDelegation) => l.id),
+      indexers: group.indexers,
+      attesters,
+      skipped
+    }
+  }
+
+  private countAttestations (name: string, version: string, manifest: CID, list: Uint8Array[], ctx: { now: number, skew: number, revokedKeys: ReadonlySet<KeyId> }): string[] {
+    const rule = this.policy.attestationRuleFor(name)
+    if (rule.threshold === 0) return []
+    if (list.length > MAX_ATTESTATIONS) throw trustError(TrustErrorCode.MALFORMED, `more than ${MAX_ATTESTATIONS} attestations`, { count: list.length })
+    const identities = new Set<string>()
+    const rejected: Array<{ index: number, reason: string }> = []
+    list.forEach((bytes, index) => {
+      let a
+      try {
+        a = openAttestation(bytes)
+      } catch (err) {
+        rejected.push({ index, reason: err instanceof SwarmpackError ? err.code : String(err) })
+        return
+      }
+      const identity = this.policy.attesterOf(a.signer)
+      const reason = identity === undefined
+        ? 'key of no attester identity'
+        : ctx.revokedKeys.has(a.signer)
+          ? 'attester key revoked'
+          : a.subject.name !== name || a.subject.version !== version || !a.subject.manifest.equals(manifest)
+            ? 'attests another package or digest'
+            : rule.kinds !== undefined && !rule.kinds.includes(a.kind)
+              ? `kind ${a.kind} does not count here`
+              : ctx.now + ctx.skew < a.issued || ctx.now - ctx.skew >= a.expires
+                ? 'outside its validity window'
+                : undefined
+      if (reason !== undefined || identity === undefined) { rejected.push({ index, reason: reason ?? '' }); return }
+      identities.add(identity)
+    })
+    if (identities.size < rule.threshold) {
+      throw trustError(TrustErrorCode.THRESHOLD, `${identities.size} of the required ${rule.threshold} attester identities vouch for ${name}@${version}`, {
+        name, version, need: rule.threshold, have: identities.size, identities: [...identities], rejected
+      })
+    }
+    return [...identities].sort()
+  }
+}
