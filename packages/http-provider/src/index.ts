@@ -1,3 +1,15 @@
 import '@swarmpack/core/polyfill'
 
-export {}
+export { HttpErrorCode } from './errors.js'
+export { HttpProvider, RAW_ACCEPT, CAR_ACCEPT } from './provider.js'
+export type { HttpProviderOptions, HttpProviderStats, MirrorConfig } from './provider.js'
+export { createDispatcher, envHasProxy } from './dispatcher.js'
+export type { DispatcherOptions, ProxyConfig, TlsOptions } from './dispatcher.js'
+export type { HealthOptions, MirrorHealthSnapshot } from './health.js'
+export { startGatewayServer, createGatewayHandler } from './server.js'
+export type { GatewayServer, GatewayServerOptions } from './server.js'
+export { readCar } from './car-reader.js'
+export type { CarSection } from './car-reader.js'
+export { carHeader, carSectionPrefix, walkDag } from './car-writer.js'
+export { exportHttpMirror, nginxMirrorConfig } from './mirror-export.js'
+export type { ExportHttpMirrorOptions, IndexHeadRecord } from './mirror-export.js'
