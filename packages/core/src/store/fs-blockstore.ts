@@ -99,6 +99,8 @@ export interface GcReport {
   blocks: number
 }
 
+type PinnedSet = Map<string, CID>
+
 interface Entry {
   size: number
   /** When the persisted recency (mtime) was last written, ms since epoch. */
@@ -124,9 +126,9 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   /** Counts writes, so a pin walk can tell whether blocks arrived while it ran. */
   #writes = 0
   #pins = new Map<string, CID>()
-  /** Keys reachable from the pins (present or not); undefined when it must be recomputed. */
-  #pinned: Set<string> | undefined
-  #pinnedComputing: Promise<Set<string>> | undefined
+  /** Keys reachable from the pins (present or not) -> CID with its codec; undefined when it must be recomputed. */
+  #pinned: PinnedSet | undefined
+  #pinnedComputing: Promise<PinnedSet> | undefined
   #pinsWrite: Promise<void> = Promise.resolve()
   #evicting: Promise<void> | undefined
   #releaseLock: (() => Promise<void>) | undefined
@@ -475,8 +477,8 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   async missingPinned (): Promise<CID[]> {
     this.#assertOpen()
     const out: CID[] = []
-    for (const key of await this.#pinnedSet()) {
-      if (!this.#index.has(key)) out.push(CID.parse(key))
+    for (const [key, cid] of await this.#pinnedSet()) {
+      if (!this.#index.has(key)) out.push(cid)
     }
     return out
   }
@@ -488,14 +490,14 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     await next
   }
 
-  async #pinnedSet (): Promise<Set<string>> {
+  async #pinnedSet (): Promise<PinnedSet> {
     if (this.#pinned !== undefined) return this.#pinned
     if (this.#pinnedComputing !== undefined) return await this.#pinnedComputing
     const computing = (async () => {
       // a block written during the walk may have been missed by it: walk again until quiet
       for (let round = 0; ; round++) {
         const writes = this.#writes
-        const set = new Set<string>()
+        const set: PinnedSet = new Map()
         await this.#walkPinned(set, [...this.#pins.values()])
         if (writes === this.#writes || round >= 4) return set
       }
@@ -512,19 +514,19 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   }
 
   /** Adds `roots` and what they reach (through blocks present in the store) to `set`. */
-  async #walkPinned (set: Set<string>, roots: CID[]): Promise<void> {
+  async #walkPinned (set: PinnedSet, roots: CID[]): Promise<void> {
     const queue: CID[] = []
     for (const root of roots) {
       const key = blockKey(root)
       if (set.has(key)) continue
-      set.add(key)
+      set.set(key, root)
       queue.push(root)
     }
     await this.#expand(set, queue)
   }
 
   /** Adds what the (already counted) CIDs in `queue` link to, transitively, to `set`. */
-  async #expand (set: Set<string>, queue: CID[]): Promise<void> {
+  async #expand (set: PinnedSet, queue: CID[]): Promise<void> {
     while (queue.length > 0) {
       const cid = queue.pop() as CID
       if (cid.code !== DAG_CBOR_CODEC) continue
@@ -539,7 +541,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       for (const child of this.#links(cid, bytes)) {
         const childKey = blockKey(child)
         if (set.has(childKey)) continue
-        set.add(childKey)
+        set.set(childKey, child)
         queue.push(child)
       }
     }

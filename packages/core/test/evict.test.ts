@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict'
+import { utimes } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import type { CID } from 'multiformats/cid'
+import { FsBlockstore } from '../src/store/index.js'
+import { linkBlock, rawBlock, tempDir } from './fixtures/blocks.js'
+
+function blockFile (store: FsBlockstore, cid: CID): string {
+  const name = cid.toString()
+  return join(store.dir, 'blocks', name.slice(-3, -1), name)
+}
+
+describe('LRU eviction', () => {
+  let dir: string
+  let cleanup: () => Promise<void>
+  before(async () => { ({ dir, cleanup } = await tempDir('swarmpack-evict-')) })
+  after(async () => { await cleanup() })
+
+  it('keeps pinned blocks and what they reach, and removes least-recently-used first', async () => {
+    const store = await FsBlockstore.open(join(dir, 'a'), { maxSize: 10_000 })
+    const pinnedLeaf = rawBlock(2000)
+    const pinnedRoot = linkBlock([pinnedLeaf.cid])
+    await store.put(pinnedLeaf.cid, pinnedLeaf.bytes)
+    await store.put(pinnedRoot.cid, pinnedRoot.bytes)
+    await store.pin('keep', pinnedRoot.cid)
+    const a = rawBlock(2000)
+    const b = rawBlock(2000)
+    const c = rawBlock(2000)
+    for (const x of [a, b, c]) await store.put(x.cid, x.bytes)
+    // read `a`: now b is the least recently used
+    await store.getBytes(a.cid)
+    const d = rawBlock(2000)
+    const removed: string[] = []
+    store.addEventListener('block:removed', (e) => { removed.push((e as CustomEvent<{ cid: CID }>).detail.cid.toString()) })
+    await store.put(d.cid, d.bytes)
+    assert.equal(store.has(b.cid), false)
+    assert.deepEqual(removed, [b.cid.toString()])
+    for (const x of [pinnedLeaf, pinnedRoot, a, c, d]) assert.equal(store.has(x.cid), true)
+    assert.ok(store.stats().bytes <= 10_000)
+    // a big burst evicts c then a (LRU) but never the pinned DAG
+    const e = rawBlock(5000)
+    await store.put(e.cid, e.bytes)
+    assert.equal(store.has(c.cid), false)
+    assert.equal(store.has(a.cid), false)
+    assert.equal(store.has(d.cid), true)
+    assert.equal(store.has(pinnedLeaf.cid), true)
+    assert.ok(store.stats().bytes <= 10_000)
+    // with only pinned blocks left the store stays over its limit rather than drop them
+    const huge = rawBlock(20_000)
+    await store.pin('huge', huge.cid)
+    await store.put(huge.cid, huge.bytes)
+    assert.equal(store.has(huge.cid), true)
+    assert.equal(store.has(pinnedLeaf.cid), true)
+    assert.equal(store.has(e.cid), false)
+    await store.close()
+  })
+
+  it('remembers recency across a restart (file mtimes)', async () => {
+    const path = join(dir, 'restart')
+    let store = await FsBlockstore.open(path, { recencyInterval: 0 })
+    const blocks = [rawBlock(1000), rawBlock(1000), rawBlock(1000)]
+    for (const x of blocks) await store.put(x.cid, x.bytes)
+    // give the files distinct, old times, then read block 0 so it becomes the most recent
+    const t0 = Date.now() / 1000 - 3600
+    for (let i = 0; i < 3; i++) await utimes(blockFile(store, blocks[i].cid), t0 + i, t0 + i)
+    await store.close()
+    store = await FsBlockstore.open(path, { recencyInterval: 0 })
+    await store.getBytes(blocks[0].cid)
+    await store.close()
+    // reopen with a limit that fits two blocks: block 1 (oldest now) goes
+    store = await FsBlockstore.open(path, { maxSize: 2000 })
+    assert.equal(store.has(blocks[1].cid), false)
+    assert.equal(store.has(blocks[0].cid), true)
+    assert.equal(store.has(blocks[2].cid), true)
+    assert.equal(store.stats().bytes, 2000)
+    await store.close()
+  })
+})
