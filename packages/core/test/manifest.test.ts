@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import {
+  CoreErrorCode, MAX_BLOCK_SIZE, MANIFEST_FORMAT, createManifest, decodeManifest, encodeCborBlock, encodeManifest, isSwarmpackError,
+  listManifestCids, rawCid, scanCbor
+} from '@swarmpack/core'
+import type { Block, ChunkRef, Manifest, ManifestEntry } from '@swarmpack/core'
+
+/** A BlockGetter over a Map, as a Provider would be. */
+function mapSource (blocks: Block[]): { get: (cid: CID) => Promise<Uint8Array>, map: Map<string, Uint8Array> } {
+  const map = new Map(blocks.map(b => [b.cid.toString(), b.bytes]))
+  return {
+    map,
+    async get (cid: CID) {
+      const b = map.get(cid.toString())
+      if (b === undefined) throw new Error('missing ' + cid.toString())
+      return b
+    }
+  }
+}
+
+function chunk (seed: number, size = 1000): ChunkRef {
+  const b = new Uint8Array(8); new DataView(b.buffer).setUint32(0, seed)
+  return [rawCid(b), size]
+}
+
+const meta = {
+  name: '@demo/tool',
+  version: '1.2.3',
+  description: 'a demo',
+  categories: ['cli'],
+  tags: ['demo', 'test'],
+  dependencies: { 'left-pad': '^1.0.0' },
+  optionalDependencies: { fsevents: '*' },
+  platform: 'linux-x64',
+  variant: 'musl',
+  entry: 'bin/tool'
+}
+
+function small (): Manifest {
+  const entries: ManifestEntry[] = [
+    { type: 'dir', path: 'bin', mode: 0o755 },
+    { type: 'file', path: 'bin/tool', mode: 0o755, size: 1500, chunks: [chunk(1), chunk(2, 500)] },
+    { type: 'file', path: 'empty', mode: 0o644, size: 0, chunks: [] },
+    { type: 'symlink', path: 'link', target: 'bin/tool' }
+  ]
+  return createManifest(meta, entries)
+}
+
+const code = (c: string) => (e: unknown) => isSwarmpackError(e, c)
+
+test('a manifest round-trips through one dag-cbor block, deterministically', async () => {
+  const m = small()
+  const enc = encodeManifest(m)
+  assert.equal(enc.blocks.length, 1)
+  assert.equal(enc.root.cid.code, 0x71)
+  assert.equal(encodeManifest(small()).root.cid.toString(), enc.root.cid.toString())
+  const back = await decodeManifest(enc.root.cid, mapSource(enc.blocks))
+  assert.deepEqual(back, m)
+  assert.equal(back.totalSize, 1500)
+  const cids = await listManifestCids(enc.root.cid, mapSource(enc.blocks))
+  assert.deepEqual(cids.map(String), [enc.root.cid, chunk(1)[0], chunk(2)[0]].map(String))
+})
+
+test('a manifest larger than one block is split into linked pages and round-trips', async () => {
+  const entries: ManifestEntry[] = []
+  for (let i = 0; i < 30000; i++) entries.push({ type: 'file', path: `dir/file-${String(i).padStart(6, '0')}.js`, mode: 0o644, size: 1000, chunks: [chunk(i)] })
+  // One file over the inline chunk limit goes to chunk-list blocks.
+  const big: ChunkRef[] = []
+  for (let i = 0; i < 20000; i++) big.push(chunk(100000 + i, 65536))
+  entries.push({ type: 'file', path: 'zz-big.bin', mode: 0o644, size: 20000 * 65536, chunks: big })
+  const m = createManifest({ name: 'many', version: '1.0.0' }, [{ type: 'dir', path: 'dir', mode: 0o755 }, ...entries])
+  const enc = encodeManifest(m)
+  assert.ok(enc.blocks.length > 3, `${enc.blocks.length} blocks`)
+  for (const b of enc.blocks) assert.ok(b.bytes.length <= MAX_BLOCK_SIZE)
+  const back = await decodeManifest(enc.root.cid, mapSource(enc.blocks))
+  assert.deepEqual(back, m)
+  const cids = await listManifestCids(enc.root.cid, mapSource(enc.blocks))
+  assert.equal(cids.length, enc.blocks.length + 30000 + 20000)
+  assert.equal(cids[0].toString(), enc.root.cid.toString())
+})
+
+test('a missing or tampered page is refused', async () => {
+  const entries: ManifestEntry[] = []
+  for (let i = 0; i < 25000; i++) entries.push({ type: 'file', path: `f${i}`, mode: 0o644, size: 1000, chunks: [chunk(i)] })
+  const enc = encodeManifest(createManifest({ name: 'x', version: '1.0.0' }, entries))
+  const src = mapSource(enc.blocks)
+  const page = enc.blocks[0]
+  const bad = page.bytes.slice(); bad[bad.length - 1] ^= 1
+  src.map.set(page.cid.toString(), bad)
+  await assert.rejects(decodeManifest(enc.root.cid, src), code(CoreErrorCode.BLOCK_MISMATCH))
+})
+
+/** Encodes a root block by hand, bypassing the encoder's own validation. */
+function rawRoot (over: Record<string, unknown>, entries: unknown[]): Block {
+  const m = small()
+  return encodeCborBlock({
+    format: MANIFEST_FORMAT, name: m.name, version: m.version, description: '', categories: [], tags: [], dependencies: {},
+    optionalDependencies: {}, platform: 'any', totalSize: 0, entryCount: entries.length, entries, ...over
+  })
+}
+
+test('decode refuses schema violations with typed errors', async () => {
+  const cases: Array<[Record<string, unknown>, unknown[], string]> = [
+    [{ name: 'Bad Name' }, [], CoreErrorCode.INVALID_NAME],
+    [{ version: '1.0' }, [], CoreErrorCode.INVALID_VERSION],
+    [{ format: 'other' }, [], CoreErrorCode.INVALID_MANIFEST],
+    [{ extra: 1 }, [], CoreErrorCode.INVALID_MANIFEST],
+    [{ entryCount: 5 }, [], CoreErrorCode.INVALID_MANIFEST],
+    [{ totalSize: 7 }, [], CoreErrorCode.SIZE_MISMATCH],
+    [{ description: 'x'.repeat(20000) }, [], CoreErrorCode.INVALID_MANIFEST],
+    [{ tags: Array(100).fill('t') }, [], CoreErrorCode.INVALID_MANIFEST],
+    [{ dependencies: { 'ok-name': 'not a range' } }, [], CoreErrorCode.INVALID_VERSION],
+    [{ platform: '../x' }, [], CoreErrorCode.INVALID_MANIFEST],
+    [{ entry: 'missing.js' }, [], CoreErrorCode.INVALID_MANIFEST],
+    [{ totalSize: 10 }, [{ type: 'file', path: 'a', mode: 0o4755, size: 10, chunks: [chunk(1, 10)] }], CoreErrorCode.INVALID_MANIFEST],
+    [{ totalSize: 10 }, [{ type: 'file', path: 'a', mode: 0o644, size: 10, chunks: [chunk(1, 11)] }], CoreErrorCode.SIZE_MISMATCH],
+    [{ totalSize: 10 }, [{ type: 'file', path: 'a', mode: 0o644, size: 10, chunks: [[CID.parse('bafkqaaa'), 10]] }], CoreErrorCode.INVALID_MANIFEST],
+    [{}, [{ type: 'weird', path: 'a' }], CoreErrorCode.INVALID_MANIFEST],
+    [{}, [{ type: 'device', path: 'dev' }], CoreErrorCode.UNSAFE_PATH],
+    [{}, [{ type: 'fifo', path: 'p' }], CoreErrorCode.UNSAFE_PATH],
+    [{}, ['not a map'], CoreErrorCode.INVALID_MANIFEST]
+  ]
+  for (const [over, entries, want] of cases) {
+    const root = rawRoot(over, entries)
+    await assert.rejects(decodeManifest(root.cid, mapSource([root])), code(want), JSON.stringify(over) + JSON.stringify(entries.map(String)))
+  }
+})
+
+test('decode refuses unsafe paths', async () => {
+  const paths = ['/etc/passwd', '../x', 'a/../../x', 'a/./b', 'a//b', 'a/', 'a\\b', 'a\u0000b', '.', '', 'C:/x', `${'d/'.repeat(70)}f`, 'x'.repeat(300)]
+  for (const p of paths) {
+    const root = rawRoot({}, [{ type: 'dir', path: p, mode: 0o755 }])
+    await assert.rejects(decodeManifest(root.cid, mapSource([root])), code(CoreErrorCode.UNSAFE_PATH), JSON.stringify(p))
+  }
+  const trees: unknown[][] = [
+    [{ type: 'dir', path: 'a', mode: 0o755 }, { type: 'dir', path: 'a', mode: 0o755 }],
+    [{ type: 'dir', path: 'Readme', mode: 0o755 }, { type: 'dir', path: 'README', mode: 0o755 }],
+    [{ type: 'dir', path: 'caf\u00e9', mode: 0o755 }, { type: 'dir', path: 'cafe\u0301', mode: 0o755 }],
+    [{ type: 'symlink', path: 'l', target: '../outside' }],
+    [{ type: 'symlink', path: 'a/l', target: '../../outside' }],
+    [{ type: 'symlink', path: 'l', target: '/etc' }],
+    [{ type: 'symlink', path: 'l', target: 'sub' }, { type: 'dir', path: 'l/x', mode: 0o755 }],
+    [{ type: 'file', path: 'f', mode: 0o644, size: 0, chunks: [] }, { type: 'dir', path: 'f/x', mode: 0o755 }]
+  ]
+  for (const t of trees) {
+    const root = rawRoot({}, t)
+    await assert.rejects(decodeManifest(root.cid, mapSource([root])), code(CoreErrorCode.UNSAFE_PATH), JSON.stringify(t))
+  }
+})
+
+test('decode limits: deep nesting, oversized counts and truncated CBOR are refused before decoding', async () => {
+  // 100 000 nested arrays: would overflow a recursive decoder's stack.
+  const deep = new Uint8Array(100_001).fill(0x81); deep[100_000] = 0x00
+  assert.throws(() => scanCbor(deep, { maxDepth: 12, maxItems: 1e6 }), code(CoreErrorCode.INVALID_MANIFEST))
+  const deepCid = CID.createV1(0x71, await sha256.digest(deep))
+  await assert.rejects(decodeManifest(deepCid, { get: async () => deep }), code(CoreErrorCode.INVALID_MANIFEST))
+  // An array claiming 2^32 items in a few bytes.
+  assert.throws(() => scanCbor(Uint8Array.from([0x9a, 0xff, 0xff, 0xff, 0xff, 0x00]), { maxDepth: 12, maxItems: 1e6 }), code(CoreErrorCode.INVALID_MANIFEST))
+  // Indefinite length, truncated, trailing bytes.
+  for (const b of [[0x9f, 0x01, 0xff], [0x82, 0x01], [0x01, 0x02]]) {
+    assert.throws(() => scanCbor(Uint8Array.from(b), { maxDepth: 12, maxItems: 1e6 }), code(CoreErrorCode.INVALID_MANIFEST))
+  }
+  // Well-formed dag-cbor passes.
+  scanCbor(dagCbor.encode({ a: [1, [2, [3]]], b: 'x' }), { maxDepth: 12, maxItems: 100 })
+  // Too many items for the limit.
+  assert.throws(() => scanCbor(dagCbor.encode(Array(200).fill(1)), { maxDepth: 12, maxItems: 100 }), code(CoreErrorCode.INVALID_MANIFEST))
+  // A root over the block limit is refused by verifyBlock before any parsing.
+  const huge = new Uint8Array(MAX_BLOCK_SIZE + 10)
+  const hugeCid = CID.createV1(0x71, await sha256.digest(huge))
+  await assert.rejects(decodeManifest(hugeCid, { get: async () => huge }), code(CoreErrorCode.BLOCK_TOO_LARGE))
+  // A raw CID is not a manifest.
+  await assert.rejects(decodeManifest(rawCid(new Uint8Array(1)), { get: async () => new Uint8Array(1) }), code(CoreErrorCode.INVALID_MANIFEST))
+})
+
+test('encode refuses a manifest that breaks the schema', () => {
+  const m = small()
+  m.entries.push({ type: 'file', path: '../escape', mode: 0o644, size: 0, chunks: [] })
+  assert.throws(() => encodeManifest(m), code(CoreErrorCode.UNSAFE_PATH))
+  const n = small(); n.totalSize = 1
+  assert.throws(() => encodeManifest(n), code(CoreErrorCode.SIZE_MISMATCH))
+})
