@@ -24,7 +24,7 @@ const log = logger('swarmpack:pack')
 
 /** The part of the interface-blockstore contract pack needs (any Blockstore fits). */
 export interface PutBlockstore {
-  put(cid: CID, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<unknown>
+  put(cid: CID, bytes: Uint8Array, options?: { signal?: AbortSignal }): unknown
 }
 
 export type PackProgressEvents =
