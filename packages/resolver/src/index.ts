@@ -1,3 +1,4 @@
 import '@swarmpack/core/polyfill'
 
-export {}
+export * from './pubgrub/index.js'
+export { ResolverErrorCode } from './errors.js'

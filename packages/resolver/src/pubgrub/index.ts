@@ -1,0 +1,8 @@
+export { resolve } from './solver.js'
+export type { ResolveOptions, Resolution, ResolveStats, ResolveFailureDetails, ResolveProgressEvents } from './solver.js'
+export { MetadataCache } from './metadata.js'
+export type { MetadataSource, PackageListing, VersionInfo, VersionMetadata, MetadataCounts, MetadataCacheOptions, MetadataRequestOptions } from './metadata.js'
+export type { Unavailable } from './incompatibility.js'
+export type { FailureReport, DerivationNode, DerivationTerm } from './report.js'
+export { VersionSet } from './version-set.js'
+export { parseVersion, compareVersions, type Version } from './version.js'

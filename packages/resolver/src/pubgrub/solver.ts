@@ -1,0 +1,490 @@
+/**
+ * PubGrub version solving (Natalie Weizenbaum's algorithm, as in Dart pub and pubgrub-rs) over
+ * npm semver, with lazy asynchronous metadata.
+ *
+ * Loop: propagate what the incompatibilities force (unit propagation); on a conflict, derive a new
+ * incompatibility from it and jump back to the decision level where it becomes useful (conflict
+ * resolution with learning and backjumping); when nothing more is forced, pick a package and a
+ * version (decision). Ends when every required package is decided, or when the root itself is
+ * incompatible, which is then explained.
+ *
+ * Decision heuristic: among the packages that must be selected but are not decided yet, take
+ * packages named in `update` first, then the one with the fewest usable versions allowed (a
+ * usable locked version counts as one), ties by name; pick its locked version if it is allowed,
+ * usable and not being updated, otherwise the newest allowed usable version.
+ */
+import { logger } from '@libp2p/logger'
+import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
+import { SwarmpackError, CoreErrorCode } from '@swarmpack/core'
+import { ResolverErrorCode } from '../errors.js'
+import { Term } from './term.js'
+import { Incompatibility, type Unavailable } from './incompatibility.js'
+import { PartialSolution } from './partial-solution.js'
+import { VersionSet } from './version-set.js'
+import { type Version, parseVersion } from './version.js'
+import { MetadataCache, type MetadataSource, type PackageEntry, type VersionRecord, type MetadataCounts } from './metadata.js'
+import { explainFailure, type FailureReport } from './report.js'
+
+const log = logger('swarmpack:resolver')
+
+export type ResolveProgressEvents =
+  ProgressEvent<'resolve:decision', { name: string, version: string }> |
+  ProgressEvent<'resolve:conflict', { incompatibility: string }>
+
+export interface ResolveOptions extends ProgressOptions<ResolveProgressEvents> {
+  /** Wanted packages: name -> npm range. */
+  dependencies: Record<string, string>
+  /** Where versions and dependencies come from; pass a `MetadataCache` to share warm metadata. */
+  source: MetadataSource | MetadataCache
+  /** Name and version of the root (the deployment); default `root` 0.0.0. */
+  rootName?: string
+  rootVersion?: string
+  /** Versions from a lockfile (name -> version), kept while they still fit. */
+  locked?: Record<string, string>
+  /** Packages whose locked version is released (`true`: all of them). */
+  update?: string[] | true
+  /** Let every range match pre-releases (npm's `includePrerelease`). */
+  includePrerelease?: boolean
+  /** Give up after this many steps (decisions, propagations, conflict steps); default 1,000,000. */
+  maxSteps?: number
+  /** Give up after this long, including time spent waiting for metadata; default 120,000 ms. */
+  timeoutMs?: number
+  signal?: AbortSignal
+}
+
+export interface ResolveStats {
+  steps: number
+  decisions: number
+  conflicts: number
+  /** Incompatibilities known at the end (external and learned). */
+  incompatibilities: number
+  /** Requests made to the metadata source during this resolution. */
+  requests: MetadataCounts
+  elapsedMs: number
+}
+
+export interface Resolution {
+  /** Selected version of every package needed (the root not included), sorted by name. */
+  versions: Map<string, string>
+  /** Dependencies (name -> range) of every selected package, as its metadata states them. */
+  dependencies: Map<string, Record<string, string>>
+  stats: ResolveStats
+}
+
+export interface ResolveFailureDetails extends Record<string, unknown> {
+  failure: FailureReport
+  stats: ResolveStats
+}
+
+/** Resolves `options.dependencies` to one version per package, or throws ERR_RESOLVE_CONFLICT with an explanation. */
+export async function resolve (options: ResolveOptions): Promise<Resolution> {
+  return await new Solver(options).solve()
+}
+
+class Solver {
+  private readonly options: ResolveOptions
+  private readonly cache: MetadataCache
+  private readonly rootName: string
+  private readonly rootVersion: Version
+  private readonly rootEntry: PackageEntry
+  private readonly locked = new Map<string, Version>()
+  private readonly released: Set<string> | true
+  private readonly solution: PartialSolution
+  private readonly byPackage = new Map<string, Incompatibility[]>()
+  private readonly counted = new Map<string, { acc: Term, count: number }>()
+  private incompatibilityCount = 0
+  private steps = 0
+  private decisions = 0
+  private conflicts = 0
+  private readonly start = performance.now()
+  private readonly maxSteps: number
+  private readonly deadline: number
+  private readonly startCounts: MetadataCounts
+  private readonly limitSignal: AbortController = new AbortController()
+  private readonly signal: AbortSignal
+
+  constructor (options: ResolveOptions) {
+    this.options = options
+    if (options.dependencies === null || typeof options.dependencies !== 'object') {
+      throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, 'dependencies must be an object of name -> range')
+    }
+    this.cache = options.source instanceof MetadataCache ? options.source : new MetadataCache(options.source)
+    this.startCounts = { ...this.cache.counts }
+    this.rootName = options.rootName ?? 'root'
+    const rv = parseVersion(options.rootVersion ?? '0.0.0')
+    if (rv === undefined) throw new SwarmpackError(ResolverErrorCode.INVALID_VERSION, `root version ${String(options.rootVersion)} is not valid semver`)
+    this.rootVersion = rv
+    for (const [name, range] of Object.entries(options.dependencies)) {
+      if (typeof range !== 'string' || VersionSet.fromRange(range, this.rangeOptions) === undefined) {
+        throw new SwarmpackError(ResolverErrorCode.INVALID_RANGE, `${name}: ${String(range)} is not a valid semver range`, { details: { name, range } })
+      }
+    }
+    for (const [name, version] of Object.entries(options.locked ?? {})) {
+      const v = typeof version === 'string' ? parseVersion(version) : undefined
+      if (v === undefined) throw new SwarmpackError(ResolverErrorCode.INVALID_VERSION, `locked ${name}@${String(version)} is not valid semver`, { details: { name, version } })
+      this.locked.set(name, v)
+    }
+    this.released = options.update === true ? true : new Set(options.update ?? [])
+    this.rootEntry = {
+      name: this.rootName,
+      all: [{ version: rv, unavailable: undefined, dependencies: options.dependencies }],
+      byText: new Map([[rv.text, 0]]),
+      releases: [rv],
+      prereleases: [],
+      unavailable: undefined
+    }
+    this.maxSteps = options.maxSteps ?? 1_000_000
+    this.deadline = this.start + (options.timeoutMs ?? 120_000)
+    this.signal = options.signal === undefined ? this.limitSignal.signal : AbortSignal.any([options.signal, this.limitSignal.signal])
+    this.solution = new PartialSolution(name => { this.counted.delete(name) })
+  }
+
+  private get rangeOptions (): { includePrerelease: boolean } {
+    return { includePrerelease: this.options.includePrerelease === true }
+  }
+
+  async solve (): Promise<Resolution> {
+    const timer = setTimeout(() => this.limitSignal.abort(), Math.max(0, this.deadline - performance.now()))
+    timer.unref?.()
+    try {
+      this.addIncompatibility(new Incompatibility([new Term(this.rootName, VersionSet.exact(this.rootVersion), false)], { kind: 'root' }))
+      let next: string | undefined = this.rootName
+      while (next !== undefined) {
+        this.tick()
+        this.propagate(next)
+        next = await this.decide()
+      }
+      return this.result()
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  private stats (): ResolveStats {
+    const c = this.cache.counts
+    return {
+      steps: this.steps,
+      decisions: this.decisions,
+      conflicts: this.conflicts,
+      incompatibilities: this.incompatibilityCount,
+      requests: {
+        listVersions: c.listVersions - this.startCounts.listVersions,
+        getDependencies: c.getDependencies - this.startCounts.getDependencies,
+        prefetched: c.prefetched - this.startCounts.prefetched
+      },
+      elapsedMs: performance.now() - this.start
+    }
+  }
+
+  private result (): Resolution {
+    const picked = this.solution.decided().filter(([name]) => name !== this.rootName).sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
+    const versions = new Map<string, string>()
+    const dependencies = new Map<string, Record<string, string>>()
+    for (const [name, v] of picked) {
+      versions.set(name, v.text)
+      const entry = this.cache.peek(name) as PackageEntry
+      dependencies.set(name, entry.all[entry.byText.get(v.text) as number].dependencies ?? {})
+    }
+    const stats = this.stats()
+    log('resolved %d packages in %d ms, %d steps, %d conflicts', versions.size, Math.round(stats.elapsedMs), stats.steps, stats.conflicts)
+    return { versions, dependencies, stats }
+  }
+
+  private tick (): void {
+    this.steps++
+    if (this.options.signal?.aborted === true) {
+      throw new SwarmpackError(CoreErrorCode.ABORTED, 'resolution was aborted', { cause: this.options.signal.reason })
+    }
+    if (this.steps > this.maxSteps || performance.now() > this.deadline) this.limitError()
+  }
+
+  private limitError (): never {
+    const stats = this.stats()
+    const which = this.steps > this.maxSteps ? `${this.maxSteps} steps` : `${this.options.timeoutMs ?? 120_000} ms`
+    throw new SwarmpackError(ResolverErrorCode.LIMIT, `resolution gave up after ${which} (${stats.decisions} decisions, ${stats.conflicts} conflicts)`, { details: { stats } })
+  }
+
+  private addIncompatibility (inc: Incompatibility): void {
+    this.incompatibilityCount++
+    for (const t of inc.terms) {
+      let list = this.byPackage.get(t.name)
+      if (list === undefined) { list = []; this.byPackage.set(t.name, list) }
+      list.push(inc)
+    }
+  }
+
+  // ---- unit propagation ----
+
+  private propagate (start: string): void {
+    const changed = [start]
+    const queued = new Set(changed)
+    while (changed.length > 0) {
+      const name = changed.pop() as string
+      queued.delete(name)
+      const list = this.byPackage.get(name)
+      if (list === undefined) continue
+      // newest first: learned incompatibilities are the most informative
+      for (let i = list.length - 1; i >= 0; i--) {
+        const inc = list[i]
+        const found = this.almostSatisfied(inc)
+        if (found === undefined) continue
+        if (found === 'conflict') {
+          const learned = this.resolveConflict(inc)
+          const term = this.almostSatisfied(learned)
+          if (term === undefined || term === 'conflict') throw new Error('internal: learned incompatibility is not almost satisfied after backjumping')
+          this.solution.derive(term.inverse(), learned)
+          changed.length = 0
+          queued.clear()
+          changed.push(term.name)
+          queued.add(term.name)
+          break
+        }
+        this.solution.derive(found.inverse(), inc)
+        if (!queued.has(found.name)) { changed.push(found.name); queued.add(found.name) }
+      }
+    }
+  }
+
+  /** 'conflict' if the solution satisfies every term; the one open term if it satisfies all others; else undefined. */
+  private almostSatisfied (inc: Incompatibility): Term | 'conflict' | undefined {
+    let open: Term | undefined
+    for (const t of inc.terms) {
+      const rel = this.solution.relation(t)
+      if (rel === 'disjoint') return undefined
+      if (rel === 'overlapping') {
+        if (open !== undefined) return undefined
+        open = t
+      }
+    }
+    return open ?? 'conflict'
+  }
+
+  // ---- conflict resolution ----
+
+  private resolveConflict (conflict: Incompatibility): Incompatibility {
+    log.trace('conflict %s', conflict.toString())
+    let inc = conflict
+    let learned = false
+    while (!inc.isFailure(this.rootName)) {
+      this.tick()
+      let mostRecentTerm: Term | undefined
+      let mostRecent: ReturnType<PartialSolution['satisfier']> | undefined
+      let difference: Term | undefined
+      let previousLevel = 1
+      for (const t of inc.terms) {
+        const satisfier = this.solution.satisfier(t)
+        if (mostRecent === undefined) {
+          mostRecent = satisfier; mostRecentTerm = t
+        } else if (mostRecent.index < satisfier.index) {
+          previousLevel = Math.max(previousLevel, mostRecent.level)
+          mostRecent = satisfier; mostRecentTerm = t; difference = undefined
+        } else {
+          previousLevel = Math.max(previousLevel, satisfier.level)
+        }
+        if (mostRecentTerm === t) {
+          // the satisfier may say more than the term needs; what it adds must come from earlier
+          const diff = mostRecent.term.difference(t)
+          if (!diff.isEmpty()) {
+            difference = diff
+            previousLevel = Math.max(previousLevel, this.solution.satisfier(diff.inverse()).level)
+          } else {
+            difference = undefined
+          }
+        }
+      }
+      const satisfier = mostRecent as NonNullable<typeof mostRecent>
+      if (previousLevel < satisfier.level || satisfier.cause === null) {
+        this.solution.backtrack(previousLevel)
+        if (learned) this.addIncompatibility(inc)
+        return inc
+      }
+      const terms = inc.terms.filter(t => t !== mostRecentTerm)
+      for (const t of satisfier.cause.terms) if (t.name !== satisfier.term.name) terms.push(t)
+      if (difference !== undefined) terms.push(difference.inverse())
+      inc = new Incompatibility(terms, { kind: 'derived', left: inc, right: satisfier.cause }, this.rootName)
+      learned = true
+      this.conflicts++
+      this.options.onProgress?.(new CustomProgressEvent('resolve:conflict', { incompatibility: inc.toString() }))
+    }
+    this.fail(inc)
+  }
+
+  private fail (inc: Incompatibility): never {
+    const failure = explainFailure(inc, { rootName: this.rootName, rootVersion: this.rootVersion, listing: name => this.listing(name) })
+    const details: ResolveFailureDetails = { failure, stats: this.stats() }
+    log('no solution: %s', failure.explanation)
+    throw new SwarmpackError(ResolverErrorCode.CONFLICT, failure.explanation, { details })
+  }
+
+  // ---- decisions ----
+
+  private listing (name: string): PackageEntry | undefined {
+    return name === this.rootName ? this.rootEntry : this.cache.peek(name)
+  }
+
+  private async fetchListing (name: string, prefetchOnly = false): Promise<PackageEntry> {
+    if (name === this.rootName) return this.rootEntry
+    try {
+      return await this.guard(this.cache.listing(name, { signal: this.signal }, prefetchOnly))
+    } catch (err) {
+      throw this.metadataError(err, `listing versions of ${name}`)
+    }
+  }
+
+  private async fetchDependencies (entry: PackageEntry, record: VersionRecord): Promise<VersionRecord> {
+    try {
+      return await this.guard(this.cache.dependencies(entry, record, { signal: this.signal }))
+    } catch (err) {
+      throw this.metadataError(err, `reading dependencies of ${entry.name}@${record.version.text}`)
+    }
+  }
+
+  /** Waits for a metadata answer, but no longer than the time limit or the caller's signal. */
+  private async guard<T> (p: Promise<T>): Promise<T> {
+    if (this.signal.aborted) this.onAbort()
+    let stop: (() => void) | undefined
+    const aborted = new Promise<never>((_resolve, reject) => {
+      stop = () => { reject(new Error('aborted')) }
+      this.signal.addEventListener('abort', stop, { once: true })
+    })
+    aborted.catch(() => {})
+    try {
+      return await Promise.race([p, aborted])
+    } catch (err) {
+      if (this.signal.aborted) this.onAbort()
+      throw err
+    } finally {
+      this.signal.removeEventListener('abort', stop as () => void)
+    }
+  }
+
+  private onAbort (): never {
+    if (this.options.signal?.aborted === true) throw new SwarmpackError(CoreErrorCode.ABORTED, 'resolution was aborted', { cause: this.options.signal.reason })
+    this.limitError()
+  }
+
+  private metadataError (err: unknown, what: string): unknown {
+    if (err instanceof SwarmpackError && (err.code === CoreErrorCode.ABORTED || err.code === ResolverErrorCode.LIMIT)) return err
+    return new SwarmpackError(ResolverErrorCode.METADATA, `metadata source failed while ${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+  }
+
+  private isReleased (name: string): boolean {
+    return this.released === true || this.released.has(name)
+  }
+
+  /** The locked version of `name` if it is allowed by `set`, usable, and not released for update. */
+  private usableLock (name: string, set: VersionSet, entry: PackageEntry): Version | undefined {
+    if (this.isReleased(name)) return undefined
+    const v = this.locked.get(name)
+    if (v === undefined || !set.contains(v)) return undefined
+    const i = entry.byText.get(v.text)
+    if (i === undefined || entry.all[i].unavailable !== undefined) return undefined
+    return v
+  }
+
+  private candidateCount (name: string, acc: Term, entry: PackageEntry): number {
+    const hit = this.counted.get(name)
+    if (hit !== undefined && hit.acc === acc) return hit.count
+    const count = this.usableLock(name, acc.set, entry) !== undefined ? 1 : acc.set.countIn(entry.releases, entry.prereleases)
+    this.counted.set(name, { acc, count })
+    return count
+  }
+
+  /** Makes the next decision; returns the package to propagate from, or undefined when done. */
+  private async decide (): Promise<string | undefined> {
+    const pending = [...this.solution.pending]
+    if (pending.length === 0) return undefined
+    const missing = pending.filter(n => this.listing(n) === undefined)
+    if (missing.length > 0) await Promise.all(missing.map(async n => await this.fetchListing(n)))
+
+    let best: string | undefined; let bestKey = [Infinity, Infinity]
+    for (const name of pending) {
+      const acc = this.solution.accumulated(name) as Term
+      const entry = this.listing(name) as PackageEntry
+      const key = [this.isReleased(name) && this.locked.has(name) ? 0 : 1, entry.unavailable !== undefined ? -1 : this.candidateCount(name, acc, entry)]
+      if (key[0] < bestKey[0] || (key[0] === bestKey[0] && (key[1] < bestKey[1] || (key[1] === bestKey[1] && best !== undefined && name < best)))) {
+        best = name; bestKey = key
+      }
+    }
+    const name = best as string
+    const acc = this.solution.accumulated(name) as Term
+    const entry = this.listing(name) as PackageEntry
+
+    if (entry.unavailable !== undefined) {
+      this.addIncompatibility(new Incompatibility([new Term(name, VersionSet.ANY, true)], { kind: 'unavailable', name, reason: entry.unavailable }))
+      return name
+    }
+    const version = this.usableLock(name, acc.set, entry) ?? acc.set.newestIn(entry.releases, entry.prereleases)
+    if (version === undefined) {
+      const unavailable: Array<{ version: string, reason: Unavailable }> = []
+      for (const r of entry.all) if (r.unavailable !== undefined && acc.set.contains(r.version)) unavailable.push({ version: r.version.text, reason: r.unavailable })
+      this.addIncompatibility(new Incompatibility([new Term(name, acc.set, true)], { kind: 'no-versions', name, set: acc.set, unavailable }))
+      return name
+    }
+
+    const index = entry.byText.get(version.text) as number
+    let record = entry.all[index]
+    if (record.dependencies === undefined && record.unavailable === undefined) record = await this.fetchDependencies(entry, record)
+    if (record.unavailable !== undefined) {
+      this.addIncompatibility(new Incompatibility([new Term(name, VersionSet.exact(version), true)], { kind: 'unavailable', name, version: version.text, reason: record.unavailable }))
+      return name
+    }
+
+    const deps = record.dependencies ?? {}
+    let conflict = false
+    for (const dep of Object.keys(deps)) {
+      const range = deps[dep]
+      const set = typeof range === 'string' ? VersionSet.fromRange(range, this.rangeOptions) : undefined
+      if (set === undefined) {
+        const reason: Unavailable = { kind: 'invalid', message: `its dependency ${dep} has range ${JSON.stringify(range)}, which is not semver` }
+        record.unavailable = reason
+        this.addIncompatibility(new Incompatibility([new Term(name, VersionSet.exact(version), true)], { kind: 'unavailable', name, version: version.text, reason }))
+        return name
+      }
+      const dependerSet = name === this.rootName ? VersionSet.exact(version) : this.dependerRange(entry, index, dep, range)
+      const inc = new Incompatibility(
+        [new Term(name, dependerSet, true), new Term(dep, set, false)],
+        { kind: 'dependency', depender: name, dependerSet, dependency: dep, range })
+      if (inc.terms.length === 1 && inc.terms[0].isEmpty()) continue // depends on itself, within range: harmless
+      this.addIncompatibility(inc)
+      if (!conflict) conflict = inc.terms.every(t => t.name === name || this.solution.satisfies(t))
+    }
+    if (!conflict) {
+      this.solution.decide(name, version)
+      this.decisions++
+      this.options.onProgress?.(new CustomProgressEvent('resolve:decision', { name, version: version.text }))
+      this.prefetch(Object.keys(deps))
+    }
+    return name
+  }
+
+  /**
+   * The widest run of listed versions around `index` that have the same dependency on `dep`
+   * (as far as their metadata is already known; at least the version itself), as a range: "a >=2.0.0 depends on b ^3.0.0" is one
+   * fact instead of one per version, which keeps learning fast and explanations short.
+   */
+  private dependerRange (entry: PackageEntry, index: number, dep: string, range: string): VersionSet {
+    const same = (r: VersionRecord): boolean => r.unavailable === undefined && r.dependencies !== undefined && r.dependencies[dep] === range
+    let lo = index; let hi = index
+    while (lo > 0 && same(entry.all[lo - 1])) lo--
+    while (hi < entry.all.length - 1 && same(entry.all[hi + 1])) hi++
+    // bounds sit on listed versions, so the set holds exactly the listed versions of the run
+    return VersionSet.between(lo === 0 ? null : entry.all[lo].version, hi === entry.all.length - 1 ? null : entry.all[hi + 1].version)
+  }
+
+  /** Background-fetch listings of new dependencies, and the dependencies of their likely picks. */
+  private prefetch (names: string[]): void {
+    for (const dep of names) {
+      if (dep === this.rootName) continue
+      const entry = this.cache.peek(dep)
+      if (entry === undefined) {
+        this.cache.prefetchListing(dep, { signal: this.signal })
+        continue
+      }
+      const acc = this.solution.accumulated(dep)
+      if (acc === undefined || !acc.positive || entry.unavailable !== undefined) continue
+      const v = this.usableLock(dep, acc.set, entry) ?? acc.set.newestIn(entry.releases, entry.prereleases)
+      if (v !== undefined) this.cache.prefetchDependencies(entry, entry.all[entry.byText.get(v.text) as number], { signal: this.signal })
+    }
+  }
+}
