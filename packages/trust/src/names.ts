@@ -1,16 +1,15 @@
 /**
  * Package names, versions and scope patterns.
  *
- * A name is 1–8 segments joined by `/`, lowercase (no case-folding tricks), each segment
- * `[a-z0-9._-]` with an optional leading `@` on the first (npm-style scopes); `.` and `..` are not
- * segments. A pattern has the same segments, except that a segment may hold one `*`, which matches
+ * Names and versions follow the rule of @swarmpack/core (`name` or `@scope/name`, lower case,
+ * strict SemVer), so trust never admits a name the content model refuses. A pattern is made of
+ * segments joined by `/` like a name, except that a segment may hold one `*`, which matches
  * any run of characters *within that segment*: `*` never crosses `/`, so `acme/*` admits `acme/web`
  * but not `acme/web/extra`, and `*` alone admits only one-segment names.
  */
-import semver from 'semver'
+import { isValidPackageName, validateVersion, validateVersionRange } from '@swarmpack/core'
 import { TrustErrorCode, trustError } from './errors.js'
 
-const SEGMENT_RE = /^@?[a-z0-9._-]+$/
 const PATTERN_SEGMENT_RE = /^@?[a-z0-9._*-]+$/
 const MAX_NAME_LENGTH = 214
 const MAX_SEGMENTS = 8
@@ -21,7 +20,7 @@ function segmentsOk (segments: string[], re: RegExp): boolean {
 }
 
 export function isValidName (name: unknown): name is string {
-  return typeof name === 'string' && name.length <= MAX_NAME_LENGTH && segmentsOk(name.split('/'), SEGMENT_RE)
+  return isValidPackageName(name)
 }
 
 export function assertName (name: unknown, what = 'name'): string {
@@ -29,12 +28,18 @@ export function assertName (name: unknown, what = 'name'): string {
   return name
 }
 
-/** Exact semver, already in normal form (so `1.0.0` and `v1.0.0` never name two entries). */
+/** Strict SemVer (no `v` prefix, no loose forms), so `1.0.0` and `v1.0.0` never name two entries. */
 export function assertVersion (version: unknown, what = 'version'): string {
-  if (typeof version !== 'string' || version.length > 128 || semver.valid(version) !== version) {
-    throw trustError(TrustErrorCode.MALFORMED, `${what}: invalid version ${JSON.stringify(String(version).slice(0, 100))}`, { version: String(version).slice(0, 100) })
+  try {
+    validateVersion(version)
+  } catch (err) {
+    throw trustError(TrustErrorCode.MALFORMED, `${what}: invalid version ${JSON.stringify(String(version).slice(0, 100))}`, { version: String(version).slice(0, 100) }, err)
   }
   return version
+}
+
+export function isValidRange (range: unknown): range is string {
+  try { validateVersionRange(range); return true } catch { return false }
 }
 
 export function isValidPattern (pattern: unknown): pattern is string {

@@ -4,10 +4,9 @@
  * they are inside the signed payload so a release travels as one self-contained block.
  */
 import { CID } from 'multiformats/cid'
-import semver from 'semver'
 import { PayloadType, openEnvelope, signEnvelope, type SignedObject } from './envelope.js'
 import { type Ed25519PrivateKey, type KeyId } from './keys.js'
-import { assertName, assertVersion } from './names.js'
+import { assertName, assertVersion, isValidRange } from './names.js'
 import { MAX_PROOFS } from './delegation.js'
 import { asArray, asBytes, asCid, asObject, asString, asUint, expectKeys, malformed, type Obj } from './schema.js'
 
@@ -62,8 +61,8 @@ export function validateDependencies (value: unknown, what: string): Record<stri
   const out: Record<string, string> = {}
   for (const [name, range] of Object.entries(obj)) {
     assertName(name, `${what} name`)
-    const r = asString(range, `${what}.${name}`, 256)
-    if (semver.validRange(r) === null) throw malformed(what, `invalid range for ${name}`)
+    const r = asString(range, `${what}.${name}`, 1024)
+    if (!isValidRange(r)) throw malformed(what, `invalid range for ${name}`)
     out[name] = r
   }
   return out
