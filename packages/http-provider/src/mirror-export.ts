@@ -1,14 +1,14 @@
 /**
- * `mirror export` for HTTP: the static layout that any web server can serve. The blocks are written
- * by core's `exportMirror`; this adds what HTTP clients need on top: the empty `ipfs/bafkqaaa`
- * probe file (trustless-gateway liveness check) and the indexers' head records under `indexes/`.
+ * `mirror export` for HTTP: the static layout that any web server can serve. Blocks, descriptor
+ * and the `ipfs/bafkqaaa` probe file are written by core's `exportMirror`; this adds the indexers'
+ * signed head records under `indexes/`, which HTTP clients poll for updates, and an nginx config
+ * that serves the directory with the right content type.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import * as core from '@swarmpack/core'
-import { CoreErrorCode, MIRROR_BLOCKS_DIR, PROBE_CID, SwarmpackError, mirrorIndexHeadPath } from '@swarmpack/core'
-import type { Blockstore } from 'interface-blockstore'
+import { CoreErrorCode, SwarmpackError, exportMirror, mirrorIndexHeadPath } from '@swarmpack/core'
+import type { BlockSource, ExportMirrorOptions, ExportMirrorReport } from '@swarmpack/core'
 import type { CID } from 'multiformats/cid'
 
 export interface IndexHeadRecord {
@@ -18,13 +18,10 @@ export interface IndexHeadRecord {
   bytes: Uint8Array
 }
 
-export interface ExportHttpMirrorOptions {
+export interface ExportHttpMirrorOptions extends ExportMirrorOptions {
   /** Signed index head records to publish next to the blocks. */
   heads?: IndexHeadRecord[]
-  signal?: AbortSignal
 }
-
-type ExportMirror = (store: Blockstore, roots: CID[], dir: string, options?: { signal?: AbortSignal }) => Promise<unknown>
 
 /** Writes a file under a temporary name and renames it, so no half-written file has a valid name. */
 async function writeAtomic (path: string, bytes: Uint8Array): Promise<void> {
@@ -40,26 +37,20 @@ async function writeAtomic (path: string, bytes: Uint8Array): Promise<void> {
 }
 
 /**
- * Exports the DAGs under `roots` from `store` into `dir` as a static mirror, plus the probe file
- * and the given index heads. Returns what core's exportMirror returned.
+ * Exports the DAGs under `roots` from `store` into `dir` as a static mirror (core's exportMirror),
+ * then the given index heads. Head ids are checked before anything is written.
  */
-export async function exportHttpMirror (store: Blockstore, roots: CID[], dir: string, options: ExportHttpMirrorOptions = {}): Promise<unknown> {
-  const exportMirror = (core as unknown as { exportMirror?: ExportMirror }).exportMirror
-  if (typeof exportMirror !== 'function') {
-    throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, 'this build of @swarmpack/core has no exportMirror')
-  }
-  const result = await exportMirror(store, roots, dir, { signal: options.signal })
-  await writeAtomic(join(dir, MIRROR_BLOCKS_DIR, PROBE_CID), new Uint8Array(0))
-  for (const head of options.heads ?? []) {
-    let rel: string
+export async function exportHttpMirror (store: BlockSource, roots: CID[], dir: string, options: ExportHttpMirrorOptions = {}): Promise<ExportMirrorReport> {
+  const heads = (options.heads ?? []).map(head => {
     try {
-      rel = mirrorIndexHeadPath(head.indexerId)
+      return { rel: mirrorIndexHeadPath(head.indexerId), bytes: head.bytes }
     } catch (err) {
       throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `invalid indexer id ${JSON.stringify(head.indexerId)}`, { cause: err })
     }
-    await writeAtomic(join(dir, ...rel.split('/')), head.bytes)
-  }
-  return result
+  })
+  const report = await exportMirror(store, roots, dir, options)
+  for (const head of heads) await writeAtomic(join(dir, ...head.rel.split('/')), head.bytes)
+  return report
 }
 
 /**
