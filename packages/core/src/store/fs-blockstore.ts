@@ -24,7 +24,8 @@
 import { mkdir, readFile, readdir, stat, unlink, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
-import type { AbortOptions } from 'abort-error'
+/** The interface-store options shape, without depending on abort-error directly. */
+export interface AbortOptions { signal?: AbortSignal }
 import type { Blockstore, InputPair, Pair } from 'interface-blockstore'
 import { CID } from 'multiformats/cid'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
@@ -564,7 +565,9 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     this.#evicting = (async () => {
       const pinned = await this.#pinnedSet()
       let removed = 0
-      for (const key of [...this.#index.keys()]) {
+      // live iteration, oldest first (no O(n) copy per put); entries touched meanwhile move to the
+      // end and may be visited again, which is harmless
+      for (const key of this.#index.keys()) {
         if (this.#bytes <= this.maxSize) break
         if (pinned.has(key) || key === protect || this.#writing.has(key)) continue
         const size = await this.#remove(key)
