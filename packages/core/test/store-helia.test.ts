@@ -1,5 +1,5 @@
 /**
- * The store under a real Helia node (not started: no network needed), through Helia's own
+ * The store under a real Helia node (never started: no network needed), through Helia's own
  * blockstore wrapper, pinning (which walks the DAG through our `get`) and gc (our `delete`).
  */
 import '../src/polyfill.js'
@@ -18,7 +18,7 @@ describe('FsBlockstore under Helia', () => {
 
   it('serves Helia put/get/has, pins and gc', async () => {
     const store = await FsBlockstore.open(join(dir, 'store'))
-    const helia = await createHelia({ blockstore: store, start: false })
+    const helia = await createHelia({ blockstore: store })
     try {
       const leaf = rawBlock(1000)
       const root = linkBlock([leaf.cid])
