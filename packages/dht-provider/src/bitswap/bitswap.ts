@@ -1,0 +1,368 @@
+/**
+ * swarmpack's Bitswap 1.2.0 node: serves blocks from a blockstore (unless in consume mode) and
+ * fetches blocks through sessions. Every block received is checked against the CID we asked for
+ * before it is stored and handed out; a peer sending bytes that match nothing it was asked for is
+ * disconnected and banned.
+ */
+import { logger } from '@libp2p/logger'
+import { MAX_BLOCK_SIZE, SwarmpackError, verifyBlock } from '@swarmpack/core'
+import { BanList } from './ban-list.js'
+import { DEFAULT_MAX_UNSOLICITED_BLOCKS, RECENT_WANT_WINDOW_MS } from './constants.js'
+import { Engine, multihashKey } from './engine.js'
+import { BitswapErrorCode } from './errors.js'
+import { BitswapNetwork } from './network.js'
+import { BitswapSession } from './session.js'
+import { BlockPresenceType, WantType, cidOfPayload, decodeCid } from './wire.js'
+import type { LedgerStats } from './ledger.js'
+import type { SessionHost, SessionOptions } from './session.js'
+import type { Message, WantlistEntry } from './wire.js'
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import type { Blockstore } from 'interface-blockstore'
+import { CID } from 'multiformats/cid'
+
+const log = logger('swarmpack:bitswap')
+
+export interface BitswapInit {
+  libp2p: Libp2p
+  /** Where served blocks come from and fetched blocks go (interface-blockstore v7). */
+  blockstore: Pick<Blockstore, 'has' | 'get' | 'put'>
+  /** false = consume mode: never send blocks (peers asking with send-dont-have get DontHave). Default true. */
+  serve?: boolean
+  /** Wants a peer may hold with us at once (default 1024). */
+  maxWantlistSize?: number
+  /** Block bytes loaded for one peer before its stream must accept them (default 4 MiB; a turn is also capped by the 2 MiB message). */
+  maxBytesInFlightPerPeer?: number
+  /** Peers served concurrently (default 8). */
+  maxConcurrentSends?: number
+  /** Message cap both ways (default 2 MiB). */
+  maxMessageSize?: number
+  /** Default for sessions: a peer holding our wants that delivers nothing for this long is passed over (ms). */
+  wantTimeout?: number
+  /** Unrequested blocks tolerated from a peer before it is banned (default 16). */
+  maxUnsolicitedBlocks?: number
+  /** Shared ban list (e.g. also consulted by the connection gater). */
+  banList?: BanList
+  /** How long a ban lasts (default one hour). */
+  banDurationMs?: number
+}
+
+export interface BitswapPeerStats extends LedgerStats {
+  /** Blocks from this peer that matched nothing we asked it for. */
+  unsolicitedBlocks: number
+}
+
+export interface BitswapStats {
+  peers: BitswapPeerStats[]
+  bytesSent: number
+  bytesReceived: number
+  blocksSent: number
+  blocksReceived: number
+  /** Blocks that arrived twice (asked of several peers) or late. */
+  duplicateBlocks: number
+  banned: Array<{ peer: string, reason: string, until: number }>
+}
+
+interface Asked {
+  cid: CID
+  type: WantType
+  /** Set when the want was cancelled; late blocks are excused for a while after. */
+  cancelledAt?: number
+}
+
+interface OutgoingWants {
+  peer: PeerId
+  entries: Map<string, WantlistEntry>
+}
+
+export class Bitswap {
+  readonly libp2p: Libp2p
+  readonly blockstore: Pick<Blockstore, 'has' | 'get' | 'put'>
+  readonly banList: BanList
+  readonly serve: boolean
+  private readonly init: BitswapInit
+  private readonly network: BitswapNetwork
+  private readonly engine: Engine
+  private readonly sessions = new Set<BitswapSession>()
+  /** Sessions waiting for each block (by multihash). */
+  private readonly wanted = new Map<string, Set<BitswapSession>>()
+  /** What we asked each peer for, so late or unasked blocks can be told apart. */
+  private readonly asked = new Map<string, Map<string, Asked>>()
+  /** Blocks being verified/stored right now, so a second copy is not stored twice. */
+  private readonly receiving = new Set<string>()
+  private readonly outgoing = new Map<string, OutgoingWants>()
+  private readonly unsolicited = new Map<string, number>()
+  private flushScheduled = false
+  private duplicateBlocks = 0
+  private running = false
+  private readonly onPeerConnect: (evt: CustomEvent<PeerId>) => void
+  private readonly sessionHost: SessionHost
+
+  constructor (init: BitswapInit) {
+    this.init = init
+    this.libp2p = init.libp2p
+    this.blockstore = init.blockstore
+    this.serve = init.serve ?? true
+    this.banList = init.banList ?? new BanList()
+    this.network = new BitswapNetwork(this.libp2p, {
+      onMessage: async (peer, message) => { await this.onMessage(peer, message) },
+      onProtocolViolation: (peer, reason) => { log('protocol violation by %p: %s', peer, reason) },
+      onPeerConnected: () => {},
+      onPeerDisconnected: (peer) => { this.peerGone(peer.toString(), 'disconnected') },
+      isBanned: (peer) => this.banList.isBanned(peer)
+    }, { maxMessageSize: init.maxMessageSize })
+    this.engine = new Engine({
+      blockstore: this.blockstore,
+      serve: this.serve,
+      maxWantlistSize: init.maxWantlistSize,
+      maxBytesInFlightPerPeer: init.maxBytesInFlightPerPeer,
+      maxConcurrentSends: init.maxConcurrentSends,
+      send: async (peer, content) => {
+        const target = this.peerIdOf(peer)
+        if (target === undefined) throw new Error(`no connection to ${peer}`)
+        await this.network.send(target, content)
+      }
+    })
+    this.sessionHost = this.makeSessionHost()
+    this.onPeerConnect = (evt) => {
+      if (this.banList.isBanned(evt.detail)) this.libp2p.hangUp(evt.detail).catch(() => {})
+    }
+  }
+
+  get isStarted (): boolean {
+    return this.running
+  }
+
+  async start (): Promise<void> {
+    if (this.running) return
+    this.running = true
+    this.libp2p.addEventListener('peer:connect', this.onPeerConnect)
+    await this.network.start()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.libp2p.removeEventListener('peer:connect', this.onPeerConnect)
+    for (const session of [...this.sessions]) await session.close()
+    this.engine.stop()
+    await this.network.stop()
+  }
+
+  /** A fetch session (see SessionOptions). Close it when done. */
+  createSession (options: SessionOptions = {}): BitswapSession {
+    if (!this.running) throw new SwarmpackError(BitswapErrorCode.NOT_STARTED, 'bitswap is not started')
+    const session = new BitswapSession(this.sessionHost, { wantTimeout: this.init.wantTimeout, ...options })
+    this.sessions.add(session)
+    return session
+  }
+
+  /**
+   * Blocks just added to the blockstore by someone else (a download, an HTTP mirror): peers
+   * waiting for them are answered now.
+   */
+  notifyNewBlocks (blocks: Iterable<CID | { cid: CID }>): void {
+    const cids: CID[] = []
+    for (const b of blocks) cids.push(CID.asCID(b) ?? (b as { cid: CID }).cid)
+    this.engine.notifyNewBlocks(cids)
+  }
+
+  /** Disconnects the peer and refuses it from now on (for `durationMs`, default one hour). */
+  ban (peer: PeerId | string, reason = 'banned', durationMs = this.init.banDurationMs): void {
+    const key = peer.toString()
+    log('banning %s: %s', key, reason)
+    this.banList.ban(key, reason, durationMs)
+    this.peerGone(key, `banned: ${reason}`)
+    const id = this.peerIdOf(key)
+    if (id !== undefined) this.libp2p.hangUp(id).catch(() => {})
+  }
+
+  isBanned (peer: PeerId | string): boolean {
+    return this.banList.isBanned(peer)
+  }
+
+  stats (): BitswapStats {
+    const peers: BitswapPeerStats[] = [...this.engine.ledgers.values()].map(l => ({ ...l.stats(), unsolicitedBlocks: this.unsolicited.get(l.peer) ?? 0 }))
+    const sum = (f: (p: BitswapPeerStats) => number): number => peers.reduce((n, p) => n + f(p), 0)
+    return {
+      peers,
+      bytesSent: sum(p => p.bytesSent),
+      bytesReceived: sum(p => p.bytesReceived),
+      blocksSent: sum(p => p.blocksSent),
+      blocksReceived: sum(p => p.blocksReceived),
+      duplicateBlocks: this.duplicateBlocks,
+      banned: this.banList.list()
+    }
+  }
+
+  // --- session host ---
+
+  private makeSessionHost (): SessionHost {
+    return {
+    blockstore: this.blockstore,
+    selfId: this.libp2p.peerId.toString(),
+    isBanned: (peer) => this.banList.isBanned(peer),
+    register: (session, key) => {
+      let set = this.wanted.get(key)
+      if (set === undefined) { set = new Set(); this.wanted.set(key, set) }
+      set.add(session)
+    },
+    unregister: (session, key) => {
+      const set = this.wanted.get(key)
+      if (set === undefined) return
+      set.delete(session)
+      if (set.size === 0) this.wanted.delete(key)
+    },
+    sendWant: (peer, cid, type) => { this.queueWant(peer, cid, type, false) },
+    sendCancel: (peer, cid, session) => {
+      const key = multihashKey(cid)
+      const peerKey = peer.toString()
+      for (const other of this.wanted.get(key) ?? []) {
+        if (other !== session && other.hasAssigned(key, peerKey)) return
+      }
+      this.queueWant(peer, cid, WantType.WantBlock, true)
+    },
+    sessionClosed: (session) => { this.sessions.delete(session) }
+    }
+  }
+
+  // --- outgoing wants, batched per peer per tick ---
+
+  private queueWant (peer: PeerId, cid: CID, type: WantType, cancel: boolean): void {
+    if (!this.running) return
+    const peerKey = peer.toString()
+    const key = multihashKey(cid)
+    let asked = this.asked.get(peerKey)
+    if (asked === undefined) { asked = new Map(); this.asked.set(peerKey, asked) }
+    const prev = asked.get(key)
+    if (cancel) {
+      if (prev === undefined || prev.cancelledAt !== undefined) return
+      prev.cancelledAt = Date.now()
+    } else {
+      if (asked.size > 4096) this.pruneAsked(asked)
+      asked.set(key, { cid, type: prev !== undefined && prev.cancelledAt === undefined && prev.type === WantType.WantBlock ? WantType.WantBlock : type })
+    }
+    let out = this.outgoing.get(peerKey)
+    if (out === undefined) { out = { peer, entries: new Map() }; this.outgoing.set(peerKey, out) }
+    const pending = out.entries.get(key)
+    if (!cancel && pending !== undefined && pending.cancel !== true && pending.wantType === WantType.WantBlock) return
+    out.entries.set(key, cancel
+      ? { block: cid.bytes, priority: 1, cancel: true }
+      : { block: cid.bytes, priority: 1, wantType: type, sendDontHave: true })
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(() => { this.flushWants() })
+    }
+  }
+
+  private flushWants (): void {
+    this.flushScheduled = false
+    const batches = [...this.outgoing.values()]
+    this.outgoing.clear()
+    for (const { peer, entries } of batches) {
+      if (!this.running) return
+      this.network.send(peer, { wants: [...entries.values()] }).catch(err => {
+        // unreachable: sessions move its wants elsewhere
+        log('sending wants to %p failed: %s', peer, err.message)
+        this.peerGone(peer.toString(), `unreachable: ${err.message as string}`)
+      })
+    }
+  }
+
+  // --- incoming ---
+
+  private async onMessage (peer: PeerId, message: Message): Promise<void> {
+    if (!this.running || this.banList.isBanned(peer)) return
+    const peerKey = peer.toString()
+    if (message.wantlist !== undefined) this.engine.receiveWantlist(peerKey, message.wantlist)
+    for (const block of message.payload) {
+      await this.receiveBlock(peer, peerKey, block.prefix, block.data, block)
+      if (this.banList.isBanned(peer)) return
+    }
+    for (const presence of message.blockPresences) {
+      const cid = decodeCid(presence.cid)
+      if (cid === undefined) continue
+      const key = multihashKey(cid)
+      for (const session of this.wanted.get(key) ?? []) {
+        session.receivePresence(key, peerKey, presence.type === BlockPresenceType.Have)
+      }
+    }
+  }
+
+  private async receiveBlock (peer: PeerId, peerKey: string, _prefix: Uint8Array, data: Uint8Array, block: Message['payload'][number]): Promise<void> {
+    const ledger = this.engine.ledger(peerKey)
+    ledger.bytesReceived += data.byteLength
+    const cid = data.byteLength > MAX_BLOCK_SIZE ? undefined : cidOfPayload(block)
+    const key = cid === undefined ? undefined : multihashKey(cid)
+    const sessions = key === undefined ? undefined : this.wanted.get(key)
+    if (key !== undefined && sessions !== undefined && sessions.size > 0 && !this.receiving.has(key)) {
+      // verify against the CID we asked under (codec and all), not the one the sender claims
+      let wantedCid: CID | undefined
+      for (const s of sessions) { wantedCid = s.wantedCid(key); if (wantedCid !== undefined) break }
+      try {
+        verifyBlock(wantedCid ?? cid as CID, data)
+      } catch (err) {
+        this.ban(peer, `bad block: ${(err as Error).message}`)
+        return
+      }
+      this.receiving.add(key)
+      try {
+        await this.blockstore.put(wantedCid ?? cid as CID, data)
+      } finally {
+        this.receiving.delete(key)
+      }
+      ledger.blocksReceived++
+      const answered = this.asked.get(peerKey)?.get(key)
+      if (answered !== undefined) answered.cancelledAt = Date.now()
+      for (const s of [...(this.wanted.get(key) ?? [])]) s.receiveBlock(key, data, peerKey)
+      this.engine.notifyNewBlocks([wantedCid ?? cid as CID])
+      return
+    }
+    const asked = key === undefined ? undefined : this.asked.get(peerKey)?.get(key)
+    if (asked !== undefined || (key !== undefined && this.receiving.has(key))) {
+      // asked of several peers, or arrived after we cancelled: harmless
+      this.duplicateBlocks++
+      return
+    }
+    // bytes that match nothing we asked this peer for
+    const strikes = (this.unsolicited.get(peerKey) ?? 0) + 1
+    this.unsolicited.set(peerKey, strikes)
+    if (this.holdsOurWantBlocks(peerKey)) {
+      // it owes us blocks and sent bytes that hash to none of them: a corrupt or lying provider
+      this.ban(peer, 'sent a block that matches none of the blocks asked for')
+    } else if (strikes > (this.init.maxUnsolicitedBlocks ?? DEFAULT_MAX_UNSOLICITED_BLOCKS)) {
+      this.ban(peer, 'too many unsolicited blocks')
+    } else {
+      log('dropped unsolicited block from %s', peerKey)
+    }
+  }
+
+  private holdsOurWantBlocks (peerKey: string): boolean {
+    const asked = this.asked.get(peerKey)
+    if (asked === undefined) return false
+    this.pruneAsked(asked)
+    for (const a of asked.values()) if (a.cancelledAt === undefined && a.type === WantType.WantBlock) return true
+    return false
+  }
+
+  /** Forgets wants cancelled or answered longer ago than the late-block window. */
+  private pruneAsked (asked: Map<string, Asked>): void {
+    const now = Date.now()
+    for (const [key, a] of asked) {
+      if (a.cancelledAt !== undefined && now - a.cancelledAt > RECENT_WANT_WINDOW_MS) asked.delete(key)
+    }
+  }
+
+  private peerGone (peerKey: string, reason: string): void {
+    this.engine.peerDisconnected(peerKey)
+    this.asked.delete(peerKey)
+    this.outgoing.delete(peerKey)
+    for (const session of this.sessions) session.peerGone(peerKey, reason)
+  }
+
+  private peerIdOf (peerKey: string): PeerId | undefined {
+    for (const conn of this.libp2p.getConnections()) {
+      if (conn.remotePeer.toString() === peerKey) return conn.remotePeer
+    }
+    return undefined
+  }
+}

@@ -1,0 +1,42 @@
+/** Protocol id and default limits of swarmpack's Bitswap 1.2.0 implementation. */
+
+export const BITSWAP_PROTOCOL = '/ipfs/bitswap/1.2.0'
+
+/** Messages larger than this are refused on input and never produced on output. */
+export const MAX_MESSAGE_SIZE = 2 * 1024 * 1024
+
+/** Wantlist entries a peer may hold with us at once; further wants are ignored. */
+export const DEFAULT_MAX_WANTLIST_SIZE = 1024
+
+/** Block bytes we load and hand to one peer's stream before waiting for it to drain. */
+export const DEFAULT_MAX_BYTES_IN_FLIGHT_PER_PEER = 4 * 1024 * 1024
+
+/** Peers served at the same time; the rest wait their turn (round robin). */
+export const DEFAULT_MAX_CONCURRENT_SENDS = 8
+
+/** A want-have for a block at most this large is answered with the block itself (as boxo and Helia do). */
+export const DEFAULT_MAX_SIZE_REPLACE_HAVE_WITH_BLOCK = 1024
+
+/** Wants a session keeps in flight at once (getMany pulls more CIDs as these complete). */
+export const DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT = 128
+
+/** Want-blocks one peer may hold from one session at once, so blocks spread across peers. */
+export const DEFAULT_SESSION_MAX_WANTS_PER_PEER = 16
+
+/** A peer that delivers nothing for this long while holding our wants is slow: ask another. */
+export const DEFAULT_WANT_TIMEOUT_MS = 4000
+
+/** An idle outgoing stream is closed after this long (Helia drops idle inbound streams after 10 s). */
+export const OUTBOUND_STREAM_IDLE_MS = 5000
+
+/** How long a cancelled want still excuses a block arriving late. */
+export const RECENT_WANT_WINDOW_MS = 30_000
+
+/** Blocks matching nothing we asked a peer for, tolerated before the peer is banned. */
+export const DEFAULT_MAX_UNSOLICITED_BLOCKS = 16
+
+/** Inbound and outbound bitswap streams per connection. */
+export const MAX_STREAMS_PER_CONNECTION = 32
+
+/** Decoded messages from one stream waiting to be handled before we pause reading it. */
+export const MAX_QUEUED_MESSAGES_PER_STREAM = 4

@@ -1,0 +1,11 @@
+/** swarmpack's Bitswap 1.2.0 (`/ipfs/bitswap/1.2.0`): block exchange compatible with Helia and Kubo. */
+export { Bitswap } from './bitswap.js'
+export type { BitswapInit, BitswapStats, BitswapPeerStats } from './bitswap.js'
+export { BitswapSession } from './session.js'
+export type { SessionOptions, SessionPeerStats, FindProviders } from './session.js'
+export { BanList, DEFAULT_BAN_MS } from './ban-list.js'
+export type { BanEntry } from './ban-list.js'
+export { BitswapErrorCode } from './errors.js'
+export { BITSWAP_PROTOCOL, MAX_MESSAGE_SIZE } from './constants.js'
+export { cidPrefix, cidOfPayload, splitMessages, decodeMessage } from './wire.js'
+export type { OutgoingContent } from './wire.js'

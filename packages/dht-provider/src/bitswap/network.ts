@@ -1,0 +1,211 @@
+/**
+ * Streams for Bitswap: messages travel on one-way streams. We read every inbound stream as a
+ * sequence of varint-length-prefixed messages (refusing any over the cap) and send on one
+ * outbound stream per peer, reopened when it dies and closed when idle. Backpressure both ways:
+ * reading pauses while decoded messages wait to be handled; writing awaits `onDrain()` whenever
+ * `send()` reports a full buffer.
+ */
+import { logger } from '@libp2p/logger'
+import { LengthPrefixedDecoder } from '@libp2p/utils'
+import { varint } from 'multiformats'
+import { BITSWAP_PROTOCOL, MAX_MESSAGE_SIZE, MAX_QUEUED_MESSAGES_PER_STREAM, MAX_STREAMS_PER_CONNECTION, OUTBOUND_STREAM_IDLE_MS } from './constants.js'
+import { decodeMessage, splitMessages } from './wire.js'
+import type { Message, OutgoingContent } from './wire.js'
+import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+
+const log = logger('swarmpack:bitswap:network')
+
+export interface NetworkHandlers {
+  /** Called for each decoded message, in order per stream; the next waits for the returned promise. */
+  onMessage(peer: PeerId, message: Message): Promise<void>
+  /** A stream carried something that is not a valid message (oversized, malformed). */
+  onProtocolViolation(peer: PeerId, reason: string): void
+  onPeerConnected(peer: PeerId): void
+  onPeerDisconnected(peer: PeerId): void
+  /** Whether to refuse streams from and to this peer. */
+  isBanned(peer: PeerId): boolean
+}
+
+interface Outbound {
+  stream?: Stream
+  /** Sends to this peer are serialized through this chain. */
+  tail: Promise<void>
+  idleTimer?: ReturnType<typeof setTimeout>
+}
+
+/** A message framed as varint length + bytes, in one buffer so it goes out in one send(). */
+function frame (bytes: Uint8Array): Uint8Array {
+  const prefixLength = varint.encodingLength(bytes.byteLength)
+  const out = new Uint8Array(prefixLength + bytes.byteLength)
+  varint.encodeTo(bytes.byteLength, out, 0)
+  out.set(bytes, prefixLength)
+  return out
+}
+
+export class BitswapNetwork {
+  private readonly libp2p: Libp2p
+  private readonly handlers: NetworkHandlers
+  private readonly maxMessageSize: number
+  private readonly outbound = new Map<string, Outbound>()
+  private readonly inbound = new Set<Stream>()
+  private topologyId?: string
+  private running = false
+
+  constructor (libp2p: Libp2p, handlers: NetworkHandlers, options: { maxMessageSize?: number } = {}) {
+    this.libp2p = libp2p
+    this.handlers = handlers
+    this.maxMessageSize = options.maxMessageSize ?? MAX_MESSAGE_SIZE
+  }
+
+  async start (): Promise<void> {
+    if (this.running) return
+    this.running = true
+    await this.libp2p.handle(BITSWAP_PROTOCOL, (stream, connection) => { this.onStream(stream, connection) }, {
+      maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
+      maxOutboundStreams: MAX_STREAMS_PER_CONNECTION
+    })
+    this.topologyId = await this.libp2p.register(BITSWAP_PROTOCOL, {
+      onConnect: (peer) => { this.handlers.onPeerConnected(peer) },
+      onDisconnect: (peer) => { this.dropOutbound(peer); this.handlers.onPeerDisconnected(peer) }
+    })
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    if (this.topologyId !== undefined) this.libp2p.unregister(this.topologyId)
+    this.topologyId = undefined
+    await this.libp2p.unhandle(BITSWAP_PROTOCOL).catch(() => {})
+    for (const key of [...this.outbound.keys()]) this.dropOutboundKey(key)
+    for (const stream of this.inbound) stream.abort(new Error('bitswap stopped'))
+    this.inbound.clear()
+  }
+
+  /**
+   * Sends content to a peer, split into messages under the cap, on the peer's outbound stream.
+   * Resolves once every message was accepted by the stream (after draining when it pushed back);
+   * rejects if the peer cannot be reached.
+   */
+  async send (peer: PeerId, content: OutgoingContent, options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (!this.running) throw new Error('bitswap network is not running')
+    if (this.handlers.isBanned(peer)) throw new Error('peer is banned')
+    const key = peer.toString()
+    let out = this.outbound.get(key)
+    if (out === undefined) {
+      out = { tail: Promise.resolve() }
+      this.outbound.set(key, out)
+    }
+    const entry = out
+    const job = entry.tail.then(async () => { await this.sendNow(peer, entry, content, options) })
+    entry.tail = job.catch(() => {})
+    return job
+  }
+
+  private async sendNow (peer: PeerId, out: Outbound, content: OutgoingContent, options: { signal?: AbortSignal }): Promise<void> {
+    if (out.idleTimer !== undefined) clearTimeout(out.idleTimer)
+    for (const message of splitMessages(content, this.maxMessageSize)) {
+      const bytes = frame(message)
+      // one retry on a fresh stream: the remote may have closed an idle one just now
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const stream = await this.outboundStream(peer, out, options)
+          log.trace('sending %d bytes to %p', bytes.byteLength, peer)
+          if (!stream.send(bytes)) await stream.onDrain(options)
+          break
+        } catch (err) {
+          if (out.stream !== undefined) { out.stream.abort(err as Error); out.stream = undefined }
+          if (attempt >= 1 || options.signal?.aborted === true || !this.running) throw err
+        }
+      }
+    }
+    out.idleTimer = setTimeout(() => {
+      const stream = out.stream
+      out.stream = undefined
+      if (stream !== undefined) stream.close().catch(err => { stream.abort(err) })
+    }, OUTBOUND_STREAM_IDLE_MS)
+    out.idleTimer.unref?.()
+  }
+
+  private async outboundStream (peer: PeerId, out: Outbound, options: { signal?: AbortSignal }): Promise<Stream> {
+    const current = out.stream
+    if (current !== undefined && current.status === 'open' && current.writeStatus === 'writable') return current
+    out.stream = undefined
+    const stream = await this.libp2p.dialProtocol(peer, BITSWAP_PROTOCOL, { signal: options.signal })
+    // one-way: we never read what comes back on our own stream
+    stream.closeRead().catch(() => {})
+    out.stream = stream
+    return stream
+  }
+
+  private dropOutbound (peer: PeerId): void {
+    this.dropOutboundKey(peer.toString())
+  }
+
+  private dropOutboundKey (key: string): void {
+    const out = this.outbound.get(key)
+    if (out === undefined) return
+    if (out.idleTimer !== undefined) clearTimeout(out.idleTimer)
+    out.stream?.abort(new Error('bitswap peer gone'))
+    out.stream = undefined
+    this.outbound.delete(key)
+  }
+
+  /** Reads one inbound stream: frames, decodes and hands messages over in order, with backpressure. */
+  private onStream (stream: Stream, connection: Connection): void {
+    const peer = connection.remotePeer
+    if (!this.running || this.handlers.isBanned(peer)) {
+      stream.abort(new Error('refused'))
+      return
+    }
+    this.inbound.add(stream)
+    // one-way: nothing goes back on a stream the remote opened
+    stream.close().catch(() => {})
+    const decoder = new LengthPrefixedDecoder({ maxDataLength: this.maxMessageSize, maxBufferSize: this.maxMessageSize + 16 })
+    let queued = 0
+    let chain = Promise.resolve()
+    let failed = false
+
+    const fail = (reason: string, err: unknown): void => {
+      if (failed) return
+      failed = true
+      log('resetting stream from %p: %s %s', peer, reason, (err as Error)?.message ?? '')
+      stream.abort(new Error(reason))
+      this.handlers.onProtocolViolation(peer, reason)
+    }
+
+    log.trace('inbound stream from %p', peer)
+    stream.addEventListener('message', (evt) => {
+      log.trace('%d bytes from %p', evt.data.byteLength, peer)
+      if (failed) return
+      let frames
+      try {
+        frames = [...decoder.decode(evt.data)]
+      } catch (err) {
+        fail('oversized or malformed frame', err)
+        return
+      }
+      for (const frame of frames) {
+        let message: Message
+        try {
+          message = decodeMessage(frame.subarray())
+        } catch (err) {
+          fail('malformed protobuf', err)
+          return
+        }
+        queued++
+        if (queued >= MAX_QUEUED_MESSAGES_PER_STREAM && stream.readStatus === 'readable') stream.pause()
+        chain = chain.then(async () => {
+          try {
+            await this.handlers.onMessage(peer, message)
+          } catch (err) {
+            log.error('handling message from %p failed: %e', peer, err)
+          } finally {
+            queued--
+            if (queued < MAX_QUEUED_MESSAGES_PER_STREAM && stream.readStatus === 'paused') stream.resume()
+          }
+        })
+      }
+    })
+    stream.addEventListener('close', () => { this.inbound.delete(stream) })
+  }
+}

@@ -1,0 +1,511 @@
+/**
+ * A fetch session: a set of peers believed to hold one package (given, added, or found through
+ * the DHT for its root), asked for many blocks at once. Each want goes as a want-block (with
+ * send-dont-have) to the least loaded peer that has not refused it; a DontHave, a disconnect or a
+ * silent peer (nothing delivered for `wantTimeout`) sends it to another peer. Blocks arrive through
+ * the Bitswap node, which has already verified and stored them.
+ */
+import { logger } from '@libp2p/logger'
+import { CoreErrorCode, SwarmpackError, throwIfAborted } from '@swarmpack/core'
+import { CustomProgressEvent } from 'progress-events'
+import { DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT, DEFAULT_SESSION_MAX_WANTS_PER_PEER, DEFAULT_WANT_TIMEOUT_MS } from './constants.js'
+import { multihashKey, readBlock as readAll } from './engine.js'
+import { BitswapErrorCode } from './errors.js'
+import { WantType } from './wire.js'
+import type { ProvidedBlock, Provider, ProviderGetOptions, ProviderProgressEvents } from '@swarmpack/core'
+import type { PeerId } from '@libp2p/interface'
+import type { Blockstore } from 'interface-blockstore'
+import type { CID } from 'multiformats/cid'
+
+const log = logger('swarmpack:bitswap:session')
+
+/** Finds peers that provide a CID (the DHT layer supplies it). */
+export type FindProviders = (cid: CID, options: { signal: AbortSignal }) => AsyncIterable<PeerId>
+
+export interface SessionOptions {
+  /** The package root: providers are looked up for it once, before anything else. */
+  root?: CID
+  /** Peers to ask from the start. */
+  peers?: PeerId[]
+  findProviders?: FindProviders
+  /** A peer holding our wants that delivers nothing for this long is passed over. */
+  wantTimeout?: number
+  /** Wants in flight at once for getMany. */
+  maxWantsInFlight?: number
+  /** Want-blocks one peer holds from this session at once. */
+  maxWantsPerPeer?: number
+}
+
+export interface SessionPeerStats {
+  peer: string
+  blocks: number
+  bytes: number
+}
+
+/** What the session needs from the Bitswap node. */
+export interface SessionHost {
+  readonly blockstore: Pick<Blockstore, 'has' | 'get'>
+  readonly selfId: string
+  isBanned(peer: PeerId | string): boolean
+  register(session: BitswapSession, key: string): void
+  unregister(session: BitswapSession, key: string): void
+  sendWant(peer: PeerId, cid: CID, type: WantType): void
+  sendCancel(peer: PeerId, cid: CID, session: BitswapSession): void
+  sessionClosed(session: BitswapSession): void
+}
+
+interface SessionPeer {
+  id: PeerId
+  /** Keys of our want-blocks this peer holds. */
+  inflight: Set<string>
+  blocks: number
+  bytes: number
+  /** Last time it delivered anything (or was first asked). */
+  lastActivity: number
+}
+
+interface Waiter {
+  resolve(bytes: Uint8Array): void
+  reject(err: Error): void
+  onProgress?: ProviderGetOptions['onProgress']
+}
+
+interface SessionWant {
+  cid: CID
+  key: string
+  waiters: Set<Waiter>
+  /** Peers holding a want-block for it, with when they were asked. */
+  assigned: Map<string, number>
+  dontHave: Set<string>
+  lastAssign: number
+}
+
+interface HaveProbe {
+  cid: CID
+  key: string
+  resolve(has: boolean): void
+  asked: Set<string>
+  answered: Set<string>
+}
+
+export class BitswapSession implements Provider {
+  readonly name: string
+  private readonly host: SessionHost
+  private readonly opts: Required<Omit<SessionOptions, 'root' | 'peers' | 'findProviders'>>
+  private readonly root?: CID
+  private readonly findProvidersFn?: FindProviders
+  private readonly peers = new Map<string, SessionPeer>()
+  /** Peers that left or were banned; kept for stats. */
+  private readonly formerPeers = new Map<string, SessionPeer>()
+  private readonly wants = new Map<string, SessionWant>()
+  /** Wants waiting for a peer with room. */
+  private readonly unassigned = new Set<string>()
+  private readonly probes = new Map<string, HaveProbe>()
+  private readonly discovered = new Set<string>()
+  private discovering?: Promise<void>
+  private readonly controller = new AbortController()
+  private readonly timer: ReturnType<typeof setInterval>
+  private closed = false
+
+  constructor (host: SessionHost, options: SessionOptions = {}) {
+    this.host = host
+    this.root = options.root
+    this.findProvidersFn = options.findProviders
+    this.name = `bitswap${options.root !== undefined ? `:${options.root.toString()}` : ''}`
+    this.opts = {
+      wantTimeout: options.wantTimeout ?? DEFAULT_WANT_TIMEOUT_MS,
+      maxWantsInFlight: options.maxWantsInFlight ?? DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT,
+      maxWantsPerPeer: options.maxWantsPerPeer ?? DEFAULT_SESSION_MAX_WANTS_PER_PEER
+    }
+    for (const peer of options.peers ?? []) this.addPeer(peer)
+    this.timer = setInterval(() => { this.checkSlowPeers() }, Math.max(50, Math.floor(this.opts.wantTimeout / 4)))
+    this.timer.unref?.()
+    if (this.root !== undefined && this.findProvidersFn !== undefined) this.discover(this.root)
+  }
+
+  /** Adds a peer to ask; pending wants that found no peer are sent to it. */
+  addPeer (peer: PeerId): void {
+    const key = peer.toString()
+    if (this.closed || key === this.host.selfId || this.peers.has(key) || this.host.isBanned(key)) return
+    const former = this.formerPeers.get(key)
+    this.formerPeers.delete(key)
+    this.peers.set(key, former ?? { id: peer, inflight: new Set(), blocks: 0, bytes: 0, lastActivity: Date.now() })
+    this.peers.get(key)!.lastActivity = Date.now()
+    for (const probe of this.probes.values()) this.askHave(probe, key)
+    // a new peer is a fresh chance for wants everyone else refused
+    for (const want of this.wants.values()) want.dontHave.delete(key)
+    this.pumpUnassigned()
+  }
+
+  peerIds (): string[] {
+    return [...this.peers.keys()]
+  }
+
+  /** Bytes and blocks received from each peer, for "share served by each peer". */
+  stats (): SessionPeerStats[] {
+    return [...this.peers.values(), ...this.formerPeers.values()]
+      .map(p => ({ peer: p.id.toString(), blocks: p.blocks, bytes: p.bytes }))
+  }
+
+  async get (cid: CID, options: ProviderGetOptions = {}): Promise<Uint8Array> {
+    throwIfAborted(options.signal)
+    this.assertOpen()
+    if (await this.host.blockstore.has(cid)) {
+      const bytes = await readAll(this.host.blockstore, cid)
+      options.onProgress?.(new CustomProgressEvent('swarmpack:provider:block', { cid, size: bytes.byteLength, source: 'local' }))
+      return bytes
+    }
+    this.assertOpen()
+    const key = multihashKey(cid)
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const waiter: Waiter = {
+        onProgress: options.onProgress,
+        resolve: (bytes) => { cleanup(); resolve(bytes) },
+        reject: (err) => { cleanup(); reject(err) }
+      }
+      const onAbort = (): void => {
+        const want = this.wants.get(key)
+        if (want !== undefined) {
+          want.waiters.delete(waiter)
+          if (want.waiters.size === 0) this.dropWant(want)
+        }
+        waiter.reject(new SwarmpackError(CoreErrorCode.ABORTED, 'the operation was aborted', { cause: options.signal?.reason }))
+      }
+      const cleanup = (): void => { options.signal?.removeEventListener('abort', onAbort) }
+      options.signal?.addEventListener('abort', onAbort, { once: true })
+      let want = this.wants.get(key)
+      if (want === undefined) {
+        want = { cid, key, waiters: new Set(), assigned: new Map(), dontHave: new Set(), lastAssign: 0 }
+        this.wants.set(key, want)
+        this.host.register(this, key)
+        want.waiters.add(waiter)
+        this.assign(want)
+      } else {
+        want.waiters.add(waiter)
+      }
+    })
+  }
+
+  /** Fetches many blocks, a bounded number in flight, yielding them as they arrive. Missing blocks are skipped. */
+  async * getMany (cids: Iterable<CID> | AsyncIterable<CID>, options: ProviderGetOptions = {}): AsyncIterable<ProvidedBlock> {
+    this.assertOpen()
+    const controller = new AbortController()
+    const onAbort = (): void => { controller.abort(options.signal?.reason) }
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    const done: Array<ProvidedBlock | Error> = []
+    let wake: (() => void) | undefined
+    let inflight = 0
+    const iterator = (Symbol.asyncIterator in cids ? cids[Symbol.asyncIterator]() : (cids as Iterable<CID>)[Symbol.iterator]()) as AsyncIterator<CID> | Iterator<CID>
+    let exhausted = false
+    const start = (cid: CID): void => {
+      inflight++
+      let source = 'local'
+      this.get(cid, {
+        signal: controller.signal,
+        onProgress: (evt: ProviderProgressEvents) => {
+          if (evt.type === 'swarmpack:provider:block') source = evt.detail.source
+          options.onProgress?.(evt)
+        }
+      }).then(bytes => { done.push({ cid, bytes, source }) }, (err: Error) => { done.push(err) })
+        .finally(() => { inflight--; wake?.() })
+    }
+    try {
+      while (true) {
+        while (!exhausted && inflight < this.opts.maxWantsInFlight) {
+          const next = await iterator.next()
+          if (next.done === true) { exhausted = true; break }
+          start(next.value)
+        }
+        while (done.length > 0) {
+          const item = done.shift() as ProvidedBlock | Error
+          if (item instanceof Error) {
+            if (item instanceof SwarmpackError && item.code === CoreErrorCode.NOT_FOUND) continue
+            throw item
+          }
+          yield item
+        }
+        if (exhausted && inflight === 0 && done.length === 0) return
+        if (done.length === 0 && (exhausted || inflight >= this.opts.maxWantsInFlight)) {
+          await new Promise<void>(resolve => { wake = resolve })
+          wake = undefined
+        }
+      }
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort)
+      controller.abort()
+    }
+  }
+
+  /** Asks the session's peers (want-have) whether one of them holds the block. */
+  async has (cid: CID, options: ProviderGetOptions = {}): Promise<boolean> {
+    throwIfAborted(options.signal)
+    this.assertOpen()
+    if (await this.host.blockstore.has(cid)) return true
+    const key = multihashKey(cid)
+    const existing = this.probes.get(key)
+    if (existing !== undefined) {
+      return new Promise(resolve => {
+        const prev = existing.resolve
+        existing.resolve = (has) => { prev(has); resolve(has) }
+      })
+    }
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => { finish(false) }, this.opts.wantTimeout)
+      const onAbort = (): void => { finish(false) }
+      const finish = (has: boolean): void => {
+        clearTimeout(timer)
+        options.signal?.removeEventListener('abort', onAbort)
+        if (this.probes.get(key) === probe) {
+          this.probes.delete(key)
+          if (!this.wants.has(key)) this.host.unregister(this, key)
+        }
+        resolve(has)
+      }
+      const probe: HaveProbe = { cid, key, resolve: finish, asked: new Set(), answered: new Set() }
+      options.signal?.addEventListener('abort', onAbort, { once: true })
+      this.probes.set(key, probe)
+      this.host.register(this, key)
+      for (const peer of this.peers.keys()) this.askHave(probe, peer)
+      if (this.peers.size === 0) finish(false)
+    })
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.timer)
+    this.controller.abort()
+    const err = new SwarmpackError(BitswapErrorCode.SESSION_CLOSED, 'bitswap session closed')
+    for (const want of [...this.wants.values()]) {
+      for (const w of want.waiters) w.reject(err)
+      want.waiters.clear()
+      this.dropWant(want)
+    }
+    for (const probe of [...this.probes.values()]) probe.resolve(false)
+    this.host.sessionClosed(this)
+  }
+
+  // --- called by the Bitswap node ---
+
+  /** A verified, stored block arrived from `peer`. */
+  receiveBlock (key: string, bytes: Uint8Array, peer: string): void {
+    const p = this.peers.get(peer)
+    if (p !== undefined) {
+      p.lastActivity = Date.now()
+      p.blocks++
+      p.bytes += bytes.byteLength
+      p.inflight.delete(key)
+    }
+    const probe = this.probes.get(key)
+    if (probe !== undefined) probe.resolve(true)
+    const want = this.wants.get(key)
+    if (want === undefined) return
+    this.wants.delete(key)
+    this.unassigned.delete(key)
+    this.host.unregister(this, key)
+    for (const other of want.assigned.keys()) {
+      const op = this.peers.get(other)
+      op?.inflight.delete(key)
+      if (other !== peer && op !== undefined) this.host.sendCancel(op.id, want.cid, this)
+    }
+    for (const w of want.waiters) {
+      w.onProgress?.(new CustomProgressEvent('swarmpack:provider:block', { cid: want.cid, size: bytes.byteLength, source: peer }))
+      w.resolve(bytes)
+    }
+    this.pumpUnassigned()
+  }
+
+  receivePresence (key: string, peer: string, have: boolean): void {
+    const p = this.peers.get(peer)
+    if (p !== undefined) p.lastActivity = Date.now()
+    const probe = this.probes.get(key)
+    if (probe !== undefined) {
+      probe.answered.add(peer)
+      if (have) probe.resolve(true)
+      else if ([...probe.asked].every(a => probe.answered.has(a))) probe.resolve(false)
+    }
+    const want = this.wants.get(key)
+    if (want === undefined || have) return
+    want.dontHave.add(peer)
+    if (want.assigned.delete(peer)) {
+      p?.inflight.delete(key)
+      this.notifyRetry(want, peer, new SwarmpackError(CoreErrorCode.NOT_FOUND, `peer ${peer} does not have ${want.cid.toString()}`))
+      this.assign(want)
+      this.pumpUnassigned()
+    }
+  }
+
+  /** The peer disconnected, could not be reached, or was banned. */
+  peerGone (peer: string, reason: string): void {
+    const p = this.peers.get(peer)
+    if (p === undefined) return
+    this.peers.delete(peer)
+    p.inflight.clear()
+    this.formerPeers.set(peer, p)
+    for (const probe of this.probes.values()) {
+      probe.asked.delete(peer)
+      if (probe.asked.size > 0 && [...probe.asked].every(a => probe.answered.has(a))) probe.resolve(false)
+    }
+    for (const want of [...this.wants.values()]) {
+      if (want.assigned.delete(peer)) {
+        this.notifyRetry(want, peer, new Error(reason))
+        if (want.assigned.size === 0) this.assign(want)
+      }
+    }
+    this.pumpUnassigned()
+  }
+
+  // --- internals ---
+
+  private assertOpen (): void {
+    if (this.closed) throw new SwarmpackError(BitswapErrorCode.SESSION_CLOSED, 'bitswap session closed')
+  }
+
+  private askHave (probe: HaveProbe, peer: string): void {
+    const p = this.peers.get(peer)
+    if (p === undefined || probe.asked.has(peer)) return
+    probe.asked.add(peer)
+    this.host.sendWant(p.id, probe.cid, WantType.WantHave)
+  }
+
+  private candidates (want: SessionWant): SessionPeer[] {
+    const out: SessionPeer[] = []
+    for (const [key, p] of this.peers) {
+      if (want.assigned.has(key) || want.dontHave.has(key) || this.host.isBanned(key)) continue
+      out.push(p)
+    }
+    return out
+  }
+
+  /** Sends the want to the least loaded candidate with room; parks it otherwise. */
+  private assign (want: SessionWant): boolean {
+    const candidates = this.candidates(want)
+    let best: SessionPeer | undefined
+    for (const p of candidates) {
+      if (p.inflight.size >= this.opts.maxWantsPerPeer) continue
+      // fewer wants in flight first; between equals, the one that delivered more so far
+      if (best === undefined || p.inflight.size < best.inflight.size ||
+        (p.inflight.size === best.inflight.size && p.blocks > best.blocks)) best = p
+    }
+    if (best === undefined) {
+      if (candidates.length > 0) {
+        this.unassigned.add(want.key)
+        return false
+      }
+      if (want.assigned.size === 0) this.noCandidates(want)
+      return false
+    }
+    this.unassigned.delete(want.key)
+    const key = best.id.toString()
+    want.assigned.set(key, Date.now())
+    want.lastAssign = Date.now()
+    if (best.inflight.size === 0) best.lastActivity = Date.now()
+    best.inflight.add(want.key)
+    this.host.sendWant(best.id, want.cid, WantType.WantBlock)
+    return true
+  }
+
+  /** Nobody left to ask: look for providers, or give up on the want. */
+  private noCandidates (want: SessionWant): void {
+    if (this.discovering !== undefined) {
+      this.unassigned.add(want.key)
+      return
+    }
+    const target = this.root !== undefined && !this.discovered.has(this.root.toString()) ? this.root : want.cid
+    if (this.findProvidersFn !== undefined && !this.discovered.has(target.toString())) {
+      this.unassigned.add(want.key)
+      this.discover(target)
+      return
+    }
+    this.unassigned.delete(want.key)
+    this.wants.delete(want.key)
+    this.host.unregister(this, want.key)
+    const err = new SwarmpackError(CoreErrorCode.NOT_FOUND, `no peer could provide ${want.cid.toString()}`, { details: { cid: want.cid.toString() } })
+    for (const w of want.waiters) w.reject(err)
+  }
+
+  private discover (cid: CID): void {
+    const find = this.findProvidersFn
+    if (find === undefined || this.closed) return
+    this.discovered.add(cid.toString())
+    log('finding providers of %s', cid)
+    this.discovering = (async () => {
+      try {
+        for await (const peer of find(cid, { signal: this.controller.signal })) {
+          if (this.closed) break
+          this.addPeer(peer)
+        }
+      } catch (err) {
+        if (!this.closed) log('finding providers of %s failed: %s', cid, (err as Error).message)
+      }
+    })().finally(() => {
+      this.discovering = undefined
+      // wants still without a peer either get one now or give up
+      this.pumpUnassigned(true)
+    })
+  }
+
+  private pumpUnassigned (afterDiscovery = false): void {
+    for (const key of [...this.unassigned]) {
+      const want = this.wants.get(key)
+      if (want === undefined) { this.unassigned.delete(key); continue }
+      if (!this.assign(want) && !afterDiscovery && this.unassigned.has(key) && this.candidates(want).length > 0) break
+    }
+  }
+
+  /** Wants whose peers went quiet are also sent to another peer (the first may still answer). */
+  private checkSlowPeers (): void {
+    const now = Date.now()
+    for (const want of [...this.wants.values()]) {
+      if (want.assigned.size === 0 || now - want.lastAssign < this.opts.wantTimeout) continue
+      let slow: string | undefined
+      for (const [peer, askedAt] of want.assigned) {
+        const p = this.peers.get(peer)
+        if (p === undefined || now - Math.max(askedAt, p.lastActivity) >= this.opts.wantTimeout) { slow = peer; break }
+      }
+      if (slow === undefined) continue
+      want.lastAssign = now
+      if (this.candidates(want).length > 0) {
+        this.notifyRetry(want, slow, new Error(`peer ${slow} is slow`))
+        this.assign(want)
+      } else if (this.findProvidersFn !== undefined && this.discovering === undefined && !this.discovered.has(want.cid.toString())) {
+        this.discover(want.cid)
+      }
+    }
+  }
+
+  private notifyRetry (want: SessionWant, source: string, error: Error): void {
+    log('re-asking for %s: %s', want.cid, error.message)
+    for (const w of want.waiters) w.onProgress?.(new CustomProgressEvent('swarmpack:provider:retry', { cid: want.cid, source, error }))
+  }
+
+  private dropWant (want: SessionWant): void {
+    this.wants.delete(want.key)
+    this.unassigned.delete(want.key)
+    for (const peer of want.assigned.keys()) {
+      const p = this.peers.get(peer)
+      if (p !== undefined) {
+        p.inflight.delete(want.key)
+        this.host.sendCancel(p.id, want.cid, this)
+      }
+    }
+    want.assigned.clear()
+    if (!this.probes.has(want.key)) this.host.unregister(this, want.key)
+    this.pumpUnassigned()
+  }
+
+  /** Whether this session waits for the block (want or have probe). */
+  wantsKey (key: string): boolean {
+    return this.wants.has(key) || this.probes.has(key)
+  }
+
+  /** The CID this session asked under, to verify a block against it. */
+  wantedCid (key: string): CID | undefined {
+    return this.wants.get(key)?.cid ?? this.probes.get(key)?.cid
+  }
+
+  /** Whether this session has `peer` working on the key (so cancelling must wait for it). */
+  hasAssigned (key: string, peer: string): boolean {
+    return this.wants.get(key)?.assigned.has(peer) === true
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Bitswap 1.2.0 wire format helpers: CID prefixes, turning a received payload block back into
+ * its CID, decoding with limits, and splitting outgoing content into messages under the cap.
+ * Framing (one unsigned-varint length before each protobuf message) lives in network.ts.
+ */
+import { SwarmpackError, IDENTITY_CODE, SHA2_256_CODE, MAX_BLOCK_SIZE } from '@swarmpack/core'
+import { varint } from 'multiformats'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { MAX_MESSAGE_SIZE } from './constants.js'
+import { BitswapErrorCode } from './errors.js'
+import { BlockPresenceType, WantType, decodeMessage as decodeProtobuf, encodeMessage, encodedSize } from './pb/message.js'
+import type { Block, BlockPresence, Message, Wantlist, WantlistEntry } from './pb/message.js'
+
+export { WantType, BlockPresenceType, encodeMessage }
+export type { Block, BlockPresence, Message, Wantlist, WantlistEntry }
+
+/** Upper bound on entries per decoded message: far more than fit a real 2 MiB message of CIDs. */
+const MAX_ENTRIES_PER_MESSAGE = 65_536
+
+/** The CID prefix Bitswap sends with each block: version, codec, multihash code, digest length. */
+export function cidPrefix (cid: CID): Uint8Array {
+  const fields = [cid.version, cid.code, cid.multihash.code, cid.multihash.size]
+  const out = new Uint8Array(fields.reduce((n, f) => n + varint.encodingLength(f), 0))
+  let offset = 0
+  for (const f of fields) {
+    varint.encodeTo(f, out, offset)
+    offset += varint.encodingLength(f)
+  }
+  return out
+}
+
+/**
+ * Rebuilds the CID of a received block from its prefix by hashing the data. The result is, by
+ * construction, the CID the bytes answer to; callers match it to what they asked for and then
+ * verify against the wanted CID. Returns undefined for prefixes we cannot hash (only sha2-256 and
+ * identity are supported) or that are malformed.
+ */
+export function cidOfPayload (block: Block): CID | undefined {
+  try {
+    let offset = 0
+    const next = (): number => {
+      const [value, length] = varint.decode(block.prefix, offset)
+      offset += length
+      return value
+    }
+    const version = next()
+    const codec = next()
+    const hashCode = next()
+    const digestLength = next()
+    if (offset !== block.prefix.byteLength || block.data.byteLength > MAX_BLOCK_SIZE) return undefined
+    let digest
+    if (hashCode === SHA2_256_CODE && digestLength === 32) {
+      digest = sha256.digest(block.data)
+      if (digest instanceof Promise) return undefined
+    } else if (hashCode === IDENTITY_CODE && digestLength === block.data.byteLength) {
+      digest = Digest.create(IDENTITY_CODE, block.data)
+    } else {
+      return undefined
+    }
+    if (version === 0) return codec === 0x70 && hashCode === SHA2_256_CODE ? CID.createV0(digest as never) : undefined
+    if (version !== 1) return undefined
+    return CID.createV1(codec, digest)
+  } catch {
+    return undefined
+  }
+}
+
+/** Decodes one framed message; malformed protobuf or absurd entry counts raise INVALID_MESSAGE. */
+export function decodeMessage (bytes: Uint8Array): Message {
+  try {
+    return decodeProtobuf(bytes, { maxEntries: MAX_ENTRIES_PER_MESSAGE })
+  } catch (err) {
+    throw new SwarmpackError(BitswapErrorCode.INVALID_MESSAGE, 'malformed bitswap message', { cause: err })
+  }
+}
+
+/** Parses a CID sent in a want or presence; undefined if it is not a valid CID. */
+export function decodeCid (bytes: Uint8Array): CID | undefined {
+  try {
+    return CID.decode(bytes)
+  } catch {
+    return undefined
+  }
+}
+
+/** What one outgoing batch holds before it is split into messages. */
+export interface OutgoingContent {
+  wants?: WantlistEntry[]
+  full?: boolean
+  blocks?: Block[]
+  presences?: BlockPresence[]
+}
+
+/**
+ * Splits content into encoded messages of at most `maxSize` bytes each (blocks first, then
+ * presences, then wants). A single block that cannot fit raises MESSAGE_TOO_LARGE. When the
+ * content is split, `full` is kept only on the first message so that the receiver replaces its
+ * view once and adds the rest.
+ */
+export function * splitMessages (content: OutgoingContent, maxSize: number = MAX_MESSAGE_SIZE): Generator<Uint8Array> {
+  const blocks = content.blocks ?? []
+  const presences = content.presences ?? []
+  const wants = content.wants ?? []
+  const overhead = encodedSize.overhead
+  let bi = 0
+  let pi = 0
+  let wi = 0
+  let first = true
+  while (first || bi < blocks.length || pi < presences.length || wi < wants.length) {
+    const msg: Message = { payload: [], blockPresences: [], pendingBytes: 0 }
+    const entries: WantlistEntry[] = []
+    let size = overhead
+    while (bi < blocks.length) {
+      const s = encodedSize.block(blocks[bi])
+      if (s + overhead > maxSize) {
+        throw new SwarmpackError(BitswapErrorCode.MESSAGE_TOO_LARGE, `block of ${blocks[bi].data.byteLength} bytes does not fit a ${maxSize} byte message`)
+      }
+      if (size + s > maxSize) break
+      msg.payload.push(blocks[bi++])
+      size += s
+    }
+    while (pi < presences.length) {
+      const s = encodedSize.presence(presences[pi])
+      if (size + s > maxSize) break
+      msg.blockPresences.push(presences[pi++])
+      size += s
+    }
+    while (wi < wants.length) {
+      const s = encodedSize.entry(wants[wi])
+      if (size + s > maxSize) break
+      entries.push(wants[wi++])
+      size += s
+    }
+    if (entries.length > 0 || (first && content.full === true)) {
+      msg.wantlist = { entries, full: first && content.full === true }
+    }
+    first = false
+    yield encodeMessage(msg)
+  }
+}
