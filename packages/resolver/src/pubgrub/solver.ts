@@ -431,6 +431,7 @@ class Solver {
     }
 
     const deps = record.dependencies ?? {}
+    const chosen = new Term(name, VersionSet.exact(version), true)
     let conflict = false
     for (const dep of Object.keys(deps)) {
       const range = deps[dep]
@@ -447,7 +448,8 @@ class Solver {
         { kind: 'dependency', depender: name, dependerSet, dependency: dep, range })
       if (inc.terms.length === 1 && inc.terms[0].isEmpty()) continue // depends on itself, within range: harmless
       this.addIncompatibility(inc)
-      if (!conflict) conflict = inc.terms.every(t => t.name === name || this.solution.satisfies(t))
+      // would deciding `version` satisfy every term of it? then do not decide; propagation will learn from it
+      if (!conflict) conflict = inc.terms.every(t => t.name === name ? chosen.satisfies(t) : this.solution.satisfies(t))
     }
     if (!conflict) {
       this.solution.decide(name, version)

@@ -350,7 +350,7 @@ export class VersionSet {
 function renderRelease (x: Interval): string {
   const { lo, hi } = x
   if (lo === null && hi === null) return '*'
-  if (lo === null) return `<${(hi as Version).text}`
+  if (lo === null) return hi?.text === '0.0.1' ? '0.0.0' : `<${(hi as Version).text}`
   if (hi === null) return `>=${lo.text}`
   if (hi.major === lo.major && hi.minor === lo.minor && hi.patch === lo.patch + 1) return lo.text
   if (lo.major > 0 && hi.major === lo.major + 1 && hi.minor === 0 && hi.patch === 0) return `^${lo.text}`
@@ -359,11 +359,16 @@ function renderRelease (x: Interval): string {
   return `>=${lo.text} <${hi.text}`
 }
 
+/** X.Y.Z-0 with Z > 0: in the pre-release lane it sits right after the pre-releases of X.Y.(Z-1). */
+function afterTriple (v: Version): string | undefined {
+  return v.pre.length === 1 && v.pre[0] === 0 && v.patch > 0 ? `${v.major}.${v.minor}.${v.patch - 1}` : undefined
+}
+
 function renderPrerelease (x: Interval): string {
   const { lo, hi } = x
   if (lo !== null && hi !== null && compareVersions(hi, prereleaseSuccessor(lo)) === 0) return lo.text
   const parts: string[] = []
-  if (lo !== null) parts.push(`>=${lo.text}`)
-  if (hi !== null) parts.push(`<${hi.text}`)
+  if (lo !== null) { const t = afterTriple(lo); parts.push(t === undefined ? `>=${lo.text}` : `>${t}`) }
+  if (hi !== null) { const t = afterTriple(hi); parts.push(t === undefined ? `<${hi.text}` : `<${t}`) }
   return parts.length === 0 ? '*' : parts.join(' ')
 }
