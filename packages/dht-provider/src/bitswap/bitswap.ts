@@ -34,8 +34,10 @@ export interface BitswapInit {
   maxBytesInFlightPerPeer?: number
   /** Peers served concurrently (default 8). */
   maxConcurrentSends?: number
-  /** Message cap both ways (default 2 MiB). */
+  /** Largest message we send; bigger content is split (default 2 MiB). */
   maxMessageSize?: number
+  /** Largest message we accept; a bigger one resets the stream (default 4 MiB, what Kubo and Helia send). */
+  maxIncomingMessageSize?: number
   /** Default for sessions: a peer holding our wants that delivers nothing for this long is passed over (ms). */
   wantTimeout?: number
   /** Unrequested blocks tolerated from a peer before it is banned (default 16). */
@@ -109,7 +111,7 @@ export class Bitswap {
       onPeerConnected: () => {},
       onPeerDisconnected: (peer) => { this.peerGone(peer.toString(), 'disconnected') },
       isBanned: (peer) => this.banList.isBanned(peer)
-    }, { maxMessageSize: init.maxMessageSize })
+    }, { maxMessageSize: init.maxMessageSize, maxIncomingMessageSize: init.maxIncomingMessageSize })
     this.engine = new Engine({
       blockstore: this.blockstore,
       serve: this.serve,

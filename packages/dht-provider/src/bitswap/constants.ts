@@ -2,8 +2,15 @@
 
 export const BITSWAP_PROTOCOL = '/ipfs/bitswap/1.2.0'
 
-/** Messages larger than this are refused on input and never produced on output. */
+/** We never send a message larger than this: outgoing content is split to fit. */
 export const MAX_MESSAGE_SIZE = 2 * 1024 * 1024
+
+/**
+ * Incoming messages larger than this reset the stream. Kubo (boxo) and Helia 7 batch up to 4 MiB
+ * per message when they send several blocks at once, so refusing above 2 MiB would break fetching
+ * from them; 4 MiB is the network's MessageSizeMax. Set `maxIncomingMessageSize` to tighten it.
+ */
+export const DEFAULT_MAX_INCOMING_MESSAGE_SIZE = 4 * 1024 * 1024
 
 /** Wantlist entries a peer may hold with us at once; further wants are ignored. */
 export const DEFAULT_MAX_WANTLIST_SIZE = 1024

@@ -6,6 +6,6 @@ export type { SessionOptions, SessionPeerStats, FindProviders } from './session.
 export { BanList, DEFAULT_BAN_MS } from './ban-list.js'
 export type { BanEntry } from './ban-list.js'
 export { BitswapErrorCode } from './errors.js'
-export { BITSWAP_PROTOCOL, MAX_MESSAGE_SIZE } from './constants.js'
+export { BITSWAP_PROTOCOL, MAX_MESSAGE_SIZE, DEFAULT_MAX_INCOMING_MESSAGE_SIZE } from './constants.js'
 export { cidPrefix, cidOfPayload, splitMessages, decodeMessage } from './wire.js'
 export type { OutgoingContent } from './wire.js'

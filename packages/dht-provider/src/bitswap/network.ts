@@ -8,7 +8,7 @@
 import { logger } from '@libp2p/logger'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { varint } from 'multiformats'
-import { BITSWAP_PROTOCOL, MAX_MESSAGE_SIZE, MAX_QUEUED_MESSAGES_PER_STREAM, MAX_STREAMS_PER_CONNECTION, OUTBOUND_STREAM_IDLE_MS } from './constants.js'
+import { BITSWAP_PROTOCOL, DEFAULT_MAX_INCOMING_MESSAGE_SIZE, MAX_MESSAGE_SIZE, MAX_QUEUED_MESSAGES_PER_STREAM, MAX_STREAMS_PER_CONNECTION, OUTBOUND_STREAM_IDLE_MS } from './constants.js'
 import { decodeMessage, splitMessages } from './wire.js'
 import type { Message, OutgoingContent } from './wire.js'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
@@ -46,15 +46,17 @@ export class BitswapNetwork {
   private readonly libp2p: Libp2p
   private readonly handlers: NetworkHandlers
   private readonly maxMessageSize: number
+  private readonly maxIncomingMessageSize: number
   private readonly outbound = new Map<string, Outbound>()
   private readonly inbound = new Set<Stream>()
   private topologyId?: string
   private running = false
 
-  constructor (libp2p: Libp2p, handlers: NetworkHandlers, options: { maxMessageSize?: number } = {}) {
+  constructor (libp2p: Libp2p, handlers: NetworkHandlers, options: { maxMessageSize?: number, maxIncomingMessageSize?: number } = {}) {
     this.libp2p = libp2p
     this.handlers = handlers
     this.maxMessageSize = options.maxMessageSize ?? MAX_MESSAGE_SIZE
+    this.maxIncomingMessageSize = options.maxIncomingMessageSize ?? DEFAULT_MAX_INCOMING_MESSAGE_SIZE
   }
 
   async start (): Promise<void> {
@@ -160,7 +162,9 @@ export class BitswapNetwork {
     this.inbound.add(stream)
     // one-way: nothing goes back on a stream the remote opened
     stream.close().catch(() => {})
-    const decoder = new LengthPrefixedDecoder({ maxDataLength: this.maxMessageSize, maxBufferSize: this.maxMessageSize + 16 })
+    // the frame length is checked as soon as its prefix is read; the buffer may also hold the
+    // start of the next frame and a read buffer released after a pause (up to 4 MiB)
+    const decoder = new LengthPrefixedDecoder({ maxDataLength: this.maxIncomingMessageSize, maxBufferSize: this.maxIncomingMessageSize + 8 * 1024 * 1024 })
     let queued = 0
     let chain = Promise.resolve()
     let failed = false

@@ -5,6 +5,7 @@
  * silent peer (nothing delivered for `wantTimeout`) sends it to another peer. Blocks arrive through
  * the Bitswap node, which has already verified and stored them.
  */
+import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { CoreErrorCode, SwarmpackError, throwIfAborted } from '@swarmpack/core'
 import { CustomProgressEvent } from 'progress-events'
@@ -190,6 +191,8 @@ export class BitswapSession implements Provider {
   async * getMany (cids: Iterable<CID> | AsyncIterable<CID>, options: ProviderGetOptions = {}): AsyncIterable<ProvidedBlock> {
     this.assertOpen()
     const controller = new AbortController()
+    // one listener per block in flight
+    setMaxListeners(Infinity, controller.signal)
     const onAbort = (): void => { controller.abort(options.signal?.reason) }
     options.signal?.addEventListener('abort', onAbort, { once: true })
     const done: Array<ProvidedBlock | Error> = []
