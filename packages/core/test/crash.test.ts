@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { verifyBlock } from '../src/block.js'
-import { FsBlockstore } from '../src/store/index.js'
+import { isSwarmpackError } from '../src/errors.js'
+import { FsBlockstore, StoreErrorCode } from '../src/store/index.js'
 import { tempDir } from './fixtures/blocks.js'
 
 const writer = fileURLToPath(new URL('./fixtures/crash-writer.ts', import.meta.url))
@@ -15,7 +16,7 @@ const writer = fileURLToPath(new URL('./fixtures/crash-writer.ts', import.meta.u
  * Starts the writer and lets it store `atLeast` blocks. Then freezes it (SIGSTOP) at random moments
  * until it is caught with a temp file open, i.e. in the middle of a block write, and SIGKILLs it there.
  */
-async function writeAndKill (dir: string, atLeast: number): Promise<{ confirmed: string[], midWrite: boolean }> {
+async function writeAndKill (dir: string, atLeast: number): Promise<{ confirmed: string[], midWrite: boolean, lockedWhileAlive: boolean }> {
   const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=swarmpack-src', writer, dir], { stdio: ['ignore', 'pipe', 'inherit'] })
   const confirmed: string[] = []
   let buffer = ''
@@ -31,6 +32,8 @@ async function writeAndKill (dir: string, atLeast: number): Promise<{ confirmed:
       if (confirmed.length >= atLeast) resolve()
     })
   })
+  // a live writer holds the lock
+  const lockedWhileAlive = await FsBlockstore.open(dir).then(async s => { await s.close(); return false }, (err: unknown) => isSwarmpackError(err, StoreErrorCode.STORE_LOCKED))
   let midWrite = false
   for (let attempt = 0; attempt < 400 && !midWrite; attempt++) {
     await new Promise(resolve => setTimeout(resolve, Math.random() * 3))
@@ -40,7 +43,7 @@ async function writeAndKill (dir: string, atLeast: number): Promise<{ confirmed:
   }
   child.kill('SIGKILL')
   await exited // reaped: its pid no longer holds the lock
-  return { confirmed, midWrite }
+  return { confirmed, midWrite, lockedWhileAlive }
 }
 
 async function listFiles (dir: string): Promise<{ blocks: string[], temps: string[] }> {
@@ -62,7 +65,8 @@ describe('crash during block writes', () => {
 
   it('leaves only whole, verifiable blocks; temp files are swept and accounting is right on reopen', async () => {
     const path = join(dir, 'store')
-    const { confirmed, midWrite } = await writeAndKill(path, 3)
+    const { confirmed, midWrite, lockedWhileAlive } = await writeAndKill(path, 3)
+    assert.ok(lockedWhileAlive, 'a second opener must be refused while the writer lives')
     assert.ok(midWrite, 'never caught the writer mid-write; the test did not exercise a partial write')
     assert.ok((await listFiles(path)).temps.length > 0)
 

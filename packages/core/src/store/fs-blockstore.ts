@@ -67,6 +67,8 @@ export interface StoreStats {
 export interface GetBytesOptions extends AbortOptions {
   /** Re-hash the bytes; a block that fails is removed and ERR_CORRUPT_BLOCK is raised. */
   verify?: boolean
+  /** Count this read as a use for LRU eviction. Default true (false for scans such as `getAll`). */
+  touch?: boolean
 }
 
 export interface CorruptBlock {
@@ -271,7 +273,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
         throw new SwarmpackError(CoreErrorCode.CORRUPT_BLOCK, `stored block ${cid.toString()} is corrupt (${reason}); removed`, { details: { cid: cid.toString(), reason } })
       }
     }
-    this.#touch(key, entry)
+    if (options.touch !== false) this.#touch(key, entry)
     return bytes
   }
 
@@ -295,7 +297,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       const cid = CID.parse(key)
       let bytes: Uint8Array
       try {
-        bytes = await this.getBytes(cid, options)
+        bytes = await this.getBytes(cid, { ...options, touch: false })
       } catch (err) {
         if (isSwarmpackError(err, CoreErrorCode.NOT_FOUND) || isSwarmpackError(err, CoreErrorCode.CORRUPT_BLOCK)) continue
         throw err
