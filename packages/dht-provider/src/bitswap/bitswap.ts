@@ -108,7 +108,6 @@ export class Bitswap {
     this.network = new BitswapNetwork(this.libp2p, {
       onMessage: async (peer, message) => { await this.onMessage(peer, message) },
       onProtocolViolation: (peer, reason) => { log('protocol violation by %p: %s', peer, reason) },
-      onPeerConnected: () => {},
       onPeerDisconnected: (peer) => { this.peerGone(peer.toString(), 'disconnected') },
       isBanned: (peer) => this.banList.isBanned(peer)
     }, { maxMessageSize: init.maxMessageSize, maxIncomingMessageSize: init.maxIncomingMessageSize })

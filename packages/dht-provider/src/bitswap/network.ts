@@ -20,7 +20,6 @@ export interface NetworkHandlers {
   onMessage(peer: PeerId, message: Message): Promise<void>
   /** A stream carried something that is not a valid message (oversized, malformed). */
   onProtocolViolation(peer: PeerId, reason: string): void
-  onPeerConnected(peer: PeerId): void
   onPeerDisconnected(peer: PeerId): void
   /** Whether to refuse streams from and to this peer. */
   isBanned(peer: PeerId): boolean
@@ -49,8 +48,11 @@ export class BitswapNetwork {
   private readonly maxIncomingMessageSize: number
   private readonly outbound = new Map<string, Outbound>()
   private readonly inbound = new Set<Stream>()
-  private topologyId?: string
   private running = false
+  private readonly onPeerDisconnect = (evt: CustomEvent<PeerId>): void => {
+    this.dropOutbound(evt.detail)
+    this.handlers.onPeerDisconnected(evt.detail)
+  }
 
   constructor (libp2p: Libp2p, handlers: NetworkHandlers, options: { maxMessageSize?: number, maxIncomingMessageSize?: number } = {}) {
     this.libp2p = libp2p
@@ -66,17 +68,15 @@ export class BitswapNetwork {
       maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
       maxOutboundStreams: MAX_STREAMS_PER_CONNECTION
     })
-    this.topologyId = await this.libp2p.register(BITSWAP_PROTOCOL, {
-      onConnect: (peer) => { this.handlers.onPeerConnected(peer) },
-      onDisconnect: (peer) => { this.dropOutbound(peer); this.handlers.onPeerDisconnected(peer) }
-    })
+    // the last connection to a peer closed (a registrar topology would also report peers that
+    // merely do not list bitswap after identify, though they may still send us wants)
+    this.libp2p.addEventListener('peer:disconnect', this.onPeerDisconnect)
   }
 
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
-    if (this.topologyId !== undefined) this.libp2p.unregister(this.topologyId)
-    this.topologyId = undefined
+    this.libp2p.removeEventListener('peer:disconnect', this.onPeerDisconnect)
     await this.libp2p.unhandle(BITSWAP_PROTOCOL).catch(() => {})
     for (const key of [...this.outbound.keys()]) this.dropOutboundKey(key)
     for (const stream of this.inbound) stream.abort(new Error('bitswap stopped'))
@@ -191,7 +191,9 @@ export class BitswapNetwork {
       for (const frame of frames) {
         let message: Message
         try {
-          message = decodeMessage(frame.subarray())
+          // a plain Uint8Array view (socket chunks are Buffers), so blocks handed out are plain too
+          const bytes = frame.subarray()
+          message = decodeMessage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength))
         } catch (err) {
           fail('malformed protobuf', err)
           return
