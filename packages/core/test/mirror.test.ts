@@ -4,8 +4,8 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { verifyBlock } from '../src/block.js'
 import { isSwarmpackError } from '../src/errors.js'
-import { FsProvider, exportMirror } from '../src/mirror/index.js'
-import { MIRROR_DESCRIPTOR, mirrorBlockPath } from '../src/mirror/layout.js'
+import { FsProvider, exportMirror, writeMirrorIndexHead } from '../src/mirror/index.js'
+import { MAX_INDEX_HEAD_SIZE, MIRROR_DESCRIPTOR, mirrorBlockPath } from '../src/mirror/layout.js'
 import { FsBlockstore } from '../src/store/index.js'
 import { linkBlock, rawBlock, tempDir } from './fixtures/blocks.js'
 
@@ -84,5 +84,21 @@ describe('exportMirror + FsProvider', () => {
     const ac = new AbortController()
     ac.abort()
     await assert.rejects(exportMirror(store, [leaf.cid], join(dir, 'm3'), { signal: ac.signal }), code('ERR_ABORTED'))
+  })
+
+  it('publishes and reads index heads', async () => {
+    const mirror = join(dir, 'm4')
+    await exportMirror(store, [], mirror)
+    const head = new TextEncoder().encode('signed head v1')
+    await writeMirrorIndexHead(mirror, 'indexer-1', head)
+    await writeMirrorIndexHead(mirror, 'indexer-1', new TextEncoder().encode('signed head v2'))
+    const provider = await FsProvider.open(mirror)
+    assert.equal(new TextDecoder().decode(await provider.getIndexHead('indexer-1')), 'signed head v2')
+    await assert.rejects(provider.getIndexHead('nobody'), code('ERR_NOT_FOUND'))
+    await assert.rejects(provider.getIndexHead('../etc'), code('ERR_INVALID_ARGUMENT'))
+    await assert.rejects(writeMirrorIndexHead(mirror, 'a/b', head), code('ERR_INVALID_ARGUMENT'))
+    await assert.rejects(writeMirrorIndexHead(mirror, 'big', new Uint8Array(MAX_INDEX_HEAD_SIZE + 1)), code('ERR_INVALID_ARGUMENT'))
+    await writeFile(join(mirror, 'indexes', 'indexer-1', 'head'), new Uint8Array(MAX_INDEX_HEAD_SIZE + 1))
+    await assert.rejects(provider.getIndexHead('indexer-1'), code('ERR_BLOCK_TOO_LARGE'))
   })
 })

@@ -5,7 +5,7 @@
  * a present file with wrong bytes is replaced.
  */
 import { mkdir, readFile, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import type { CID } from 'multiformats/cid'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
@@ -15,7 +15,7 @@ import { removeTempFiles, writeFileAtomic } from '../store/atomic.js'
 import { errnoOf, ioError } from '../store/errors.js'
 import { readBlock, type BlockSource } from '../store/provider.js'
 import { walkDag } from '../store/walk.js'
-import { MIRROR_BLOCKS_DIR, MIRROR_DESCRIPTOR, PROBE_CID, mirrorBlockPath, mirrorDescriptor, parseMirrorDescriptor } from './layout.js'
+import { MAX_INDEX_HEAD_SIZE, MIRROR_BLOCKS_DIR, MIRROR_DESCRIPTOR, PROBE_CID, mirrorBlockPath, mirrorDescriptor, mirrorIndexHeadPath, parseMirrorDescriptor } from './layout.js'
 
 const log = logger('swarmpack:mirror')
 
@@ -108,4 +108,27 @@ async function writeIfChanged (path: string, bytes: Uint8Array, fsync: boolean, 
     throw ioError(`cannot write ${path}`, err)
   }
   return true
+}
+
+/**
+ * Publishes an indexer's signed head record in a mirror (`indexes/<indexer-id>/head`), atomically.
+ * The bytes are stored as given (they are signed); readers verify them.
+ */
+export async function writeMirrorIndexHead (dir: string, indexerId: string, bytes: Uint8Array, options: { fsync?: boolean } = {}): Promise<void> {
+  let rel: string
+  try {
+    rel = mirrorIndexHeadPath(indexerId)
+  } catch (err) {
+    throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `invalid indexer id ${JSON.stringify(String(indexerId).slice(0, 80))}`, { cause: err })
+  }
+  if (!(bytes instanceof Uint8Array) || bytes.byteLength > MAX_INDEX_HEAD_SIZE) {
+    throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `an index head must be a Uint8Array of at most ${MAX_INDEX_HEAD_SIZE} bytes`)
+  }
+  const path = join(dir, ...rel.split('/'))
+  try {
+    await mkdir(dirname(path), { recursive: true })
+    await writeFileAtomic(path, bytes, { fsync: options.fsync ?? true })
+  } catch (err) {
+    throw ioError(`cannot write ${path}`, err)
+  }
 }

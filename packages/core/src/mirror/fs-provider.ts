@@ -12,7 +12,7 @@ import { IDENTITY_CODE, MAX_BLOCK_SIZE } from '../block.js'
 import { CoreErrorCode, SwarmpackError, isSwarmpackError, throwIfAborted } from '../errors.js'
 import type { ProvidedBlock, Provider, ProviderGetOptions } from '../provider.js'
 import { BlockNotFoundError, StoreErrorCode, errnoOf, ioError } from '../store/errors.js'
-import { MIRROR_DESCRIPTOR, mirrorBlockPath, parseMirrorDescriptor } from './layout.js'
+import { MAX_INDEX_HEAD_SIZE, MIRROR_DESCRIPTOR, mirrorBlockPath, mirrorIndexHeadPath, parseMirrorDescriptor } from './layout.js'
 
 const log = logger('swarmpack:fs-provider')
 
@@ -97,21 +97,40 @@ export class FsProvider implements Provider {
     }
   }
 
+  /**
+   * The head record the mirror holds for an indexer (`indexes/<id>/head`), bytes as signed and
+   * unverified; ERR_NOT_FOUND when absent, ERR_BLOCK_TOO_LARGE above MAX_INDEX_HEAD_SIZE.
+   */
+  async getIndexHead (indexerId: string, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    throwIfAborted(options.signal)
+    let rel: string
+    try {
+      rel = mirrorIndexHeadPath(indexerId)
+    } catch (err) {
+      throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `invalid indexer id ${JSON.stringify(String(indexerId).slice(0, 80))}`, { cause: err })
+    }
+    return await this.#readCapped(join(this.dir, ...rel.split('/')), MAX_INDEX_HEAD_SIZE, `index head of ${indexerId}`, options.signal)
+  }
+
   async #read (cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
-    const path = join(this.dir, mirrorBlockPath(cid))
+    return await this.#readCapped(join(this.dir, mirrorBlockPath(cid)), MAX_BLOCK_SIZE, cid.toString(), signal)
+  }
+
+  /** Reads a regular file of at most `max` bytes, never reading more than `max + 1`. */
+  async #readCapped (path: string, max: number, what: string, signal?: AbortSignal): Promise<Uint8Array> {
     let fh
     try {
       fh = await open(path, 'r')
     } catch (err) {
       const errno = errnoOf(err)
-      if (errno === 'ENOENT' || errno === 'ENOTDIR' || errno === 'EISDIR') throw new BlockNotFoundError(cid.toString(), this.name)
+      if (errno === 'ENOENT' || errno === 'ENOTDIR' || errno === 'EISDIR') throw new BlockNotFoundError(what, this.name)
       throw ioError(`cannot open ${path}`, err)
     }
     try {
       const st = await fh.stat()
-      if (!st.isFile()) throw new BlockNotFoundError(cid.toString(), this.name)
+      if (!st.isFile()) throw new BlockNotFoundError(what, this.name)
       // read at most one byte past the cap: enough to know the file is too big, whatever stat said
-      const cap = MAX_BLOCK_SIZE + 1
+      const cap = max + 1
       const buf = new Uint8Array(Math.min(cap, Math.max(st.size, 0) + 1))
       let length = 0
       for (;;) {
@@ -121,15 +140,15 @@ export class FsProvider implements Provider {
         if (bytesRead === 0) break
         length += bytesRead
       }
-      if (length > MAX_BLOCK_SIZE) {
-        throw new SwarmpackError(CoreErrorCode.BLOCK_TOO_LARGE, `${this.name}: file for ${cid.toString()} exceeds ${MAX_BLOCK_SIZE} bytes`, {
-          details: { cid: cid.toString(), max: MAX_BLOCK_SIZE, source: this.name }
+      if (length > max) {
+        throw new SwarmpackError(CoreErrorCode.BLOCK_TOO_LARGE, `${this.name}: file for ${what} exceeds ${max} bytes`, {
+          details: { what, max, source: this.name }
         })
       }
       return buf.subarray(0, length)
     } catch (err) {
       if (isSwarmpackError(err)) throw err
-      if (errnoOf(err) === 'EISDIR') throw new BlockNotFoundError(cid.toString(), this.name)
+      if (errnoOf(err) === 'EISDIR') throw new BlockNotFoundError(what, this.name)
       throw ioError(`cannot read ${path}`, err)
     } finally {
       await fh.close()

@@ -33,6 +33,9 @@ export function mirrorBlockPath (cid: CID): string {
   return `${MIRROR_BLOCKS_DIR}/${cid.toV1().toString()}`
 }
 
+/** An index head record is a small signed object; readers stop reading past this size. */
+export const MAX_INDEX_HEAD_SIZE = 64 * 1024
+
 /** Path of an indexer's head record relative to the mirror root. */
 export function mirrorIndexHeadPath (indexerId: string): string {
   if (!/^[A-Za-z0-9_-]{1,128}$/.test(indexerId)) throw new TypeError(`invalid indexer id ${indexerId}`)
