@@ -6,7 +6,6 @@
  * so one object never has two signed encodings.
  */
 import * as dagCbor from '@ipld/dag-cbor'
-import { equals } from 'uint8arrays/equals'
 import { TrustErrorCode, trustError } from './errors.js'
 
 /** Deepest nesting (arrays, maps) any trust object may use. */
@@ -94,7 +93,7 @@ export function decodeStrict<T = unknown> (bytes: Uint8Array, options: StrictDec
   } catch (err) {
     throw trustError(TrustErrorCode.MALFORMED, `${what}: value cannot be re-encoded`, { what }, err)
   }
-  if (!equals(again, bytes)) throw trustError(TrustErrorCode.MALFORMED, `${what}: not canonical dag-cbor`, { what })
+  if (Buffer.compare(again, bytes) !== 0) throw trustError(TrustErrorCode.MALFORMED, `${what}: not canonical dag-cbor`, { what })
   return value
 }
 

@@ -5,6 +5,7 @@
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ed25519 } from '@noble/curves/ed25519.js'
+import { createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { writeFileAtomic } from './fsutil.js'
 import { TrustErrorCode, trustError } from './errors.js'
@@ -26,6 +27,8 @@ export function keyIdOf (key: Ed25519PublicKey | Ed25519PrivateKey): KeyId {
 
 const KEY_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{40,60}$/
 const publicKeyCache = new Map<string, Ed25519PublicKey>()
+/** node:crypto key objects per key id: building one per verification costs more than the verification. */
+const keyObjectCache = new Map<string, KeyObject>()
 
 /**
  * Public key behind a key id. Refuses non-ed25519 ids, malformed ids and small-order points
@@ -62,10 +65,15 @@ function scalarIsCanonical (sig: Uint8Array): boolean {
 /** Verifies an ed25519 signature by `keyId` over `data`. Returns false for anything malformed. */
 export function verifySignature (keyId: KeyId, data: Uint8Array, signature: Uint8Array): boolean {
   if (!(signature instanceof Uint8Array) || signature.byteLength !== 64 || !scalarIsCanonical(signature)) return false
-  const pub = publicKeyFromKeyId(keyId)
+  let ko = keyObjectCache.get(keyId)
+  if (ko === undefined) {
+    const pub = publicKeyFromKeyId(keyId)
+    ko = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(pub.raw).toString('base64url') }, format: 'jwk' })
+    if (keyObjectCache.size >= 4096) keyObjectCache.delete(keyObjectCache.keys().next().value as string)
+    keyObjectCache.set(keyId, ko)
+  }
   try {
-    const ok = pub.verify(data, signature)
-    return ok === true
+    return nodeVerify(null, data, ko, signature)
   } catch {
     return false
   }

@@ -29,17 +29,29 @@ export function assertName (name: unknown, what = 'name'): string {
 }
 
 /** Strict SemVer (no `v` prefix, no loose forms), so `1.0.0` and `v1.0.0` never name two entries. */
+const validVersions = new Set<string>()
+
 export function assertVersion (version: unknown, what = 'version'): string {
+  if (typeof version === 'string' && validVersions.has(version)) return version
   try {
     validateVersion(version)
   } catch (err) {
     throw trustError(TrustErrorCode.MALFORMED, `${what}: invalid version ${JSON.stringify(String(version).slice(0, 100))}`, { version: String(version).slice(0, 100) }, err)
   }
+  if (validVersions.size >= 10_000) validVersions.clear()
+  validVersions.add(version as string)
   return version
 }
 
+/** Ranges repeat across an index (`^1.0.0`), and parsing one is the costliest check per entry. */
+const validRanges = new Set<string>()
+
 export function isValidRange (range: unknown): range is string {
-  try { validateVersionRange(range); return true } catch { return false }
+  if (typeof range === 'string' && validRanges.has(range)) return true
+  try { validateVersionRange(range) } catch { return false }
+  if (validRanges.size >= 10_000) validRanges.clear()
+  validRanges.add(range as string)
+  return true
 }
 
 export function isValidPattern (pattern: unknown): pattern is string {
