@@ -59,6 +59,10 @@ describe('FsBlockstore', () => {
     const d512 = await sha512.digest(b.bytes)
     await assert.rejects(store.put(CID.createV1(raw.code, d512), b.bytes), code('ERR_UNSUPPORTED_CID'))
     await assert.rejects(store.put(a.cid, 42 as never), code('ERR_INVALID_ARGUMENT'))
+    await assert.rejects(store.put('bafk' as never, a.bytes), code('ERR_INVALID_ARGUMENT'))
+    assert.throws(() => store.has('bafk' as never), code('ERR_INVALID_ARGUMENT'))
+    await assert.rejects(store.getBytes({} as never), code('ERR_INVALID_ARGUMENT'))
+    await assert.rejects(store.delete(null as never), code('ERR_INVALID_ARGUMENT'))
     assert.deepEqual(store.stats().blocks, 0)
     // nothing half-written anywhere
     const files = await readdir(join(dir, 'bad', 'blocks'), { recursive: true })
@@ -142,7 +146,13 @@ describe('FsBlockstore', () => {
     await Promise.all([store.put(b.cid, b.bytes), store.put(b.cid, b.bytes)])
     await store.put(b.cid, b.bytes)
     assert.deepEqual(seen, [`${b.cid.toString()}:33`])
+    // a throwing listener neither breaks the put nor the process
+    const offBad = store.onBlockAdded(() => { throw new Error('listener bug') })
+    const x = rawBlock(34)
+    await store.put(x.cid, x.bytes)
+    offBad()
     off()
+    seen.length = 1
     const c = rawBlock(3)
     await store.put(c.cid, c.bytes)
     assert.equal(seen.length, 1)

@@ -210,6 +210,12 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     if (this.#closed) throw new SwarmpackError(StoreErrorCode.STORE_CLOSED, `block store ${this.dir} is closed`)
   }
 
+  /** The store key of a CID argument; ERR_INVALID_ARGUMENT for anything that is not a CID. */
+  #keyOf (cid: CID): string {
+    if (CID.asCID(cid) === null) throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, 'expected a CID')
+    return blockKey(cid)
+  }
+
   #path (key: string): string {
     return join(this.#blocksDir, shardOf(key), key)
   }
@@ -223,17 +229,20 @@ export class FsBlockstore extends EventTarget implements Blockstore {
 
   /** Calls `listener` for every block stored from now on; returns the unsubscribe function. */
   onBlockAdded (listener: (detail: BlockEventDetail) => void): () => void {
-    const handler = (evt: Event): void => { listener((evt as CustomEvent<BlockEventDetail>).detail) }
+    // Node reports a throwing EventTarget listener as an uncaught exception: contain it here
+    const handler = (evt: Event): void => {
+      try {
+        listener((evt as CustomEvent<BlockEventDetail>).detail)
+      } catch (err) {
+        log.error('block:added listener threw: %e', err)
+      }
+    }
     this.addEventListener('block:added', handler)
     return () => { this.removeEventListener('block:added', handler) }
   }
 
   #emit (type: keyof FsBlockstoreEvents, detail: BlockEventDetail): void {
-    try {
-      this.dispatchEvent(new CustomEvent(type, { detail }))
-    } catch (err) {
-      log.error('%s listener threw: %e', type, err)
-    }
+    this.dispatchEvent(new CustomEvent(type, { detail }))
   }
 
   // ---------------------------------------------------------------- reads
@@ -241,16 +250,17 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   has (cid: CID, options: AbortOptions = {}): boolean {
     this.#assertOpen()
     throwIfAborted(options.signal)
+    const key = this.#keyOf(cid)
     if (cid.multihash.code === IDENTITY_CODE) return true
-    return this.#index.has(blockKey(cid))
+    return this.#index.has(key)
   }
 
   /** The whole block. ERR_NOT_FOUND (name `NotFoundError`) when absent. */
   async getBytes (cid: CID, options: GetBytesOptions = {}): Promise<Uint8Array> {
     this.#assertOpen()
     throwIfAborted(options.signal)
+    const key = this.#keyOf(cid)
     if (cid.multihash.code === IDENTITY_CODE) return cid.multihash.digest
-    const key = blockKey(cid)
     const entry = this.#index.get(key)
     if (entry === undefined) throw new BlockNotFoundError(cid.toString(), this.dir)
     let bytes: Uint8Array
@@ -395,8 +405,8 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   async delete (cid: CID, options: AbortOptions = {}): Promise<void> {
     this.#assertOpen()
     throwIfAborted(options.signal)
+    const key = this.#keyOf(cid)
     if (cid.multihash.code === IDENTITY_CODE) return
-    const key = blockKey(cid)
     if ((await this.#pinnedSet()).has(key)) {
       throw new SwarmpackError(StoreErrorCode.BLOCK_PINNED, `block ${cid.toString()} is pinned`, { details: { cid: cid.toString() } })
     }
@@ -473,7 +483,8 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   /** Whether a pin reaches `cid` (the block need not be present). */
   async isPinned (cid: CID): Promise<boolean> {
     this.#assertOpen()
-    return (await this.#pinnedSet()).has(blockKey(cid))
+    const key = this.#keyOf(cid)
+    return (await this.#pinnedSet()).has(key)
   }
 
   /** CIDs reachable from pins that the store lacks: what a resolver still has to fetch. */
