@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict'
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { verifyBlock } from '../src/block.js'
 import { isSwarmpackError } from '../src/errors.js'
 import { FsProvider, exportMirror, writeMirrorIndexHead } from '../src/mirror/index.js'
 import { MAX_INDEX_HEAD_SIZE, MIRROR_DESCRIPTOR, mirrorBlockPath } from '../src/mirror/layout.js'
-import { FsBlockstore } from '../src/store/index.js'
+import { FsBlockstore, storeProvider } from '../src/store/index.js'
+import { pack, unpack } from '../src/package/index.js'
 import { linkBlock, rawBlock, tempDir } from './fixtures/blocks.js'
 
 const code = (c: string) => (err: unknown) => isSwarmpackError(err, c)
@@ -100,5 +102,28 @@ describe('exportMirror + FsProvider', () => {
     await assert.rejects(writeMirrorIndexHead(mirror, 'big', new Uint8Array(MAX_INDEX_HEAD_SIZE + 1)), code('ERR_INVALID_ARGUMENT'))
     await writeFile(join(mirror, 'indexes', 'indexer-1', 'head'), new Uint8Array(MAX_INDEX_HEAD_SIZE + 1))
     await assert.rejects(provider.getIndexHead('indexer-1'), code('ERR_BLOCK_TOO_LARGE'))
+  })
+
+  it('carries a packed package: pack into the store, export, unpack from the mirror and from the store', async () => {
+    const src = join(dir, 'pkg-src')
+    await mkdir(join(src, 'lib', 'deep'), { recursive: true })
+    const big = new Uint8Array(randomBytes(3 * 1024 * 1024 + 17))
+    await writeFile(join(src, 'lib', 'deep', 'big.bin'), big)
+    await writeFile(join(src, 'index.js'), 'export default 42\n')
+    await writeFile(join(src, 'empty'), '')
+    await chmod(join(src, 'index.js'), 0o755)
+    const { root } = await pack(src, { name: 'demo', version: '1.0.0', entry: 'index.js' }, { blockstore: store })
+    await store.pin('demo@1.0.0', root)
+    assert.deepEqual(await store.missingPinned(), [])
+    const mirror = join(dir, 'm-pkg')
+    const report = await exportMirror(store, [root], mirror)
+    assert.ok(report.blocks >= 4)
+    const fromMirror = await unpack(root, await FsProvider.open(mirror), join(dir, 'out-mirror'))
+    const fromStore = await unpack(root, storeProvider(store), join(dir, 'out-store'))
+    for (const out of [fromMirror.path, fromStore.path]) {
+      assert.deepEqual(await readFile(join(out, 'lib', 'deep', 'big.bin')), Buffer.from(big))
+      assert.equal(await readFile(join(out, 'index.js'), 'utf8'), 'export default 42\n')
+      assert.equal((await stat(join(out, 'empty'))).size, 0)
+    }
   })
 })
