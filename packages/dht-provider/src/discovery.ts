@@ -75,6 +75,13 @@ export interface AnnouncerOptions {
   reannounceInterval?: number
   /** First retry delay after a failed announcement (ms); doubles up to 5 min. Default 2 s. */
   retryDelay?: number
+  /**
+   * Whether the DHT can take queries (the routing table is not empty). While it is not,
+   * `announce` starts the attempt in the background and returns false at once.
+   */
+  ready?: () => boolean
+  /** One announcement attempt is abandoned after this many ms. Default 60 s. */
+  attemptTimeout?: number
   /** Called after each announcement attempt (for logs and diagnostics). */
   onAnnounce?: (cid: CID, result: { ok: boolean, peers: number, error?: Error }) => void
 }
@@ -126,6 +133,11 @@ export class Announcer {
     } else if (entry.running !== undefined) {
       return true
     }
+    // kad-dht holds queries until the routing table has a peer: start the attempt, don't wait for it
+    if (this.options.ready?.() === false) {
+      void this.run(entry)
+      return false
+    }
     return this.run(entry)
   }
 
@@ -159,6 +171,7 @@ export class Announcer {
     if (this.stopped || this.entries.get(entry.cid.toString()) !== entry) return false
     const controller = new AbortController()
     entry.running = controller
+    const timeout = setTimeout(() => { controller.abort() }, this.options.attemptTimeout ?? 60_000)
     let peers = 0
     let lastError: Error | undefined
     try {
@@ -169,6 +182,7 @@ export class Announcer {
     } catch (err) {
       lastError = err as Error
     } finally {
+      clearTimeout(timeout)
       entry.running = undefined
     }
     if (this.stopped || this.entries.get(entry.cid.toString()) !== entry) return false

@@ -57,10 +57,22 @@ export interface SwarmpackPeerConfig {
   inboundConnectionThreshold?: number
   /** CIDR multiaddrs never limited (e.g. `/ip4/10.0.0.0/ipcidr/8`). Loopback mode adds 127.0.0.0/8. */
   allow?: string[]
-  /** Self-query interval of the DHT in ms (kad-dht default 5 min). */
+  /** Self-query interval of the DHT in ms (kad-dht's default 5 min; ours 15 min). */
   querySelfInterval?: number
-  /** Liveness ping interval on idle connections in ms. Default 60 s (libp2p's 10 s costs upkeep traffic). */
-  connectionPingInterval?: number
+  /**
+   * libp2p's liveness ping on every connection, in ms, or false for none. Default 15 min:
+   * libp2p's 10 s costs ~500 bytes per connection per ping (a new stream each time), the
+   * largest part of idle upkeep; yamux keep-alive frames (~60 bytes) keep idle sockets open.
+   */
+  connectionPingInterval?: number | false
+  /** yamux keep-alive ping interval in ms; must stay under the 2 min TCP inactivity timeout. Default 90 s. */
+  keepAliveInterval?: number
+  /**
+   * How often the DHT refreshes each routing-table bucket with a random walk, in ms. kad-dht 16
+   * uses 5 min and has no option for it; every walk queries up to k peers, so the default here
+   * is 30 min. Queries and new connections keep the table current in between.
+   */
+  routingTableRefreshInterval?: number
   /** Count socket bytes (see `peer.traffic`). Default true. */
   countTraffic?: boolean
 }
@@ -112,6 +124,16 @@ export function findDhtService (node: Libp2p): KadDHT {
   throw configError('the libp2p node has no kad-dht service')
 }
 
+/**
+ * kad-dht 16 refreshes its routing table every 5 min and takes no option for it; the interval is
+ * a plain field of its refresh component, read each time the next refresh is scheduled.
+ */
+function setRoutingTableRefreshInterval (dht: KadDHT, ms: number): void {
+  const refresh = (dht as unknown as { routingTableRefresh?: { refreshInterval?: number } }).routingTableRefresh
+  if (refresh !== undefined && typeof refresh.refreshInterval === 'number') refresh.refreshInterval = ms
+  else log('kad-dht has no routingTableRefresh.refreshInterval; keeping its default')
+}
+
 /** Builds and starts a swarmpack peer from config, or wraps a host's own libp2p node. */
 export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2p: Libp2p, bootstrap?: string[] } = {}): Promise<SwarmpackPeer> {
   if ('libp2p' in config) return wrapPeer(config.libp2p, parseAddrs('bootstrap', config.bootstrap), undefined)
@@ -129,7 +151,9 @@ export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2
   positive('maxConnections', config.maxConnections)
   positive('inboundConnectionThreshold', config.inboundConnectionThreshold)
   positive('querySelfInterval', config.querySelfInterval)
-  positive('connectionPingInterval', config.connectionPingInterval)
+  if (config.connectionPingInterval !== false) positive('connectionPingInterval', config.connectionPingInterval)
+  positive('keepAliveInterval', config.keepAliveInterval)
+  positive('routingTableRefreshInterval', config.routingTableRefreshInterval)
 
   const privateKey = config.privateKey ?? (config.dataDir !== undefined ? await loadOrCreatePeerKey(config.dataDir) : undefined)
   const traffic = config.countTraffic === false ? undefined : new TrafficCounter()
@@ -139,14 +163,16 @@ export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2
     addresses: { listen, announce },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux({ enableKeepAlive: false })],
+    streamMuxers: [yamux({ enableKeepAlive: true, keepAliveInterval: config.keepAliveInterval ?? 90_000 })],
     connectionManager: {
       maxConnections: config.maxConnections ?? 200,
       inboundConnectionThreshold: config.inboundConnectionThreshold ?? (network === 'loopback' ? 1000 : 5),
       allow
     },
     // libp2p pings every connection every 10 s by default; idle upkeep stays low with less
-    connectionMonitor: { pingInterval: config.connectionPingInterval ?? 60_000 },
+    connectionMonitor: config.connectionPingInterval === false
+      ? { enabled: false }
+      : { pingInterval: config.connectionPingInterval ?? 15 * 60_000 },
     ...(traffic !== undefined ? { metrics: traffic.metrics() } : {}),
     services: {
       identify: identify(),
@@ -157,10 +183,11 @@ export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2
         peerInfoMapper: network === 'internet' ? removePrivateAddressesMapper : passthroughMapper,
         validators: swarmpackDhtValidators,
         selectors: swarmpackDhtSelectors,
-        ...(config.querySelfInterval !== undefined ? { querySelfInterval: config.querySelfInterval } : {})
+        querySelfInterval: config.querySelfInterval ?? 15 * 60_000
       })
     }
   })
+  setRoutingTableRefreshInterval(findDhtService(node as unknown as Libp2p), config.routingTableRefreshInterval ?? 30 * 60_000)
   log('started %p on %s', node.peerId, node.getMultiaddrs().map(String).join(' '))
   return wrapPeer(node as unknown as Libp2p, bootstrap, traffic)
 }

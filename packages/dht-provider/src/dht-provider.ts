@@ -1,0 +1,260 @@
+/**
+ * DhtProvider: the core `Provider` over the swarm. A fetch works per package root: providers of
+ * the root are looked up in the DHT once, then a Bitswap session asks those peers for the root's
+ * blocks, many at once and spread across them. Blocks arrive verified and stored (Bitswap checks
+ * each against its CID before it is stored); progress events name the peer each block came from.
+ */
+import { logger } from '@libp2p/logger'
+import { CoreErrorCode, SwarmpackError, blockLinks, throwIfAborted } from '@swarmpack/core'
+import { CustomProgressEvent } from 'progress-events'
+import { DhtErrorCode } from './errors.js'
+import type { Bitswap, BitswapSession, FindProviders } from './bitswap/index.js'
+import type { PeerId, AbortOptions } from '@libp2p/interface'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { CID, ProvidedBlock, Provider, ProviderGetOptions, ProviderProgressEvents } from '@swarmpack/core'
+import type { ProgressEvent, ProgressOptions } from 'progress-events'
+
+const log = logger('swarmpack:dht-provider')
+
+export interface ProvidersFoundDetail {
+  cid: CID
+  /** Peer ids found in this DHT response (new ones only). */
+  peers: string[]
+}
+
+/** Progress events of the DHT provider: the provider lookup, then the block events of core. */
+export type DhtProgressEvents =
+  ProviderProgressEvents |
+  ProgressEvent<'swarmpack:dht:find-providers', { cid: CID }> |
+  ProgressEvent<'swarmpack:dht:providers', ProvidersFoundDetail> |
+  ProgressEvent<'swarmpack:dht:fetched', FetchResult>
+
+export interface DhtGetOptions extends ProgressOptions<DhtProgressEvents> {
+  signal?: AbortSignal
+}
+
+export interface DhtProviderInit {
+  /** The DHT used to find providers (`peer.dht`). */
+  dht: KadDHT
+  /** Our peer id, never treated as a provider. */
+  self: PeerId
+  /** Adds providers' addresses to the peer store so Bitswap can dial them. */
+  peerStore: { merge: (id: PeerId, data: { multiaddrs: any[] }) => Promise<unknown> }
+  bitswap: Bitswap
+  /** One provider lookup gives up after this many ms (default 20 s). */
+  findTimeout?: number
+  /** Stop a lookup after this many providers (default 20). */
+  maxProviders?: number
+  /** Sessions kept open for reuse (least recently used closed first). Default 16. */
+  maxSessions?: number
+}
+
+export interface SourceShare {
+  peer: string
+  blocks: number
+  bytes: number
+}
+
+export interface FetchResult {
+  root: CID
+  blocks: number
+  bytes: number
+  /** Blocks that were already in the local store. */
+  localBlocks: number
+  ms: number
+  /** Who served what (bytes and blocks per peer). */
+  sources: SourceShare[]
+}
+
+export class DhtProvider implements Provider {
+  readonly name = 'dht'
+  private readonly init: DhtProviderInit
+  private readonly sessions = new Map<string, BitswapSession>()
+  private general?: BitswapSession
+  private closed = false
+
+  constructor (init: DhtProviderInit) {
+    this.init = init
+  }
+
+  get bitswap (): Bitswap {
+    return this.init.bitswap
+  }
+
+  /**
+   * A DHT lookup as the Bitswap session wants it: provider peer ids as they are found, their
+   * addresses merged into the peer store first, ourselves and banned peers left out.
+   */
+  findProvidersFn (onProgress?: (evt: DhtProgressEvents) => void): FindProviders {
+    const { dht, self, peerStore, bitswap } = this.init
+    const timeout = this.init.findTimeout ?? 20_000
+    const limit = this.init.maxProviders ?? 20
+    return async function * (cid: CID, options: { signal: AbortSignal }) {
+      onProgress?.(new CustomProgressEvent('swarmpack:dht:find-providers', { cid }))
+      const signal = AbortSignal.any([options.signal, AbortSignal.timeout(timeout)])
+      const seen = new Set<string>()
+      try {
+        for await (const event of dht.findProviders(cid, { signal })) {
+          if (event.name !== 'PROVIDER') continue
+          const fresh: PeerId[] = []
+          for (const p of event.providers) {
+            const key = p.id.toString()
+            if (p.id.equals(self) || seen.has(key) || bitswap.isBanned(key)) continue
+            seen.add(key)
+            if (p.multiaddrs.length > 0) await peerStore.merge(p.id, { multiaddrs: p.multiaddrs }).catch(() => {})
+            fresh.push(p.id)
+          }
+          if (fresh.length > 0) {
+            log('providers of %c: %s', cid, fresh.map(String).join(', '))
+            onProgress?.(new CustomProgressEvent('swarmpack:dht:providers', { cid, peers: fresh.map(String) }))
+          }
+          yield * fresh
+          if (seen.size >= limit) return
+        }
+      } catch (err) {
+        if (options.signal.aborted) return
+        log('provider lookup for %c ended: %s', cid, (err as Error).message)
+      }
+    }
+  }
+
+  private assertOpen (): void {
+    if (this.closed) throw new SwarmpackError(DhtErrorCode.CLOSED, 'DHT provider is closed')
+  }
+
+  /**
+   * The Bitswap session for a package root: created on first use (its providers are looked up
+   * once), reused after. Pass `peers` to ask known peers as well.
+   */
+  session (root: CID, options: { peers?: PeerId[], onProgress?: (evt: DhtProgressEvents) => void } = {}): BitswapSession {
+    this.assertOpen()
+    const key = root.toString()
+    let session = this.sessions.get(key)
+    if (session !== undefined) {
+      this.sessions.delete(key)
+      this.sessions.set(key, session) // most recently used last
+      for (const p of options.peers ?? []) session.addPeer(p)
+      return session
+    }
+    // the session outlives one call, so its lookup progress goes to whoever created it
+    session = this.init.bitswap.createSession({ root, peers: options.peers, findProviders: this.findProvidersFn(options.onProgress) })
+    this.sessions.set(key, session)
+    const max = this.init.maxSessions ?? 16
+    while (this.sessions.size > max) {
+      const [oldestKey, oldest] = this.sessions.entries().next().value as [string, BitswapSession]
+      this.sessions.delete(oldestKey)
+      void oldest.close()
+    }
+    return session
+  }
+
+  /** Closes and forgets a root's session (after its package is complete). */
+  async closeSession (root: CID): Promise<void> {
+    const session = this.sessions.get(root.toString())
+    this.sessions.delete(root.toString())
+    await session?.close()
+  }
+
+  /** A session for blocks asked without a root: providers are looked up per block. */
+  private generalSession (): BitswapSession {
+    this.assertOpen()
+    this.general ??= this.init.bitswap.createSession({ findProviders: this.findProvidersFn() })
+    return this.general
+  }
+
+  async get (cid: CID, options: ProviderGetOptions = {}): Promise<Uint8Array> {
+    return this.generalSession().get(cid, options)
+  }
+
+  async has (cid: CID, options: ProviderGetOptions = {}): Promise<boolean> {
+    return this.generalSession().has(cid, options)
+  }
+
+  getMany (cids: Iterable<CID> | AsyncIterable<CID>, options: ProviderGetOptions = {}): AsyncIterable<ProvidedBlock> {
+    return this.generalSession().getMany(cids, options)
+  }
+
+  /** A Provider scoped to one package root (what a resolver uses per package). */
+  forRoot (root: CID): Provider {
+    const session = (): BitswapSession => this.session(root)
+    return {
+      name: `dht:${root.toString()}`,
+      get: async (cid, options) => session().get(cid, options),
+      has: async (cid, options) => session().has(cid, options),
+      getMany: (cids, options) => session().getMany(cids, options)
+    }
+  }
+
+  /**
+   * Fetches every block the root reaches (walking dag-cbor links level by level) into the local
+   * store through the root's session. Rejects with ERR_NOT_FOUND naming the missing blocks when
+   * no peer delivered them.
+   */
+  async fetchDag (root: CID, options: DhtGetOptions & { peers?: PeerId[] } = {}): Promise<FetchResult> {
+    throwIfAborted(options.signal)
+    const started = Date.now()
+    const onProgress = options.onProgress
+    const session = this.session(root, { peers: options.peers, onProgress })
+    const seen = new Set<string>([root.toString()])
+    let blocks = 0
+    let bytes = 0
+    let localBlocks = 0
+    const sources = new Map<string, SourceShare>()
+    const account = (b: ProvidedBlock): CID[] => {
+      blocks++
+      bytes += b.bytes.byteLength
+      if (b.source === 'local') {
+        localBlocks++
+      } else {
+        const s = sources.get(b.source) ?? { peer: b.source, blocks: 0, bytes: 0 }
+        s.blocks++
+        s.bytes += b.bytes.byteLength
+        sources.set(b.source, s)
+      }
+      const next: CID[] = []
+      for (const link of blockLinks(b.cid, b.bytes)) {
+        if (seen.has(link.toString())) continue
+        seen.add(link.toString())
+        next.push(link)
+      }
+      return next
+    }
+    let source = 'local'
+    const rootBytes = await session.get(root, {
+      signal: options.signal,
+      onProgress: (evt: ProviderProgressEvents) => {
+        if (evt.type === 'swarmpack:provider:block') source = evt.detail.source
+        onProgress?.(evt)
+      }
+    })
+    let level = account({ cid: root, bytes: rootBytes, source })
+    while (level.length > 0) {
+      const wanted = new Set(level.map(String))
+      const next: CID[] = []
+      for await (const b of session.getMany(level, { signal: options.signal, onProgress })) {
+        wanted.delete(b.cid.toString())
+        next.push(...account(b))
+      }
+      throwIfAborted(options.signal)
+      if (wanted.size > 0) {
+        throw new SwarmpackError(CoreErrorCode.NOT_FOUND, `${wanted.size} blocks of ${root.toString()} were not found in the swarm`, {
+          details: { root: root.toString(), missing: [...wanted].slice(0, 20) }
+        })
+      }
+      level = next
+    }
+    const result: FetchResult = { root, blocks, bytes, localBlocks, ms: Date.now() - started, sources: [...sources.values()].sort((a, b) => b.bytes - a.bytes) }
+    onProgress?.(new CustomProgressEvent('swarmpack:dht:fetched', result))
+    return result
+  }
+
+  async close (options: AbortOptions = {}): Promise<void> {
+    void options
+    if (this.closed) return
+    this.closed = true
+    const all = [...this.sessions.values()]
+    if (this.general !== undefined) all.push(this.general)
+    this.sessions.clear()
+    await Promise.all(all.map(async s => s.close()))
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * Contributing back (F5): a SwarmNode ties a peer, a block store, Bitswap, the DhtProvider and
+ * the Announcer together under a sharing mode.
+ *
+ * - `consume`: fetch only; never serve a block, never announce.
+ * - `share` (default): serve what the store holds; announce pinned roots and every package
+ *   fetched; withdraw roots that were unpinned or evicted.
+ * - `mirror`: as share, and also fetch, pin and serve everything the given roots reach.
+ */
+import { logger } from '@libp2p/logger'
+import { CID } from 'multiformats/cid'
+import { CoreErrorCode, SwarmpackError, isSwarmpackError } from '@swarmpack/core'
+import { Bitswap } from './bitswap/index.js'
+import { DhtProvider } from './dht-provider.js'
+import { Announcer } from './discovery.js'
+import { DhtErrorCode } from './errors.js'
+import type { BitswapInit } from './bitswap/index.js'
+import type { DhtGetOptions, FetchResult } from './dht-provider.js'
+import type { AnnouncerOptions } from './discovery.js'
+import type { SwarmpackPeer } from './peer.js'
+import type { PeerId } from '@libp2p/interface'
+import type { Blockstore } from 'interface-blockstore'
+
+const log = logger('swarmpack:sharing')
+
+export type SharingMode = 'consume' | 'share' | 'mirror'
+export const SHARING_MODES: readonly SharingMode[] = ['consume', 'share', 'mirror']
+
+/** What SwarmNode uses beyond interface-blockstore when the store offers it (FsBlockstore does). */
+export interface SharingBlockstore extends Pick<Blockstore, 'has' | 'get' | 'put'> {
+  pins?: () => Array<{ name: string, root: CID }>
+  pin?: (name: string, root: CID) => Promise<void>
+  addEventListener?: (type: string, listener: (evt: Event) => void) => void
+  removeEventListener?: (type: string, listener: (evt: Event) => void) => void
+}
+
+export interface SwarmNodeInit {
+  peer: SwarmpackPeer
+  blockstore: SharingBlockstore
+  /** Default `share`. */
+  mode?: SharingMode
+  /** Mirror mode: roots to fetch, pin and serve. */
+  mirrorRoots?: CID[]
+  /** Announce pinned roots at start (share and mirror modes). Default true. */
+  announcePinned?: boolean
+  /** How often pins are re-read to announce new ones and withdraw unpinned ones (ms). Default 60 s. */
+  pinSyncInterval?: number
+  announcer?: AnnouncerOptions
+  /** Extra Bitswap settings (limits, timeouts). */
+  bitswap?: Omit<BitswapInit, 'libp2p' | 'blockstore' | 'serve'>
+  /** Provider lookup timeout (ms). */
+  findTimeout?: number
+}
+
+export interface FetchOptions extends DhtGetOptions {
+  /** Also ask these peers from the start. */
+  peers?: PeerId[]
+  /** Pin the fetched root under this name (if the store supports pins). */
+  pin?: string
+  /** Fresh provider lookups after the first finds nobody or not everything (default 2, 1 s apart, doubling). */
+  retries?: number
+}
+
+export class SwarmNode {
+  readonly peer: SwarmpackPeer
+  readonly mode: SharingMode
+  readonly bitswap: Bitswap
+  readonly provider: DhtProvider
+  readonly announcer: Announcer
+  readonly blockstore: SharingBlockstore
+  /** Roots announced because they are pinned (withdrawn when unpinned). */
+  private readonly pinnedAnnounced = new Set<string>()
+  private readonly onRemoved: (evt: Event) => void
+  private readonly onAdded: (evt: Event) => void
+  private syncTimer?: ReturnType<typeof setInterval>
+  private mirroring?: Promise<void>
+  private readonly controller = new AbortController()
+  private stopped = false
+
+  constructor (private readonly init: SwarmNodeInit) {
+    const mode = init.mode ?? 'share'
+    if (!SHARING_MODES.includes(mode)) throw new SwarmpackError(DhtErrorCode.INVALID_CONFIG, `unknown sharing mode ${String(mode)}`)
+    this.peer = init.peer
+    this.mode = mode
+    this.blockstore = init.blockstore
+    this.bitswap = new Bitswap({ ...init.bitswap, libp2p: init.peer.libp2p, blockstore: init.blockstore, serve: mode !== 'consume' })
+    this.provider = new DhtProvider({
+      dht: init.peer.dht,
+      self: init.peer.peerId,
+      peerStore: init.peer.libp2p.peerStore,
+      bitswap: this.bitswap,
+      ...(init.findTimeout !== undefined ? { findTimeout: init.findTimeout } : {})
+    })
+    this.announcer = new Announcer(init.peer.dht, { ready: () => init.peer.routingTableSize() > 0, ...init.announcer })
+    // blocks stored by others (an HTTP mirror download, pack) can answer waiting peers at once
+    this.onAdded = (evt) => {
+      const cid = (evt as CustomEvent<{ cid: CID }>).detail?.cid
+      if (cid !== undefined && this.mode !== 'consume') this.bitswap.notifyNewBlocks([cid])
+    }
+    // an evicted root is no longer served in full: stop announcing it
+    this.onRemoved = (evt) => {
+      const cid = (evt as CustomEvent<{ cid: CID }>).detail?.cid
+      if (cid !== undefined && this.announcer.has(cid)) {
+        log('root %c was removed from the store, withdrawing', cid)
+        this.pinnedAnnounced.delete(cid.toString())
+        void this.announcer.withdraw(cid)
+      }
+    }
+  }
+
+  async start (): Promise<void> {
+    await this.bitswap.start()
+    this.blockstore.addEventListener?.('block:added', this.onAdded)
+    this.blockstore.addEventListener?.('block:removed', this.onRemoved)
+    if (this.mode === 'consume') return
+    if (this.init.announcePinned !== false) {
+      await this.syncPins()
+      this.syncTimer = setInterval(() => { void this.syncPins() }, this.init.pinSyncInterval ?? 60_000)
+      this.syncTimer.unref?.()
+    }
+    if (this.mode === 'mirror' && (this.init.mirrorRoots ?? []).length > 0) {
+      this.mirroring = this.mirror(this.init.mirrorRoots ?? [])
+    }
+  }
+
+  /** Announces pinned roots not yet announced, withdraws those no longer pinned. */
+  async syncPins (): Promise<void> {
+    if (this.mode === 'consume' || this.stopped || this.blockstore.pins === undefined) return
+    const pinned = new Map(this.blockstore.pins().map(p => [p.root.toString(), p.root]))
+    for (const key of [...this.pinnedAnnounced]) {
+      if (!pinned.has(key)) {
+        this.pinnedAnnounced.delete(key)
+        await this.announcer.withdraw(CID.parse(key))
+      }
+    }
+    await Promise.all([...pinned].map(async ([key, root]) => {
+      if (this.pinnedAnnounced.has(key) || this.announcer.has(root)) return
+      if (!await this.blockstore.has(root)) return
+      this.pinnedAnnounced.add(key)
+      await this.announcer.announce(root).catch(err => { log('announce %c failed: %s', root, err.message) })
+    }))
+  }
+
+  /**
+   * Fetches a package (everything its root reaches) into the store; in share and mirror modes
+   * the node then announces it and serves it.
+   */
+  async fetch (root: CID, options: FetchOptions = {}): Promise<FetchResult> {
+    let result: FetchResult | undefined
+    const retries = options.retries ?? 2
+    for (let attempt = 0; result === undefined; attempt++) {
+      try {
+        result = await this.provider.fetchDag(root, options)
+      } catch (err) {
+        await this.provider.closeSession(root)
+        if (attempt >= retries || !isSwarmpackError(err, CoreErrorCode.NOT_FOUND) || options.signal?.aborted === true) throw err
+        log('fetch of %c incomplete (%s), looking for providers again', root, (err as Error).message)
+        await new Promise(resolve => setTimeout(resolve, 1000 * 2 ** attempt))
+      }
+    }
+    if (options.pin !== undefined && this.blockstore.pin !== undefined) await this.blockstore.pin(options.pin, root)
+    await this.provider.closeSession(root)
+    if (this.mode !== 'consume') await this.announce(root)
+    return result
+  }
+
+  /**
+   * Announces a root this node holds (after `pack`, or a download through another provider).
+   * Resolves after the first announcement attempt; returns whether a peer stored it.
+   */
+  async announce (root: CID): Promise<boolean> {
+    if (this.mode === 'consume') return false
+    return this.announcer.announce(root)
+  }
+
+  /** Stops announcing a root (unpinned, evicted, or no longer wanted). */
+  async withdraw (root: CID): Promise<void> {
+    this.pinnedAnnounced.delete(root.toString())
+    await this.announcer.withdraw(root)
+  }
+
+  /** Mirror mode: fetch, pin and announce every root, retrying failures with backoff. */
+  private async mirror (roots: CID[]): Promise<void> {
+    await Promise.all(roots.map(async root => {
+      for (let attempt = 0; !this.stopped; attempt++) {
+        try {
+          await this.fetch(root, { signal: this.controller.signal, pin: `mirror:${root.toString()}` })
+          log('mirrored %c', root)
+          return
+        } catch (err) {
+          if (this.stopped) return
+          const delay = Math.min(2000 * 2 ** attempt, 300_000)
+          log('mirroring %c failed (%s), retry in %d ms', root, (err as Error).message, delay)
+          await new Promise(resolve => setTimeout(resolve, delay).unref?.())
+        }
+      }
+    }))
+  }
+
+  /** Resolves when mirror mode has fetched all its roots. */
+  async mirrored (): Promise<void> {
+    await this.mirroring
+  }
+
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    this.controller.abort()
+    clearInterval(this.syncTimer)
+    this.blockstore.removeEventListener?.('block:added', this.onAdded)
+    this.blockstore.removeEventListener?.('block:removed', this.onRemoved)
+    await this.announcer.stop()
+    await this.provider.close()
+    await this.bitswap.stop()
+  }
+}
+
+/** Creates and starts a SwarmNode. */
+export async function createSwarmNode (init: SwarmNodeInit): Promise<SwarmNode> {
+  const node = new SwarmNode(init)
+  await node.start()
+  return node
+}
