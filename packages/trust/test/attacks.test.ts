@@ -11,6 +11,8 @@ import {
 } from '../src/index.js'
 import { DAY, HOUR, T0, World, cborMapInOrder, id } from './helpers.js'
 import type { CID } from 'multiformats/cid'
+import { publicKeyFromRaw } from '@libp2p/crypto/keys'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
 
 const NAME = '@acme/web'
 const VERSION = '1.0.0'
@@ -387,5 +389,19 @@ describe('trust attack suite', () => {
     const s = await fresh()
     await listEverywhere(s, NAME, VERSION, { removed: 'CVE-2026-0001' })
     await refused(s.w, async () => s.v.checkInstallable(NAME, VERSION, s.manifest, { attestations: s.atts }), TrustErrorCode.NOT_LISTED)
+  })
+
+  it('43 small-order signer key with a "universal" signature', async () => {
+    const s = await fresh()
+    const identityPoint = new Uint8Array(32)
+    identityPoint[0] = 1 // y = 1: the neutral element; (R = neutral, S = 0) satisfies the equation for every message
+    const weakId = peerIdFromPublicKey(publicKeyFromRaw(identityPoint)).toString()
+    const sig = new Uint8Array(64)
+    sig[0] = 1
+    const payload = dagCbor.encode({ indexer: 'alpha', version: 50, index: s.manifest, issued: T0, expires: T0 + DAY })
+    const forged = dagCbor.encode({ payloadType: PayloadType.INDEX_HEAD, payload, signer: weakId, signature: sig })
+    const v = s.w.verifier({ indexers: [{ id: 'alpha', keys: [id(s.w.keys.indexerA)] }, { id: 'beta', keys: [id(s.w.keys.indexerB)] }] })
+    await refused(s.w, async () => v.updateIndexer('alpha', forged), TrustErrorCode.MALFORMED)
+    await refused(s.w, async () => new CompiledPolicy(s.w.policy({ indexers: [{ id: 'alpha', keys: [weakId] }], indexerThreshold: 1 })), TrustErrorCode.POLICY)
   })
 })
