@@ -322,7 +322,7 @@ export class IndexView {
     const of = this.root.shards.length
     const bytes = await fetchVerified(this.getBlock, this.root.shards[bucket], 'index shard', signal)
     const entries = openShard(bytes, bucket, of)
-    if (this.cache.size >= 64) this.cache.delete(this.cache.keys().next().value as number)
+    if (this.cache.size >= 16) this.cache.delete(this.cache.keys().next().value as number)
     this.cache.set(bucket, entries)
     return entries
   }

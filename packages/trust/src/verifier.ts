@@ -107,6 +107,8 @@ export class TrustVerifier {
   private readonly getBlock: GetBlock
   private readonly now: () => number
   private readonly locks = new Map<string, Promise<unknown>>()
+  /** Verified index views by index CID: content-addressed, so a cached view can never go stale. */
+  private readonly views = new Map<string, IndexView>()
 
   constructor (options: TrustVerifierOptions) {
     this.policy = options.policy instanceof CompiledPolicy ? options.policy : new CompiledPolicy(options.policy)
@@ -225,7 +227,7 @@ export class TrustVerifier {
         const st = await this.state.read(ix.id)
         if (st === undefined) { skipped.push({ indexer: ix.id, code: TrustErrorCode.NOT_LISTED, reason: 'no head accepted yet' }); continue }
         const head = openIndexHead(st.head)
-        const view = await IndexView.load(st.index, this.getBlock, signal)
+        const view = await this.view(st.index, signal)
         // revocations count even from a stale index: a revocation only ever narrows trust
         view.root.revocations.keys.forEach(k => revokedKeys.add(k))
         view.root.revocations.certificates.forEach(c => revokedCertificates.add(c))
@@ -303,6 +305,17 @@ export class TrustVerifier {
       attesters,
       skipped
     }
+  }
+
+  private async view (cid: CID, signal?: AbortSignal): Promise<IndexView> {
+    const key = cid.toString()
+    let view = this.views.get(key)
+    if (view === undefined) {
+      view = await IndexView.load(cid, this.getBlock, signal)
+      if (this.views.size >= 8) this.views.delete(this.views.keys().next().value as string)
+      this.views.set(key, view)
+    }
+    return view
   }
 
   private countAttestations (name: string, version: string, manifest: CID, list: Uint8Array[], ctx: { now: number, skew: number, revokedKeys: ReadonlySet<KeyId> }): string[] {
