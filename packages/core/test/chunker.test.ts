@@ -92,3 +92,31 @@ test('invalid parameters are refused with a typed error', () => {
     assert.throws(() => validateChunkerParams(p), (e: unknown) => isSwarmpackError(e, CoreErrorCode.INVALID_ARGUMENT))
   }
 })
+
+test('cut points equal a plain one-byte-per-step gear reference', () => {
+  // The reference states the algorithm directly: hash from min, harder mask before avg, easier after.
+  const highMask = (bits: number): number => (((2 ** bits) - 1) * (2 ** (31 - bits))) | 0
+  const reference = (buf: Uint8Array, min: number, avg: number, max: number, nc: number): number[] => {
+    const b = Math.log2(avg); const maskS = highMask(b + nc); const maskL = highMask(b - nc)
+    const out: number[] = []
+    let pos = 0
+    while (pos < buf.length) {
+      let n = Math.min(buf.length - pos, max)
+      if (buf.length - pos > min) {
+        let h = 0
+        for (let i = pos + min; i < pos + n; i++) {
+          h = ((h << 1) + GEAR[buf[i]]) | 0
+          if ((h & (i < pos + avg ? maskS : maskL)) === 0) { n = i - pos + 1; break }
+        }
+      }
+      out.push(n)
+      pos += n
+    }
+    return out
+  }
+  const data = bytes(4 * 1024 * 1024 + 1, 12)
+  for (const [min, avg, max, nc] of [[8192, 16384, 65536, 1], [4096, 16384, 65536, 2], [101, 512, 2001, 3], [64, 128, 257, 0]]) {
+    assert.deepEqual(chunkLengths(data, { minSize: min, avgSize: avg, maxSize: max, normalization: nc }), reference(data, min, avg, max, nc), `${min}/${avg}/${max}/${nc}`)
+  }
+  assert.deepEqual(DEFAULT_CHUNKER, { minSize: 8192, avgSize: 16384, maxSize: 65536, normalization: 1 })
+})
