@@ -75,6 +75,11 @@ test('links leaving the root and writes through links are refused', async () => 
   await refuses([{ type: 'symlink', path: 'l', target: '/etc' }], CoreErrorCode.UNSAFE_PATH)
   await refuses([{ type: 'symlink', path: 'd/l', target: '../..' }], CoreErrorCode.UNSAFE_PATH)
   await refuses([{ type: 'symlink', path: 'l', target: 'x' }, file('l/inside')], CoreErrorCode.UNSAFE_PATH)
+  // Each link resolves inside on its own, but A walks through B (which points shallower) and escapes.
+  await refuses([
+    { type: 'symlink', path: 'd1/d2/B', target: '../../e' },
+    { type: 'symlink', path: 'd1/d2/A', target: 'B/../../../x' }
+  ], CoreErrorCode.UNSAFE_PATH)
 })
 
 test('device files, fifos and special modes are refused', async () => {

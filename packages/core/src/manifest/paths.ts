@@ -52,6 +52,24 @@ export function validateLinkTarget (path: string, target: unknown): asserts targ
   if (resolved === '.' ) throw unsafePath(path, 'symlink to the package root itself')
 }
 
+/**
+ * A target that walks through another symlink of the package and then on (`B/../..`) can escape
+ * even though its text resolves inside: the kernel follows B first, and B may point shallower than
+ * its own position. Such targets are refused; pointing *at* a symlink (last component) is fine.
+ */
+function checkLinkChain (path: string, target: string, kinds: Map<string, ManifestEntry['type']>): void {
+  const dir = posix.dirname(path)
+  const cur = dir === '.' ? [] : dir.split('/')
+  const parts = target.split('/')
+  for (let i = 0; i < parts.length - 1; i++) {
+    const p = parts[i]
+    if (p === '' || p === '.') continue
+    if (p === '..') { cur.pop(); continue }
+    cur.push(p)
+    if (kinds.get(collisionKey(cur.join('/'))) === 'symlink') throw unsafePath(path, `symlink target goes through another symlink (${cur.join('/')})`)
+  }
+}
+
 /** The key under which two paths collide on a case-insensitive or normalising file system. */
 export function collisionKey (path: string): string {
   return path.normalize('NFC').toLowerCase()
@@ -71,6 +89,7 @@ export function validateTree (entries: readonly ManifestEntry[]): void {
     kinds.set(key, e.type)
   }
   for (const e of entries) {
+    if (e.type === 'symlink') checkLinkChain(e.path, e.target, kinds)
     let slash = e.path.lastIndexOf('/')
     while (slash > 0) {
       const parent = e.path.slice(0, slash)
