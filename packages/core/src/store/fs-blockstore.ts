@@ -134,6 +134,12 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   #pinnedComputing: Promise<PinnedSet> | undefined
   #pinsWrite: Promise<void> = Promise.resolve()
   #evicting: Promise<void> | undefined
+  /**
+   * Set when an eviction pass ended over the limit: then every block outside `candidates` is
+   * pinned, so later passes visit only the candidates (blocks written since) instead of the whole
+   * index on every put. Cleared when a pin is removed or replaced.
+   */
+  #stuck: { candidates: Set<string> } | undefined
   #releaseLock: (() => Promise<void>) | undefined
   #closed = false
 
@@ -387,6 +393,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     const now = Date.now()
     this.#index.set(key, { size: bytes.byteLength, persisted: now })
     this.#bytes += bytes.byteLength
+    this.#stuck?.candidates.add(key)
     // a dag-cbor block that a pin reaches: what it links to is pinned too
     this.#writes++
     if (this.#pinned?.has(key) === true && cid.code === DAG_CBOR_CODEC) {
@@ -461,6 +468,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     await this.#savePins()
     if (previous !== undefined && !previous.equals(root)) {
       this.#pinned = undefined // something may have become unpinned
+      this.#stuck = undefined
     } else if (this.#pinned !== undefined) {
       await this.#walkPinned(this.#pinned, [root])
     }
@@ -474,6 +482,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     this.#pins.delete(name)
     await this.#savePins()
     this.#pinned = undefined
+    this.#stuck = undefined
   }
 
   pins (): Array<{ name: string, root: CID }> {
@@ -574,25 +583,40 @@ export class FsBlockstore extends EventTarget implements Blockstore {
 
   /** Evicts unpinned blocks, least recently used first, until the store fits in maxSize. */
   async #evict (protect?: string): Promise<void> {
-    if (this.#evicting !== undefined) { await this.#evicting; return }
-    this.#evicting = (async () => {
-      const pinned = await this.#pinnedSet()
-      let removed = 0
-      // live iteration, oldest first (no O(n) copy per put); entries touched meanwhile move to the
-      // end and may be visited again, which is harmless
-      for (const key of this.#index.keys()) {
-        if (this.#bytes <= this.maxSize) break
-        if (pinned.has(key) || key === protect || this.#writing.has(key)) continue
-        const size = await this.#remove(key)
-        if (size !== undefined) removed++
-      }
-      if (removed > 0) log('evicted %d blocks, now %d bytes', removed, this.#bytes)
-      if (this.#bytes > this.maxSize) log('store %s is over its limit with only pinned blocks left (%d > %d)', this.dir, this.#bytes, this.maxSize)
-    })()
+    // one pass at a time; a put that waited re-checks, since the pass may have ended before its block
+    while (this.#evicting !== undefined) await this.#evicting
+    if (this.#bytes <= this.maxSize) return
+    this.#evicting = this.#evictPass(protect)
     try {
       await this.#evicting
     } finally {
       this.#evicting = undefined
+    }
+  }
+
+  async #evictPass (protect?: string): Promise<void> {
+    const pinned = await this.#pinnedSet()
+    const stuck = this.#stuck
+    let removed = 0
+    // Live iteration, oldest first (no O(n) copy per put); entries touched meanwhile move to the end
+    // and may be visited again, which is harmless. When an earlier pass found nothing but pinned
+    // blocks, only blocks written since can be evicted, so only those are visited (in write order).
+    for (const key of stuck?.candidates ?? this.#index.keys()) {
+      if (this.#bytes <= this.maxSize) break
+      if (key === protect || this.#writing.has(key)) continue
+      if (pinned.has(key) || !this.#index.has(key)) { stuck?.candidates.delete(key); continue }
+      const size = await this.#remove(key)
+      stuck?.candidates.delete(key)
+      if (size !== undefined) removed++
+    }
+    if (removed > 0) log('evicted %d blocks, now %d bytes', removed, this.#bytes)
+    if (this.#bytes > this.maxSize) {
+      if (this.#stuck === undefined) {
+        log('store %s is over its limit with only pinned blocks left (%d > %d)', this.dir, this.#bytes, this.maxSize)
+        const candidates = new Set(this.#writing.keys())
+        if (protect !== undefined) candidates.add(protect)
+        this.#stuck = { candidates }
+      }
     }
   }
 
