@@ -21,9 +21,9 @@ import { fileURLToPath } from 'node:url'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { encodeCborBlock, mirrorBlockPath } from '@swarmpack/core'
+import { mirrorBlockPath } from '@swarmpack/core'
 import {
-  PayloadType, TrustVerifier, buildIndex, generateSigningKey, issueDelegation, keyIdOf, openAttestation, openRelease,
+  TrustVerifier, buildIndex, generateSigningKey, issueDelegation, keyIdOf, openAttestation, openRelease,
   signAttestation, signRelease, signedBytes, verifyChain, verifySignature, type IndexSlot, type TrustPolicy
 } from '@swarmpack/trust'
 
@@ -207,5 +207,3 @@ if (argv[0] === '--child') {
   await chainBench()
   await indexBench()
 }
-void encodeCborBlock
-void PayloadType

@@ -160,7 +160,8 @@ export class TrustVerifier {
       if (head.version === stored.version) {
         const storedHead = openIndexHead(stored.head)
         if (equals(storedHead.payload, head.payload)) {
-          return { indexer, version: stored.version, previous: stored.version, changed: false, keys: stored.keys, releases: -1 }
+          const releases = (await this.view(stored.index, signal)).root.releases
+          return { indexer, version: stored.version, previous: stored.version, changed: false, keys: stored.keys, releases }
         }
         const path = await this.state.recordEvidence({ indexer, version: head.version, heads: [stored.head, headBytes], detected: now })
         log.error('indexer %s equivocated at version %d; evidence in %s', indexer, head.version, path)

@@ -179,4 +179,15 @@ describe('trust: positive paths', () => {
     await assert.rejects(v.updateIndexer('alpha', built.head.bytes), { code: TrustErrorCode.MISSING_BLOCK })
     assert.equal(await v.state.read('alpha'), undefined)
   })
+
+  it('an aborted update or check stops with ERR_ABORTED and changes nothing', async () => {
+    const w = await world()
+    const v = w.verifier()
+    const built = await w.publishIndex('alpha', [])
+    const ac = new AbortController()
+    ac.abort()
+    await assert.rejects(v.updateIndexer('alpha', built.head.bytes, { signal: ac.signal }), { code: 'ERR_ABORTED' })
+    await assert.rejects(v.checkInstallable(NAME, VERSION, await w.manifest('m'), { signal: ac.signal }), { code: 'ERR_ABORTED' })
+    assert.equal(await v.state.read('alpha'), undefined)
+  })
 })
