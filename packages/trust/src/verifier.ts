@@ -187,6 +187,11 @@ export class TrustVerifier {
       await assertNoDrops(older, view, signal)
     }
     throwIfAborted(signal)
+    // another process sharing the state directory may have moved on while we verified
+    const latest = await this.state.read(indexer)
+    if (latest !== undefined && latest.version >= head.version && latest.version !== stored?.version) {
+      throw trustError(TrustErrorCode.ROLLBACK, `state of ${indexer} moved to version ${latest.version} during the update`, { indexer, version: head.version, stored: latest.version })
+    }
     const next: IndexerState = { indexer, version: head.version, head: headBytes, index: head.index, keys: head.nextKeys ?? keys, updated: now }
     await this.state.write(next)
     log('accepted %s version %d (%d releases)', indexer, head.version, root.releases)
