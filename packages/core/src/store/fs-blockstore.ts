@@ -102,7 +102,8 @@ export interface GcReport {
   blocks: number
 }
 
-type PinnedSet = Map<string, CID>
+/** Store key -> codec of every CID the pins reach (codes, not CID objects: this can hold millions). */
+type PinnedSet = Map<string, number>
 
 interface Entry {
   size: number
@@ -129,7 +130,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   /** Counts writes, so a pin walk can tell whether blocks arrived while it ran. */
   #writes = 0
   #pins = new Map<string, CID>()
-  /** Keys reachable from the pins (present or not) -> CID with its codec; undefined when it must be recomputed. */
+  /** Keys reachable from the pins (present or not) with their codecs; undefined when it must be recomputed. */
   #pinned: PinnedSet | undefined
   #pinnedComputing: Promise<PinnedSet> | undefined
   #pinsWrite: Promise<void> = Promise.resolve()
@@ -500,8 +501,8 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   async missingPinned (): Promise<CID[]> {
     this.#assertOpen()
     const out: CID[] = []
-    for (const [key, cid] of await this.#pinnedSet()) {
-      if (!this.#index.has(key)) out.push(cid)
+    for (const [key, codec] of await this.#pinnedSet()) {
+      if (!this.#index.has(key)) out.push(CID.createV1(codec, CID.parse(key).multihash))
     }
     return out
   }
@@ -542,7 +543,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     for (const root of roots) {
       const key = blockKey(root)
       if (set.has(key)) continue
-      set.set(key, root)
+      set.set(key, root.code)
       queue.push(root)
     }
     await this.#expand(set, queue)
@@ -564,8 +565,8 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       for (const child of this.#links(cid, bytes)) {
         const childKey = blockKey(child)
         if (set.has(childKey)) continue
-        set.set(childKey, child)
-        queue.push(child)
+        set.set(childKey, child.code)
+        if (child.code === DAG_CBOR_CODEC) queue.push(child)
       }
     }
   }
