@@ -267,7 +267,8 @@ export class TrustVerifier {
       const explained = SKIP_PRECEDENCE.map(code => skipped.find(s => s.code === code)).find(s => s !== undefined)
       const details = { name, version, need, have, skipped }
       if (explained !== undefined) throw trustError(explained.code as TrustErrorCode, `${explained.indexer}: ${explained.reason}`, details)
-      if (have === 0) throw trustError(TrustErrorCode.NOT_LISTED, `no followed index lists ${name}@${version}`, details)
+      const removed = skipped.find(s => s.reason.startsWith('removed: '))
+      if (have === 0) throw trustError(TrustErrorCode.NOT_LISTED, removed !== undefined ? `${name}@${version} was ${removed.reason} (${removed.indexer})` : `no followed index lists ${name}@${version}`, details)
       throw trustError(TrustErrorCode.THRESHOLD, `${have} of the required ${need} indexers list ${name}@${version}`, details)
     }
 

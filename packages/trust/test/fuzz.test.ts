@@ -4,7 +4,7 @@ import { describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
 import { SwarmpackError } from '@swarmpack/core'
-import { PayloadType, decodeStrict, generateSigningKey, openEnvelope, openIndexHead, scanCborDepth, signEnvelope } from '../src/index.js'
+import { PayloadType, decodeStrict, isValidName, isValidPattern, patternMatches, patternWithin, generateSigningKey, openEnvelope, openIndexHead, scanCborDepth, signEnvelope } from '../src/index.js'
 import { rawManifestCid } from './helpers.js'
 
 describe('trust: fuzzing', () => {
@@ -48,5 +48,16 @@ describe('trust: fuzzing', () => {
       try { openEnvelope(bytes, PayloadType.RELEASE) } catch (err) { return err instanceof SwarmpackError }
       return false
     }), { numRuns: 1000 })
+  })
+
+  it('pattern containment is sound: inner within outer never admits a name outer refuses', () => {
+    const seg = fc.stringMatching(/^@?[ab*-]{1,4}$/)
+    const pattern = fc.array(seg, { minLength: 1, maxLength: 2 }).map(p => p.join('/')).filter(isValidPattern)
+    const name = fc.array(fc.stringMatching(/^[ab-]{1,5}$/), { minLength: 1, maxLength: 2 })
+      .map(p => p.length === 2 ? `@${p[0]}/${p[1]}` : p[0]).filter(isValidName)
+    fc.assert(fc.property(pattern, pattern, fc.array(name, { minLength: 1, maxLength: 20 }), (inner, outer, names) => {
+      if (!patternWithin(inner, outer)) return true
+      return names.every(n => !patternMatches(inner, n) || patternMatches(outer, n))
+    }), { numRuns: 3000 })
   })
 })
