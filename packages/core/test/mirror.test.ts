@@ -80,6 +80,14 @@ describe('exportMirror + FsProvider', () => {
     assert.deepEqual([report.written, report.skipped], [1, 1])
   })
 
+  it('refuses to export into a directory with a foreign descriptor', async () => {
+    const mirror = join(dir, 'm-foreign')
+    await mkdir(mirror, { recursive: true })
+    await writeFile(join(mirror, MIRROR_DESCRIPTOR), '{"layout":2}')
+    await assert.rejects(exportMirror(store, [], mirror), code('ERR_MIRROR_INVALID'))
+    assert.equal(await readFile(join(mirror, MIRROR_DESCRIPTOR), 'utf8'), '{"layout":2}')
+  })
+
   it('honours an aborted signal', async () => {
     const leaf = rawBlock(10)
     await store.put(leaf.cid, leaf.bytes)

@@ -10,9 +10,9 @@ import { logger } from '@libp2p/logger'
 import type { CID } from 'multiformats/cid'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import { MAX_BLOCK_SIZE, verifyBlock } from '../block.js'
-import { CoreErrorCode, SwarmpackError, isSwarmpackError, throwIfAborted } from '../errors.js'
+import { CoreErrorCode, SwarmpackError, throwIfAborted } from '../errors.js'
 import { removeTempFiles, writeFileAtomic } from '../store/atomic.js'
-import { errnoOf, ioError } from '../store/errors.js'
+import { StoreErrorCode, errnoOf, ioError } from '../store/errors.js'
 import { readBlock, type BlockSource } from '../store/provider.js'
 import { walkDag } from '../store/walk.js'
 import { MAX_INDEX_HEAD_SIZE, MIRROR_BLOCKS_DIR, MIRROR_DESCRIPTOR, PROBE_CID, mirrorBlockPath, mirrorDescriptor, mirrorIndexHeadPath, parseMirrorDescriptor } from './layout.js'
@@ -64,8 +64,7 @@ export async function exportMirror (store: BlockSource, roots: CID[], dir: strin
     throw ioError(`cannot create mirror ${dir}`, err)
   }
   await removeTempFiles(blocksDir, STALE_TEMP_MS)
-  await writeIfChanged(join(dir, MIRROR_DESCRIPTOR), new TextEncoder().encode(JSON.stringify(mirrorDescriptor()) + '\n'), fsync, existing =>
-    parseMirrorDescriptor(new TextDecoder().decode(existing)) !== undefined)
+  await writeDescriptor(dir, fsync)
   await writeIfChanged(join(blocksDir, PROBE_CID), new Uint8Array(0), fsync, existing => existing.byteLength === 0)
 
   const report: ExportMirrorReport = { blocks: 0, bytes: 0, written: 0, skipped: 0 }
@@ -90,6 +89,29 @@ export async function exportMirror (store: BlockSource, roots: CID[], dir: strin
 }
 
 /**
+ * Writes the descriptor, or keeps the one there. A descriptor this version can't read (another
+ * layout, or damaged) is refused rather than overwritten: the directory may belong to something else.
+ */
+async function writeDescriptor (dir: string, fsync: boolean): Promise<void> {
+  const path = join(dir, MIRROR_DESCRIPTOR)
+  let existing: string | undefined
+  try {
+    existing = await readFile(path, 'utf8')
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT') throw ioError(`cannot read ${path}`, err)
+  }
+  if (existing !== undefined) {
+    if (parseMirrorDescriptor(existing) !== undefined) return
+    throw new SwarmpackError(StoreErrorCode.MIRROR_INVALID, `${path} describes a mirror layout this version does not know; not exporting into it`, { details: { dir } })
+  }
+  try {
+    await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(mirrorDescriptor()) + '\n'), { fsync })
+  } catch (err) {
+    throw ioError(`cannot write ${path}`, err)
+  }
+}
+
+/**
  * Writes `bytes` at `path` unless a file there already passes `valid`. `expectedSize` lets the check
  * skip reading files of the wrong size. Returns whether it wrote.
  */
@@ -100,7 +122,8 @@ async function writeIfChanged (path: string, bytes: Uint8Array, fsync: boolean, 
       if (valid(await readFile(path))) return false
     }
   } catch (err) {
-    if (errnoOf(err) !== 'ENOENT' && !isSwarmpackError(err)) throw ioError(`cannot check ${path}`, err)
+    // absent (the usual case) or unreadable: (re)write it; a real I/O problem shows on the write
+    if (errnoOf(err) !== 'ENOENT') log('cannot check %s, rewriting it: %s', path, (err as Error).message)
   }
   try {
     await writeFileAtomic(path, bytes, { fsync })
