@@ -22,10 +22,12 @@
  *   --add <dir>              pack a directory into the store and announce it
  *   --exit                   exit after the --fetch/--add work is done
  *   --json                   machine-readable output: one JSON object per line
+ *   --progress-interval <ms> least time between two progress lines (default 250; 0 = every block)
  *
  * Commands on stdin, one per line:
  *   fetch <cid> [unpack-dir]   add <dir> [name] [version]   announce <cid>   withdraw <cid>
  *   pin <name> <cid>           unpin <name>                 status           quit
+ *   head <indexer-peer-id>     resolve an indexer's signed index head in the DHT
  */
 import '@swarmpack/core/polyfill'
 import { readFile } from 'node:fs/promises'
@@ -33,7 +35,7 @@ import { basename, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { FsBlockstore, SwarmpackError, pack, parseCid, unpack } from '@swarmpack/core'
-import { SHARING_MODES, createSwarmNode, createSwarmpackPeer, type DhtProgressEvents, type FetchResult, type NetworkMode, type SharingMode, type SwarmNode, type SwarmpackPeer } from '@swarmpack/dht-provider'
+import { SHARING_MODES, createSwarmNode, resolveIndexHead, createSwarmpackPeer, type DhtProgressEvents, type FetchResult, type NetworkMode, type SharingMode, type SwarmNode, type SwarmpackPeer } from '@swarmpack/dht-provider'
 
 interface NodeConfig {
   dataDir?: string
@@ -63,6 +65,7 @@ const { values: flags } = parseArgs({
     fetch: { type: 'string', multiple: true },
     add: { type: 'string', multiple: true },
     exit: { type: 'boolean', default: false },
+    'progress-interval': { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   },
@@ -70,12 +73,14 @@ const { values: flags } = parseArgs({
 })
 
 const json = flags.json === true
+const progressInterval = Number(flags['progress-interval'] ?? 250)
 function emit (event: string, data: Record<string, unknown>, text?: string): void {
   if (json) process.stdout.write(JSON.stringify({ event, ...data }) + '\n')
   else if (text !== undefined) process.stdout.write(text + '\n')
 }
 function fail (err: unknown, command?: string): void {
   const e = err as SwarmpackError
+  if (!json && process.env.DEBUG !== undefined) console.error(e)
   emit('error', { code: e.code ?? 'ERR_UNKNOWN', message: e.message, command }, `error${command !== undefined ? ` (${command})` : ''}: ${e.code ?? ''} ${e.message}`)
 }
 
@@ -129,7 +134,7 @@ function progressPrinter (label: string): (evt: DhtProgressEvents) => void {
       blocks++
       bytes += evt.detail.size
       const now = Date.now()
-      if (now - lastPrint >= 250) {
+      if (now - lastPrint >= progressInterval) {
         lastPrint = now
         emit('progress', { root: label, blocks, bytes, source: evt.detail.source }, `${label}: ${blocks} blocks, ${(bytes / 1048576).toFixed(1)} MiB (last from ${evt.detail.source})`)
       }
@@ -193,6 +198,12 @@ async function runCommand (line: string): Promise<void> {
       case 'withdraw': await node!.withdraw(parseCid(args[0] ?? '')); emit('withdrawn', { root: args[0] }, `withdrew ${args[0]}`); break
       case 'pin': await store!.pin(args[0] ?? '', parseCid(args[1] ?? '')); await node!.syncPins(); emit('pinned', { name: args[0], root: args[1] }, `pinned ${args[0]}`); break
       case 'unpin': await store!.unpin(args[0] ?? ''); await node!.syncPins(); emit('unpinned', { name: args[0] }, `unpinned ${args[0]}`); break
+      case 'head': {
+        const head = await resolveIndexHead(peer!.dht, args[0] ?? '', { signal: AbortSignal.timeout(20_000) })
+        emit('head', { indexer: head.indexer.toString(), version: head.version, indexCid: head.indexCid.toString(), expiry: head.expiry },
+          `index head of ${head.indexer.toString()}: version ${head.version}, index ${head.indexCid.toString()}, expires ${new Date(head.expiry).toISOString()}`)
+        break
+      }
       case 'status': { const s = status(); emit('status', s, JSON.stringify(s, null, 2)); break }
       case 'quit': case 'exit': await shutdown(0); break
       default: emit('error', { code: 'ERR_UNKNOWN_COMMAND', message: `unknown command ${cmd}`, command: line }, `unknown command ${cmd} (fetch, add, announce, withdraw, pin, unpin, status, quit)`)

@@ -87,8 +87,11 @@ export interface SwarmpackPeer {
   multiaddrs: () => Multiaddr[]
   /** Peers in the DHT routing table. */
   routingTableSize: () => number
-  /** Resolves once the routing table holds at least `min` peers (polling, no blind sleep). */
-  waitForRoutingTable: (min?: number, options?: AbortOptions & { timeout?: number }) => Promise<number>
+  /**
+   * Resolves once the routing table holds at least `min` peers (polling, no blind sleep). With
+   * `refreshEvery`, asks the DHT to refresh its table that often while waiting.
+   */
+  waitForRoutingTable: (min?: number, options?: AbortOptions & { timeout?: number, refreshEvery?: number }) => Promise<number>
   /** Dials the bootstrap peers again (e.g. after they were all lost). */
   bootstrap: (options?: AbortOptions) => Promise<number>
   stop: () => Promise<void>
@@ -204,9 +207,14 @@ async function wrapPeer (node: Libp2p, bootstrapAddrs: string[], traffic: Traffi
     return ok
   }
 
-  const waitForRoutingTable = async (min = 1, options: AbortOptions & { timeout?: number } = {}): Promise<number> => {
+  const waitForRoutingTable = async (min = 1, options: AbortOptions & { timeout?: number, refreshEvery?: number } = {}): Promise<number> => {
     const deadline = Date.now() + (options.timeout ?? 30_000)
+    let lastRefresh = Date.now()
     while (routingTableSize() < min) {
+      if (options.refreshEvery !== undefined && Date.now() - lastRefresh >= options.refreshEvery) {
+        lastRefresh = Date.now()
+        dht.refreshRoutingTable().catch(() => {})
+      }
       throwIfAborted(options.signal)
       if (Date.now() > deadline) {
         throw new SwarmpackError(DhtErrorCode.QUERY_FAILED, `routing table has ${routingTableSize()} peers, wanted ${min}`)
