@@ -175,7 +175,14 @@ describe('FsBlockstore', () => {
     await assert.rejects(again.getBytes(b.cid), code('ERR_CORRUPT_BLOCK'))
     assert.equal(again.has(b.cid), false)
     assert.equal(again.stats().bytes, 0)
+    // an empty file under a non-empty block's name (power loss with fsync off) is dropped at open
+    await again.put(b.cid, b.bytes)
     await again.close()
+    await writeFile(file, '')
+    const third = await FsBlockstore.open(path)
+    assert.equal(third.has(b.cid), false)
+    assert.equal(third.stats().blocks, 0)
+    await third.close()
   })
 
   it('serves as a core Provider', async () => {

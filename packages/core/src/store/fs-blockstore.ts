@@ -29,7 +29,7 @@ export interface AbortOptions { signal?: AbortSignal }
 import type { Blockstore, InputPair, Pair } from 'interface-blockstore'
 import { CID } from 'multiformats/cid'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
-import { DAG_CBOR_CODEC, IDENTITY_CODE, MAX_BLOCK_SIZE, RAW_CODEC, SHA2_256_CODE, blockLinks, verifyBlock } from '../block.js'
+import { DAG_CBOR_CODEC, IDENTITY_CODE, MAX_BLOCK_SIZE, RAW_CODEC, SHA2_256_CODE, blockLinks, rawCid, verifyBlock } from '../block.js'
 import { CoreErrorCode, SwarmpackError, isSwarmpackError, throwIfAborted } from '../errors.js'
 import { isTempName, removeTempFiles, writeFileAtomic } from './atomic.js'
 import { BlockNotFoundError, StoreErrorCode, errnoOf, ioError } from './errors.js'
@@ -38,6 +38,9 @@ import { acquireLock } from './lock.js'
 import { checkPinName, loadPins, savePins } from './pins.js'
 
 const log = logger('swarmpack:store')
+
+/** Key of the empty block, the only one whose file may be 0 bytes. */
+const EMPTY_BLOCK_KEY = blockKey(rawCid(new Uint8Array(0)))
 
 export interface FsBlockstoreInit {
   /** Bytes of blocks to keep at most; above it unpinned blocks are evicted, least recently used first. Default: no limit. */
@@ -202,6 +205,12 @@ export class FsBlockstore extends EventTarget implements Blockstore {
         }
         const st = await stat(path).catch(() => undefined)
         if (st?.isFile() !== true) return
+        // damage visible without hashing (e.g. a power loss with fsync off can leave an empty file)
+        if ((st.size === 0 && name !== EMPTY_BLOCK_KEY) || st.size > MAX_BLOCK_SIZE) {
+          log.error('removing damaged block file %s (%d bytes)', path, st.size)
+          await unlink(path).catch(() => {})
+          return
+        }
         found.push({ key: name, size: st.size, mtime: st.mtimeMs })
       }))
     }
