@@ -45,5 +45,12 @@ export const DEFAULT_MAX_UNSOLICITED_BLOCKS = 16
 /** Inbound and outbound bitswap streams per connection. */
 export const MAX_STREAMS_PER_CONNECTION = 32
 
+/**
+ * What an inbound stream may buffer while paused. Pausing stops yamux window updates, but data
+ * already granted still arrives, and yamux grows a stream's window up to 16 MiB: a smaller buffer
+ * would make libp2p abort a healthy stream we merely paused.
+ */
+export const PAUSED_READ_BUFFER_LIMIT = 32 * 1024 * 1024
+
 /** Decoded messages from one stream waiting to be handled before we pause reading it. */
 export const MAX_QUEUED_MESSAGES_PER_STREAM = 4

@@ -140,6 +140,8 @@ export class Engine {
     if (!this.running || this.queued.has(peer)) return
     const ledger = this.ledgers.get(peer)
     if (ledger === undefined || !ledger.hasPending()) return
+    // its stream has enough to chew on: it gets a turn when some of that drains
+    if (ledger.bytesInFlight >= this.opts.maxBytesInFlightPerPeer) return
     this.queued.add(peer)
     this.ready.push(peer)
     this.pump()
@@ -167,7 +169,7 @@ export class Engine {
 
   /** One turn for a peer: answer its pending wants up to the per-turn byte budget, send, wait. */
   private async turn (peer: string, ledger: Ledger): Promise<void> {
-    const budget = Math.min(this.opts.maxBytesInFlightPerPeer, MAX_MESSAGE_SIZE - 1024)
+    const budget = Math.min(Math.max(1, this.opts.maxBytesInFlightPerPeer - ledger.bytesInFlight), MAX_MESSAGE_SIZE - 1024)
     const blocks: Block[] = []
     const presences: BlockPresence[] = []
     let bytes = 0
@@ -213,13 +215,19 @@ export class Engine {
       if (bytes >= budget) break
     }
     if (blocks.length === 0 && presences.length === 0) return
+    // not awaited: the next turn is prepared while this message drains, so the stream never idles
+    // (within the bytes-in-flight budget, checked in enqueue)
     ledger.bytesInFlight += bytes
-    try {
-      await this.opts.send(peer, { blocks, presences })
-      ledger.bytesSent += bytes
-      ledger.blocksSent += blocks.length
-    } finally {
-      ledger.bytesInFlight -= bytes
-    }
+    this.opts.send(peer, { blocks, presences })
+      .then(() => {
+        ledger.bytesSent += bytes
+        ledger.blocksSent += blocks.length
+      }, (err: Error) => {
+        log('sending to %s failed: %s', peer, err.message)
+      })
+      .finally(() => {
+        ledger.bytesInFlight -= bytes
+        this.enqueue(peer)
+      })
   }
 }

@@ -8,7 +8,7 @@
 import { logger } from '@libp2p/logger'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { varint } from 'multiformats'
-import { BITSWAP_PROTOCOL, DEFAULT_MAX_INCOMING_MESSAGE_SIZE, MAX_MESSAGE_SIZE, MAX_QUEUED_MESSAGES_PER_STREAM, MAX_STREAMS_PER_CONNECTION, OUTBOUND_STREAM_IDLE_MS } from './constants.js'
+import { BITSWAP_PROTOCOL, DEFAULT_MAX_INCOMING_MESSAGE_SIZE, MAX_MESSAGE_SIZE, MAX_QUEUED_MESSAGES_PER_STREAM, PAUSED_READ_BUFFER_LIMIT, MAX_STREAMS_PER_CONNECTION, OUTBOUND_STREAM_IDLE_MS } from './constants.js'
 import { decodeMessage, splitMessages } from './wire.js'
 import type { Message, OutgoingContent } from './wire.js'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
@@ -32,12 +32,10 @@ interface Outbound {
   idleTimer?: ReturnType<typeof setTimeout>
 }
 
-/** A message framed as varint length + bytes, in one buffer so it goes out in one send(). */
-function frame (bytes: Uint8Array): Uint8Array {
-  const prefixLength = varint.encodingLength(bytes.byteLength)
-  const out = new Uint8Array(prefixLength + bytes.byteLength)
-  varint.encodeTo(bytes.byteLength, out, 0)
-  out.set(bytes, prefixLength)
+/** The unsigned varint that frames a message of `length` bytes. */
+function lengthPrefix (length: number): Uint8Array {
+  const out = new Uint8Array(varint.encodingLength(length))
+  varint.encodeTo(length, out, 0)
   return out
 }
 
@@ -106,13 +104,15 @@ export class BitswapNetwork {
   private async sendNow (peer: PeerId, out: Outbound, content: OutgoingContent, options: { signal?: AbortSignal }): Promise<void> {
     if (out.idleTimer !== undefined) clearTimeout(out.idleTimer)
     for (const message of splitMessages(content, this.maxMessageSize)) {
-      const bytes = frame(message)
+      const prefix = lengthPrefix(message.byteLength)
       // one retry on a fresh stream: the remote may have closed an idle one just now
       for (let attempt = 0; ; attempt++) {
         try {
           const stream = await this.outboundStream(peer, out, options)
-          log.trace('sending %d bytes to %p', bytes.byteLength, peer)
-          if (!stream.send(bytes)) await stream.onDrain(options)
+          log.trace('sending %d bytes to %p', message.byteLength, peer)
+          // prefix and body as two writes: no copy of a 2 MiB message just to prepend a varint
+          stream.send(prefix)
+          if (!stream.send(message)) await stream.onDrain(options)
           break
         } catch (err) {
           if (out.stream !== undefined) { out.stream.abort(err as Error); out.stream = undefined }
@@ -162,9 +162,10 @@ export class BitswapNetwork {
     this.inbound.add(stream)
     // one-way: nothing goes back on a stream the remote opened
     stream.close().catch(() => {})
-    // the frame length is checked as soon as its prefix is read; the buffer may also hold the
-    // start of the next frame and a read buffer released after a pause (up to 4 MiB)
-    const decoder = new LengthPrefixedDecoder({ maxDataLength: this.maxIncomingMessageSize, maxBufferSize: this.maxIncomingMessageSize + 8 * 1024 * 1024 })
+    stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, PAUSED_READ_BUFFER_LIMIT)
+    // the frame length is checked as soon as its prefix is read; the buffer may also hold what
+    // accumulated during a pause, handed over in one piece on resume
+    const decoder = new LengthPrefixedDecoder({ maxDataLength: this.maxIncomingMessageSize, maxBufferSize: stream.maxReadBufferLength + this.maxIncomingMessageSize })
     let queued = 0
     let chain = Promise.resolve()
     let failed = false

@@ -473,6 +473,15 @@ export class BitswapSession implements Provider {
         this.assign(want)
       } else if (this.findProvidersFn !== undefined && this.discovering === undefined && !this.discovered.has(want.cid.toString())) {
         this.discover(want.cid)
+      } else {
+        // nobody else to ask: say it again, in case the message or the block got lost on a reset stream
+        for (const peer of want.assigned.keys()) {
+          const p = this.peers.get(peer)
+          if (p === undefined) continue
+          want.assigned.set(peer, now)
+          this.notifyRetry(want, peer, new Error(`peer ${peer} is slow, asking again`))
+          this.host.sendWant(p.id, want.cid, WantType.WantBlock)
+        }
       }
     }
   }
