@@ -93,7 +93,7 @@ test('invalid parameters are refused with a typed error', () => {
   }
 })
 
-test('cut points equal a plain one-byte-per-step gear reference', () => {
+test('cut points (JavaScript and WebAssembly paths) equal a plain one-byte-per-step gear reference', async () => {
   // The reference states the algorithm directly: hash from min, harder mask before avg, easier after.
   const highMask = (bits: number): number => (((2 ** bits) - 1) * (2 ** (31 - bits))) | 0
   const reference = (buf: Uint8Array, min: number, avg: number, max: number, nc: number): number[] => {
@@ -116,7 +116,12 @@ test('cut points equal a plain one-byte-per-step gear reference', () => {
   }
   const data = bytes(4 * 1024 * 1024 + 1, 12)
   for (const [min, avg, max, nc] of [[8192, 16384, 65536, 1], [4096, 16384, 65536, 2], [101, 512, 2001, 3], [64, 128, 257, 0]]) {
-    assert.deepEqual(chunkLengths(data, { minSize: min, avgSize: avg, maxSize: max, normalization: nc }), reference(data, min, avg, max, nc), `${min}/${avg}/${max}/${nc}`)
+    const params = { minSize: min, avgSize: avg, maxSize: max, normalization: nc }
+    const want = reference(data, min, avg, max, nc)
+    assert.deepEqual(chunkLengths(data, params), want, `${min}/${avg}/${max}/${nc}`)
+    const streamed: number[] = []
+    for await (const c of chunkStream(split(data, 100_003), params)) streamed.push(c.length)
+    assert.deepEqual(streamed, want, `stream ${min}/${avg}/${max}/${nc}`)
   }
   assert.deepEqual(DEFAULT_CHUNKER, { minSize: 8192, avgSize: 16384, maxSize: 65536, normalization: 1 })
 })

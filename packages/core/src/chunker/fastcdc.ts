@@ -16,6 +16,7 @@
 import { MAX_BLOCK_SIZE } from '../block.js'
 import { CoreErrorCode, SwarmpackError } from '../errors.js'
 import { GEAR } from './gear.js'
+import { WASM_DATA_OFFSET, createWasmCutter } from './wasm.js'
 
 export interface ChunkerParams {
   /** No cut before this many bytes (except the last chunk of a file). */
@@ -161,40 +162,62 @@ export function chunkLengths (bytes: Uint8Array, params: ChunkerParams = DEFAULT
 }
 
 /**
- * Splits a stream of file contents into content-defined chunks. It holds at most 2 x maxSize
- * bytes, whatever the file size. Each yielded chunk is a fresh copy the caller may keep. An
- * empty input yields nothing.
+ * Splits a stream of file contents into content-defined chunks. Input is copied into windows of
+ * WINDOW_SIZE bytes and each chunk is a view into its window: no allocation or copy per chunk
+ * (at 16 KiB chunks, a fresh array per chunk cost as much as the hashing). A window is never
+ * written again once chunks point into it; when full, only the unconsumed tail (< maxSize) moves
+ * to a new one. So a caller may keep the chunks it gets (a kept chunk keeps its window alive),
+ * and memory stays at about two windows whatever the file size. An empty input yields nothing.
+ *
+ * The boundary search runs in WebAssembly (wasm.ts) over a mirror of the window in its memory;
+ * it finds exactly the cut points of the JavaScript `cutPoint` (a test checks both against a
+ * reference), which is kept as the fallback and for `chunkLengths`.
  */
 export async function * chunkStream (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, params: ChunkerParams = DEFAULT_CHUNKER): AsyncGenerator<Uint8Array, void, undefined> {
   const c = makeCutter(params)
-  const cap = c.max * 2
-  const buf = new Uint8Array(cap)
+  const size = Math.max(WINDOW_SIZE, c.max * 4)
+  const wasm = createWasmCutter(size)
+  const mirror = wasm?.window
+  let buf = new Uint8Array(size)
   let start = 0
   let end = 0
+  const next = (): number => {
+    if (wasm === undefined) return cutPoint(buf, start, end, c)
+    let n = end - start
+    if (n <= c.min) return n
+    if (n > c.max) n = c.max
+    return wasm.cut(WASM_DATA_OFFSET + start, n, c.min, n < c.avg ? n : c.avg, c.maskS, c.maskL)
+  }
   for await (const piece of source) {
     let off = 0
     while (off < piece.length) {
-      if (end === cap) {
-        // Out of room: move the unconsumed tail (< max bytes) to the front. At most max bytes are
-        // moved per max bytes of input, so this costs at most one extra copy.
-        buf.copyWithin(0, start, end)
+      if (end === size) {
+        const fresh = new Uint8Array(size)
+        fresh.set(buf.subarray(start, end))
+        mirror?.copyWithin(0, start, end)
+        buf = fresh
         end -= start
         start = 0
       }
-      const n = Math.min(cap - end, piece.length - off)
-      buf.set(n === piece.length ? piece : piece.subarray(off, off + n), end)
+      const n = Math.min(size - end, piece.length - off)
+      const part = n === piece.length ? piece : piece.subarray(off, off + n)
+      buf.set(part, end)
+      mirror?.set(part, end)
       end += n
       off += n
       while (end - start >= c.max) {
-        const len = cutPoint(buf, start, end, c)
-        yield buf.slice(start, start + len)
+        const len = next()
+        yield buf.subarray(start, start + len)
         start += len
       }
     }
   }
   while (end > start) {
-    const len = cutPoint(buf, start, end, c)
-    yield buf.slice(start, start + len)
+    const len = next()
+    yield buf.subarray(start, start + len)
     start += len
   }
 }
+
+/** Bytes per chunking window (see chunkStream). */
+const WINDOW_SIZE = 1024 * 1024

@@ -18,7 +18,7 @@ import { createManifest, encodeManifest } from '../manifest/codec.js'
 import { unsafePath, validateEntryPath, validateLinkTarget } from '../manifest/paths.js'
 import type { ChunkRef, Manifest, ManifestEntry, PackageMetadata } from '../manifest/types.js'
 import { validatePackageName, validateVersion } from '../names.js'
-import { orderedWindow, rawCidAsync } from './hash.js'
+import { chunkCid, orderedWindow } from './hash.js'
 
 const log = logger('swarmpack:pack')
 
@@ -37,7 +37,7 @@ export interface PackOptions extends ProgressOptions<PackProgressEvents> {
   signal?: AbortSignal
   /** Chunker parameters; the default is what every node uses (changing it loses dedup). */
   chunker?: ChunkerParams
-  /** Chunks hashed and stored concurrently (default 8). */
+  /** Chunk writes to the blockstore in flight at once (default 8). */
   window?: number
 }
 
@@ -96,7 +96,7 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
     const refs: ChunkRef[] = []
     const stream = readFile(abs, signal)
     const store = async (chunk: Uint8Array): Promise<ChunkRef> => {
-      const cid = await rawCidAsync(chunk)
+      const cid = chunkCid(chunk)
       await blockstore.put(cid, chunk, { signal })
       return [cid, chunk.length]
     }
