@@ -16,7 +16,7 @@ import { SwarmpackError, throwIfAborted } from '@swarmpack/core'
 import { createLibp2p } from 'libp2p'
 import { DhtErrorCode } from './errors.js'
 import { loadOrCreatePeerKey } from './keys.js'
-import { registerSwarmpackRecords, swarmpackDhtSelectors, swarmpackDhtValidators } from './records.js'
+import { createSwarmpackDhtRecords, registerSwarmpackRecords } from './records.js'
 import { TrafficCounter } from './traffic.js'
 import type { Libp2p, PeerId, PrivateKey, AbortOptions } from '@libp2p/interface'
 import type { KadDHT } from '@libp2p/kad-dht'
@@ -160,6 +160,7 @@ export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2
 
   const privateKey = config.privateKey ?? (config.dataDir !== undefined ? await loadOrCreatePeerKey(config.dataDir) : undefined)
   const traffic = config.countTraffic === false ? undefined : new TrafficCounter()
+  const records = createSwarmpackDhtRecords()
 
   const node = await createLibp2p({
     ...(privateKey !== undefined ? { privateKey } : {}),
@@ -184,20 +185,20 @@ export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2
         protocol: dhtProtocolName(config.dhtProtocol),
         clientMode: false,
         peerInfoMapper: network === 'internet' ? removePrivateAddressesMapper : passthroughMapper,
-        validators: swarmpackDhtValidators,
-        selectors: swarmpackDhtSelectors,
+        validators: records.validators,
+        selectors: records.selectors,
         querySelfInterval: config.querySelfInterval ?? 15 * 60_000
       })
     }
   })
   setRoutingTableRefreshInterval(findDhtService(node as unknown as Libp2p), config.routingTableRefreshInterval ?? 30 * 60_000)
   log('started %p on %s', node.peerId, node.getMultiaddrs().map(String).join(' '))
-  return wrapPeer(node as unknown as Libp2p, bootstrap, traffic)
+  return wrapPeer(node as unknown as Libp2p, bootstrap, traffic, false)
 }
 
-async function wrapPeer (node: Libp2p, bootstrapAddrs: string[], traffic: TrafficCounter | undefined): Promise<SwarmpackPeer> {
+async function wrapPeer (node: Libp2p, bootstrapAddrs: string[], traffic: TrafficCounter | undefined, register = true): Promise<SwarmpackPeer> {
   const dht = findDhtService(node)
-  registerSwarmpackRecords(dht)
+  if (register) registerSwarmpackRecords(dht)
   const routingTableSize = (): number => (dht as unknown as { routingTable?: { size: number } }).routingTable?.size ?? 0
 
   const bootstrap = async (options: AbortOptions = {}): Promise<number> => {
@@ -224,7 +225,15 @@ async function wrapPeer (node: Libp2p, bootstrapAddrs: string[], traffic: Traffi
     return routingTableSize()
   }
 
-  if (bootstrapAddrs.length > 0) await bootstrap()
+  // while the routing table is empty (bootstrap peers down or slow), dial them again now and then
+  let rejoin: ReturnType<typeof setInterval> | undefined
+  if (bootstrapAddrs.length > 0) {
+    await bootstrap()
+    rejoin = setInterval(() => {
+      if (routingTableSize() === 0 && node.status === 'started') void bootstrap()
+    }, 10_000)
+    rejoin.unref?.()
+  }
 
   return {
     libp2p: node,
@@ -235,6 +244,9 @@ async function wrapPeer (node: Libp2p, bootstrapAddrs: string[], traffic: Traffi
     routingTableSize,
     waitForRoutingTable,
     bootstrap,
-    stop: async () => { await node.stop() }
+    stop: async () => {
+      clearInterval(rejoin)
+      await node.stop()
+    }
   }
 }

@@ -142,20 +142,64 @@ export const indexHeadSelector: SelectFn = (_key, records) => {
   return Math.max(best, 0)
 }
 
-/** Validators and selectors to pass to kad-dht (createSwarmpackPeer registers them itself). */
+/**
+ * The highest index head this node has validated per indexer key. kad-dht stores whatever valid
+ * record a peer PUTs, overwriting what it held; with this memory the validator refuses a lower
+ * version (a rollback, or a stale re-publish) and a different index under the same version (two
+ * heads with one version), so a node never serves an older head than one it has seen.
+ */
+export class IndexHeadMemory {
+  private readonly heads = new Map<string, { version: number, indexCid: string }>()
+  constructor (private readonly maxKeys = 10_000) {}
+
+  /** Throws ERR_DHT_INVALID_RECORD if `head` goes back from what was seen; remembers it otherwise. */
+  admit (key: Uint8Array, head: IndexHead): void {
+    const k = toString(key, 'base64')
+    const seen = this.heads.get(k)
+    if (seen !== undefined) {
+      if (head.version < seen.version) throw invalid(`index head version ${head.version} is older than ${seen.version} already seen`)
+      if (head.version === seen.version && head.indexCid.toString() !== seen.indexCid) throw invalid(`two different index heads carry version ${head.version}`)
+    }
+    this.heads.delete(k)
+    this.heads.set(k, { version: head.version, indexCid: head.indexCid.toString() })
+    if (this.heads.size > this.maxKeys) this.heads.delete(this.heads.keys().next().value as string)
+  }
+
+  highest (key: Uint8Array): number | undefined {
+    return this.heads.get(toString(key, 'base64'))?.version
+  }
+}
+
+/** A validator that also refuses rollbacks against this node's memory of the highest heads. */
+export function createIndexHeadValidator (memory: IndexHeadMemory): ValidateFn {
+  return async (key, value) => {
+    const head = await verifyIndexHeadRecord(key, value)
+    memory.admit(key, head)
+  }
+}
+
+/** Stateless validators and selectors (no rollback memory), for a DHT configured elsewhere. */
 export const swarmpackDhtValidators: Record<string, ValidateFn> = { [INDEX_HEAD_NAMESPACE]: indexHeadValidator }
 export const swarmpackDhtSelectors: Record<string, SelectFn> = { [INDEX_HEAD_NAMESPACE]: indexHeadSelector }
 
+/** Validators (with their own rollback memory) and selectors for one node's kad-dht. */
+export function createSwarmpackDhtRecords (memory = new IndexHeadMemory()): { validators: Record<string, ValidateFn>, selectors: Record<string, SelectFn>, memory: IndexHeadMemory } {
+  return { validators: { [INDEX_HEAD_NAMESPACE]: createIndexHeadValidator(memory) }, selectors: { ...swarmpackDhtSelectors }, memory }
+}
+
 /** Adds the swarmpack validators and selectors to a DHT created elsewhere (a host's own node). */
-export function registerSwarmpackRecords (dht: KadDHT): void {
-  Object.assign(dht.validators, swarmpackDhtValidators)
-  Object.assign(dht.selectors, swarmpackDhtSelectors)
+export function registerSwarmpackRecords (dht: KadDHT, records = createSwarmpackDhtRecords()): void {
+  Object.assign(dht.validators, records.validators)
+  Object.assign(dht.selectors, records.selectors)
 }
 
 /** Signs and stores an index head in the DHT (on this node and the closest peers to the key). */
 export async function publishIndexHead (dht: KadDHT, privateKey: PrivateKey, head: IndexHead, options: AbortOptions = {}): Promise<Uint8Array> {
   const value = await createIndexHeadRecord(privateKey, head)
   const key = indexHeadKey(privateKey.publicKey)
+  // run this node's own validator first: it refuses a rollback and remembers the new version,
+  // since kad-dht stores our own puts without validating them
+  await dht.validators[INDEX_HEAD_NAMESPACE]?.(key, value, options)
   let stored = 0
   let lastError: Error | undefined
   for await (const event of dht.put(key, value, options)) {
