@@ -123,5 +123,5 @@ test('cut points (JavaScript and WebAssembly paths) equal a plain one-byte-per-s
     for await (const c of chunkStream(split(data, 100_003), params)) streamed.push(c.length)
     assert.deepEqual(streamed, want, `stream ${min}/${avg}/${max}/${nc}`)
   }
-  assert.deepEqual(DEFAULT_CHUNKER, { minSize: 8192, avgSize: 16384, maxSize: 65536, normalization: 1 })
+  assert.deepEqual(DEFAULT_CHUNKER, { minSize: 4096, avgSize: 16384, maxSize: 65536, normalization: 1 })
 })

@@ -30,25 +30,28 @@ export interface ChunkerParams {
 }
 
 /**
- * Chosen with bench/chunking.bench.ts (figures in docs/benchmarks/core-content.md), weighing the
- * bytes an update must fetch against the number of blocks a package needs:
+ * Chosen with bench/chunking.bench.ts and bench/pack.bench.ts (figures and commands in
+ * docs/benchmarks/core-content.md), weighing the bytes an update must fetch against the number of
+ * blocks a package needs:
  *   candidate (min/avg/max, NC)  blocks per 100 MiB  update test  typescript 5.8.2->5.8.3
  *   2K/8K/32K nc1                11061               2.05 %       0.74 %
- *   4K/16K/64K nc1                5942               2.69 %       1.81 %
- *   8K/16K/64K nc1 (chosen)       5451               2.88 %       1.83 %
+ *   4K/16K/64K nc1 (chosen)       5942               2.69 %       1.81 %
+ *   8K/16K/64K nc1                5451               2.88 %       1.83 %
  *   4K/16K/64K nc2                6156               3.17 %       1.18 %
  *   8K/32K/128K nc2               3593               4.59 %       2.52 %
  *   16K/64K/256K nc2              2356               7.59 %       4.73 %
  *   fixed 256 KiB                 1390              35.9 %       47.2 %
- * ("update test": bytes in blocks new in v2 as a share of v2, 100 MiB tree with 1.5 % changed by
- * 40 edits/insertions in ten files; the target is at most 3 %.) An average of 16 KiB is the
- * largest that meets the target; 8 KiB would halve the update cost again but double the blocks.
- * min = avg/2 skips half of the hashing (the chunker's speed) for 0.2 points of dedup; NC level 1
- * resynchronises sooner after an edit than level 2. max = 4 x avg, far below the 1 MiB block limit.
- * Changing these changes every chunk boundary, and with it dedup against existing releases.
+ * ("update test": bytes in chunks new in v2 as a share of v2, 100 MiB tree with 1.5 % changed by
+ * 40 edits/insertions in ten files, median of three edit placements.) The target is at most 3 %
+ * *including* the new manifest blocks (about 0.3 % at 16 KiB chunks), so chunks must stay near
+ * 2.7 %: an average of 16 KiB is the largest that gets there; 8 KiB would cut the update cost by a
+ * quarter but double the blocks (one file in the store, one want in Bitswap each). NC level 1
+ * resynchronises sooner after an edit than level 2; min 4 KiB rather than 8 KiB buys 0.2 points
+ * for little speed now that the boundary search runs in WebAssembly. max = 4 x avg, far below the
+ * 1 MiB block limit. Changing these changes every chunk boundary, and dedup with older releases.
  */
 export const DEFAULT_CHUNKER: Readonly<ChunkerParams> = Object.freeze({
-  minSize: 8 * 1024,
+  minSize: 4 * 1024,
   avgSize: 16 * 1024,
   maxSize: 64 * 1024,
   normalization: 1
