@@ -1,0 +1,200 @@
+/**
+ * `npm start`: a local swarm publishes, verifies and installs a package, showing progress and
+ * where every byte came from. Everything runs on 127.0.0.1 in temporary directories, which are
+ * removed at the end (pass `--keep` to look at them).
+ *
+ *  1. A publisher packs a directory into content-defined chunks, signs a release with a key that
+ *     holds a delegation from a trust root, and an indexer lists the release in a signed index.
+ *  2. Five peers start a private swarm (Kademlia DHT + Bitswap 1.2.0).
+ *  3. Peer A follows the index, checks that the release is trusted, fetches the package from the
+ *     swarm (every block verified against its CID) and installs it.
+ *  4. Peers B, C and D install at once: the blocks now come from the publisher and from A (F5).
+ *  5. A new peer with no swarm at all falls back to an HTTP mirror (R4) and installs from there.
+ */
+import '@swarmpack/core/polyfill'
+import { randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { FsBlockstore, pack, storeProvider, unpack, type CID } from '@swarmpack/core'
+import { createSwarmNode, createSwarmpackPeer, type DhtProgressEvents, type SwarmNode } from '@swarmpack/dht-provider'
+import { HttpProvider, startGatewayServer } from '@swarmpack/http-provider'
+import {
+  IndexView, TrustVerifier, buildIndex, generateSigningKey, issueDelegation, keyIdOf, openIndexHead,
+  openIndexRoot, signRelease, type TrustPolicy
+} from '@swarmpack/trust'
+
+const NAME = 'hello-swarm'
+const VERSION = '1.0.0'
+const INDEXER = 'demo-index'
+const DAY = 24 * 3600_000
+const keep = process.argv.includes('--keep')
+const tty = process.stdout.isTTY === true
+
+const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`
+const short = (id: string): string => `${id.slice(0, 6)}…${id.slice(-4)}`
+function step (text: string): void { console.log(`\n\x1b[1m${text}\x1b[0m`) }
+
+/** A progress line: redrawn in place on a terminal, every 25% otherwise. */
+function progressBar (label: string, total: number): { onProgress: (evt: DhtProgressEvents) => void, done: () => void } {
+  let bytes = 0
+  let lastQuarter = -1
+  const sources = new Set<string>()
+  const draw = (): void => {
+    const share = Math.min(1, bytes / total)
+    const bar = '#'.repeat(Math.round(share * 30)).padEnd(30, '.')
+    const line = `  ${label} [${bar}] ${mib(bytes)} / ${mib(total)} from ${sources.size} source${sources.size === 1 ? '' : 's'}`
+    if (tty) process.stdout.write(`\r${line}`)
+    else if (Math.floor(share * 4) > lastQuarter) { lastQuarter = Math.floor(share * 4); console.log(line) }
+  }
+  return {
+    onProgress: (evt) => {
+      if (evt.type !== 'swarmpack:provider:block') return
+      bytes += evt.detail.size
+      sources.add(evt.detail.source)
+      draw()
+    },
+    done: () => { if (tty) process.stdout.write('\n') }
+  }
+}
+
+/** Writes the package the publisher ships: some code, an executable, and 12 MiB of data. */
+async function writeSamplePackage (dir: string): Promise<void> {
+  await mkdir(join(dir, 'lib'), { recursive: true })
+  await mkdir(join(dir, 'bin'), { recursive: true })
+  await writeFile(join(dir, 'index.js'), "export function hello (name) { return `hello, ${name}, from the swarm` }\n")
+  await writeFile(join(dir, 'README.md'), '# hello-swarm\n\nA package installed from a peer-to-peer swarm.\n')
+  await writeFile(join(dir, 'bin', 'hello'), '#!/usr/bin/env node\nimport("../index.js").then(m => console.log(m.hello(process.argv[2] ?? "world")))\n')
+  await chmod(join(dir, 'bin', 'hello'), 0o755)
+  await writeFile(join(dir, 'lib', 'model.bin'), randomBytes(12 * 1024 * 1024))
+}
+
+async function main (): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'swarmpack-demo-'))
+  const nodes: SwarmNode[] = []
+  const stores: FsBlockstore[] = []
+  const openStore = async (name: string): Promise<FsBlockstore> => {
+    const store = await FsBlockstore.open(join(work, name, 'blocks'), { fsync: false })
+    stores.push(store)
+    return store
+  }
+  let gateway: Awaited<ReturnType<typeof startGatewayServer>> | undefined
+  try {
+    step(`1. The publisher packs ${NAME}@${VERSION} and signs its release`)
+    const src = join(work, 'publisher', 'src')
+    await writeSamplePackage(src)
+    const publisherStore = await openStore('publisher')
+    const packed = await pack(src, { name: NAME, version: VERSION, description: 'demo package', entry: 'index.js', tags: ['demo'] }, { blockstore: publisherStore })
+    await publisherStore.pin(`${NAME}@${VERSION}`, packed.root)
+    console.log(`  packed ${mib(packed.totalSize)} into ${packed.blocks} blocks; root ${packed.root.toString()}`)
+
+    // the trust root (configured by the administrator) delegates "hello-*" to the publisher's key
+    const now = Date.now()
+    const trustRoot = await generateSigningKey()
+    const publisherKey = await generateSigningKey()
+    const indexerKey = await generateSigningKey()
+    const cert = await issueDelegation(trustRoot, { audience: keyIdOf(publisherKey), scope: ['hello-*'], notBefore: now - DAY, expires: now + 365 * DAY })
+    const variants = { any: { manifest: packed.root, size: packed.totalSize } }
+    const release = await signRelease(publisherKey, { name: NAME, version: VERSION, variants, dependencies: {} }, [cert.bytes])
+    const index = await buildIndex(indexerKey, {
+      indexer: INDEXER,
+      version: 1,
+      issued: now,
+      expires: now + 7 * DAY,
+      entries: new Map([[NAME, new Map([[VERSION, { release: release.cid, size: release.bytes.byteLength, variants, dependencies: {} }]])]])
+    })
+    // release and index blocks travel through the swarm like any other block
+    await publisherStore.put(release.cid, release.bytes)
+    for (const block of index.blocks) await publisherStore.put(block.cid, block.bytes)
+    await publisherStore.pin(`index:${INDEXER}`, index.index.cid)
+    console.log(`  release ${short(release.cid.toString())} signed by ${short(keyIdOf(publisherKey))} (delegated by root ${short(keyIdOf(trustRoot))})`)
+    console.log(`  index v1 ${short(index.index.cid.toString())} signed by indexer ${short(keyIdOf(indexerKey))}`)
+
+    step('2. Five peers start a private swarm on 127.0.0.1')
+    const publisherPeer = await createSwarmpackPeer({ network: 'loopback', dataDir: join(work, 'publisher') })
+    const boot = publisherPeer.multiaddrs().map(String)
+    nodes.push(await createSwarmNode({ peer: publisherPeer, blockstore: publisherStore }))
+    const names = ['A', 'B', 'C', 'D']
+    for (const name of names) {
+      const peer = await createSwarmpackPeer({ network: 'loopback', dataDir: join(work, name), bootstrap: boot })
+      nodes.push(await createSwarmNode({ peer, blockstore: await openStore(name) }))
+    }
+    const label = new Map(nodes.map((n, i) => [n.peer.peerId.toString(), i === 0 ? 'publisher' : `peer ${names[i - 1]}`]))
+    const who = (id: string): string => label.get(id) ?? id
+    await Promise.all(nodes.map(async n => n.peer.waitForRoutingTable(1, { timeout: 20_000 })))
+    for (const n of nodes) console.log(`  ${who(n.peer.peerId.toString()).padEnd(9)} ${n.peer.peerId.toString()}`)
+    await nodes[0].announce(packed.root)
+    await nodes[0].announce(index.index.cid)
+    console.log('  the publisher announced the package and the index in the DHT')
+
+    // what every installing peer does: follow the index, check trust, fetch, verify, install
+    const policy: TrustPolicy = {
+      indexers: [{ id: INDEXER, keys: [keyIdOf(indexerKey)] }],
+      indexerThreshold: 1,
+      publishers: [{ pattern: '*', roots: [keyIdOf(trustRoot)] }]
+    }
+    const install = async (node: SwarmNode, store: FsBlockstore, tag: string): Promise<CID> => {
+      // the signed head would come from the DHT or a mirror; it is self-verifying either way
+      const head = openIndexHead(index.head.bytes)
+      // index blocks are read lazily: from the local store, else from the index's providers
+      const fromSwarm = node.provider.forRoot(head.index)
+      const getBlock = async (cid: CID): Promise<Uint8Array> => store.has(cid) ? store.getBytes(cid) : fromSwarm.get(cid)
+      const verifier = new TrustVerifier({ policy, stateDir: join(work, tag, 'trust'), getBlock })
+      await verifier.updateIndexer(INDEXER, index.head.bytes)
+      const view = new IndexView(openIndexRoot(await getBlock(head.index)), getBlock)
+      const entry = await view.lookup(NAME, VERSION)
+      if (entry === undefined || 'removed' in entry) throw new Error(`${NAME}@${VERSION} is not listed`)
+      const manifest = entry.variants.any.manifest
+      const decision = await verifier.checkInstallable(NAME, VERSION, manifest)
+      const bar = progressBar(`${tag.padEnd(6)}`, packed.totalSize)
+      const result = await node.fetch(manifest, { pin: `${NAME}@${VERSION}`, onProgress: bar.onProgress })
+      bar.done()
+      const target = join(work, tag, 'installed', NAME)
+      await mkdir(join(work, tag, 'installed'), { recursive: true })
+      await unpack(manifest, storeProvider(store), target)
+      const from = result.sources.map(s => `${who(s.peer)} ${mib(s.bytes)}`).join(', ')
+      console.log(`  ${tag}: trusted (publisher ${short(decision.publisher)}, indexer ${decision.indexers.join(',')}); ${result.blocks} blocks in ${result.ms} ms from ${from}`)
+      return manifest
+    }
+
+    step(`3. Peer A follows the index, checks the release and installs ${NAME}`)
+    await install(nodes[1], stores[1], 'peer-A')
+
+    step('4. Peers B, C and D install at once: A now serves too')
+    await Promise.all([2, 3, 4].map(async i => install(nodes[i], stores[i], `peer-${names[i - 1]}`)))
+
+    step('5. A peer with no swarm falls back to an HTTP mirror')
+    gateway = await startGatewayServer({ blockstore: publisherStore })
+    const lonelyStore = await openStore('E')
+    const http = new HttpProvider({ mirrors: [gateway.url] })
+    const bar = progressBar('peer-E', packed.totalSize)
+    let blocks = 0
+    for await (const block of http.getDag(packed.root, { onProgress: bar.onProgress })) {
+      await lonelyStore.put(block.cid, block.bytes) // the store re-checks every block against its CID
+      blocks++
+    }
+    bar.done()
+    await http.close()
+    const target = join(work, 'E', 'installed', NAME)
+    await mkdir(join(work, 'E', 'installed'), { recursive: true })
+    await unpack(packed.root, storeProvider(lonelyStore), target)
+    console.log(`  peer-E: ${blocks} blocks from ${gateway.url} (${http.stats().requests} HTTP request(s), ${http.stats().carRequests} as CAR)`)
+
+    const greeting = await import(join(target, 'index.js')) as { hello: (n: string) => string }
+    const readme = await readFile(join(target, 'README.md'), 'utf8')
+    step('Done')
+    console.log(`  ${greeting.hello('demo')}  (${readme.split('\n')[0]})`)
+    if (keep) console.log(`  files kept in ${work}`)
+  } finally {
+    await gateway?.close()
+    await Promise.allSettled(nodes.map(async n => { await n.stop(); await n.peer.stop() }))
+    await Promise.allSettled(stores.map(async s => s.close()))
+    if (!keep) await rm(work, { recursive: true, force: true })
+  }
+}
+
+main().then(() => process.exit(0), (err) => {
+  console.error(`\ndemo failed: ${(err as { code?: string }).code ?? ''} ${(err as Error).message}`)
+  console.error(err)
+  process.exit(1)
+})
