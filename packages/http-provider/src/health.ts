@@ -40,6 +40,8 @@ export class MirrorHealth {
   badData = 0
   latencyMs: number | undefined
   downUntil = 0
+  /** Bad data is not forgiven by the next good answer: its cool-down runs its course. */
+  badUntil = 0
   /** Whether the mirror answers CAR requests (learned from its first answer). */
   supportsCar: boolean | undefined
   private readonly opts: Required<HealthOptions>
@@ -51,7 +53,12 @@ export class MirrorHealth {
   }
 
   isDown (now = Date.now()): boolean {
-    return this.downUntil > now
+    return this.until() > now
+  }
+
+  /** Epoch ms until which the mirror ranks last. */
+  until (): number {
+    return Math.max(this.downUntil, this.badUntil)
   }
 
   isSlow (): boolean {
@@ -76,7 +83,7 @@ export class MirrorHealth {
     this.badData++
     this.failures++
     this.consecutiveFailures++
-    this.downUntil = Math.max(this.downUntil, Date.now() + this.opts.badDataCooldownMs)
+    this.badUntil = Math.max(this.badUntil, Date.now() + this.opts.badDataCooldownMs)
   }
 
   /** Records a timeout: counts as a failure and pushes the latency estimate up. */
@@ -94,7 +101,7 @@ export class MirrorHealth {
       successes: this.successes,
       badData: this.badData,
       latencyMs: this.latencyMs,
-      downUntil: this.downUntil
+      downUntil: this.until()
     }
   }
 }
@@ -115,7 +122,7 @@ export function rankMirrors (mirrors: readonly MirrorHealth[], now = Date.now())
     const ad = a.isDown(now)
     const bd = b.isDown(now)
     if (ad !== bd) return ad ? 1 : -1
-    if (ad && bd && a.downUntil !== b.downUntil) return a.downUntil - b.downUntil
+    if (ad && bd && a.until() !== b.until()) return a.until() - b.until()
     const as = a.isSlow()
     const bs = b.isSlow()
     if (as !== bs) return as ? 1 : -1
