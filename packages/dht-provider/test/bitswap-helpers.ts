@@ -42,7 +42,7 @@ export async function stopPeers (...peers: Array<TestPeer | undefined>): Promise
   await Promise.all(peers.map(async p => {
     if (p === undefined) return
     await p.bitswap.stop().catch(() => {})
-    await p.libp2p.stop().catch(() => {})
+    await Promise.resolve(p.libp2p.stop()).catch(() => {})
   }))
 }
 

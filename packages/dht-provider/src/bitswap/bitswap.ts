@@ -283,6 +283,9 @@ export class Bitswap {
       const cid = decodeCid(presence.cid)
       if (cid === undefined) continue
       const key = multihashKey(cid)
+      // an answered want no longer counts as owed (see holdsOurWantBlocks)
+      const asked = this.asked.get(peerKey)?.get(key)
+      if (asked !== undefined) asked.cancelledAt ??= Date.now()
       for (const session of this.wanted.get(key) ?? []) {
         session.receivePresence(key, peerKey, presence.type === BlockPresenceType.Have)
       }

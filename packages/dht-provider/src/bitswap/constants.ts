@@ -42,8 +42,11 @@ export const RECENT_WANT_WINDOW_MS = 30_000
 /** Blocks matching nothing we asked a peer for, tolerated before the peer is banned. */
 export const DEFAULT_MAX_UNSOLICITED_BLOCKS = 16
 
-/** Inbound and outbound bitswap streams per connection. */
-export const MAX_STREAMS_PER_CONNECTION = 32
+/** Inbound bitswap streams per connection: Helia opens a stream per message, as Helia allows. */
+export const MAX_INBOUND_STREAMS_PER_CONNECTION = 1024
+
+/** Outbound bitswap streams per connection (we keep one per peer, plus one being replaced). */
+export const MAX_OUTBOUND_STREAMS_PER_CONNECTION = 32
 
 /**
  * What an inbound stream may buffer while paused. Pausing stops yamux window updates, but data
@@ -52,5 +55,5 @@ export const MAX_STREAMS_PER_CONNECTION = 32
  */
 export const PAUSED_READ_BUFFER_LIMIT = 32 * 1024 * 1024
 
-/** Decoded messages from one stream waiting to be handled before we pause reading it. */
-export const MAX_QUEUED_MESSAGES_PER_STREAM = 4
+/** Decoded messages from one peer waiting to be handled before we pause reading its streams. */
+export const MAX_QUEUED_MESSAGES_PER_PEER = 8

@@ -8,7 +8,7 @@
 import { logger } from '@libp2p/logger'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { varint } from 'multiformats'
-import { BITSWAP_PROTOCOL, DEFAULT_MAX_INCOMING_MESSAGE_SIZE, MAX_MESSAGE_SIZE, MAX_QUEUED_MESSAGES_PER_STREAM, PAUSED_READ_BUFFER_LIMIT, MAX_STREAMS_PER_CONNECTION, OUTBOUND_STREAM_IDLE_MS } from './constants.js'
+import { BITSWAP_PROTOCOL, DEFAULT_MAX_INCOMING_MESSAGE_SIZE, MAX_MESSAGE_SIZE, MAX_QUEUED_MESSAGES_PER_PEER, PAUSED_READ_BUFFER_LIMIT, MAX_INBOUND_STREAMS_PER_CONNECTION, MAX_OUTBOUND_STREAMS_PER_CONNECTION, OUTBOUND_STREAM_IDLE_MS } from './constants.js'
 import { decodeMessage, splitMessages } from './wire.js'
 import type { Message, OutgoingContent } from './wire.js'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
@@ -32,6 +32,13 @@ interface Outbound {
   idleTimer?: ReturnType<typeof setTimeout>
 }
 
+/** Messages from one peer waiting to be handled, across all its inbound streams. */
+interface InboundQueue {
+  chain: Promise<void>
+  queued: number
+  streams: Set<Stream>
+}
+
 /** The unsigned varint that frames a message of `length` bytes. */
 function lengthPrefix (length: number): Uint8Array {
   const out = new Uint8Array(varint.encodingLength(length))
@@ -46,6 +53,7 @@ export class BitswapNetwork {
   private readonly maxIncomingMessageSize: number
   private readonly outbound = new Map<string, Outbound>()
   private readonly inbound = new Set<Stream>()
+  private readonly inboundQueues = new Map<string, InboundQueue>()
   private running = false
   private readonly onPeerDisconnect = (evt: CustomEvent<PeerId>): void => {
     this.dropOutbound(evt.detail)
@@ -63,8 +71,8 @@ export class BitswapNetwork {
     if (this.running) return
     this.running = true
     await this.libp2p.handle(BITSWAP_PROTOCOL, (stream, connection) => { this.onStream(stream, connection) }, {
-      maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
-      maxOutboundStreams: MAX_STREAMS_PER_CONNECTION
+      maxInboundStreams: MAX_INBOUND_STREAMS_PER_CONNECTION,
+      maxOutboundStreams: MAX_OUTBOUND_STREAMS_PER_CONNECTION
     })
     // the last connection to a peer closed (a registrar topology would also report peers that
     // merely do not list bitswap after identify, though they may still send us wants)
@@ -79,6 +87,7 @@ export class BitswapNetwork {
     for (const key of [...this.outbound.keys()]) this.dropOutboundKey(key)
     for (const stream of this.inbound) stream.abort(new Error('bitswap stopped'))
     this.inbound.clear()
+    this.inboundQueues.clear()
   }
 
   /**
@@ -152,7 +161,11 @@ export class BitswapNetwork {
     this.outbound.delete(key)
   }
 
-  /** Reads one inbound stream: frames, decodes and hands messages over in order, with backpressure. */
+  /**
+   * Reads one inbound stream: frames, decodes and hands messages over. All streams of a peer share
+   * one queue (Helia opens a stream per message, so this also keeps its messages in order); when
+   * the queue is full every stream of that peer is paused until it empties.
+   */
   private onStream (stream: Stream, connection: Connection): void {
     const peer = connection.remotePeer
     if (!this.running || this.handlers.isBanned(peer)) {
@@ -166,8 +179,15 @@ export class BitswapNetwork {
     // the frame length is checked as soon as its prefix is read; the buffer may also hold what
     // accumulated during a pause, handed over in one piece on resume
     const decoder = new LengthPrefixedDecoder({ maxDataLength: this.maxIncomingMessageSize, maxBufferSize: stream.maxReadBufferLength + this.maxIncomingMessageSize })
-    let queued = 0
-    let chain = Promise.resolve()
+    const key = peer.toString()
+    let queue = this.inboundQueues.get(key)
+    if (queue === undefined) {
+      queue = { chain: Promise.resolve(), queued: 0, streams: new Set() }
+      this.inboundQueues.set(key, queue)
+    }
+    const q = queue
+    q.streams.add(stream)
+    if (q.queued >= MAX_QUEUED_MESSAGES_PER_PEER) stream.pause()
     let failed = false
 
     const fail = (reason: string, err: unknown): void => {
@@ -180,7 +200,6 @@ export class BitswapNetwork {
 
     log.trace('inbound stream from %p', peer)
     stream.addEventListener('message', (evt) => {
-      log.trace('%d bytes from %p', evt.data.byteLength, peer)
       if (failed) return
       let frames
       try {
@@ -199,20 +218,28 @@ export class BitswapNetwork {
           fail('malformed protobuf', err)
           return
         }
-        queued++
-        if (queued >= MAX_QUEUED_MESSAGES_PER_STREAM && stream.readStatus === 'readable') stream.pause()
-        chain = chain.then(async () => {
+        q.queued++
+        if (q.queued === MAX_QUEUED_MESSAGES_PER_PEER) {
+          for (const s of q.streams) if (s.readStatus === 'readable') s.pause()
+        }
+        q.chain = q.chain.then(async () => {
           try {
             await this.handlers.onMessage(peer, message)
           } catch (err) {
             log.error('handling message from %p failed: %e', peer, err)
           } finally {
-            queued--
-            if (queued < MAX_QUEUED_MESSAGES_PER_STREAM && stream.readStatus === 'paused') stream.resume()
+            q.queued--
+            if (q.queued < MAX_QUEUED_MESSAGES_PER_PEER) {
+              for (const s of q.streams) if (s.readStatus === 'paused') s.resume()
+            }
           }
         })
       }
     })
-    stream.addEventListener('close', () => { this.inbound.delete(stream) })
+    stream.addEventListener('close', () => {
+      this.inbound.delete(stream)
+      q.streams.delete(stream)
+      if (q.streams.size === 0 && q.queued === 0 && this.inboundQueues.get(key) === q) this.inboundQueues.delete(key)
+    })
   }
 }
