@@ -8,7 +8,7 @@ import { logger } from '@libp2p/logger'
 import { CoreErrorCode, SwarmpackError, blockLinks, throwIfAborted } from '@swarmpack/core'
 import { CustomProgressEvent } from 'progress-events'
 import { DhtErrorCode } from './errors.js'
-import type { Bitswap, BitswapSession, FindProviders } from './bitswap/index.js'
+import type { Bitswap, BitswapSession, FindProviders, SessionOptions } from './bitswap/index.js'
 import type { PeerId, AbortOptions } from '@libp2p/interface'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { CID, ProvidedBlock, Provider, ProviderGetOptions, ProviderProgressEvents } from '@swarmpack/core'
@@ -47,6 +47,8 @@ export interface DhtProviderInit {
   maxProviders?: number
   /** Sessions kept open for reuse (least recently used closed first). Default 16. */
   maxSessions?: number
+  /** Session tuning: wants in flight, wants per peer, slow-peer timeout. */
+  session?: Pick<SessionOptions, 'maxWantsInFlight' | 'maxWantsPerPeer' | 'wantTimeout'>
 }
 
 export interface SourceShare {
@@ -137,7 +139,7 @@ export class DhtProvider implements Provider {
       return session
     }
     // the session outlives one call, so its lookup progress goes to whoever created it
-    session = this.init.bitswap.createSession({ root, peers: options.peers, findProviders: this.findProvidersFn(options.onProgress) })
+    session = this.init.bitswap.createSession({ ...this.init.session, root, peers: options.peers, findProviders: this.findProvidersFn(options.onProgress) })
     this.sessions.set(key, session)
     const max = this.init.maxSessions ?? 16
     while (this.sessions.size > max) {
@@ -158,7 +160,7 @@ export class DhtProvider implements Provider {
   /** A session for blocks asked without a root: providers are looked up per block. */
   private generalSession (): BitswapSession {
     this.assertOpen()
-    this.general ??= this.init.bitswap.createSession({ findProviders: this.findProvidersFn() })
+    this.general ??= this.init.bitswap.createSession({ ...this.init.session, findProviders: this.findProvidersFn() })
     return this.general
   }
 

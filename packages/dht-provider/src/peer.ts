@@ -230,7 +230,19 @@ async function wrapPeer (node: Libp2p, bootstrapAddrs: string[], traffic: Traffi
   if (bootstrapAddrs.length > 0) {
     await bootstrap()
     rejoin = setInterval(() => {
-      if (routingTableSize() === 0 && node.status === 'started') void bootstrap()
+      if (routingTableSize() > 0 || node.status !== 'started') return
+      // connected yet absent from the table (the DHT's check of a new contact timed out, e.g.
+      // on a loaded machine): reconnecting makes the DHT consider the peer again
+      void (async () => {
+        for (const a of bootstrapAddrs) {
+          const id = a.match(/\/p2p\/([^/]+)/)?.[1] ?? null
+          if (id !== null) {
+            const conns = node.getConnections().filter(c => c.remotePeer.toString() === id)
+            await Promise.all(conns.map(async c => c.close().catch(() => {})))
+          }
+        }
+        await bootstrap()
+      })()
     }, 10_000)
     rejoin.unref?.()
   }

@@ -15,7 +15,7 @@ import { DhtProvider } from './dht-provider.js'
 import { Announcer } from './discovery.js'
 import { DhtErrorCode } from './errors.js'
 import type { BitswapInit } from './bitswap/index.js'
-import type { DhtGetOptions, FetchResult } from './dht-provider.js'
+import type { DhtGetOptions, DhtProviderInit, FetchResult } from './dht-provider.js'
 import type { AnnouncerOptions } from './discovery.js'
 import type { SwarmpackPeer } from './peer.js'
 import type { PeerId } from '@libp2p/interface'
@@ -50,6 +50,8 @@ export interface SwarmNodeInit {
   bitswap?: Omit<BitswapInit, 'libp2p' | 'blockstore' | 'serve'>
   /** Provider lookup timeout (ms). */
   findTimeout?: number
+  /** Bitswap session tuning for fetches (wants in flight, wants per peer, slow-peer timeout). */
+  session?: DhtProviderInit['session']
 }
 
 export interface FetchOptions extends DhtGetOptions {
@@ -89,7 +91,8 @@ export class SwarmNode {
       self: init.peer.peerId,
       peerStore: init.peer.libp2p.peerStore,
       bitswap: this.bitswap,
-      ...(init.findTimeout !== undefined ? { findTimeout: init.findTimeout } : {})
+      ...(init.findTimeout !== undefined ? { findTimeout: init.findTimeout } : {}),
+      ...(init.session !== undefined ? { session: init.session } : {})
     })
     this.announcer = new Announcer(init.peer.dht, { ready: () => init.peer.routingTableSize() > 0, ...init.announcer })
     // blocks stored by others (an HTTP mirror download, pack) can answer waiting peers at once
