@@ -163,7 +163,10 @@ export class SwarmNode {
     }
     if (options.pin !== undefined && this.blockstore.pin !== undefined) await this.blockstore.pin(options.pin, root)
     await this.provider.closeSession(root)
-    if (this.mode !== 'consume') await this.announce(root)
+    // announcing takes a DHT query; the caller has its package already, so don't make it wait
+    if (this.mode !== 'consume') {
+      this.announce(root).catch(err => { log('announcing %c failed: %s', root, (err as Error).message) })
+    }
     return result
   }
 
