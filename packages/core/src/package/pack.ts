@@ -54,21 +54,30 @@ export interface PackResult {
 const READ_SIZE = 1024 * 1024
 
 /**
- * Reads a file in READ_SIZE pieces into one reused buffer. Safe because the chunker copies each
- * piece before it asks for the next one. O_NOFOLLOW: if the file was swapped for a symlink since
- * lstat, the open fails instead of following the link out of the tree.
+ * Reads a file in READ_SIZE pieces into two reused buffers, the next read already running while
+ * the current piece is chunked (so disk or thread-pool latency overlaps the hashing). Safe because
+ * the chunker copies each piece before it asks for the next one. O_NOFOLLOW: if the file was
+ * swapped for a symlink since lstat, the open fails instead of following the link out of the tree.
  */
 async function * readFile (path: string, signal?: AbortSignal): AsyncGenerator<Uint8Array, void, undefined> {
   const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
+  const bufs = [new Uint8Array(READ_SIZE), new Uint8Array(READ_SIZE)]
+  let pending: Promise<{ bytesRead: number }> | undefined
   try {
-    const buf = new Uint8Array(READ_SIZE)
+    let k = 0
+    pending = fh.read(bufs[k], 0, READ_SIZE, null)
     while (true) {
       throwIfAborted(signal)
-      const { bytesRead } = await fh.read(buf, 0, READ_SIZE, null)
+      const { bytesRead }: { bytesRead: number } = await pending
+      pending = undefined
       if (bytesRead === 0) return
-      yield bytesRead === READ_SIZE ? buf : buf.subarray(0, bytesRead)
+      const piece = bufs[k]
+      k ^= 1
+      pending = fh.read(bufs[k], 0, READ_SIZE, null)
+      yield bytesRead === READ_SIZE ? piece : piece.subarray(0, bytesRead)
     }
   } finally {
+    await pending?.catch(() => {})
     await fh.close()
   }
 }
