@@ -27,6 +27,11 @@ export interface IndexerState {
   index: CID
   /** Keys accepted for the next head (the policy's, or the latest rotation's). */
   keys: KeyId[]
+  /**
+   * The policy's keys for this indexer when the state was written. When the administrator changes
+   * them, the policy wins over any rotation recorded here (the out-of-band reset).
+   */
+  policyKeys: KeyId[]
   /** When it was accepted (the injected clock). */
   updated: number
 }
@@ -62,7 +67,7 @@ export class TrustStateStore {
     }
     try {
       const obj = asObject(decodeStrict(bytes, { maxBytes: STATE_MAX_BYTES, what: 'trust state' }), 'trust state')
-      expectKeys(obj, 'trust state', ['indexer', 'version', 'head', 'index', 'keys', 'updated'])
+      expectKeys(obj, 'trust state', ['indexer', 'version', 'head', 'index', 'keys', 'policyKeys', 'updated'])
       if (obj.indexer !== indexer) throw new Error('state file names another indexer')
       return {
         indexer,
@@ -70,6 +75,7 @@ export class TrustStateStore {
         head: asBytes(obj.head, 'trust state.head', STATE_MAX_BYTES),
         index: asCid(obj.index, 'trust state.index'),
         keys: asStringList(obj.keys, 'trust state.keys', 16, 80),
+        policyKeys: asStringList(obj.policyKeys, 'trust state.policyKeys', 64, 80),
         updated: asUint(obj.updated, 'trust state.updated')
       }
     } catch (err) {

@@ -145,7 +145,9 @@ export class TrustVerifier {
     const ix = this.policy.indexer(indexer)
     if (ix === undefined) throw trustError(TrustErrorCode.POLICY, `indexer ${indexer} is not followed`, { indexer })
     const stored = await this.state.read(indexer)
-    const keys = stored?.keys ?? ix.keys
+    // rotations recorded in the state hold only while the policy still names the keys it named then
+    const policyUnchanged = stored !== undefined && stored.policyKeys.length === ix.keys.length && stored.policyKeys.every(k => ix.keys.includes(k))
+    const keys = policyUnchanged ? stored.keys : ix.keys
     const head = openIndexHead(headBytes)
     if (!keys.includes(head.signer)) {
       throw trustError(TrustErrorCode.BAD_SIGNATURE, `head signed by ${head.signer}, which is not a key of indexer ${indexer}`, { indexer, signer: head.signer })
@@ -161,7 +163,7 @@ export class TrustVerifier {
         const storedHead = openIndexHead(stored.head)
         if (equals(storedHead.payload, head.payload)) {
           const releases = (await this.view(stored.index, signal)).root.releases
-          return { indexer, version: stored.version, previous: stored.version, changed: false, keys: stored.keys, releases }
+          return { indexer, version: stored.version, previous: stored.version, changed: false, keys, releases }
         }
         const path = await this.state.recordEvidence({ indexer, version: head.version, heads: [stored.head, headBytes], detected: now })
         log.error('indexer %s equivocated at version %d; evidence in %s', indexer, head.version, path)
@@ -192,7 +194,7 @@ export class TrustVerifier {
     if (latest !== undefined && latest.version >= head.version && latest.version !== stored?.version) {
       throw trustError(TrustErrorCode.ROLLBACK, `state of ${indexer} moved to version ${latest.version} during the update`, { indexer, version: head.version, stored: latest.version })
     }
-    const next: IndexerState = { indexer, version: head.version, head: headBytes, index: head.index, keys: head.nextKeys ?? keys, updated: now }
+    const next: IndexerState = { indexer, version: head.version, head: headBytes, index: head.index, keys: head.nextKeys ?? keys, policyKeys: [...ix.keys], updated: now }
     await this.state.write(next)
     log('accepted %s version %d (%d releases)', indexer, head.version, root.releases)
     options.onProgress?.(new CustomProgressEvent('swarmpack:trust:index-accepted', { indexer, version: head.version }))

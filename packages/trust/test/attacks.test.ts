@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import { encodeCborBlock } from '@swarmpack/core'
 import {
-  CompiledPolicy, PayloadType, openAttestation, TrustErrorCode, buildIndex, issueDelegation, signEnvelope, signRelease, type TrustVerifier
+  CompiledPolicy, PayloadType, openAttestation, TrustErrorCode, buildIndex, signIndexHead, issueDelegation, signEnvelope, signRelease, type TrustVerifier
 } from '../src/index.js'
 import { DAY, HOUR, T0, World, cborMapInOrder, id } from './helpers.js'
 import type { CID } from 'multiformats/cid'
@@ -403,5 +403,37 @@ describe('trust attack suite', () => {
     const v = s.w.verifier({ indexers: [{ id: 'alpha', keys: [id(s.w.keys.indexerA)] }, { id: 'beta', keys: [id(s.w.keys.indexerB)] }] })
     await refused(s.w, async () => v.updateIndexer('alpha', forged), TrustErrorCode.MALFORMED)
     await refused(s.w, async () => new CompiledPolicy(s.w.policy({ indexers: [{ id: 'alpha', keys: [weakId] }], indexerThreshold: 1 })), TrustErrorCode.POLICY)
+  })
+
+  it('44 mix-and-match: a fresh head naming an older index', async () => {
+    const s = await fresh()
+    const older = await s.w.publishIndex('alpha', [], { version: 2 })
+    await s.v.updateIndexer('alpha', older.head.bytes)
+    const head = await signIndexHead(s.w.keys.indexerA, { indexer: 'alpha', version: 3, index: older.index.cid, issued: s.w.t, expires: s.w.t + DAY })
+    await refused(s.w, async () => s.v.updateIndexer('alpha', head.bytes), TrustErrorCode.MISMATCH)
+  })
+
+  it('45 a head issued in the future (beyond the clock skew)', async () => {
+    const s = await fresh()
+    s.w.t = T0 + HOUR
+    const future = await s.w.publishIndex('alpha', [])
+    s.w.t = T0
+    await refused(s.w, async () => s.v.updateIndexer('alpha', future.head.bytes), TrustErrorCode.EXPIRED)
+  })
+
+  it('46 an honest head naming an index signed by someone else', async () => {
+    const s = await fresh()
+    const foreign = await buildIndex(s.w.keys.stranger, { indexer: 'alpha', version: 2, issued: s.w.t, expires: s.w.t + DAY, entries: new Map(s.w.listings.get('alpha')) })
+    for (const b of foreign.blocks) await s.w.put(b)
+    const head = await signIndexHead(s.w.keys.indexerA, { indexer: 'alpha', version: 2, index: foreign.index.cid, issued: s.w.t, expires: s.w.t + DAY })
+    await refused(s.w, async () => s.v.updateIndexer('alpha', head.bytes), TrustErrorCode.BAD_SIGNATURE)
+  })
+
+  it('47 a head of another followed indexer replayed under this one', async () => {
+    const s = await fresh()
+    const betaHead = await s.w.publishIndex('beta', [])
+    const v = s.w.verifier({ indexers: [{ id: 'alpha', keys: [id(s.w.keys.indexerA), id(s.w.keys.indexerB)] }], indexerThreshold: 1 })
+    // even when a key is (mis)configured for both, the head names the indexer it was signed for
+    await refused(s.w, async () => v.updateIndexer('alpha', betaHead.head.bytes), TrustErrorCode.MISMATCH)
   })
 })

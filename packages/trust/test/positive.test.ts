@@ -190,4 +190,23 @@ describe('trust: positive paths', () => {
     await assert.rejects(v.checkInstallable(NAME, VERSION, await w.manifest('m'), { signal: ac.signal }), { code: 'ERR_ABORTED' })
     assert.equal(await v.state.read('alpha'), undefined)
   })
+
+  it('out-of-band reset: a key changed in the policy overrides a rotation recorded in the state', async () => {
+    const w = await world()
+    const v = w.verifier({ indexerThreshold: 1, attestations: [] })
+    await v.updateIndexer('alpha', (await w.publishIndex('alpha', [])).head.bytes)
+    // a thief holding the alpha key rotates to a key of their own
+    const thief = w.keys.stranger
+    await v.updateIndexer('alpha', (await w.publishIndex('alpha', [], { nextKeys: [id(thief)] })).head.bytes)
+    assert.deepEqual((await v.state.read('alpha'))?.keys, [id(thief)])
+    // the administrator replaces the indexer's key in the local policy
+    const reset = w.verifier({ indexerThreshold: 1, attestations: [], indexers: [{ id: 'alpha', keys: [id(w.keys.indexerA2)] }, { id: 'beta', keys: [id(w.keys.indexerB)] }] })
+    const byThief = await w.publishIndex('alpha', [], { key: thief })
+    await assert.rejects(reset.updateIndexer('alpha', byThief.head.bytes), { code: TrustErrorCode.BAD_SIGNATURE })
+    const byNew = await w.publishIndex('alpha', [], { key: w.keys.indexerA2, version: 5 })
+    assert.equal((await reset.updateIndexer('alpha', byNew.head.bytes)).version, 5)
+    // rollback protection survived the reset
+    const old = await w.publishIndex('alpha', [], { key: w.keys.indexerA2, version: 4 })
+    await assert.rejects(reset.updateIndexer('alpha', old.head.bytes), { code: TrustErrorCode.ROLLBACK })
+  })
 })
