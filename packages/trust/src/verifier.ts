@@ -95,6 +95,10 @@ function sameVariants (a: Record<string, Variant>, b: Record<string, Variant>): 
   return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k].size === b[k].size && a[k].manifest.equals(b[k].manifest))
 }
 
+function sameKeys (a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every(k => b.includes(k))
+}
+
 function sameRecord (a: Record<string, string>, b: Record<string, string>): boolean {
   const ka = Object.keys(a).sort()
   const kb = Object.keys(b).sort()
@@ -146,8 +150,7 @@ export class TrustVerifier {
     if (ix === undefined) throw trustError(TrustErrorCode.POLICY, `indexer ${indexer} is not followed`, { indexer })
     const stored = await this.state.read(indexer)
     // rotations recorded in the state hold only while the policy still names the keys it named then
-    const policyUnchanged = stored !== undefined && stored.policyKeys.length === ix.keys.length && stored.policyKeys.every(k => ix.keys.includes(k))
-    const keys = policyUnchanged ? stored.keys : ix.keys
+    const keys = stored !== undefined && sameKeys(stored.policyKeys, ix.keys) ? stored.keys : ix.keys
     const head = openIndexHead(headBytes)
     if (!keys.includes(head.signer)) {
       throw trustError(TrustErrorCode.BAD_SIGNATURE, `head signed by ${head.signer}, which is not a key of indexer ${indexer}`, { indexer, signer: head.signer })
@@ -235,6 +238,10 @@ export class TrustVerifier {
         const st = await this.state.read(ix.id)
         if (st === undefined) { skipped.push({ indexer: ix.id, code: TrustErrorCode.NOT_LISTED, reason: 'no head accepted yet' }); continue }
         const head = openIndexHead(st.head)
+        if (!sameKeys(st.policyKeys, ix.keys) && !ix.keys.includes(head.signer)) {
+          skipped.push({ indexer: ix.id, code: TrustErrorCode.BAD_SIGNATURE, reason: `stored head is signed by ${head.signer}, which the policy no longer lists` })
+          continue
+        }
         const view = await this.view(st.index, signal)
         // revocations count even from a stale index: a revocation only ever narrows trust
         view.root.revocations.keys.forEach(k => revokedKeys.add(k))

@@ -194,7 +194,8 @@ describe('trust: positive paths', () => {
   it('out-of-band reset: a key changed in the policy overrides a rotation recorded in the state', async () => {
     const w = await world()
     const v = w.verifier({ indexerThreshold: 1, attestations: [] })
-    await v.updateIndexer('alpha', (await w.publishIndex('alpha', [])).head.bytes)
+    const rel = await w.release({ name: NAME, version: VERSION })
+    await v.updateIndexer('alpha', (await w.publishIndex('alpha', [[NAME, VERSION, World.slot(rel)]])).head.bytes)
     // a thief holding the alpha key rotates to a key of their own
     const thief = w.keys.stranger
     await v.updateIndexer('alpha', (await w.publishIndex('alpha', [], { nextKeys: [id(thief)] })).head.bytes)
@@ -203,8 +204,11 @@ describe('trust: positive paths', () => {
     const reset = w.verifier({ indexerThreshold: 1, attestations: [], indexers: [{ id: 'alpha', keys: [id(w.keys.indexerA2)] }, { id: 'beta', keys: [id(w.keys.indexerB)] }] })
     const byThief = await w.publishIndex('alpha', [], { key: thief })
     await assert.rejects(reset.updateIndexer('alpha', byThief.head.bytes), { code: TrustErrorCode.BAD_SIGNATURE })
+    // what the state holds was signed by the key the policy dropped: it no longer counts
+    await assert.rejects(reset.checkInstallable(NAME, VERSION, rel.manifest), { code: TrustErrorCode.BAD_SIGNATURE })
     const byNew = await w.publishIndex('alpha', [], { key: w.keys.indexerA2, version: 5 })
     assert.equal((await reset.updateIndexer('alpha', byNew.head.bytes)).version, 5)
+    assert.deepEqual((await reset.checkInstallable(NAME, VERSION, rel.manifest)).indexers, ['alpha'])
     // rollback protection survived the reset
     const old = await w.publishIndex('alpha', [], { key: w.keys.indexerA2, version: 4 })
     await assert.rejects(reset.updateIndexer('alpha', old.head.bytes), { code: TrustErrorCode.ROLLBACK })
