@@ -1,7 +1,8 @@
 /**
  * Block store throughput: FsBlockstore.put / getBytes against raw file writes and reads of the same
  * blocks in the same run (the store adds a sha2-256 check, a temp file and a rename per block), with
- * and without fsync; plus the cost of opening a store (directory scan) per block.
+ * and without fsync; plus the cost of opening a store of SWARMPACK_STORE_SCAN_BLOCKS small blocks,
+ * per block, from the index snapshot of a clean close and by a full directory scan (after a crash).
  *
  *   npm run bench -- store
  *   SWARMPACK_STORE_MIB=256 SWARMPACK_STORE_BLOCK_KIB=256 npm run bench -- store
@@ -15,6 +16,7 @@ import { FsBlockstore, rawCid, type Block } from '@swarmpack/core'
 const TOTAL_MIB = Number(process.env.SWARMPACK_STORE_MIB ?? 64)
 const BLOCK_KIB = Number(process.env.SWARMPACK_STORE_BLOCK_KIB ?? 256)
 const RUNS = Number(process.env.SWARMPACK_STORE_RUNS ?? 5)
+const SCAN_BLOCKS = Number(process.env.SWARMPACK_STORE_SCAN_BLOCKS ?? 20_000)
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 const mibs = (bytes: number, ms: number): number => bytes / 1024 / 1024 / (ms / 1000)
@@ -78,14 +80,30 @@ try {
         for (const b of blocks) await reopened.getBytes(b.cid)
         add('store getBytes', mibs(total, performance.now() - t))
         await reopened.close()
-        t = performance.now()
-        await (await FsBlockstore.open(storeDir)).close()
-        add('open (scan) µs/block', (performance.now() - t) * 1000 / blocks.length)
       }
       await rm(rawDir, { recursive: true, force: true })
       await rm(storeDir, { recursive: true, force: true })
       globalThis.gc?.()
     }
+  }
+  // open cost on a store with many small blocks: one readdir per shard, one stat per block
+  const scanDir = join(root, 'scan')
+  const scanStore = await FsBlockstore.open(scanDir, { fsync: false })
+  for (let i = 0; i < SCAN_BLOCKS; i++) {
+    const bytes = new Uint8Array(randomBytes(512))
+    await scanStore.put(rawCid(bytes), bytes)
+  }
+  await scanStore.close()
+  for (let run = 0; run < RUNS; run++) {
+    // after a clean close the index snapshot is loaded; without one (a crash) every file is stat-ed
+    let t = performance.now()
+    const s = await FsBlockstore.open(scanDir)
+    add('open (snapshot) µs/block', (performance.now() - t) * 1000 / SCAN_BLOCKS)
+    await s.close()
+    await rm(join(scanDir, 'index.snapshot'))
+    t = performance.now()
+    await (await FsBlockstore.open(scanDir)).close()
+    add('open (scan) µs/block', (performance.now() - t) * 1000 / SCAN_BLOCKS)
   }
   const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]))
   const row = (name: string, unit: string, ratioTo?: string): void => {
@@ -99,7 +117,8 @@ try {
   row('store put +fsync', 'MiB/s', 'raw write +fsync')
   row('raw read', 'MiB/s')
   row('store getBytes', 'MiB/s', 'raw read')
-  row('open (scan) µs/block', 'µs')
+  row('open (snapshot) µs/block', `µs (${SCAN_BLOCKS} blocks)`)
+  row('open (scan) µs/block', `µs (${SCAN_BLOCKS} blocks)`)
 } finally {
   await rm(root, { recursive: true, force: true })
 }

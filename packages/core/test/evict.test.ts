@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { readdir, stat, utimes } from 'node:fs/promises'
+import { readdir, rm, stat, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { CID } from 'multiformats/cid'
@@ -72,24 +72,40 @@ describe('LRU eviction', () => {
     await store.close()
   })
 
-  it('remembers recency across a restart (file mtimes)', async () => {
+  it('remembers recency across a restart without a snapshot (file mtimes, the crash path)', async () => {
     const path = join(dir, 'restart')
     let store = await FsBlockstore.open(path, { recencyInterval: 0 })
     const blocks = [rawBlock(1000), rawBlock(1000), rawBlock(1000)]
     for (const x of blocks) await store.put(x.cid, x.bytes)
-    // give the files distinct, old times, then read block 0 so it becomes the most recent
+    await store.close()
+    // as after a crash: no snapshot, so the next open scans and orders blocks by mtime
+    await rm(join(path, 'index.snapshot'))
+    // give the files distinct, old times (2 newest), then read block 0 so it becomes the most recent
     const t0 = Date.now() / 1000 - 3600
     for (let i = 0; i < 3; i++) await utimes(blockFile(store, blocks[i].cid), t0 + i, t0 + i)
-    await store.close()
     store = await FsBlockstore.open(path, { recencyInterval: 0 })
     await store.getBytes(blocks[0].cid)
     await store.close()
+    await rm(join(path, 'index.snapshot'))
     // reopen with a limit that fits two blocks: block 1 (oldest now) goes
     store = await FsBlockstore.open(path, { maxSize: 2000 })
     assert.equal(store.has(blocks[1].cid), false)
     assert.equal(store.has(blocks[0].cid), true)
     assert.equal(store.has(blocks[2].cid), true)
     assert.equal(store.stats().bytes, 2000)
+    await store.close()
+  })
+
+  it('keeps the exact LRU order across a clean restart (index snapshot)', async () => {
+    const path = join(dir, 'snapshot-order')
+    // recency writes throttled: mtimes alone could not tell these reads apart
+    let store = await FsBlockstore.open(path, { recencyInterval: 3_600_000 })
+    const blocks = [rawBlock(1000), rawBlock(1000), rawBlock(1000), rawBlock(1000)]
+    for (const x of blocks) await store.put(x.cid, x.bytes)
+    for (const i of [2, 0, 3, 1]) await store.getBytes(blocks[i].cid) // LRU order now 2, 0, 3, 1
+    await store.close()
+    store = await FsBlockstore.open(path, { maxSize: 2000 })
+    assert.deepEqual(blocks.map(b => store.has(b.cid)), [false, true, false, true])
     await store.close()
   })
 

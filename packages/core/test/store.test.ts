@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
@@ -8,6 +8,7 @@ import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { sha512 } from 'multiformats/hashes/sha2'
 import { FsBlockstore, StoreErrorCode, storeProvider } from '../src/store/index.js'
+import { blockKey, isBlockKey, keyToCid } from '../src/store/keys.js'
 import { MAX_BLOCK_SIZE, rawCid } from '../src/block.js'
 import { isSwarmpackError } from '../src/errors.js'
 import { cborBlock, rawBlock, tempDir } from './fixtures/blocks.js'
@@ -159,6 +160,46 @@ describe('FsBlockstore', () => {
     await store.close()
   })
 
+  it('loads a clean close\'s index snapshot, scans without one, and verify adopts untracked files', async () => {
+    const path = join(dir, 'snapshot')
+    let store = await FsBlockstore.open(path)
+    const blocks = Array.from({ length: 5 }, (_, i) => rawBlock(200 + i))
+    for (const b of blocks) await store.put(b.cid, b.bytes)
+    await store.close()
+    const snapshot = join(path, 'index.snapshot')
+    assert.match(await readFile(snapshot, 'utf8'), /^swarmpack-store-index 1 5\n/)
+    // changed behind the store's back while it was closed: one file removed, one added
+    const file = (cid: CID): string => join(path, 'blocks', cid.toString().slice(-3, -1), cid.toString())
+    await rm(file(blocks[0].cid))
+    const extra = rawBlock(300)
+    await mkdir(join(file(extra.cid), '..'), { recursive: true })
+    await writeFile(file(extra.cid), extra.bytes)
+    store = await FsBlockstore.open(path)
+    await assert.rejects(readFile(snapshot), { code: 'ENOENT' }) // taken: a crash from now on means a scan
+    assert.equal(store.stats().blocks, 5) // the snapshot's view
+    await assert.rejects(store.getBytes(blocks[0].cid), code('ERR_NOT_FOUND')) // and it heals on use
+    assert.equal(store.stats().blocks, 4)
+    assert.equal(store.has(extra.cid), false)
+    const report = await store.verify()
+    assert.equal(report.adopted, 1)
+    assert.deepEqual(await store.getBytes(extra.cid), extra.bytes)
+    assert.deepEqual([store.stats().blocks, store.stats().bytes], [5, 201 + 202 + 203 + 204 + 300])
+    const expected = store.stats()
+    await store.close()
+    // a damaged snapshot is ignored: the scan gives the same answer
+    await writeFile(snapshot, 'swarmpack-store-index 1 9\nnonsense\n')
+    store = await FsBlockstore.open(path)
+    assert.deepEqual(store.stats(), expected)
+    await store.close()
+    // a snapshot with a duplicate entry is ignored too
+    const text = await readFile(snapshot, 'utf8')
+    const lines = text.trim().split('\n')
+    await writeFile(snapshot, `swarmpack-store-index 1 6\n${lines.slice(1).join('\n')}\n${lines[1]}\n`)
+    store = await FsBlockstore.open(path)
+    assert.deepEqual(store.stats(), expected)
+    await store.close()
+  })
+
   it('refuses a second opener and reopens after close; reports a size-changed block as corrupt', async () => {
     const path = join(dir, 'lock')
     const store = await FsBlockstore.open(path)
@@ -179,6 +220,7 @@ describe('FsBlockstore', () => {
     await again.put(b.cid, b.bytes)
     await again.close()
     await writeFile(file, '')
+    await rm(join(path, 'index.snapshot')) // a power loss means no clean close, so no snapshot
     const third = await FsBlockstore.open(path)
     assert.equal(third.has(b.cid), false)
     assert.equal(third.stats().blocks, 0)
@@ -210,5 +252,18 @@ describe('FsBlockstore', () => {
     await store.put(cid, bytes)
     assert.equal((await store.getBytes(cid)).byteLength, MAX_BLOCK_SIZE)
     await store.close()
+  })
+
+  it('block file names: the cheap shape test agrees with full parsing', () => {
+    const alphabet = 'abcdefghijklmnopqrstuvwxyz234567'
+    for (let i = 0; i < 2000; i++) {
+      const key = blockKey(rawBlock(i % 50).cid)
+      assert.ok(isBlockKey(key), key)
+      let name = 'bafkrei'
+      for (let j = 0; j < 52; j++) name += alphabet[(i * 7919 + j * 104729 + ((i * j) >> 3)) % 32]
+      if (isBlockKey(name)) assert.equal(keyToCid(name)?.toString(), name)
+    }
+    assert.equal(isBlockKey('.swarmpack-tmp-x'), false)
+    assert.equal(isBlockKey(blockKey(rawBlock(1).cid).toUpperCase()), false)
   })
 })

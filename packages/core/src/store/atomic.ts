@@ -20,16 +20,19 @@ export function tempPathFor (path: string): string {
   return join(dirname(path), `${TEMP_PREFIX}${basename(path)}-${randomBytes(6).toString('hex')}`)
 }
 
-export async function writeFileAtomic (path: string, bytes: Uint8Array, options: AtomicWriteOptions = {}): Promise<void> {
+/** Writes `bytes` (or a sequence of chunks, for large files built piecewise) to `path` atomically. */
+export async function writeFileAtomic (path: string, bytes: Uint8Array | Iterable<Uint8Array>, options: AtomicWriteOptions = {}): Promise<void> {
   const tmp = tempPathFor(path)
   let renamed = false
   try {
     const fh = await open(tmp, 'wx', 0o644)
     try {
-      let off = 0
-      while (off < bytes.byteLength) {
-        const { bytesWritten } = await fh.write(bytes, off, bytes.byteLength - off)
-        off += bytesWritten
+      for (const chunk of bytes instanceof Uint8Array ? [bytes] : bytes) {
+        let off = 0
+        while (off < chunk.byteLength) {
+          const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off)
+          off += bytesWritten
+        }
       }
       if (options.fsync !== false) await fh.sync()
     } finally {
@@ -66,4 +69,14 @@ export async function removeTempFiles (dir: string, olderThanMs = 0): Promise<nu
     await unlink(path).then(() => { removed++ }, () => {})
   }
   return removed
+}
+
+/** Flushes a directory's entries (a rename or unlink in it) to disk; best effort. */
+export async function syncDir (dir: string): Promise<void> {
+  try {
+    const fh = await open(dir, 'r')
+    try { await fh.sync() } finally { await fh.close() }
+  } catch {
+    // some platforms and file systems can't fsync a directory; nothing more to do there
+  }
 }

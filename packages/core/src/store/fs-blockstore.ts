@@ -4,22 +4,25 @@
  *   <dir>/blocks/<shard>/<bafkrei...>   one file per block (see keys.ts for naming and sharding)
  *   <dir>/pins.json                      named pins (pins.ts)
  *   <dir>/store.lock                     owner pid (lock.ts)
+ *   <dir>/index.snapshot                 the index, written by a clean close (snapshot.ts)
  *
  * It implements the interface-blockstore v7 contract, so Helia and other IPFS components can use it,
  * and adds what a package cache needs: verified writes, size accounting, pins, LRU eviction above
  * `maxSize`, `gc`, `verify`, and "block added" events for a Bitswap server.
  *
  * Consistency: every block enters through `writeFileAtomic` (temp file, fsync, rename) after
- * `put` checked its hash, so a name under blocks/ always holds a whole, verified block. Leftover temp
- * files from a crash are swept on open. The in-memory index (key -> size) is rebuilt from a
- * directory scan on open, so accounting can't drift from the disk across crashes, and is kept up
- * to date incrementally afterwards.
+ * `put` checked its hash, so a name under blocks/ always holds a whole, verified block. The
+ * in-memory index (key -> size, in LRU order) is kept up to date incrementally. On open it comes
+ * from the snapshot a clean close wrote (snapshot.ts; deleted when read), or else from a directory
+ * scan that also sweeps the temp files a crash left, so after a crash accounting is rebuilt from
+ * the disk itself and can't drift.
  *
- * Recency (for LRU) is the block file's mtime. A read refreshes it with utimes at most once per
- * `recencyInterval` per block; between restarts the exact order lives in memory (a Map kept in
- * access order). Chosen over an access journal because the open-time scan stats every file anyway
- * (for sizes), so recency costs nothing to load, lives with the block (nothing to reconcile or
- * compact after a crash), and costs at most one small syscall per block per interval.
+ * Recency (for LRU): exact within a run (a Map kept in access order) and across a clean restart
+ * (the snapshot keeps that order). For the crash path it is also the block file's mtime, refreshed
+ * by a read with utimes at most once per `recencyInterval`. Chosen over an access journal because
+ * the scan stats every file anyway (for sizes), so recency costs nothing to load, lives with the
+ * block (nothing to reconcile or compact after a crash), and costs at most one small syscall per
+ * block per interval.
  */
 import { mkdir, readFile, readdir, stat, unlink, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -33,9 +36,10 @@ import { DAG_CBOR_CODEC, IDENTITY_CODE, MAX_BLOCK_SIZE, RAW_CODEC, SHA2_256_CODE
 import { CoreErrorCode, SwarmpackError, isSwarmpackError, throwIfAborted } from '../errors.js'
 import { isTempName, removeTempFiles, writeFileAtomic } from './atomic.js'
 import { BlockNotFoundError, StoreErrorCode, errnoOf, ioError } from './errors.js'
-import { BLOCKS_DIR, blockKey, keyToCid, shardOf } from './keys.js'
+import { BLOCKS_DIR, blockKey, isBlockKey, shardOf } from './keys.js'
 import { acquireLock } from './lock.js'
 import { checkPinName, loadPins, savePins } from './pins.js'
+import { takeSnapshot, writeSnapshot, type SnapshotEntry } from './snapshot.js'
 
 const log = logger('swarmpack:store')
 
@@ -89,6 +93,8 @@ export interface VerifyReport {
   checked: number
   /** Blocks that failed the hash check or could not be read; all were removed. */
   corrupt: CorruptBlock[]
+  /** Valid block files found on disk that the index did not count; now counted. */
+  adopted: number
   /** CIDs reachable from pins that are not in the store (never fetched, or just removed as corrupt). */
   missingPinned: CID[]
 }
@@ -170,7 +176,10 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     try {
       await removeTempFiles(dir)
       store.#pins = await loadPins(dir)
-      await store.#scan()
+      // always taken (deleted), but trusted only under the lock: without it another opener may
+      // have changed the store since the snapshot was written
+      const snapshot = await takeSnapshot(dir)
+      if (snapshot === undefined || init.lock === false || !store.#load(snapshot)) await store.#scan()
     } catch (err) {
       await store.#releaseLock?.()
       throw err
@@ -180,6 +189,21 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     return store
   }
 
+  /** Loads the index from a snapshot (snapshot.ts); false if it is inconsistent (then scan). */
+  #load (entries: SnapshotEntry[]): boolean {
+    for (const e of entries) {
+      if (this.#index.has(e.key)) {
+        this.#index.clear()
+        this.#bytes = 0
+        return false
+      }
+      this.#index.set(e.key, { size: e.size, persisted: e.mtime })
+      this.#bytes += e.size
+    }
+    return true
+  }
+
+  /** Rebuilds the index from the block files: one readdir per shard, one stat per block. */
   async #scan (): Promise<void> {
     const found: Array<{ key: string, size: number, mtime: number }> = []
     let temps = 0
@@ -199,7 +223,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
           await unlink(path).then(() => { temps++ }, () => {})
           return
         }
-        if (keyToCid(name) === undefined || shardOf(name) !== shard) {
+        if (!isBlockKey(name) || shardOf(name) !== shard) {
           log('ignoring stray file %s', path)
           return
         }
@@ -682,15 +706,66 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       }
       options.onProgress?.(new CustomProgressEvent('swarmpack:store:verify', { cid, checked, total: keys.length, ok: reason === undefined }))
     }
+    const adopted = await this.#adoptUntracked(corrupt, options)
+    checked += adopted.checked
     if (corrupt.length > 0) log.error('verify: %d of %d blocks corrupt and removed', corrupt.length, checked)
-    return { checked, corrupt, missingPinned: await this.missingPinned() }
+    return { checked, corrupt, adopted: adopted.added, missingPinned: await this.missingPinned() }
+  }
+
+  /**
+   * Block files the index does not know (put there from outside while the store was closed, say):
+   * verified, then counted like any other block, or removed as corrupt.
+   */
+  async #adoptUntracked (corrupt: CorruptBlock[], options: VerifyOptions): Promise<{ checked: number, added: number }> {
+    let checked = 0
+    let added = 0
+    let shards: string[]
+    try {
+      shards = await readdir(this.#blocksDir)
+    } catch (err) {
+      throw ioError(`cannot list ${this.#blocksDir}`, err)
+    }
+    for (const shard of shards) {
+      const names = await readdir(join(this.#blocksDir, shard)).catch(() => [] as string[])
+      for (const key of names) {
+        throwIfAborted(options.signal)
+        if (!isBlockKey(key) || shardOf(key) !== shard || this.#index.has(key) || this.#writing.has(key)) continue
+        let bytes: Uint8Array
+        try {
+          bytes = await readFile(this.#path(key), { signal: options.signal })
+        } catch {
+          throwIfAborted(options.signal)
+          continue
+        }
+        if (this.#index.has(key)) continue // put meanwhile
+        checked++
+        const reason = this.#check(key, bytes)
+        if (reason !== undefined) {
+          corrupt.push({ cid: CID.parse(key), reason })
+          await unlink(this.#path(key)).catch(() => {})
+          continue
+        }
+        this.#index.set(key, { size: bytes.byteLength, persisted: Date.now() })
+        this.#bytes += bytes.byteLength
+        this.#stuck?.candidates.add(key)
+        added++
+        this.#emit('block:added', { cid: CID.parse(key), size: bytes.byteLength })
+      }
+    }
+    if (added > 0) log('verify: adopted %d block files the index did not know', added)
+    return { checked, added }
   }
 
   /** Waits for running writes and releases the lock. Later calls raise ERR_STORE_CLOSED. */
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await Promise.allSettled([...this.#writing.values(), this.#pinsWrite])
+    await Promise.allSettled([...this.#writing.values(), this.#pinsWrite, this.#evicting])
+    if (this.#releaseLock !== undefined) {
+      // lets the next open skip the scan; written only under the lock, so nobody else changed the store
+      const entries = [...this.#index].map(([key, e]) => ({ key, size: e.size, mtime: e.persisted }))
+      await writeSnapshot(this.dir, entries, this.#fsync).catch(err => { log.error('cannot write the index snapshot: %e', err) })
+    }
     await this.#releaseLock?.()
   }
 }

@@ -34,3 +34,19 @@ export function keyToCid (name: string): CID | undefined {
     return undefined
   }
 }
+
+/**
+ * Exact shape of every key we write: CIDv1, raw, sha2-256 in base32 is `bafkrei` and 52 more
+ * characters; the next one carries the last 2 (zero) bits of the multihash length byte, so it is
+ * a-h; the last one ends in 2 padding bits, so its value is a multiple of 4.
+ */
+const KEY_SHAPE = /^bafkrei[a-h][a-z2-7]{50}[aeimquy4]$/
+
+/**
+ * Cheap test for a block file name, used by the open-time scan instead of parsing every name
+ * (parsing costs more than the stat). Every name of this shape parses back canonically
+ * (`keyToCid`); checked against random names in the tests.
+ */
+export function isBlockKey (name: string): boolean {
+  return KEY_SHAPE.test(name)
+}
