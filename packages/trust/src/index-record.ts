@@ -355,28 +355,49 @@ export class IndexView {
 /**
  * Refuses a newer index that silently drops or rewrites what an older one listed: every old
  * name@version must still be present with the same release, or tombstoned. Shards whose CID did
- * not change are skipped.
+ * not change are skipped. Shard counts are powers of two, so when the count changes each new shard
+ * draws from exactly one old shard (or the reverse); visiting them in that order reads every shard
+ * once, whatever the two layouts.
  */
 export async function assertNoDrops (older: IndexView, newer: IndexView, signal?: AbortSignal): Promise<void> {
-  const sameLayout = older.root.shards.length === newer.root.shards.length
-  for (let bucket = 0; bucket < older.root.shards.length; bucket++) {
-    if (sameLayout && older.root.shards[bucket].equals(newer.root.shards[bucket])) continue
-    const old = await older.shard(bucket, signal)
-    for (const [name, versions] of old) {
-      const now = await newer.versions(name, signal)
-      for (const [version, slot] of versions) {
-        const next = now?.get(version)
-        if (next === undefined) {
-          throw trustError(TrustErrorCode.DROPPED, `index ${newer.root.version} silently drops ${name}@${version} listed in ${older.root.version}`, { name, version, from: older.root.version, to: newer.root.version })
-        }
-        if (isTombstone(slot)) {
-          if (!isTombstone(next)) throw trustError(TrustErrorCode.DROPPED, `index ${newer.root.version} resurrects removed ${name}@${version}`, { name, version })
-          continue
-        }
-        if (!isTombstone(next) && !next.release.equals(slot.release)) {
-          throw trustError(TrustErrorCode.DROPPED, `index ${newer.root.version} rewrites ${name}@${version}`, { name, version, from: older.root.version, to: newer.root.version })
-        }
-      }
+  const O = older.root.shards.length
+  const N = newer.root.shards.length
+  // old buckets ordered so that each new shard is needed by consecutive steps only
+  const order: number[] = []
+  if (N >= O) {
+    for (let a = 0; a < O; a++) order.push(a)
+  } else {
+    for (let b = 0; b < N; b++) for (let a = b; a < O; a += N) order.push(a)
+  }
+  for (const a of order) {
+    if (O === N && older.root.shards[a].equals(newer.root.shards[a])) continue
+    const old = await older.shard(a, signal)
+    const byNewBucket = new Map<number, Array<[string, Map<string, IndexSlot>]>>()
+    for (const entry of old) {
+      const b = shardFor(entry[0], N)
+      const list = byNewBucket.get(b) ?? []
+      list.push(entry)
+      byNewBucket.set(b, list)
+    }
+    for (const b of [...byNewBucket.keys()].sort((x, y) => x - y)) {
+      const next = await newer.shard(b, signal)
+      for (const [name, versions] of byNewBucket.get(b) ?? []) checkEntries(name, versions, next.get(name), older.root.version, newer.root.version)
+    }
+  }
+}
+
+function checkEntries (name: string, versions: Map<string, IndexSlot>, now: Map<string, IndexSlot> | undefined, from: number, to: number): void {
+  for (const [version, slot] of versions) {
+    const next = now?.get(version)
+    if (next === undefined) {
+      throw trustError(TrustErrorCode.DROPPED, `index ${to} silently drops ${name}@${version} listed in ${from}`, { name, version, from, to })
+    }
+    if (isTombstone(slot)) {
+      if (!isTombstone(next)) throw trustError(TrustErrorCode.DROPPED, `index ${to} resurrects removed ${name}@${version}`, { name, version, from, to })
+      continue
+    }
+    if (!isTombstone(next) && !next.release.equals(slot.release)) {
+      throw trustError(TrustErrorCode.DROPPED, `index ${to} rewrites ${name}@${version}`, { name, version, from, to })
     }
   }
 }

@@ -213,4 +213,24 @@ describe('trust: positive paths', () => {
     const old = await w.publishIndex('alpha', [], { key: w.keys.indexerA2, version: 4 })
     await assert.rejects(reset.updateIndexer('alpha', old.head.bytes), { code: TrustErrorCode.ROLLBACK })
   })
+
+  it('re-sharding between versions: the drop check reads each shard once and accepts an honest index', async () => {
+    const w = await world()
+    const rel = await w.release({ name: NAME, version: VERSION })
+    const changes: Array<[string, string, IndexSlot]> = []
+    for (let i = 0; i < 400; i++) changes.push([`pkg-${i}`, '1.0.0', World.slot(rel)])
+    let reads = 0
+    const v = new TrustVerifier({ policy: w.policy({ indexerThreshold: 1 }), stateDir: w.stateDir, getBlock: async (cid) => { reads++; return w.getBlock(cid) }, now: w.now })
+    await v.updateIndexer('alpha', (await w.publishIndex('alpha', changes, { shards: 2 })).head.bytes)
+    for (const shards of [32, 4, 64]) {
+      reads = 0
+      const built = await w.publishIndex('alpha', [[`new-${shards}`, '1.0.0', World.slot(rel)]], { shards })
+      await v.updateIndexer('alpha', built.head.bytes)
+      const previous = shards === 32 ? 2 : shards === 4 ? 32 : 4
+      // index + all new shards (verifyAll), then old index + old shards + new shards once each (drop check)
+      assert.ok(reads <= 2 + 2 * shards + previous, `${reads} block reads going from ${previous} to ${shards} shards`)
+    }
+    const dropped = await w.publishIndex('alpha', [['pkg-7', '1.0.0', undefined]], { shards: 8 })
+    await assert.rejects(v.updateIndexer('alpha', dropped.head.bytes), { code: TrustErrorCode.DROPPED })
+  })
 })
