@@ -28,8 +28,8 @@ export type PayloadType = typeof PayloadType[keyof typeof PayloadType]
 
 /** Size caps per kind, checked before any decoding. Indexes are the only large signed object. */
 export const MAX_ENVELOPE_BYTES: Record<PayloadType, number> = {
-  [PayloadType.DELEGATION]: 8 * 1024,
-  [PayloadType.RELEASE]: 256 * 1024,
+  [PayloadType.DELEGATION]: 16 * 1024,
+  [PayloadType.RELEASE]: 512 * 1024,
   [PayloadType.INDEX]: 1024 * 1024,
   [PayloadType.INDEX_HEAD]: 8 * 1024,
   [PayloadType.ATTESTATION]: 8 * 1024

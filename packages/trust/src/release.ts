@@ -4,7 +4,7 @@
  * they are inside the signed payload so a release travels as one self-contained block.
  */
 import { CID } from 'multiformats/cid'
-import { PayloadType, openEnvelope, signEnvelope, type SignedObject } from './envelope.js'
+import { MAX_ENVELOPE_BYTES, PayloadType, openEnvelope, signEnvelope, type SignedObject } from './envelope.js'
 import { type Ed25519PrivateKey, type KeyId } from './keys.js'
 import { assertName, assertVersion, isValidRange } from './names.js'
 import { MAX_PROOFS } from './delegation.js'
@@ -77,7 +77,7 @@ function validateRelease (raw: unknown): Release & { proofs: Uint8Array[] } {
     version: assertVersion(obj.version, `${what}.version`),
     variants: validateVariants(obj.variants, `${what}.variants`),
     dependencies: validateDependencies(obj.dependencies, `${what}.dependencies`),
-    proofs: asArray(obj.proofs, `${what}.proofs`, MAX_PROOFS).map((p, i) => asBytes(p, `${what}.proofs[${i}]`, 8 * 1024))
+    proofs: asArray(obj.proofs, `${what}.proofs`, MAX_PROOFS).map((p, i) => asBytes(p, `${what}.proofs[${i}]`, MAX_ENVELOPE_BYTES[PayloadType.DELEGATION]))
   }
 }
 
