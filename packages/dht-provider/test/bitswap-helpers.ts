@@ -8,8 +8,11 @@ import { tcp } from '@libp2p/tcp'
 import { rawCid } from '@swarmpack/core'
 import { MemoryBlockstore } from 'blockstore-core/memory'
 import { createLibp2p } from 'libp2p'
-import { Bitswap } from '../src/bitswap/index.js'
-import type { BitswapInit } from '../src/bitswap/index.js'
+import { LengthPrefixedDecoder } from '@libp2p/utils'
+import { varint } from 'multiformats'
+import { BITSWAP_PROTOCOL, Bitswap, decodeMessage, splitMessages } from '../src/bitswap/index.js'
+import type { BitswapInit, OutgoingContent } from '../src/bitswap/index.js'
+import type { Message } from '../src/bitswap/wire.js'
 import type { Libp2p } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
@@ -71,4 +74,60 @@ export async function readAll (store: MemoryBlockstore, cid: CID): Promise<Uint8
   const chunks: Uint8Array[] = []
   for await (const c of store.get(cid)) chunks.push(c)
   return new Uint8Array(Buffer.concat(chunks))
+}
+
+/**
+ * A bare libp2p node speaking Bitswap by hand: sends exactly the messages a test builds and
+ * records every message it receives, so tests can check the wire behaviour of our node.
+ */
+export class RawBitswapClient {
+  readonly received: Message[] = []
+  private readonly waiters = new Set<() => void>()
+
+  private constructor (readonly libp2p: Libp2p) {}
+
+  static async create (): Promise<RawBitswapClient> {
+    const client = new RawBitswapClient(await createNode())
+    await client.libp2p.handle(BITSWAP_PROTOCOL, (stream) => {
+      const decoder = new LengthPrefixedDecoder({ maxDataLength: 8 * 1024 * 1024, maxBufferSize: 64 * 1024 * 1024 })
+      stream.addEventListener('message', (evt) => {
+        for (const frame of decoder.decode(evt.data)) {
+          client.received.push(decodeMessage(frame.subarray()))
+          for (const w of [...client.waiters]) w()
+        }
+      })
+    })
+    return client
+  }
+
+  async send (target: Libp2p, content: OutgoingContent): Promise<void> {
+    const stream = await this.libp2p.dialProtocol(target.peerId, BITSWAP_PROTOCOL)
+    for (const m of splitMessages(content)) {
+      const prefix = new Uint8Array(varint.encodingLength(m.byteLength))
+      varint.encodeTo(m.byteLength, prefix, 0)
+      stream.send(prefix)
+      if (!stream.send(m)) await stream.onDrain()
+    }
+    await stream.close()
+  }
+
+  /** Waits until `check` holds over the messages received so far. */
+  async waitFor<T> (check: (received: Message[]) => T | undefined, ms = 10_000): Promise<T> {
+    const end = Date.now() + ms
+    while (true) {
+      const result = check(this.received)
+      if (result !== undefined && result !== false) return result
+      if (Date.now() > end) throw new Error('expected bitswap message did not arrive')
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(done, 200)
+        function done (): void { clearTimeout(timer); waiters.delete(done); resolve() }
+        const waiters = this.waiters
+        waiters.add(done)
+      })
+    }
+  }
+
+  async stop (): Promise<void> {
+    await this.libp2p.stop()
+  }
 }

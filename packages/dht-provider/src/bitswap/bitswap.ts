@@ -67,7 +67,9 @@ export interface BitswapStats {
 interface Asked {
   cid: CID
   type: WantType
-  /** Set when the want was cancelled; late blocks are excused for a while after. */
+  /** The peer answered with a presence: it no longer owes us the block (a cancel may still follow). */
+  answered?: boolean
+  /** Set when the want was cancelled or the block came; late blocks are excused for a while after. */
   cancelledAt?: number
 }
 
@@ -285,7 +287,7 @@ export class Bitswap {
       const key = multihashKey(cid)
       // an answered want no longer counts as owed (see holdsOurWantBlocks)
       const asked = this.asked.get(peerKey)?.get(key)
-      if (asked !== undefined) asked.cancelledAt ??= Date.now()
+      if (asked !== undefined) asked.answered = true
       for (const session of this.wanted.get(key) ?? []) {
         session.receivePresence(key, peerKey, presence.type === BlockPresenceType.Have)
       }
@@ -344,7 +346,7 @@ export class Bitswap {
     const asked = this.asked.get(peerKey)
     if (asked === undefined) return false
     this.pruneAsked(asked)
-    for (const a of asked.values()) if (a.cancelledAt === undefined && a.type === WantType.WantBlock) return true
+    for (const a of asked.values()) if (a.cancelledAt === undefined && a.answered !== true && a.type === WantType.WantBlock) return true
     return false
   }
 

@@ -306,11 +306,8 @@ export class BitswapSession implements Provider {
     this.wants.delete(key)
     this.unassigned.delete(key)
     this.host.unregister(this, key)
-    for (const other of want.assigned.keys()) {
-      const op = this.peers.get(other)
-      op?.inflight.delete(key)
-      if (other !== peer && op !== undefined) this.host.sendCancel(op.id, want.cid, this)
-    }
+    for (const other of want.assigned.keys()) this.peers.get(other)?.inflight.delete(key)
+    this.cancelEverywhere(want, peer)
     for (const w of want.waiters) {
       w.onProgress?.(new CustomProgressEvent('swarmpack:provider:block', { cid: want.cid, size: bytes.byteLength, source: peer }))
       w.resolve(bytes)
@@ -423,6 +420,8 @@ export class BitswapSession implements Provider {
     this.unassigned.delete(want.key)
     this.wants.delete(want.key)
     this.host.unregister(this, want.key)
+    // peers that said DontHave still keep the want, to answer if the block reaches them later
+    this.cancelEverywhere(want)
     const err = new SwarmpackError(CoreErrorCode.NOT_FOUND, `no peer could provide ${want.cid.toString()}`, { details: { cid: want.cid.toString() } })
     for (const w of want.waiters) w.reject(err)
   }
@@ -491,16 +490,20 @@ export class BitswapSession implements Provider {
     for (const w of want.waiters) w.onProgress?.(new CustomProgressEvent('swarmpack:provider:retry', { cid: want.cid, source, error }))
   }
 
+  /** Withdraws the want from every peer that holds it (asked, or answered DontHave), except `except`. */
+  private cancelEverywhere (want: SessionWant, except?: string): void {
+    for (const peer of new Set([...want.assigned.keys(), ...want.dontHave])) {
+      if (peer === except) continue
+      const p = this.peers.get(peer)
+      if (p !== undefined) this.host.sendCancel(p.id, want.cid, this)
+    }
+  }
+
   private dropWant (want: SessionWant): void {
     this.wants.delete(want.key)
     this.unassigned.delete(want.key)
-    for (const peer of want.assigned.keys()) {
-      const p = this.peers.get(peer)
-      if (p !== undefined) {
-        p.inflight.delete(want.key)
-        this.host.sendCancel(p.id, want.cid, this)
-      }
-    }
+    for (const peer of want.assigned.keys()) this.peers.get(peer)?.inflight.delete(want.key)
+    this.cancelEverywhere(want)
     want.assigned.clear()
     if (!this.probes.has(want.key)) this.host.unregister(this, want.key)
     this.pumpUnassigned()
