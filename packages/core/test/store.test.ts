@@ -200,6 +200,25 @@ describe('FsBlockstore', () => {
     await store.close()
   })
 
+  it('raises ERR_STORE_IO when the file system refuses, and recovers a removed shard directory', async () => {
+    const path = join(dir, 'io')
+    const store = await FsBlockstore.open(path, { fsync: false })
+    const a = rawBlock(10)
+    const shard = a.cid.toString().slice(-3, -1)
+    await writeFile(join(path, 'blocks', shard), 'a file where a shard directory belongs')
+    await assert.rejects(store.put(a.cid, a.bytes), (err: unknown) => isSwarmpackError(err, StoreErrorCode.STORE_IO) && typeof (err as { details: { errno?: string } }).details.errno === 'string')
+    assert.equal(store.has(a.cid), false)
+    await rm(join(path, 'blocks', shard))
+    await store.put(a.cid, a.bytes)
+    // shard directory removed behind the store's back: the next write in it makes it again
+    await rm(join(path, 'blocks', shard), { recursive: true })
+    let b = rawBlock(11)
+    while (b.cid.toString().slice(-3, -1) !== shard) b = rawBlock(11)
+    await store.put(b.cid, b.bytes)
+    assert.deepEqual(await store.getBytes(b.cid), b.bytes)
+    await store.close()
+  })
+
   it('refuses a second opener and reopens after close; reports a size-changed block as corrupt', async () => {
     const path = join(dir, 'lock')
     const store = await FsBlockstore.open(path)

@@ -415,12 +415,20 @@ export class FsBlockstore extends EventTarget implements Blockstore {
 
   async #write (key: string, cid: CID, bytes: Uint8Array): Promise<void> {
     const shard = shardOf(key)
+    const shardDir = join(this.#blocksDir, shard)
     try {
       if (!this.#shardsMade.has(shard)) {
-        await mkdir(join(this.#blocksDir, shard), { recursive: true })
+        await mkdir(shardDir, { recursive: true })
         this.#shardsMade.add(shard)
       }
-      await writeFileAtomic(this.#path(key), bytes, { fsync: this.#fsync })
+      try {
+        await writeFileAtomic(this.#path(key), bytes, { fsync: this.#fsync })
+      } catch (err) {
+        if (errnoOf(err) !== 'ENOENT') throw err
+        // the shard directory was removed from outside: make it again, once
+        await mkdir(shardDir, { recursive: true })
+        await writeFileAtomic(this.#path(key), bytes, { fsync: this.#fsync })
+      }
     } catch (err) {
       throw ioError(`cannot store block ${cid.toString()}`, err)
     }
