@@ -68,9 +68,11 @@ describe('FsBlockstore against the MemoryBlockstore model', () => {
             assert.deepEqual(await list(store), await list(model))
             continue
           }
+          if (!('i' in op)) continue
           const { cid, bytes } = POOL[op.i]
+          const kind = op.kind
           const run = async (s: FsBlockstore | MemoryBlockstore): Promise<string> => {
-            switch (op.kind) {
+            switch (kind) {
               case 'put': return await outcome(async () => (await s.put(cid, bytes)).toString())
               case 'get': return await outcome(async () => await bytesOf(s.get(cid)))
               case 'has': return await outcome(async () => await s.has(cid))
