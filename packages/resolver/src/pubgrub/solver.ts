@@ -24,6 +24,7 @@ import { VersionSet } from './version-set.js'
 import { type Version, parseVersion } from './version.js'
 import { MetadataCache, type MetadataSource, type PackageEntry, type VersionRecord, type MetadataCounts } from './metadata.js'
 import { explainFailure, type FailureReport } from './report.js'
+import { CandidateQueue, type Candidate } from './candidate-queue.js'
 
 const log = logger('swarmpack:resolver')
 
@@ -91,7 +92,11 @@ class Solver {
   private readonly released: Set<string> | true
   private readonly solution: PartialSolution
   private readonly byPackage = new Map<string, Incompatibility[]>()
-  private readonly counted = new Map<string, { acc: Term, count: number }>()
+  private readonly stamps = new Map<string, number>()
+  private readonly queue = new CandidateQueue()
+  /** Pending packages whose listing has not arrived yet (no queue entry until it has). */
+  private readonly unlisted = new Set<string>()
+  private readonly dependencyFacts = new Map<string, Incompatibility[]>()
   private incompatibilityCount = 0
   private steps = 0
   private decisions = 0
@@ -102,6 +107,7 @@ class Solver {
   private readonly startCounts: MetadataCounts
   private readonly limitSignal: AbortController = new AbortController()
   private readonly signal: AbortSignal
+  private aborted: Promise<never> | undefined
 
   constructor (options: ResolveOptions) {
     this.options = options
@@ -136,7 +142,7 @@ class Solver {
     this.maxSteps = options.maxSteps ?? 1_000_000
     this.deadline = this.start + (options.timeoutMs ?? 120_000)
     this.signal = options.signal === undefined ? this.limitSignal.signal : AbortSignal.any([options.signal, this.limitSignal.signal])
-    this.solution = new PartialSolution(name => { this.counted.delete(name) })
+    this.solution = new PartialSolution(name => { this.changed(name) })
   }
 
   private get rangeOptions (): { includePrerelease: boolean } {
@@ -342,19 +348,18 @@ class Solver {
   /** Waits for a metadata answer, but no longer than the time limit or the caller's signal. */
   private async guard<T> (p: Promise<T>): Promise<T> {
     if (this.signal.aborted) this.onAbort()
-    let stop: (() => void) | undefined
-    const aborted = new Promise<never>((_resolve, reject) => {
-      stop = () => { reject(new Error('aborted')) }
-      this.signal.addEventListener('abort', stop, { once: true })
-    })
-    aborted.catch(() => {})
+    if (this.aborted === undefined) {
+      // one listener for the whole resolution, however many answers are awaited at once
+      this.aborted = new Promise<never>((_resolve, reject) => {
+        this.signal.addEventListener('abort', () => { reject(new Error('aborted')) }, { once: true })
+      })
+      this.aborted.catch(() => {})
+    }
     try {
-      return await Promise.race([p, aborted])
+      return await Promise.race([p, this.aborted])
     } catch (err) {
       if (this.signal.aborted) this.onAbort()
       throw err
-    } finally {
-      this.signal.removeEventListener('abort', stop as () => void)
     }
   }
 
@@ -382,31 +387,37 @@ class Solver {
     return v
   }
 
-  private candidateCount (name: string, acc: Term, entry: PackageEntry): number {
-    const hit = this.counted.get(name)
-    if (hit !== undefined && hit.acc === acc) return hit.count
-    const count = this.usableLock(name, acc.set, entry) !== undefined ? 1 : acc.set.countIn(entry.releases, entry.prereleases)
-    this.counted.set(name, { acc, count })
-    return count
+  /** Called whenever a package's assignments change: queue it again if it awaits a decision. */
+  private changed (name: string): void {
+    const stamp = (this.stamps.get(name) ?? 0) + 1
+    this.stamps.set(name, stamp)
+    if (!this.solution.pending.has(name)) return
+    const entry = this.listing(name)
+    if (entry === undefined) { this.unlisted.add(name); return }
+    this.enqueue(name, entry, stamp)
   }
+
+  private enqueue (name: string, entry: PackageEntry, stamp: number): void {
+    const acc = this.solution.accumulated(name) as Term
+    const count = entry.unavailable !== undefined
+      ? -1 // surface an unusable package at once
+      : this.usableLock(name, acc.set, entry) !== undefined ? 1 : acc.set.countIn(entry.releases, entry.prereleases)
+    this.queue.push({ name, priority: this.isReleased(name) && this.locked.has(name) ? 0 : 1, count, stamp })
+  }
+
+  private readonly validCandidate = (c: Candidate): boolean => this.solution.pending.has(c.name) && this.stamps.get(c.name) === c.stamp
 
   /** Makes the next decision; returns the package to propagate from, or undefined when done. */
   private async decide (): Promise<string | undefined> {
-    const pending = [...this.solution.pending]
-    if (pending.length === 0) return undefined
-    const missing = pending.filter(n => this.listing(n) === undefined)
-    if (missing.length > 0) await Promise.all(missing.map(async n => await this.fetchListing(n)))
-
-    let best: string | undefined; let bestKey = [Infinity, Infinity]
-    for (const name of pending) {
-      const acc = this.solution.accumulated(name) as Term
-      const entry = this.listing(name) as PackageEntry
-      const key = [this.isReleased(name) && this.locked.has(name) ? 0 : 1, entry.unavailable !== undefined ? -1 : this.candidateCount(name, acc, entry)]
-      if (key[0] < bestKey[0] || (key[0] === bestKey[0] && (key[1] < bestKey[1] || (key[1] === bestKey[1] && best !== undefined && name < best)))) {
-        best = name; bestKey = key
-      }
+    if (this.unlisted.size > 0) {
+      const names = [...this.unlisted].filter(n => this.solution.pending.has(n))
+      this.unlisted.clear()
+      await Promise.all(names.map(async n => await this.fetchListing(n)))
+      for (const n of names) if (this.solution.pending.has(n)) this.enqueue(n, this.listing(n) as PackageEntry, this.stamps.get(n) as number)
     }
-    const name = best as string
+    const best = this.queue.peek(this.validCandidate)
+    if (best === undefined) return undefined
+    const name = best.name
     const acc = this.solution.accumulated(name) as Term
     const entry = this.listing(name) as PackageEntry
 
@@ -430,9 +441,37 @@ class Solver {
       return name
     }
 
-    const deps = record.dependencies ?? {}
+    // after a backjump the same version is often decided again: its dependency facts are kept
+    const factsKey = `${name}@${version.text}`
+    let facts = this.dependencyFacts.get(factsKey)
+    let first = false
+    if (facts === undefined) {
+      first = true
+      const made = this.dependencyIncompatibilities(name, entry, index, version, record)
+      if (made === undefined) return name // the version turned out unusable
+      facts = made
+      this.dependencyFacts.set(factsKey, facts)
+      for (const inc of facts) this.addIncompatibility(inc)
+    }
+    // would deciding `version` satisfy every term of one of them? then do not decide: propagation learns from it
     const chosen = new Term(name, VersionSet.exact(version), true)
     let conflict = false
+    for (const inc of facts) {
+      if (inc.terms.every(t => t.name === name ? chosen.satisfies(t) : this.solution.satisfies(t))) { conflict = true; break }
+    }
+    if (!conflict) {
+      this.solution.decide(name, version)
+      this.decisions++
+      this.options.onProgress?.(new CustomProgressEvent('resolve:decision', { name, version: version.text }))
+      if (first) this.prefetch(Object.keys(record.dependencies ?? {}))
+    }
+    return name
+  }
+
+  /** The dependency incompatibilities of name@version; undefined (and an unavailability fact) if its metadata is broken. */
+  private dependencyIncompatibilities (name: string, entry: PackageEntry, index: number, version: Version, record: VersionRecord): Incompatibility[] | undefined {
+    const deps = record.dependencies ?? {}
+    const out: Incompatibility[] = []
     for (const dep of Object.keys(deps)) {
       const range = deps[dep]
       const set = typeof range === 'string' ? VersionSet.fromRange(range, this.rangeOptions) : undefined
@@ -440,38 +479,36 @@ class Solver {
         const reason: Unavailable = { kind: 'invalid', message: `its dependency ${dep} has range ${JSON.stringify(range)}, which is not semver` }
         record.unavailable = reason
         this.addIncompatibility(new Incompatibility([new Term(name, VersionSet.exact(version), true)], { kind: 'unavailable', name, version: version.text, reason }))
-        return name
+        return undefined
       }
-      const dependerSet = name === this.rootName ? VersionSet.exact(version) : this.dependerRange(entry, index, dep, range)
+      let dependerSet: VersionSet
+      if (name === this.rootName) {
+        dependerSet = VersionSet.exact(version)
+      } else {
+        const [lo, hi] = this.dependerRun(entry, index, dep, range)
+        dependerSet = VersionSet.between(lo === 0 ? null : entry.all[lo].version, hi === entry.all.length - 1 ? null : entry.all[hi + 1].version)
+      }
       const inc = new Incompatibility(
         [new Term(name, dependerSet, true), new Term(dep, set, false)],
         { kind: 'dependency', depender: name, dependerSet, dependency: dep, range })
       if (inc.terms.length === 1 && inc.terms[0].isEmpty()) continue // depends on itself, within range: harmless
-      this.addIncompatibility(inc)
-      // would deciding `version` satisfy every term of it? then do not decide; propagation will learn from it
-      if (!conflict) conflict = inc.terms.every(t => t.name === name ? chosen.satisfies(t) : this.solution.satisfies(t))
+      out.push(inc)
     }
-    if (!conflict) {
-      this.solution.decide(name, version)
-      this.decisions++
-      this.options.onProgress?.(new CustomProgressEvent('resolve:decision', { name, version: version.text }))
-      this.prefetch(Object.keys(deps))
-    }
-    return name
+    return out
   }
 
   /**
    * The widest run of listed versions around `index` that have the same dependency on `dep`
-   * (as far as their metadata is already known; at least the version itself), as a range: "a >=2.0.0 depends on b ^3.0.0" is one
-   * fact instead of one per version, which keeps learning fast and explanations short.
+   * (as far as their metadata is already known; at least the version itself), as indexes into
+   * `entry.all`. As a range (bounds on listed versions, so it holds exactly the run's listed
+   * versions) it makes "a >=2.0.0 depends on b ^3.0.0" one fact instead of one per version, which
+   * keeps learning fast and explanations short.
    */
-  private dependerRange (entry: PackageEntry, index: number, dep: string, range: string): VersionSet {
-    const same = (r: VersionRecord): boolean => r.unavailable === undefined && r.dependencies !== undefined && r.dependencies[dep] === range
+  private dependerRun (entry: PackageEntry, index: number, dep: string, range: string): [number, number] {
     let lo = index; let hi = index
-    while (lo > 0 && same(entry.all[lo - 1])) lo--
-    while (hi < entry.all.length - 1 && same(entry.all[hi + 1])) hi++
-    // bounds sit on listed versions, so the set holds exactly the listed versions of the run
-    return VersionSet.between(lo === 0 ? null : entry.all[lo].version, hi === entry.all.length - 1 ? null : entry.all[hi + 1].version)
+    while (lo > 0 && sameDependency(entry.all[lo - 1], dep, range)) lo--
+    while (hi < entry.all.length - 1 && sameDependency(entry.all[hi + 1], dep, range)) hi++
+    return [lo, hi]
   }
 
   /** Background-fetch listings of new dependencies, and the dependencies of their likely picks. */
@@ -489,4 +526,8 @@ class Solver {
       if (v !== undefined) this.cache.prefetchDependencies(entry, entry.all[entry.byText.get(v.text) as number], { signal: this.signal })
     }
   }
+}
+
+function sameDependency (r: VersionRecord, dep: string, range: string): boolean {
+  return r.unavailable === undefined && r.dependencies !== undefined && r.dependencies[dep] === range
 }

@@ -84,6 +84,19 @@ function laneIntersect (a: Lane, b: Lane): Lane {
   return out
 }
 
+/** Whether two lanes share a point, without building their intersection. */
+function laneIntersects (a: Lane, b: Lane): boolean {
+  let i = 0; let j = 0
+  while (i < a.length && j < b.length) {
+    const x = a[i]; const y = b[j]
+    const lo = loLess(x.lo, y.lo) >= 0 ? x.lo : y.lo
+    const hi = hiLess(x.hi, y.hi) <= 0 ? x.hi : y.hi
+    if (!emptyInterval(lo, hi)) return true
+    if (hiLess(x.hi, y.hi) <= 0) i++; else j++
+  }
+  return false
+}
+
 function laneUnion (a: Lane, b: Lane): Lane {
   if (a.length === 0) return b
   if (b.length === 0) return a
@@ -303,7 +316,7 @@ export class VersionSet {
 
   /** The two sets share at least one version. */
   intersects (o: VersionSet): boolean {
-    return laneIntersect(this.rel, o.rel).length > 0 || laneIntersect(this.pre, o.pre).length > 0
+    return laneIntersects(this.rel, o.rel) || laneIntersects(this.pre, o.pre)
   }
 
   equals (o: VersionSet): boolean {
