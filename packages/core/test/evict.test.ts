@@ -111,7 +111,7 @@ describe('LRU eviction', () => {
 
   for (const maxSize of [40_000, 3_000]) it(`keeps accounting equal to the disk under concurrent puts, reads, deletes, pins and gc (limit ${maxSize})`, async () => {
     const path = join(dir, `concurrent-${maxSize}`)
-    let store = await FsBlockstore.open(path, { maxSize })
+    let store = await FsBlockstore.open(path, { maxSize, fsync: false })
     let seed = Number(process.env.SWARMPACK_TEST_SEED ?? 42)
     const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n }
     const pool = Array.from({ length: 60 }, (_, i) => rawBlock(100 + (i * 97) % 2900))

@@ -19,7 +19,7 @@ describe('exportMirror + FsProvider', () => {
   let store: FsBlockstore
   before(async () => {
     ({ dir, cleanup } = await tempDir('swarmpack-mirror-'))
-    store = await FsBlockstore.open(join(dir, 'store'))
+    store = await FsBlockstore.open(join(dir, 'store'), { fsync: false })
   })
   after(async () => { await store.close(); await cleanup() })
 
@@ -124,7 +124,7 @@ describe('exportMirror + FsProvider', () => {
     await store.pin('demo@1.0.0', root)
     assert.deepEqual(await store.missingPinned(), [])
     const mirror = join(dir, 'm-pkg')
-    const report = await exportMirror(store, [root], mirror)
+    const report = await exportMirror(store, [root], mirror, { fsync: false })
     assert.ok(report.blocks >= 4)
     const fromMirror = await unpack(root, await FsProvider.open(mirror), join(dir, 'out-mirror'))
     const fromStore = await unpack(root, storeProvider(store), join(dir, 'out-store'))
