@@ -38,10 +38,12 @@ describe('HTTP mirror served by nginx', { skip }, () => {
     const packed = await pack(src, { name: 'nginx-demo', version: '2.0.0' }, { blockstore: store })
     root = packed.root
     blocks = packed.blocks
-    await exportHttpMirror(store, [root], join(tmp, 'mirror'), { fsync: false, onProgress: e => { blockCids.push((e.detail as { cid: CID }).cid) } })
+    await exportHttpMirror(store, [root], join(tmp, 'mirror'), { fsync: false, cars: true, onProgress: e => { blockCids.push((e.detail as { cid: CID }).cid) } })
     // A second mirror whose copy of one chunk is corrupted on disk.
     victim = blockCids.find(c => c.code === 0x55) as CID
     await cp(join(tmp, 'mirror'), join(tmp, 'mirror-corrupt'), { recursive: true })
+    // No package CARs there: the corrupt mirror answers raw blocks only.
+    await rm(join(tmp, 'mirror-corrupt', 'car'), { recursive: true })
     const victimPath = join(tmp, 'mirror-corrupt', mirrorBlockPath(victim))
     const bytes = await readFile(victimPath)
     bytes[bytes.byteLength >> 1] ^= 0x01
@@ -69,14 +71,24 @@ describe('HTTP mirror served by nginx', { skip }, () => {
     assert.equal((await fetch(`${nginx.url}ipfs/`)).status, 404, 'no listing')
   })
 
-  it('fetches and unpacks a whole package, one request per block, on reused connections', async () => {
+  it('answers ?format=car for a package root with the exported CAR file, and refuses other CAR requests', async () => {
+    const car = await fetch(`${nginx.url}ipfs/${root.toString()}?format=car&dag-scope=all`, { headers: { accept: 'application/vnd.ipld.car' } })
+    assert.equal(car.status, 200)
+    assert.match(String(car.headers.get('content-type')), /^application\/vnd\.ipld\.car/)
+    await car.arrayBuffer()
+    assert.equal((await fetch(`${nginx.url}ipfs/${root.toString()}?format=car&dag-scope=block`)).status, 400)
+    assert.equal((await fetch(`${nginx.url}ipfs/${victim.toString()}?format=car`)).status, 404)
+    assert.equal((await fetch(`${nginx.url}car/${root.toString()}.car`)).status, 404, 'the CAR directory is not served directly')
+  })
+
+  it('fetches and unpacks a whole package in one CAR request', async () => {
     const p = new HttpProvider({ mirrors: [nginx.url] })
     try {
       const out = join(tmp, 'out')
       let n = 0
       for await (const b of p.getDag(root)) { verifyBlock(b.cid, b.bytes); n++ }
       assert.equal(n, blocks)
-      assert.equal(p.stats().requests, blocks, 'the CAR request is answered with the root block by a static server')
+      assert.equal(p.stats().requests, 1, 'one request for the whole package')
       await unpack(root, p, out)
       assert.deepEqual(await readFile(join(out, 'bin', 'tool')), await readFile(join(tmp, 'src', 'bin', 'tool')))
     } finally {
@@ -84,12 +96,13 @@ describe('HTTP mirror served by nginx', { skip }, () => {
     }
   })
 
-  it('rejects the corrupted block, takes it from the next mirror and marks the bad mirror', async () => {
-    const p = new HttpProvider({ mirrors: [corrupt.url, nginx.url], concurrency: 4 })
+  it('fetches raw blocks where the mirror has no CAR; rejects the corrupted block, takes it from the next mirror', async () => {
+    const p = new HttpProvider({ mirrors: [{ url: corrupt.url }, { url: nginx.url, car: false }], concurrency: 4 })
     try {
       const got = new Map<string, string>()
       for await (const b of p.getDag(root)) got.set(b.cid.toString(), b.source)
       assert.equal(got.size, blocks)
+      assert.ok(p.stats().requests >= blocks, 'one request per block')
       assert.equal(got.get(victim.toString()), nginx.url)
       const snap = p.stats().mirrors.find(m => m.url === corrupt.url)
       assert.equal(snap?.badData, 1)
@@ -131,7 +144,7 @@ describe('HTTP mirror served by nginx', { skip }, () => {
     const spare = await startNginx(join(tmp, 'mirror')) as TestNginx
     const backup: TestServer = await startStaticServer(join(tmp, 'mirror'))
     closers.push(backup.close)
-    const p = new HttpProvider({ mirrors: [spare.url, backup.url], concurrency: 2, timeoutMs: 2000 })
+    const p = new HttpProvider({ mirrors: [{ url: spare.url, car: false }, backup.url], concurrency: 2, timeoutMs: 2000 })
     try {
       const sources = new Set<string>()
       let n = 0

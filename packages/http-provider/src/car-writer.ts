@@ -3,7 +3,7 @@
  * sits in memory. The walker yields a DAG's blocks depth-first (the order gateways use for
  * `order=dfs`), each block once.
  */
-import { blockLinks, encodeCborBlock, IDENTITY_CODE } from '@swarmpack/core'
+import { blockLinks, encodeCborBlock, IDENTITY_CODE, RAW_CODEC } from '@swarmpack/core'
 import type { Blockstore } from 'interface-blockstore'
 import { varint } from 'multiformats'
 import type { CID } from 'multiformats/cid'
@@ -42,9 +42,11 @@ export async function readBlock (store: Blockstore, cid: CID, signal?: AbortSign
 
 /**
  * Yields the blocks of the DAG under `root`, depth-first, each once. With `scope: 'block'` only
- * the root. Memory: the set of CIDs already sent plus the stack of links still to visit.
+ * the root. Runs of raw leaves on top of the stack are read `readAhead` at a time (they have no
+ * links, so the order stays exactly depth-first). Memory: the set of CIDs already sent, the stack
+ * of links still to visit, and at most `readAhead` blocks.
  */
-export async function * walkDag (store: Blockstore, root: CID, scope: 'block' | 'all', signal?: AbortSignal): AsyncGenerator<{ cid: CID, bytes: Uint8Array }> {
+export async function * walkDag (store: Blockstore, root: CID, scope: 'block' | 'all', signal?: AbortSignal, readAhead = 8): AsyncGenerator<{ cid: CID, bytes: Uint8Array }> {
   const seen = new Set<string>()
   const stack: CID[] = [root]
   while (stack.length > 0) {
@@ -52,6 +54,20 @@ export async function * walkDag (store: Blockstore, root: CID, scope: 'block' | 
     const key = cid.toString()
     if (seen.has(key)) continue
     seen.add(key)
+    if (cid.code === RAW_CODEC) {
+      // Gather the run of raw leaves that follows and read them concurrently.
+      const run: CID[] = [cid]
+      while (run.length < readAhead && stack.length > 0 && stack[stack.length - 1].code === RAW_CODEC) {
+        const next = stack.pop() as CID
+        const k = next.toString()
+        if (seen.has(k)) continue
+        seen.add(k)
+        run.push(next)
+      }
+      const blocks = await Promise.all(run.map(async c => await readBlock(store, c, signal)))
+      for (let i = 0; i < run.length; i++) yield { cid: run[i], bytes: blocks[i] }
+      continue
+    }
     const bytes = await readBlock(store, cid, signal)
     yield { cid, bytes }
     if (scope === 'all') {

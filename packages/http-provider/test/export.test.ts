@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { FsBlockstore, isSwarmpackError, pack, unpack } from '@swarmpack/core'
+import { CarBufferReader } from '@ipld/car/buffer-reader'
+import { FsBlockstore, isSwarmpackError, pack, unpack, verifyBlock } from '@swarmpack/core'
 import type { CID } from 'multiformats/cid'
-import { HttpProvider, exportHttpMirror, startGatewayServer } from '../src/index.js'
+import { HttpProvider, exportHttpMirror, mirrorCarPath, startGatewayServer } from '../src/index.js'
 import { startStaticServer, type TestServer } from './helpers/servers.js'
 
 /** A real package: a few files and a directory, one file several chunks long. */
@@ -41,8 +42,12 @@ describe('mirror export and fetching a packed package over HTTP', () => {
   it('exports the static layout plus index heads, checking head ids first', async () => {
     const dir = join(tmp, 'mirror')
     const head = new Uint8Array(randomBytes(200))
-    const report = await exportHttpMirror(store, [root], dir, { fsync: false, heads: [{ indexerId: 'acme-index', bytes: head }] })
+    const report = await exportHttpMirror(store, [root], dir, { fsync: false, cars: true, heads: [{ indexerId: 'acme-index', bytes: head }] })
     assert.equal(report.blocks, blocks)
+    const car = CarBufferReader.fromBytes(new Uint8Array(await readFile(join(dir, ...mirrorCarPath(root).split('/')))))
+    assert.deepEqual(car.getRoots().map(String), [root.toString()])
+    assert.equal(car.blocks().length, blocks)
+    for (const b of car.blocks()) verifyBlock(b.cid, b.bytes)
     assert.deepEqual(new Uint8Array(await readFile(join(dir, 'indexes', 'acme-index', 'head'))), head)
     assert.equal((await readFile(join(dir, 'ipfs', 'bafkqaaa'))).byteLength, 0)
     const other = join(tmp, 'mirror-bad')
