@@ -15,7 +15,11 @@ const WINDOW_S = Number(process.env.SWARMPACK_UPKEEP_SECONDS ?? 300)
 const SETTLE_S = Number(process.env.SWARMPACK_UPKEEP_SETTLE ?? 20)
 // connection liveness ping interval in ms ('off' disables it); default: the peer factory's
 const PING = process.env.SWARMPACK_UPKEEP_PING
-const pingConfig = PING === undefined ? {} : { connectionPingInterval: PING === 'off' ? false as const : Number(PING) }
+// SWARMPACK_UPKEEP_DEFAULTS=1 measures libp2p's and kad-dht's own defaults for comparison
+const DEFAULTS = process.env.SWARMPACK_UPKEEP_DEFAULTS === '1'
+  ? { connectionPingInterval: 10_000, keepAliveInterval: 30_000, querySelfInterval: 300_000, routingTableRefreshInterval: 300_000 }
+  : {}
+const pingConfig = { ...DEFAULTS, ...(PING === undefined ? {} : { connectionPingInterval: PING === 'off' ? false as const : Number(PING) }) }
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
@@ -35,6 +39,7 @@ try {
     announcers.push(a)
     await a.announce(rawCid(new TextEncoder().encode(`package root ${i}`)))
   }
+  console.log(`settings: ${DEFAULTS.connectionPingInterval !== undefined ? 'libp2p/kad-dht defaults (ping 10 s, yamux keep-alive 30 s, self-query and table refresh 5 min)' : 'swarmpack defaults (ping 15 min, yamux keep-alive 90 s, self-query 15 min, table refresh 30 min)'}`)
   console.log(`${PEERS} peers up, routing tables ${peers.map(p => p.routingTableSize()).join(' ')}; settling ${SETTLE_S} s`)
   await sleep(SETTLE_S * 1000)
 

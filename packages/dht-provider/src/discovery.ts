@@ -5,6 +5,7 @@
  */
 import { logger } from '@libp2p/logger'
 import { SwarmpackError, throwIfAborted } from '@swarmpack/core'
+import { toString } from 'uint8arrays/to-string'
 import { DhtErrorCode } from './errors.js'
 import type { AbortOptions, PeerId, PeerInfo } from '@libp2p/interface'
 import type { KadDHT } from '@libp2p/kad-dht'
@@ -86,6 +87,11 @@ export interface AnnouncerOptions {
   onAnnounce?: (cid: CID, result: { ok: boolean, peers: number, error?: Error }) => void
 }
 
+/** Entries are keyed by multihash: provider records are, and a store may name a block by another codec. */
+function entryKey (cid: CID): string {
+  return toString(cid.multihash.bytes, 'base64')
+}
+
 interface Entry {
   cid: CID
   timer?: ReturnType<typeof setTimeout>
@@ -116,7 +122,7 @@ export class Announcer {
   }
 
   has (cid: CID): boolean {
-    return this.entries.has(cid.toString())
+    return this.entries.has(entryKey(cid))
   }
 
   /**
@@ -125,7 +131,7 @@ export class Announcer {
    */
   async announce (cid: CID): Promise<boolean> {
     if (this.stopped) throw new SwarmpackError(DhtErrorCode.CLOSED, 'announcer is stopped')
-    const key = cid.toString()
+    const key = entryKey(cid)
     let entry = this.entries.get(key)
     if (entry === undefined) {
       entry = { cid, retry: 0 }
@@ -143,7 +149,7 @@ export class Announcer {
 
   /** Stops announcing `cid` (evicted or unpinned): no more re-announcements. */
   async withdraw (cid: CID): Promise<void> {
-    const key = cid.toString()
+    const key = entryKey(cid)
     const entry = this.entries.get(key)
     if (entry === undefined) return
     this.entries.delete(key)
@@ -168,7 +174,7 @@ export class Announcer {
   }
 
   private async run (entry: Entry): Promise<boolean> {
-    if (this.stopped || this.entries.get(entry.cid.toString()) !== entry) return false
+    if (this.stopped || this.entries.get(entryKey(entry.cid)) !== entry) return false
     const controller = new AbortController()
     entry.running = controller
     const timeout = setTimeout(() => { controller.abort() }, this.options.attemptTimeout ?? 60_000)
@@ -185,7 +191,7 @@ export class Announcer {
       clearTimeout(timeout)
       entry.running = undefined
     }
-    if (this.stopped || this.entries.get(entry.cid.toString()) !== entry) return false
+    if (this.stopped || this.entries.get(entryKey(entry.cid)) !== entry) return false
     const ok = peers > 0
     this.options.onAnnounce?.(entry.cid, { ok, peers, ...(lastError !== undefined ? { error: lastError } : {}) })
     if (ok) {

@@ -105,8 +105,9 @@ export class SwarmNode {
       const cid = (evt as CustomEvent<{ cid: CID }>).detail?.cid
       if (cid !== undefined && this.announcer.has(cid)) {
         log('root %c was removed from the store, withdrawing', cid)
-        this.pinnedAnnounced.delete(cid.toString())
-        void this.announcer.withdraw(cid)
+        const root = this.announcer.roots().find(r => r.multihash.bytes.length === cid.multihash.bytes.length && r.multihash.bytes.every((b, i) => b === cid.multihash.bytes[i])) ?? cid
+        this.pinnedAnnounced.delete(root.toString())
+        void this.announcer.withdraw(root)
       }
     }
   }

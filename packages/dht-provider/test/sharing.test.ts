@@ -1,0 +1,95 @@
+import '@swarmpack/core/polyfill'
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { FsBlockstore, isSwarmpackError, pack, type CID } from '@swarmpack/core'
+import { createSwarmNode, createSwarmpackPeer, type SharingMode, type SwarmNode, type SwarmpackPeer } from '../src/index.js'
+
+describe('sharing modes (5 loopback peers, real stores)', () => {
+  let dir: string
+  let root: CID
+  const peers: SwarmpackPeer[] = []
+  const stores: FsBlockstore[] = []
+  const nodes: Record<string, SwarmNode> = {}
+
+  const add = async (name: string, mode: SharingMode, extra: { mirrorRoots?: CID[] } = {}): Promise<SwarmNode> => {
+    const peer = await createSwarmpackPeer({ network: 'loopback', bootstrap: peers.length > 0 ? [peers[0].multiaddrs()[0].toString()] : [] })
+    const store = await FsBlockstore.open(join(dir, name), { fsync: false })
+    peers.push(peer)
+    stores.push(store)
+    nodes[name] = await createSwarmNode({ peer, blockstore: store, mode, ...extra })
+    return nodes[name]
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'swarmpack-sharing-'))
+    await mkdir(join(dir, 'content'))
+    await writeFile(join(dir, 'content', 'lib.js'), randomBytes(400_000))
+    // the seed's package is packed and pinned before its node starts: announced at start
+    const seedStore = await FsBlockstore.open(join(dir, 'seed'), { fsync: false })
+    const packed = await pack(join(dir, 'content'), { name: 'shared', version: '1.0.0' }, { blockstore: seedStore })
+    root = packed.root
+    await seedStore.pin('shared@1.0.0', root)
+    await seedStore.close()
+    await add('seed', 'share')
+    await add('sharer', 'share')
+    await add('consumer', 'consume')
+    await add('other', 'share')
+    await Promise.all(peers.map(async p => p.waitForRoutingTable(3, { timeout: 30_000, refreshEvery: 2000 })))
+    for (let i = 0; i < 100 && !nodes.seed.announcer.has(root); i++) await new Promise(resolve => setTimeout(resolve, 100))
+  })
+
+  after(async () => {
+    await Promise.all(Object.values(nodes).map(async n => n.stop()))
+    await Promise.all(peers.map(async p => p.stop()))
+    await Promise.all(stores.map(async s => s.close()))
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('share: a fetched package is announced and served', async () => {
+    const r = await nodes.sharer.fetch(root)
+    assert.ok(r.blocks >= 2)
+    assert.deepEqual(r.sources.map(s => s.peer), [nodes.seed.peer.peerId.toString()])
+    assert.ok(nodes.sharer.announcer.has(root))
+  })
+
+  it('consume: fetches but never announces nor serves', async () => {
+    const r = await nodes.consumer.fetch(root)
+    assert.ok(r.bytes > 400_000)
+    assert.equal(nodes.consumer.announcer.roots().length, 0)
+    // ask the consumer directly: it holds every block yet serves none
+    const session = nodes.other.bitswap.createSession({ peers: [nodes.consumer.peer.peerId], wantTimeout: 1000 })
+    try {
+      assert.equal(await session.has(root), false)
+    } finally {
+      await session.close()
+    }
+  })
+
+  it('mirror: fetches, pins and announces its roots', async () => {
+    const mirror = await add('mirror', 'mirror', { mirrorRoots: [root] })
+    await peers.at(-1)!.waitForRoutingTable(2, { timeout: 30_000 })
+    await mirror.mirrored()
+    assert.ok(stores.at(-1)!.pins().some(p => p.root.equals(root) && p.name === `mirror:${root.toString()}`))
+    assert.ok(mirror.announcer.has(root))
+  })
+
+  it('withdraws what is unpinned or evicted', async () => {
+    await stores[0].unpin('shared@1.0.0')
+    await nodes.seed.syncPins()
+    assert.equal(nodes.seed.announcer.has(root), false)
+    // the sharer's store loses the root block (eviction): it stops announcing the package
+    assert.ok(nodes.sharer.announcer.has(root))
+    await stores[1].delete(root)
+    assert.equal(nodes.sharer.announcer.has(root), false)
+  })
+
+  it('rejects an unknown mode and a missing package with typed errors', async () => {
+    await assert.rejects(createSwarmNode({ peer: peers[0], blockstore: stores[0], mode: 'hoard' as never }), (e: unknown) => isSwarmpackError(e, 'ERR_DHT_INVALID_CONFIG'))
+    const missing = (await pack(join(dir, 'content'), { name: 'nobody-has', version: '9.9.9' }, { blockstore: { put: () => {} } })).root
+    await assert.rejects(nodes.other.fetch(missing, { retries: 0 }), (e: unknown) => isSwarmpackError(e, 'ERR_NOT_FOUND'))
+  })
+})
