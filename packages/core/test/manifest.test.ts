@@ -183,3 +183,23 @@ test('encode refuses a manifest that breaks the schema', () => {
   const n = small(); n.totalSize = 1
   assert.throws(() => encodeManifest(n), code(CoreErrorCode.SIZE_MISMATCH))
 })
+
+test('paged manifests share unchanged pages between versions', () => {
+  const entries = (extra: number): ManifestEntry[] => {
+    const out: ManifestEntry[] = []
+    for (let i = 0; i < 3000; i++) out.push({ type: 'file', path: `src/f-${String(i).padStart(5, '0')}.js`, mode: 0o644, size: 1000, chunks: [chunk(i === 1500 ? extra : i)] })
+    return out
+  }
+  const v1 = encodeManifest(createManifest({ name: 'paged', version: '1.0.0' }, entries(1500)))
+  const v2 = encodeManifest(createManifest({ name: 'paged', version: '1.0.1' }, entries(999_999)))
+  // One more file in the middle shifts nothing but its own page either.
+  const more = entries(1500)
+  more.splice(700, 0, { type: 'file', path: 'src/f-00699a.js', mode: 0o644, size: 1000, chunks: [chunk(424242)] })
+  const v3 = encodeManifest(createManifest({ name: 'paged', version: '1.0.2' }, more))
+  const have = new Set(v1.blocks.map(b => b.cid.toString()))
+  assert.ok(v1.blocks.length > 5, `${v1.blocks.length} pages`)
+  for (const v of [v2, v3]) {
+    const fresh = v.blocks.filter(b => !have.has(b.cid.toString()))
+    assert.ok(fresh.length <= 3, `${fresh.length} new blocks of ${v.blocks.length} (${v === v2 ? "v2" : "v3"})`) // root + the page(s) around the change
+  }
+})

@@ -4,8 +4,9 @@
  * Wire format (all dag-cbor, keys sorted by the codec, so encoding is deterministic):
  *   root   { format: 'swarmpack/manifest@1', name, version, description, categories, tags,
  *            dependencies, optionalDependencies, platform, variant?, entry?, totalSize,
- *            entryCount, entries: [entry...] }            when it fits one block, else
+ *            entryCount, entries: [entry...] }            for small manifests (<= 64 KiB), else
  *          { ...same..., pages: [CID...] }                 with the entries spread over pages
+ *          (pages end at path-hash boundaries, so unchanged pages are shared between versions)
  *   page   { format: 'swarmpack/manifest-page@1', entries: [entry...] }
  *   entry  { type: 'file', path, mode, size, chunks: [[CID, size]...] }
  *          { type: 'file', path, mode, size, chunkLists: [CID...] }   for files over 8192 chunks
@@ -39,6 +40,18 @@ export interface EncodedManifest {
 
 /** Room kept in a page for its own header (format key, array header). */
 const PAGE_OVERHEAD = 128
+/** Manifests whose entries encode to at most this many bytes keep them inline in the root. */
+const INLINE_MAX = 64 * 1024
+/** Average page size (bytes of entries) aimed at. */
+const PAGE_TARGET = 32 * 1024
+const MAX_PAGES_TARGET = 8192
+
+/** FNV-1a over the path's UTF-16 code units: a fixed, cheap hash for page boundaries. */
+function pathHash (path: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < path.length; i++) h = Math.imul(h ^ path.charCodeAt(i), 0x01000193)
+  return h >>> 0
+}
 
 /** Builds a full Manifest from publisher metadata plus the file tree, filling defaults. */
 export function createManifest (meta: PackageMetadata, entries: ManifestEntry[]): Manifest {
@@ -99,24 +112,42 @@ export function encodeManifest (m: Manifest): EncodedManifest {
   const h = header(m)
   const sizes = wire.map(w => dagCbor.encode(w).length)
   const headerSize = dagCbor.encode(h).length
-  const inline = headerSize + 16 + sizes.reduce((a, b) => a + b, 0)
-  if (inline <= MAX_BLOCK_SIZE) {
+  const entryBytes = sizes.reduce((a, b) => a + b, 0)
+  if (headerSize + 16 + entryBytes <= INLINE_MAX) {
     const root = encodeCborBlock({ ...h, entries: wire })
     blocks.push(root)
     return { root, blocks }
   }
+  // A page ends after an entry with probability (its encoded size / pageTarget), decided by a hash
+  // of its path: each boundary depends on that entry alone, so a new version that changes, adds or
+  // removes a few files changes only the pages around them, and the other pages are blocks the
+  // node already has (like content-defined chunking, at the level of entries). Pages average
+  // pageTarget bytes; it doubles for huge manifests so the root lists at most ~MAX_PAGES_TARGET.
+  let pageTarget = PAGE_TARGET
+  while (entryBytes / pageTarget > MAX_PAGES_TARGET) pageTarget *= 2
   const pages: CID[] = []
-  let start = 0
-  while (start < wire.length) {
-    let end = start
-    let size = PAGE_OVERHEAD
-    while (end < wire.length && size + sizes[end] <= MAX_BLOCK_SIZE) size += sizes[end++]
-    if (end === start) throw invalidManifest(`entry ${m.entries[start].path} does not fit in one block`)
-    const page = encodeCborBlock({ format: MANIFEST_PAGE_FORMAT, entries: wire.slice(start, end) })
+  const emit = (from: number, to: number): void => {
+    const page = encodeCborBlock({ format: MANIFEST_PAGE_FORMAT, entries: wire.slice(from, to) })
     blocks.push(page)
     pages.push(page.cid)
-    start = end
   }
+  let start = 0
+  let size = PAGE_OVERHEAD
+  for (let i = 0; i < wire.length; i++) {
+    if (size + sizes[i] > MAX_BLOCK_SIZE) {
+      if (i === start) throw invalidManifest(`entry ${m.entries[i].path} does not fit in one block`)
+      emit(start, i)
+      start = i
+      size = PAGE_OVERHEAD
+    }
+    size += sizes[i]
+    if (pathHash(m.entries[i].path) < (sizes[i] / pageTarget) * 2 ** 32) {
+      emit(start, i + 1)
+      start = i + 1
+      size = PAGE_OVERHEAD
+    }
+  }
+  if (start < wire.length) emit(start, wire.length)
   const root = encodeCborBlock({ ...h, pages })
   blocks.push(root)
   return { root, blocks }
