@@ -1,11 +1,13 @@
 /**
  * Child process of bench/pack.bench.ts: packs or unpacks one tree with the on-disk FsBlockstore
- * and prints its peak resident memory (process.resourceUsage().maxRSS) as JSON on stdout.
+ * and prints its peak resident memory (process.resourceUsage().maxRSS, and VmHWM from
+ * /proc/self/status) as JSON on stdout.
  *
  *   memory-core-content.ts idle
  *   memory-core-content.ts pack <dir> <store>
  *   memory-core-content.ts unpack <root cid> <store> <target>
  */
+import { readFileSync } from 'node:fs'
 import { FsBlockstore, pack, parseCid, storeProvider, unpack } from '@swarmpack/core'
 
 const [mode, a, b, c] = process.argv.slice(2)
@@ -24,4 +26,12 @@ if (mode === 'pack') {
 }
 out.ms = performance.now() - t0
 out.maxRssMiB = process.resourceUsage().maxRSS / 1024
+// VmHWM: the high-water mark of this process's own address space. On Linux, getrusage's maxRSS
+// also counts the parent's resident size at fork time (it survives exec), so a child of a large
+// parent reports the parent's size; VmHWM does not have that flaw.
+try {
+  const status = readFileSync('/proc/self/status', 'utf8')
+  const hwm = status.match(/^VmHWM:\s+(\d+) kB/m)
+  if (hwm !== null) out.vmHwmMiB = Number(hwm[1]) / 1024
+} catch {}
 process.stdout.write(JSON.stringify(out) + '\n')

@@ -36,16 +36,45 @@ async function rate (mib: number, f: () => unknown): Promise<[number, number]> {
   return [mib / ((performance.now() - t) / 1000), mib / ((cpu.user + cpu.system) / 1e6)]
 }
 
-const shaData = randomStream(5)(64 * MiB)
+let shaData: Buffer | undefined
 async function shaThroughput (): Promise<[number, number]> {
+  shaData ??= randomStream(5)(64 * MiB)
+  const data = shaData
   return await rate(64, () => {
     const h = createHash('sha256')
-    for (let o = 0; o < shaData.length; o += MiB) h.update(shaData.subarray(o, o + MiB))
+    for (let o = 0; o < data.length; o += MiB) h.update(data.subarray(o, o + MiB))
     h.digest()
   })
 }
 
 try {
+  // --- (c) peak memory (first, while this parent process is still small) -----------------------
+  const child = (args: string[]): Record<string, number | string> => {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--conditions=swarmpack-src', join(here, 'memory-core-content.ts'), ...args], { encoding: 'utf8' })
+    return JSON.parse(out.trim().split('\n').pop() as string)
+  }
+  const big = join(work, 'big')
+  await writeBigTree(big, 1024 * MiB, 11)
+  const mem: Record<string, number[]> = { idle: [], pack: [], unpack: [], packRate: [], unpackRate: [], idleHwm: [], packHwm: [], unpackHwm: [] }
+  for (let r = 0; r < REPEATS; r++) {
+    const storeDir = join(work, 'big-store'); const target = join(work, 'big-out')
+    const i = child(['idle'])
+    mem.idle.push(i.maxRssMiB as number); mem.idleHwm.push(i.vmHwmMiB as number)
+    const p = child(['pack', big, storeDir])
+    mem.pack.push(p.maxRssMiB as number); mem.packHwm.push(p.vmHwmMiB as number); mem.packRate.push(1024 / ((p.ms as number) / 1000))
+    const u = child(['unpack', p.root as string, storeDir, target])
+    mem.unpack.push(u.maxRssMiB as number); mem.unpackHwm.push(u.vmHwmMiB as number); mem.unpackRate.push(1024 / ((u.ms as number) / 1000))
+    await rm(target, { recursive: true, force: true })
+    await rm(storeDir, { recursive: true, force: true })
+  }
+  await rm(big, { recursive: true, force: true })
+  console.log(`(c) peak resident memory, 1 GiB tree, child process, FsBlockstore (fsync off), median of ${REPEATS}:`)
+  console.log('    (maxRSS = process.resourceUsage().maxRSS; VmHWM = /proc/self/status, the child\'s own peak)')
+  console.log(`    node + tsx + @swarmpack/core idle   maxRSS ${fmt(median(mem.idle), 0)} MiB  VmHWM ${fmt(median(mem.idleHwm), 0)} MiB`)
+  console.log(`    pack                                maxRSS ${fmt(median(mem.pack), 0)} MiB  VmHWM ${fmt(median(mem.packHwm), 0)} MiB   (${fmt(median(mem.packRate), 0)} MiB/s)`)
+  console.log(`    unpack                              maxRSS ${fmt(median(mem.unpack), 0)} MiB  VmHWM ${fmt(median(mem.unpackHwm), 0)} MiB   (${fmt(median(mem.unpackRate), 0)} MiB/s)`)
+  console.log('')
+
   // --- (a) throughput ----------------------------------------------------------------------
   const SIZE = 256 * MiB
   const tree = join(work, 'throughput')
@@ -137,29 +166,6 @@ try {
   console.log(`      CDC (pack)  ${med([ts])}`)
   console.log(`      fixed 256K  ${med([tsFixed])}`)
 
-  // --- (c) peak memory -----------------------------------------------------------------------
-  const child = (args: string[]): Record<string, number | string> => {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', '--conditions=swarmpack-src', join(here, 'memory-core-content.ts'), ...args], { encoding: 'utf8' })
-    return JSON.parse(out.trim().split('\n').pop() as string)
-  }
-  const big = join(work, 'big')
-  await writeBigTree(big, 1024 * MiB, 11)
-  const mem: Record<string, number[]> = { idle: [], pack: [], unpack: [], packRate: [], unpackRate: [] }
-  for (let r = 0; r < REPEATS; r++) {
-    const storeDir = join(work, 'big-store'); const target = join(work, 'big-out')
-    mem.idle.push(child(['idle']).maxRssMiB as number)
-    const p = child(['pack', big, storeDir])
-    mem.pack.push(p.maxRssMiB as number); mem.packRate.push(1024 / ((p.ms as number) / 1000))
-    const u = child(['unpack', p.root as string, storeDir, target])
-    mem.unpack.push(u.maxRssMiB as number); mem.unpackRate.push(1024 / ((u.ms as number) / 1000))
-    await rm(target, { recursive: true, force: true })
-    await rm(storeDir, { recursive: true, force: true })
-  }
-  await rm(big, { recursive: true, force: true })
-  console.log(`\n(c) peak resident memory (maxRSS), 1 GiB tree, child process, FsBlockstore (fsync off), median of ${REPEATS}:`)
-  console.log(`    node + tsx + @swarmpack/core idle   ${fmt(median(mem.idle), 0)} MiB`)
-  console.log(`    pack                                ${fmt(median(mem.pack), 0)} MiB   (${fmt(median(mem.packRate), 0)} MiB/s)`)
-  console.log(`    unpack                              ${fmt(median(mem.unpack), 0)} MiB   (${fmt(median(mem.unpackRate), 0)} MiB/s)`)
 } finally {
   await rm(work, { recursive: true, force: true })
 }
