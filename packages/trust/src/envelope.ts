@@ -6,13 +6,12 @@
  * release signature can never be replayed as an index, a certificate or an attestation. One
  * envelope carries exactly one signature: thresholds count distinct identities across envelopes.
  */
-import { encodeCborBlock } from '@swarmpack/core'
+import { DAG_CBOR_CODEC, encodeCborBlock } from '@swarmpack/core'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { CID } from 'multiformats/cid'
 import { concat } from 'uint8arrays/concat'
 import { fromString } from 'uint8arrays/from-string'
-import { decodeStrict } from './cbor.js'
-import { encodeCanonical } from './cbor.js'
+import { decodeStrict, encodeCanonical } from './cbor.js'
 import { TrustErrorCode, trustError } from './errors.js'
 import { keyIdOf, publicKeyFromKeyId, sign, verifySignature, type Ed25519PrivateKey, type KeyId } from './keys.js'
 import { asBytes, asObject, asString, expectKeys } from './schema.js'
@@ -98,5 +97,5 @@ export function openEnvelope<T = unknown> (bytes: Uint8Array, expected: PayloadT
   const value = decodeStrict<T>(payload, { maxBytes, what: `${expected} payload` })
   const digest = sha256.digest(bytes)
   if (digest instanceof Promise) throw new Error('sha256 must be synchronous in Node')
-  return { payloadType: expected, value, payload, signer, cid: CID.createV1(0x71, digest) }
+  return { payloadType: expected, value, payload, signer, cid: CID.createV1(DAG_CBOR_CODEC, digest) }
 }
