@@ -47,9 +47,15 @@ export interface DhtProviderInit {
   maxProviders?: number
   /** Sessions kept open for reuse (least recently used closed first). Default 16. */
   maxSessions?: number
-  /** Session tuning: wants in flight, wants per peer, slow-peer timeout. */
+  /** Session tuning: wants in flight, wants per peer, slow-peer timeout (defaults: DEFAULT_SESSION_TUNING). */
   session?: Pick<SessionOptions, 'maxWantsInFlight' | 'maxWantsPerPeer' | 'wantTimeout'>
 }
+
+/**
+ * Package chunks average a few tens of KiB, so a deeper pipeline than Bitswap's generic
+ * defaults keeps a single provider's link busy (measured in bench/dht-transfer.bench.ts).
+ */
+export const DEFAULT_SESSION_TUNING = { maxWantsInFlight: 256, maxWantsPerPeer: 64 }
 
 export interface SourceShare {
   peer: string
@@ -139,7 +145,7 @@ export class DhtProvider implements Provider {
       return session
     }
     // the session outlives one call, so its lookup progress goes to whoever created it
-    session = this.init.bitswap.createSession({ ...this.init.session, root, peers: options.peers, findProviders: this.findProvidersFn(options.onProgress) })
+    session = this.init.bitswap.createSession({ ...DEFAULT_SESSION_TUNING, ...this.init.session, root, peers: options.peers, findProviders: this.findProvidersFn(options.onProgress) })
     this.sessions.set(key, session)
     const max = this.init.maxSessions ?? 16
     while (this.sessions.size > max) {
@@ -160,7 +166,7 @@ export class DhtProvider implements Provider {
   /** A session for blocks asked without a root: providers are looked up per block. */
   private generalSession (): BitswapSession {
     this.assertOpen()
-    this.general ??= this.init.bitswap.createSession({ ...this.init.session, findProviders: this.findProvidersFn() })
+    this.general ??= this.init.bitswap.createSession({ ...DEFAULT_SESSION_TUNING, ...this.init.session, findProviders: this.findProvidersFn() })
     return this.general
   }
 

@@ -37,6 +37,31 @@ describe('swarmpack peer and DHT discovery (5 loopback peers)', () => {
     }
   })
 
+  it('wraps a host\'s own libp2p node and adds the record validator to its DHT', async () => {
+    const { createLibp2p } = await import('libp2p')
+    const { tcp } = await import('@libp2p/tcp')
+    const { noise } = await import('@chainsafe/libp2p-noise')
+    const { yamux } = await import('@chainsafe/libp2p-yamux')
+    const { identify } = await import('@libp2p/identify')
+    const { ping } = await import('@libp2p/ping')
+    const { kadDHT, passthroughMapper } = await import('@libp2p/kad-dht')
+    const host = await createLibp2p({
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: { identify: identify(), ping: ping(), lanDht: kadDHT({ protocol: SWARMPACK_DHT_PROTOCOL, clientMode: false, peerInfoMapper: passthroughMapper }) }
+    })
+    const wrapped = await createSwarmpackPeer({ libp2p: host as never, bootstrap: [peers[0].multiaddrs()[0].toString()] })
+    try {
+      assert.equal(typeof wrapped.dht.validators['swarmpack-head'], 'function')
+      assert.equal(typeof wrapped.dht.selectors['swarmpack-head'], 'function')
+      await wrapped.waitForRoutingTable(1, { timeout: 20_000 })
+    } finally {
+      await wrapped.stop()
+    }
+  })
+
   it('rejects bad config with a typed error', async () => {
     await assert.rejects(createSwarmpackPeer({ listen: ['not-a-multiaddr'] }), (e: unknown) => isSwarmpackError(e, 'ERR_DHT_INVALID_CONFIG'))
     await assert.rejects(createSwarmpackPeer({ network: 'moon' as never }), (e: unknown) => isSwarmpackError(e, 'ERR_DHT_INVALID_CONFIG'))
