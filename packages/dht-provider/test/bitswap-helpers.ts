@@ -33,10 +33,10 @@ export interface TestPeer {
   bitswap: Bitswap
 }
 
-export async function createPeer (init: Partial<Omit<BitswapInit, 'libp2p'>> = {}): Promise<TestPeer> {
+export async function createPeer (init: Partial<Omit<BitswapInit, 'libp2p' | 'blockstore'>> & { blockstore?: MemoryBlockstore } = {}): Promise<TestPeer> {
   const libp2p = await createNode()
-  const blockstore = new MemoryBlockstore()
-  const bitswap = new Bitswap({ libp2p, blockstore, ...init })
+  const blockstore = init.blockstore ?? new MemoryBlockstore()
+  const bitswap = new Bitswap({ ...init, libp2p, blockstore })
   await bitswap.start()
   return { libp2p, blockstore, bitswap }
 }

@@ -15,7 +15,7 @@ import { BitswapSession } from './session.js'
 import { BlockPresenceType, WantType, cidOfPayload, decodeCid } from './wire.js'
 import type { LedgerStats } from './ledger.js'
 import type { SessionHost, SessionOptions } from './session.js'
-import type { Message, WantlistEntry } from './wire.js'
+import type { Block, Message, WantlistEntry } from './wire.js'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import type { Blockstore } from 'interface-blockstore'
 import { CID } from 'multiformats/cid'
@@ -277,10 +277,15 @@ export class Bitswap {
     if (!this.running || this.banList.isBanned(peer)) return
     const peerKey = peer.toString()
     if (message.wantlist !== undefined) this.engine.receiveWantlist(peerKey, message.wantlist)
+    // check every block first (synchronously), then store the good ones together
+    const accepted: Array<{ key: string, cid: CID, data: Uint8Array }> = []
     for (const block of message.payload) {
-      await this.receiveBlock(peer, peerKey, block.prefix, block.data, block)
-      if (this.banList.isBanned(peer)) return
+      const good = this.checkBlock(peer, peerKey, block)
+      if (this.banList.isBanned(peer)) break
+      if (good !== undefined) accepted.push(good)
     }
+    if (accepted.length > 0) await this.storeAndDeliver(peerKey, accepted)
+    if (this.banList.isBanned(peer)) return
     for (const presence of message.blockPresences) {
       const cid = decodeCid(presence.cid)
       if (cid === undefined) continue
@@ -294,42 +299,37 @@ export class Bitswap {
     }
   }
 
-  private async receiveBlock (peer: PeerId, peerKey: string, _prefix: Uint8Array, data: Uint8Array, block: Message['payload'][number]): Promise<void> {
-    const ledger = this.engine.ledger(peerKey)
-    ledger.bytesReceived += data.byteLength
+  /**
+   * Decides what a received block is: one we want (verified against the CID we asked under,
+   * returned for storing), a harmless duplicate, or bytes nobody asked this peer for (dropped; the
+   * peer is banned at once if it owed us blocks, else after too many).
+   */
+  private checkBlock (peer: PeerId, peerKey: string, block: Block): { key: string, cid: CID, data: Uint8Array } | undefined {
+    const data = block.data
+    this.engine.ledger(peerKey).bytesReceived += data.byteLength
     const cid = data.byteLength > MAX_BLOCK_SIZE ? undefined : cidOfPayload(block)
     const key = cid === undefined ? undefined : multihashKey(cid)
     const sessions = key === undefined ? undefined : this.wanted.get(key)
     if (key !== undefined && sessions !== undefined && sessions.size > 0 && !this.receiving.has(key)) {
-      // verify against the CID we asked under (codec and all), not the one the sender claims
       let wantedCid: CID | undefined
       for (const s of sessions) { wantedCid = s.wantedCid(key); if (wantedCid !== undefined) break }
+      wantedCid ??= cid as CID
       try {
-        verifyBlock(wantedCid ?? cid as CID, data)
+        // against the CID we asked under (codec and all), not the one the sender's prefix claims
+        verifyBlock(wantedCid, data)
       } catch (err) {
         this.ban(peer, `bad block: ${(err as Error).message}`)
-        return
+        return undefined
       }
       this.receiving.add(key)
-      try {
-        await this.blockstore.put(wantedCid ?? cid as CID, data)
-      } finally {
-        this.receiving.delete(key)
-      }
-      ledger.blocksReceived++
-      const answered = this.asked.get(peerKey)?.get(key)
-      if (answered !== undefined) answered.cancelledAt = Date.now()
-      for (const s of [...(this.wanted.get(key) ?? [])]) s.receiveBlock(key, data, peerKey)
-      this.engine.notifyNewBlocks([wantedCid ?? cid as CID])
-      return
+      return { key, cid: wantedCid, data }
     }
     const asked = key === undefined ? undefined : this.asked.get(peerKey)?.get(key)
     if (asked !== undefined || (key !== undefined && this.receiving.has(key))) {
       // asked of several peers, or arrived after we cancelled: harmless
       this.duplicateBlocks++
-      return
+      return undefined
     }
-    // bytes that match nothing we asked this peer for
     const strikes = (this.unsolicited.get(peerKey) ?? 0) + 1
     this.unsolicited.set(peerKey, strikes)
     if (this.holdsOurWantBlocks(peerKey)) {
@@ -340,6 +340,34 @@ export class Bitswap {
     } else {
       log('dropped unsolicited block from %s', peerKey)
     }
+    return undefined
+  }
+
+  /** Stores verified blocks, then hands them to the sessions waiting and to peers waiting on us. */
+  private async storeAndDeliver (peerKey: string, accepted: Array<{ key: string, cid: CID, data: Uint8Array }>): Promise<void> {
+    const stored = await Promise.all(accepted.map(async ({ key, cid, data }) => {
+      try {
+        await this.blockstore.put(cid, data)
+        return true
+      } catch (err) {
+        log.error('storing %s failed: %e', cid, err)
+        return false
+      } finally {
+        this.receiving.delete(key)
+      }
+    }))
+    const ledger = this.engine.ledger(peerKey)
+    const asked = this.asked.get(peerKey)
+    const now = Date.now()
+    for (let i = 0; i < accepted.length; i++) {
+      if (!stored[i]) continue
+      const { key, cid, data } = accepted[i]
+      ledger.blocksReceived++
+      const answered = asked?.get(key)
+      if (answered !== undefined) answered.cancelledAt = now
+      for (const s of [...(this.wanted.get(key) ?? [])]) s.receiveBlock(key, data, peerKey)
+    }
+    this.engine.notifyNewBlocks(accepted.filter((_, i) => stored[i]).map(a => a.cid))
   }
 
   private holdsOurWantBlocks (peerKey: string): boolean {

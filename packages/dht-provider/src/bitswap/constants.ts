@@ -25,10 +25,10 @@ export const DEFAULT_MAX_CONCURRENT_SENDS = 8
 export const DEFAULT_MAX_SIZE_REPLACE_HAVE_WITH_BLOCK = 1024
 
 /** Wants a session keeps in flight at once (getMany pulls more CIDs as these complete). */
-export const DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT = 128
+export const DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT = 512
 
 /** Want-blocks one peer may hold from one session at once, so blocks spread across peers. */
-export const DEFAULT_SESSION_MAX_WANTS_PER_PEER = 16
+export const DEFAULT_SESSION_MAX_WANTS_PER_PEER = 64
 
 /** A peer that delivers nothing for this long while holding our wants is slow: ask another. */
 export const DEFAULT_WANT_TIMEOUT_MS = 4000

@@ -9,12 +9,16 @@ import { logger } from '@libp2p/logger'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { DEFAULT_MAX_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_MAX_CONCURRENT_SENDS, DEFAULT_MAX_SIZE_REPLACE_HAVE_WITH_BLOCK, DEFAULT_MAX_WANTLIST_SIZE, MAX_MESSAGE_SIZE } from './constants.js'
 import { Ledger } from './ledger.js'
+import type { PeerWant } from './ledger.js'
 import { BlockPresenceType, WantType, cidPrefix, decodeCid } from './wire.js'
 import type { Block, BlockPresence, OutgoingContent, Wantlist } from './wire.js'
 import type { Blockstore } from 'interface-blockstore'
 import type { CID } from 'multiformats/cid'
 
 const log = logger('swarmpack:bitswap:engine')
+
+/** Blocks read from the store at once for one peer's turn. */
+const READ_CONCURRENCY = 16
 
 /** Ledger and want keys: the multihash, so a CIDv0 and a CIDv1 of the same bytes meet. */
 export function multihashKey (cid: CID): string {
@@ -52,7 +56,7 @@ export class Engine {
   private readonly opts: Required<Omit<EngineOptions, 'blockstore' | 'send'>> & Pick<EngineOptions, 'blockstore' | 'send'>
   readonly ledgers = new Map<string, Ledger>()
   /** Peers with pending wants, in turn order. */
-  private readonly ready: string[] = []
+  private readonly turns: string[] = []
   private readonly queued = new Set<string>()
   private active = 0
   private running = true
@@ -80,7 +84,7 @@ export class Engine {
 
   stop (): void {
     this.running = false
-    this.ready.length = 0
+    this.turns.length = 0
     this.queued.clear()
   }
 
@@ -89,6 +93,7 @@ export class Engine {
     const ledger = this.ledger(peer)
     if (wantlist.full === true) {
       ledger.wants.clear()
+      ledger.ready.clear()
     }
     const dontHave: BlockPresence[] = []
     for (const entry of wantlist.entries) {
@@ -97,6 +102,7 @@ export class Engine {
       const key = multihashKey(cid)
       if (entry.cancel === true) {
         ledger.wants.delete(key)
+        ledger.ready.delete(key)
         continue
       }
       const wantType = entry.wantType ?? WantType.WantBlock
@@ -134,22 +140,23 @@ export class Engine {
     const ledger = this.ledgers.get(peer)
     // the remote's wantlist ends with the connection; counters stay for stats
     ledger?.wants.clear()
+    ledger?.ready.clear()
   }
 
   private enqueue (peer: string): void {
     if (!this.running || this.queued.has(peer)) return
     const ledger = this.ledgers.get(peer)
-    if (ledger === undefined || !ledger.hasPending()) return
+    if (ledger === undefined || (!ledger.hasPending() && ledger.ready.size === 0)) return
     // its stream has enough to chew on: it gets a turn when some of that drains
     if (ledger.bytesInFlight >= this.opts.maxBytesInFlightPerPeer) return
     this.queued.add(peer)
-    this.ready.push(peer)
+    this.turns.push(peer)
     this.pump()
   }
 
   private pump (): void {
-    while (this.running && this.active < this.opts.maxConcurrentSends && this.ready.length > 0) {
-      const peer = this.ready.shift() as string
+    while (this.running && this.active < this.opts.maxConcurrentSends && this.turns.length > 0) {
+      const peer = this.turns.shift() as string
       this.queued.delete(peer)
       const ledger = this.ledgers.get(peer)
       if (ledger === undefined || ledger.busy) continue
@@ -167,52 +174,56 @@ export class Engine {
     }
   }
 
-  /** One turn for a peer: answer its pending wants up to the per-turn byte budget, send, wait. */
+  /**
+   * One turn for a peer: answer its pending wants (highest priority, then oldest, first) with up
+   * to one message of blocks and presences, and hand the message to its stream. Blocks are read a
+   * few at a time, as many as are likely to fit; one read that does not fit waits in the ledger
+   * for the next turn.
+   */
   private async turn (peer: string, ledger: Ledger): Promise<void> {
-    const budget = Math.min(Math.max(1, this.opts.maxBytesInFlightPerPeer - ledger.bytesInFlight), MAX_MESSAGE_SIZE - 1024)
+    const budget = MAX_MESSAGE_SIZE - 4096
     const blocks: Block[] = []
     const presences: BlockPresence[] = []
     let bytes = 0
-    for (const [key, want] of ledger.pending()) {
-      if (!this.running) return
-      const have = await this.opts.blockstore.has(want.cid)
-      if (!ledger.wants.has(key)) continue // cancelled meanwhile
-      if (!have) {
-        if (want.sendDontHave) presences.push({ cid: want.cid.bytes, type: BlockPresenceType.DontHave })
-        want.state = 'waiting'
-        continue
-      }
-      if (want.wantType === WantType.WantHave) {
-        // small blocks go in place of the Have, saving a round trip
-        let data: Uint8Array | undefined
-        if (this.opts.maxSizeReplaceHaveWithBlock > 0) {
-          data = await readBlock(this.opts.blockstore, want.cid).catch(() => undefined)
-          if (data !== undefined && data.byteLength > this.opts.maxSizeReplaceHaveWithBlock) data = undefined
+    let full = false
+    for (const [key, block] of ledger.ready) {
+      if (bytes > 0 && bytes + block.data.byteLength > budget) { full = true; break }
+      ledger.ready.delete(key)
+      blocks.push(block)
+      bytes += block.data.byteLength
+    }
+    const pending = ledger.pending()
+    let next = 0
+    while (next < pending.length && !full && bytes < budget && this.running) {
+      const room = Math.floor((budget - bytes) / Math.max(1, ledger.averageBlockSize))
+      const batch = pending.slice(next, next + Math.min(READ_CONCURRENCY, Math.max(1, room)))
+      next += batch.length
+      const answers = await Promise.all(batch.map(async ([, want]) => this.answer(want)))
+      for (let i = 0; i < batch.length; i++) {
+        const [key, want] = batch[i]
+        const answer = answers[i]
+        if (ledger.wants.get(key) !== want) continue // cancelled (or replaced) meanwhile
+        if (answer === 'missing') {
+          if (want.sendDontHave) presences.push({ cid: want.cid.bytes, type: BlockPresenceType.DontHave })
+          want.state = 'waiting'
+          continue
         }
-        if (data !== undefined) {
-          blocks.push({ prefix: cidPrefix(want.cid), data })
-          bytes += data.byteLength
-        } else {
-          presences.push({ cid: want.cid.bytes, type: BlockPresenceType.Have })
-        }
+        // the want is answered; the peer may ask again if the block gets lost
         ledger.wants.delete(key)
-        continue
+        if (answer === 'have') {
+          presences.push({ cid: want.cid.bytes, type: BlockPresenceType.Have })
+          continue
+        }
+        const block = { prefix: cidPrefix(want.cid), data: answer }
+        ledger.averageBlockSize = Math.round(ledger.averageBlockSize * 0.8 + answer.byteLength * 0.2)
+        if (bytes > 0 && bytes + answer.byteLength > budget) {
+          ledger.ready.set(key, block)
+          full = true
+        } else {
+          blocks.push(block)
+          bytes += answer.byteLength
+        }
       }
-      if (bytes > 0 && bytes + 1024 * 1024 > budget) break // a max-size block may not fit: next turn
-      let data: Uint8Array
-      try {
-        data = await readBlock(this.opts.blockstore, want.cid)
-      } catch {
-        if (want.sendDontHave) presences.push({ cid: want.cid.bytes, type: BlockPresenceType.DontHave })
-        want.state = 'waiting'
-        continue
-      }
-      if (!ledger.wants.has(key)) continue
-      blocks.push({ prefix: cidPrefix(want.cid), data })
-      bytes += data.byteLength
-      // the want is answered; the peer may ask again if the block gets lost
-      ledger.wants.delete(key)
-      if (bytes >= budget) break
     }
     if (blocks.length === 0 && presences.length === 0) return
     // not awaited: the next turn is prepared while this message drains, so the stream never idles
@@ -229,5 +240,22 @@ export class Engine {
         ledger.bytesInFlight -= bytes
         this.enqueue(peer)
       })
+  }
+
+  /** What to send for one want: the block, Have, or 'missing' when we lack it. */
+  private async answer (want: PeerWant): Promise<Uint8Array | 'have' | 'missing'> {
+    try {
+      if (!(await this.opts.blockstore.has(want.cid))) return 'missing'
+      if (want.wantType === WantType.WantHave) {
+        // a small block goes in place of the Have, saving a round trip
+        if (this.opts.maxSizeReplaceHaveWithBlock <= 0) return 'have'
+        const data = await readBlock(this.opts.blockstore, want.cid)
+        return data.byteLength <= this.opts.maxSizeReplaceHaveWithBlock ? data : 'have'
+      }
+      return await readBlock(this.opts.blockstore, want.cid)
+    } catch (err) {
+      log('reading %s failed: %s', want.cid, (err as Error).message)
+      return 'missing'
+    }
   }
 }

@@ -41,8 +41,12 @@ export class Ledger {
   wantsDropped = 0
   /** Bytes loaded for this peer and not yet accepted by its stream. */
   bytesInFlight = 0
-  /** A send to this peer is running. */
+  /** A turn for this peer is being prepared. */
   busy = false
+  /** Blocks read for this peer that did not fit the last message (sent first next turn). */
+  readonly ready = new Map<string, { prefix: Uint8Array, data: Uint8Array }>()
+  /** Running average of the blocks this peer asks for, to size reads to one message. */
+  averageBlockSize = 256 * 1024
 
   constructor (peer: string) {
     this.peer = peer
@@ -89,7 +93,7 @@ export class Ledger {
       blocksReceived: this.blocksReceived,
       wantsReceived: this.wantsReceived,
       wantsDropped: this.wantsDropped,
-      wantlistSize: this.wants.size
+      wantlistSize: this.wants.size + this.ready.size
     }
   }
 }

@@ -313,6 +313,7 @@ export class BitswapSession implements Provider {
       w.resolve(bytes)
     }
     this.pumpUnassigned()
+    if (p !== undefined) this.rebalance(p)
   }
 
   receivePresence (key: string, peer: string, have: boolean): void {
@@ -403,6 +404,36 @@ export class BitswapSession implements Provider {
     best.inflight.add(want.key)
     this.host.sendWant(best.id, want.cid, WantType.WantBlock)
     return true
+  }
+
+  /**
+   * Work stealing for the tail of a fetch: a peer about to run dry takes over the newest wants of
+   * the busiest peer (they sit at the back of that peer's queue), which gets a cancel for them.
+   */
+  private rebalance (idle: SessionPeer): void {
+    if (this.unassigned.size > 0) return
+    const low = Math.max(1, Math.floor(this.opts.maxWantsPerPeer / 8))
+    if (idle.inflight.size >= low) return
+    let busiest: SessionPeer | undefined
+    for (const p of this.peers.values()) {
+      if (p !== idle && (busiest === undefined || p.inflight.size > busiest.inflight.size)) busiest = p
+    }
+    if (busiest === undefined || busiest.inflight.size <= idle.inflight.size + 2 * low) return
+    const idleKey = idle.id.toString()
+    const busyKey = busiest.id.toString()
+    const now = Date.now()
+    const move = Math.floor((busiest.inflight.size - idle.inflight.size) / 2)
+    for (const key of [...busiest.inflight].slice(-move)) {
+      const want = this.wants.get(key)
+      if (want === undefined || want.assigned.size !== 1 || want.dontHave.has(idleKey)) continue
+      busiest.inflight.delete(key)
+      want.assigned.delete(busyKey)
+      this.host.sendCancel(busiest.id, want.cid, this)
+      want.assigned.set(idleKey, now)
+      want.lastAssign = now
+      idle.inflight.add(key)
+      this.host.sendWant(idle.id, want.cid, WantType.WantBlock)
+    }
   }
 
   /** Nobody left to ask: look for providers, or give up on the want. */
