@@ -1,9 +1,9 @@
 /**
- * HTTP provider throughput: a 100 MiB package (core's pack, exported as a static mirror) fetched
- * block by block from nginx with HttpProvider.getDag, against curl downloading the same bytes as
- * one file from the same nginx, in the same run. Also: the same package from our gateway server
- * (one CAR request). Prints medians of RUNS runs, the ratio to curl, requests per package and
- * peak memory.
+ * HTTP provider throughput: a 100 MiB package (core's pack, exported as a static mirror with its
+ * package CAR) fetched from nginx with HttpProvider.getDag, against curl downloading the same bytes
+ * as one file from the same nginx, in the same run. Cases: the static package CAR (one request),
+ * raw blocks only (one request per block), and our gateway server over the node's store (one CAR
+ * request). Prints medians of RUNS runs, the ratio to curl, requests per package and peak memory.
  *
  *   npm run bench -- http        (SWARMPACK_BENCH_MIB=100 SWARMPACK_BENCH_RUNS=5 by default)
  */
@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FsBlockstore, pack } from '@swarmpack/core'
 import { HttpProvider, exportHttpMirror, startGatewayServer } from '@swarmpack/http-provider'
+import { Agent, request } from 'undici'
 import type { CID } from 'multiformats/cid'
 import { NGINX, startNginx } from '../packages/http-provider/test/helpers/nginx.js'
 
@@ -25,8 +26,9 @@ const gc = (globalThis as { gc?: () => void }).gc ?? (() => {})
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 
 /** Samples RSS while `fn` runs; returns its duration and the peak RSS above the starting point. */
-async function measure (fn: () => Promise<number>): Promise<{ ms: number, bytes: number, peakRss: number }> {
+async function measure (fn: () => Promise<number>): Promise<{ ms: number, cpuMs: number, bytes: number, peakRss: number }> {
   gc()
+  const cpu0 = process.cpuUsage()
   const base = process.memoryUsage().rss
   let peak = base
   const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss) }, 5)
@@ -35,11 +37,12 @@ async function measure (fn: () => Promise<number>): Promise<{ ms: number, bytes:
   const ms = performance.now() - started
   clearInterval(timer)
   peak = Math.max(peak, process.memoryUsage().rss)
-  return { ms, bytes, peakRss: peak - base }
+  const cpu = process.cpuUsage(cpu0)
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, bytes, peakRss: peak - base }
 }
 
-async function fetchDag (url: string, root: CID): Promise<{ bytes: number, requests: number }> {
-  const p = new HttpProvider({ mirrors: [url] })
+async function fetchDag (url: string, root: CID, car = true): Promise<{ bytes: number, requests: number }> {
+  const p = new HttpProvider({ mirrors: [{ url, car }] })
   let bytes = 0
   try {
     for await (const b of p.getDag(root)) bytes += b.bytes.byteLength
@@ -62,32 +65,49 @@ async function main (): Promise<void> {
     const store = await FsBlockstore.open(join(tmp, 'store'), { fsync: false })
     const packed = await pack(src, { name: 'bench-http', version: '1.0.0' }, { blockstore: store })
     const mirrorDir = join(tmp, 'mirror')
-    const report = await exportHttpMirror(store, [packed.root], mirrorDir, { fsync: false })
+    const report = await exportHttpMirror(store, [packed.root], mirrorDir, { fsync: false, cars: true })
     // The same bytes as one file, served by the same nginx.
-    await copyFile(file, join(mirrorDir, 'ipfs', 'whole-file.bin'))
+    await copyFile(file, join(mirrorDir, 'ipfs', 'wholefile'))
     const nginx = await startNginx(mirrorDir)
     if (nginx === undefined) throw new Error('nginx did not start')
     const gw = await startGatewayServer({ blockstore: store })
     console.log(`package: ${(report.bytes / MIB).toFixed(1)} MiB in ${report.blocks} blocks (mean ${(report.bytes / report.blocks / 1024).toFixed(0)} KiB); ${RUNS} runs each`)
-    const rows: Record<string, { mibs: number[], peak: number[], requests: number }> = {
-      'curl, one file (nginx)': { mibs: [], peak: [], requests: 1 },
-      'HttpProvider.getDag, raw blocks (nginx)': { mibs: [], peak: [], requests: 0 },
-      'HttpProvider.getDag, one CAR (our gateway)': { mibs: [], peak: [], requests: 0 }
+    const CAR_NGINX = 'HttpProvider.getDag, package CAR (nginx)'
+    const RAW_NGINX = 'HttpProvider.getDag, raw blocks only (nginx)'
+    const CAR_GW = 'HttpProvider.getDag, CAR from our gateway server'
+    const rows: Record<string, { mibs: number[], peak: number[], cpu: number[], requests: number }> = {
+      'curl, one file (nginx)': { mibs: [], peak: [], cpu: [], requests: 1 },
+      'undici.request, one file, bytes discarded (nginx)': { mibs: [], peak: [], cpu: [], requests: 1 },
+      [CAR_NGINX]: { mibs: [], peak: [], cpu: [], requests: 0 },
+      [RAW_NGINX]: { mibs: [], peak: [], cpu: [], requests: 0 },
+      [CAR_GW]: { mibs: [], peak: [], cpu: [], requests: 0 }
     }
     try {
       // Warm the page cache and both servers once.
-      spawnSync('curl', ['-s', '-o', '/dev/null', `${nginx.url}ipfs/whole-file.bin`])
+      spawnSync('curl', ['-s', '-o', '/dev/null', `${nginx.url}ipfs/wholefile`])
       await fetchDag(nginx.url, packed.root)
       for (let run = 0; run < RUNS; run++) {
-        const c = spawnSync('curl', ['-s', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', `${nginx.url}ipfs/whole-file.bin`], { encoding: 'utf8' })
+        const c = spawnSync('curl', ['-s', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', `${nginx.url}ipfs/wholefile`], { encoding: 'utf8' })
         const [size, secs] = c.stdout.trim().split(' ').map(Number)
         rows['curl, one file (nginx)'].mibs.push(size / MIB / secs)
-        for (const [name, url] of [['HttpProvider.getDag, raw blocks (nginx)', nginx.url], ['HttpProvider.getDag, one CAR (our gateway)', gw.url]] as const) {
+        // The floor for any Node HTTP client on this machine: the same file, read and thrown away.
+        const agent = new Agent()
+        const u = await measure(async () => {
+          const res = await request(`${nginx.url}ipfs/wholefile`, { dispatcher: agent })
+          let n = 0
+          for await (const chunk of res.body) n += (chunk as Uint8Array).byteLength
+          return n
+        })
+        await agent.close()
+        rows['undici.request, one file, bytes discarded (nginx)'].mibs.push(u.bytes / MIB / (u.ms / 1000))
+        rows['undici.request, one file, bytes discarded (nginx)'].cpu.push(u.cpuMs)
+        for (const [name, url, car] of [[CAR_NGINX, nginx.url, true], [RAW_NGINX, nginx.url, false], [CAR_GW, gw.url, true]] as const) {
           let requests = 0
-          const m = await measure(async () => { const r = await fetchDag(url, packed.root); requests = r.requests; return r.bytes })
+          const m = await measure(async () => { const r = await fetchDag(url, packed.root, car); requests = r.requests; return r.bytes })
           if (m.bytes !== report.bytes) throw new Error(`${name}: got ${m.bytes} bytes, expected ${report.bytes}`)
           rows[name].mibs.push(m.bytes / MIB / (m.ms / 1000))
           rows[name].peak.push(m.peakRss)
+          rows[name].cpu.push(m.cpuMs)
           rows[name].requests = requests
         }
       }
@@ -97,16 +117,18 @@ async function main (): Promise<void> {
       await store.close()
     }
     const curlMedian = median(rows['curl, one file (nginx)'].mibs)
-    console.log('\n| case | median MiB/s | vs curl | requests/package | peak RSS growth |')
-    console.log('|---|---:|---:|---:|---:|')
+    console.log('\n| case | median MiB/s | vs curl | requests/package | peak RSS growth | client CPU ms/package |')
+    console.log('|---|---:|---:|---:|---:|---:|')
     for (const [name, r] of Object.entries(rows)) {
       const mibs = median(r.mibs)
       const peak = r.peak.length > 0 ? `${(Math.max(...r.peak) / MIB).toFixed(0)} MiB` : '-'
-      console.log(`| ${name} | ${mibs.toFixed(0)} | ${(mibs / curlMedian * 100).toFixed(0)}% | ${r.requests} | ${peak} |`)
+      const cpu = r.cpu.length > 0 ? median(r.cpu).toFixed(0) : '-'
+      console.log(`| ${name} | ${mibs.toFixed(0)} | ${(mibs / curlMedian * 100).toFixed(0)}% | ${r.requests} | ${peak} | ${cpu} |`)
     }
     console.log(`\nall runs (MiB/s): ${Object.entries(rows).map(([n, r]) => `${n}: ${r.mibs.map(x => x.toFixed(0)).join(', ')}`).join('; ')}`)
-    const ratio = median(rows['HttpProvider.getDag, raw blocks (nginx)'].mibs) / curlMedian
-    console.log(`target >= 70% of curl: ${ratio >= 0.7 ? 'met' : 'NOT met'} (${(ratio * 100).toFixed(0)}%)`)
+    const ratio = median(rows[CAR_NGINX].mibs) / curlMedian
+    console.log(`target >= 70% of curl (package CAR from nginx): ${ratio >= 0.7 ? 'met' : 'NOT met'} (${(ratio * 100).toFixed(0)}%)`)
+    console.log(`load average during the run: ${(await import('node:os')).loadavg().map(x => x.toFixed(1)).join(' ')}`)
   } finally {
     await rm(tmp, { recursive: true, force: true })
   }
