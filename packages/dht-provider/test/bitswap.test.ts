@@ -1,6 +1,7 @@
 import '@swarmpack/core/polyfill'
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
+import { CID } from 'multiformats/cid'
 import { connect, createPeer, putAll, randomBlocks, readAll, stopPeers } from './bitswap-helpers.js'
 import type { TestPeer } from './bitswap-helpers.js'
 
@@ -37,5 +38,30 @@ describe('bitswap: two nodes', () => {
     assert.equal(stats[0].bytes, blocks.length * 64 * 1024)
     assert.equal(provider.bitswap.stats().blocksSent, blocks.length)
     await session.close()
+  })
+
+  it('skips blocks nobody has in getMany, refuses CIDs it cannot verify, and rejects after close', async () => {
+    const provider = await createPeer()
+    const fetcher = await createPeer()
+    peers.push(provider, fetcher)
+    const blocks = randomBlocks(5, 1000)
+    const absent = randomBlocks(2, 1000)
+    await putAll(provider.blockstore, blocks)
+    await connect(fetcher, provider)
+    const session = fetcher.bitswap.createSession({ peers: [provider.libp2p.peerId] })
+    const got: string[] = []
+    for await (const b of session.getMany([...blocks, ...absent].map(b => b.cid))) got.push(b.cid.toString())
+    assert.deepEqual(got.sort(), blocks.map(b => b.cid.toString()).sort())
+    // a second get of a stored block is answered locally
+    const sources: string[] = []
+    await session.get(blocks[0].cid, { onProgress: (evt) => { if (evt.type === 'swarmpack:provider:block') sources.push(evt.detail.source) } })
+    assert.deepEqual(sources, ['local'])
+    // dag-pb is not something swarmpack verifies, so it is never asked for
+    const dagPb = CID.createV1(0x70, blocks[0].cid.multihash)
+    await assert.rejects(session.get(dagPb), { code: 'ERR_UNSUPPORTED_CID' })
+    await session.close()
+    await assert.rejects(session.get(absent[0].cid), { code: 'ERR_BITSWAP_SESSION_CLOSED' })
+    await fetcher.bitswap.stop()
+    assert.throws(() => fetcher.bitswap.createSession(), { code: 'ERR_BITSWAP_NOT_STARTED' })
   })
 })

@@ -388,6 +388,7 @@ export class Bitswap {
 
   private peerGone (peerKey: string, reason: string): void {
     this.engine.peerDisconnected(peerKey)
+    if (this.unsolicited.size > 1024) this.unsolicited.delete(peerKey)
     this.asked.delete(peerKey)
     this.outgoing.delete(peerKey)
     for (const session of this.sessions) session.peerGone(peerKey, reason)

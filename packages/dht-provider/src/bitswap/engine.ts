@@ -17,6 +17,9 @@ import type { CID } from 'multiformats/cid'
 
 const log = logger('swarmpack:bitswap:engine')
 
+/** Ledgers kept for stats after their peers left, before departed peers' ledgers are dropped. */
+const MAX_KEPT_LEDGERS = 1024
+
 /** Blocks read from the store at once for one peer's turn. */
 const READ_CONCURRENCY = 16
 
@@ -138,9 +141,12 @@ export class Engine {
 
   peerDisconnected (peer: string): void {
     const ledger = this.ledgers.get(peer)
-    // the remote's wantlist ends with the connection; counters stay for stats
-    ledger?.wants.clear()
-    ledger?.ready.clear()
+    if (ledger === undefined) return
+    // the remote's wantlist ends with the connection; counters stay for stats, unless there are
+    // so many ledgers that keeping those of departed peers would grow without bound
+    ledger.wants.clear()
+    ledger.ready.clear()
+    if (this.ledgers.size > MAX_KEPT_LEDGERS && !ledger.busy && ledger.bytesInFlight === 0) this.ledgers.delete(peer)
   }
 
   private enqueue (peer: string): void {

@@ -7,7 +7,7 @@
  */
 import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
-import { CoreErrorCode, SwarmpackError, throwIfAborted } from '@swarmpack/core'
+import { CoreErrorCode, SwarmpackError, assertSupportedCid, throwIfAborted } from '@swarmpack/core'
 import { CustomProgressEvent } from 'progress-events'
 import { DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT, DEFAULT_SESSION_MAX_WANTS_PER_PEER, DEFAULT_WANT_TIMEOUT_MS } from './constants.js'
 import { multihashKey, readBlock as readAll } from './engine.js'
@@ -151,6 +151,8 @@ export class BitswapSession implements Provider {
   async get (cid: CID, options: ProviderGetOptions = {}): Promise<Uint8Array> {
     throwIfAborted(options.signal)
     this.assertOpen()
+    // only what verifyBlock can check is ever asked for (ERR_UNSUPPORTED_CID otherwise)
+    assertSupportedCid(cid)
     if (await this.host.blockstore.has(cid)) {
       const bytes = await readAll(this.host.blockstore, cid)
       options.onProgress?.(new CustomProgressEvent('swarmpack:provider:block', { cid, size: bytes.byteLength, source: 'local' }))
@@ -243,6 +245,7 @@ export class BitswapSession implements Provider {
   async has (cid: CID, options: ProviderGetOptions = {}): Promise<boolean> {
     throwIfAborted(options.signal)
     this.assertOpen()
+    assertSupportedCid(cid)
     if (await this.host.blockstore.has(cid)) return true
     const key = multihashKey(cid)
     const existing = this.probes.get(key)
