@@ -150,6 +150,21 @@ describe('bitswap: misbehaving peers', () => {
       stream.send(frame(junk))
       assert.equal(await closedStatus(stream), 'reset', `reset after ${Buffer.from(junk).toString('hex')}`)
     }
+    assert.equal(target.bitswap.isBanned(attacker.peerId), false, 'a few bad messages cost only their streams')
+    await assertServes()
+  })
+
+  it('bans a peer that keeps sending bad messages', async () => {
+    let sent = 0
+    while (!target.bitswap.isBanned(attacker.peerId) && sent < 10) {
+      const stream = await open()
+      stream.send(frame(new Uint8Array([0x0b, 0x01])))
+      await closedStatus(stream)
+      sent++
+    }
+    assert.ok(target.bitswap.isBanned(attacker.peerId))
+    assert.ok(sent <= 8)
+    await waitFor(() => target.libp2p.getConnections(attacker.peerId).length === 0)
     await assertServes()
   })
 })

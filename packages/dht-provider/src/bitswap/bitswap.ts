@@ -7,7 +7,7 @@
 import { logger } from '@libp2p/logger'
 import { MAX_BLOCK_SIZE, SwarmpackError, verifyBlock } from '@swarmpack/core'
 import { BanList } from './ban-list.js'
-import { DEFAULT_MAX_UNSOLICITED_BLOCKS, RECENT_WANT_WINDOW_MS } from './constants.js'
+import { DEFAULT_MAX_PROTOCOL_VIOLATIONS, DEFAULT_MAX_UNSOLICITED_BLOCKS, RECENT_WANT_WINDOW_MS } from './constants.js'
 import { Engine, multihashKey } from './engine.js'
 import { BitswapErrorCode } from './errors.js'
 import { BitswapNetwork } from './network.js'
@@ -42,6 +42,8 @@ export interface BitswapInit {
   wantTimeout?: number
   /** Unrequested blocks tolerated from a peer before it is banned (default 16). */
   maxUnsolicitedBlocks?: number
+  /** Oversized or malformed messages (each resets its stream) before the peer is banned (default 8). */
+  maxProtocolViolations?: number
   /** Shared ban list (e.g. also consulted by the connection gater). */
   banList?: BanList
   /** How long a ban lasts (default one hour). */
@@ -95,6 +97,7 @@ export class Bitswap {
   private readonly receiving = new Set<string>()
   private readonly outgoing = new Map<string, OutgoingWants>()
   private readonly unsolicited = new Map<string, number>()
+  private readonly violations = new Map<string, number>()
   private flushScheduled = false
   private duplicateBlocks = 0
   private running = false
@@ -109,7 +112,14 @@ export class Bitswap {
     this.banList = init.banList ?? new BanList()
     this.network = new BitswapNetwork(this.libp2p, {
       onMessage: async (peer, message) => { await this.onMessage(peer, message) },
-      onProtocolViolation: (peer, reason) => { log('protocol violation by %p: %s', peer, reason) },
+      onProtocolViolation: (peer, reason) => {
+        // each one already cost the peer its stream; a peer that keeps at it is hostile
+        const key = peer.toString()
+        const count = (this.violations.get(key) ?? 0) + 1
+        this.violations.set(key, count)
+        log('protocol violation %d by %p: %s', count, peer, reason)
+        if (count >= (this.init.maxProtocolViolations ?? DEFAULT_MAX_PROTOCOL_VIOLATIONS)) this.ban(peer, `repeated protocol violations: ${reason}`)
+      },
       onPeerDisconnected: (peer) => { this.peerGone(peer.toString(), 'disconnected') },
       isBanned: (peer) => this.banList.isBanned(peer)
     }, { maxMessageSize: init.maxMessageSize, maxIncomingMessageSize: init.maxIncomingMessageSize })
@@ -389,6 +399,7 @@ export class Bitswap {
   private peerGone (peerKey: string, reason: string): void {
     this.engine.peerDisconnected(peerKey)
     if (this.unsolicited.size > 1024) this.unsolicited.delete(peerKey)
+    if (this.violations.size > 1024) this.violations.delete(peerKey)
     this.asked.delete(peerKey)
     this.outgoing.delete(peerKey)
     for (const session of this.sessions) session.peerGone(peerKey, reason)

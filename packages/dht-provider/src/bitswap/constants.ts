@@ -42,6 +42,9 @@ export const RECENT_WANT_WINDOW_MS = 30_000
 /** Blocks matching nothing we asked a peer for, tolerated before the peer is banned. */
 export const DEFAULT_MAX_UNSOLICITED_BLOCKS = 16
 
+/** Oversized or malformed messages (each resets its stream) tolerated before a peer is banned. */
+export const DEFAULT_MAX_PROTOCOL_VIOLATIONS = 8
+
 /** Inbound bitswap streams per connection: Helia opens a stream per message, as Helia allows. */
 export const MAX_INBOUND_STREAMS_PER_CONNECTION = 1024
 
