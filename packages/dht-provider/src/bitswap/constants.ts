@@ -25,10 +25,17 @@ export const DEFAULT_MAX_CONCURRENT_SENDS = 8
 export const DEFAULT_MAX_SIZE_REPLACE_HAVE_WITH_BLOCK = 1024
 
 /** Wants a session keeps in flight at once (getMany pulls more CIDs as these complete). */
-export const DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT = 512
+export const DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT = 1024
 
-/** Want-blocks one peer may hold from one session at once, so blocks spread across peers. */
-export const DEFAULT_SESSION_MAX_WANTS_PER_PEER = 64
+/**
+ * Bytes a session asks one peer for at once (want-blocks of the average block size seen). Enough
+ * that the peer always has the next message to prepare while the last one is on the wire.
+ */
+export const DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER = 8 * 1024 * 1024
+
+/** Bounds of that adaptive per-peer window; the top stays well under peers' wantlist limits (1024). */
+export const MIN_ADAPTIVE_WANTS_PER_PEER = 8
+export const MAX_ADAPTIVE_WANTS_PER_PEER = 512
 
 /** A peer that delivers nothing for this long while holding our wants is slow: ask another. */
 export const DEFAULT_WANT_TIMEOUT_MS = 4000

@@ -9,7 +9,7 @@ import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { CoreErrorCode, SwarmpackError, assertSupportedCid, throwIfAborted } from '@swarmpack/core'
 import { CustomProgressEvent } from 'progress-events'
-import { DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT, DEFAULT_SESSION_MAX_WANTS_PER_PEER, DEFAULT_WANT_TIMEOUT_MS } from './constants.js'
+import { DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT, DEFAULT_WANT_TIMEOUT_MS, MAX_ADAPTIVE_WANTS_PER_PEER, MIN_ADAPTIVE_WANTS_PER_PEER } from './constants.js'
 import { multihashKey, readBlock as readAll } from './engine.js'
 import { BitswapErrorCode } from './errors.js'
 import { WantType } from './wire.js'
@@ -33,8 +33,13 @@ export interface SessionOptions {
   wantTimeout?: number
   /** Wants in flight at once for getMany. */
   maxWantsInFlight?: number
-  /** Want-blocks one peer holds from this session at once. */
+  /**
+   * Want-blocks one peer holds from this session at once. Default: adaptive, about
+   * `bytesInFlightPerPeer` worth of blocks of the average size seen so far (8 to 512 wants).
+   */
   maxWantsPerPeer?: number
+  /** Target bytes requested from one peer at once when maxWantsPerPeer is adaptive (default 8 MiB). */
+  bytesInFlightPerPeer?: number
 }
 
 export interface SessionPeerStats {
@@ -92,7 +97,10 @@ interface HaveProbe {
 export class BitswapSession implements Provider {
   readonly name: string
   private readonly host: SessionHost
-  private readonly opts: Required<Omit<SessionOptions, 'root' | 'peers' | 'findProviders'>>
+  private readonly opts: Required<Omit<SessionOptions, 'root' | 'peers' | 'findProviders' | 'maxWantsPerPeer'>>
+  private readonly fixedWantsPerPeer?: number
+  /** Running average size of the blocks received, to size the per-peer window. */
+  private averageBlockSize = 128 * 1024
   private readonly root?: CID
   private readonly findProvidersFn?: FindProviders
   private readonly peers = new Map<string, SessionPeer>()
@@ -116,8 +124,9 @@ export class BitswapSession implements Provider {
     this.opts = {
       wantTimeout: options.wantTimeout ?? DEFAULT_WANT_TIMEOUT_MS,
       maxWantsInFlight: options.maxWantsInFlight ?? DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT,
-      maxWantsPerPeer: options.maxWantsPerPeer ?? DEFAULT_SESSION_MAX_WANTS_PER_PEER
+      bytesInFlightPerPeer: options.bytesInFlightPerPeer ?? DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER
     }
+    this.fixedWantsPerPeer = options.maxWantsPerPeer
     for (const peer of options.peers ?? []) this.addPeer(peer)
     this.timer = setInterval(() => { this.checkSlowPeers() }, Math.max(50, Math.floor(this.opts.wantTimeout / 4)))
     this.timer.unref?.()
@@ -295,6 +304,7 @@ export class BitswapSession implements Provider {
 
   /** A verified, stored block arrived from `peer`. */
   receiveBlock (key: string, bytes: Uint8Array, peer: string): void {
+    this.averageBlockSize = Math.round(this.averageBlockSize * 0.9 + bytes.byteLength * 0.1)
     const p = this.peers.get(peer)
     if (p !== undefined) {
       p.lastActivity = Date.now()
@@ -384,9 +394,10 @@ export class BitswapSession implements Provider {
   /** Sends the want to the least loaded candidate with room; parks it otherwise. */
   private assign (want: SessionWant): boolean {
     const candidates = this.candidates(want)
+    const limit = this.wantsPerPeer()
     let best: SessionPeer | undefined
     for (const p of candidates) {
-      if (p.inflight.size >= this.opts.maxWantsPerPeer) continue
+      if (p.inflight.size >= limit) continue
       // fewer wants in flight first; between equals, the one that delivered more so far
       if (best === undefined || p.inflight.size < best.inflight.size ||
         (p.inflight.size === best.inflight.size && p.blocks > best.blocks)) best = p
@@ -415,7 +426,7 @@ export class BitswapSession implements Provider {
    */
   private rebalance (idle: SessionPeer): void {
     if (this.unassigned.size > 0) return
-    const low = Math.max(1, Math.floor(this.opts.maxWantsPerPeer / 8))
+    const low = Math.max(1, Math.floor(this.wantsPerPeer() / 8))
     if (idle.inflight.size >= low) return
     let busiest: SessionPeer | undefined
     for (const p of this.peers.values()) {
@@ -437,6 +448,13 @@ export class BitswapSession implements Provider {
       idle.inflight.add(key)
       this.host.sendWant(idle.id, want.cid, WantType.WantBlock)
     }
+  }
+
+  /** How many want-blocks one peer may hold: fixed, or enough for the byte target at the average block size. */
+  private wantsPerPeer (): number {
+    if (this.fixedWantsPerPeer !== undefined) return this.fixedWantsPerPeer
+    const n = Math.round(this.opts.bytesInFlightPerPeer / Math.max(1, this.averageBlockSize))
+    return Math.min(MAX_ADAPTIVE_WANTS_PER_PEER, Math.max(MIN_ADAPTIVE_WANTS_PER_PEER, n))
   }
 
   /** Nobody left to ask: look for providers, or give up on the want. */
