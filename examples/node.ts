@@ -91,7 +91,15 @@ if (flags.help === true) {
 }
 
 async function loadConfig (): Promise<NodeConfig> {
-  const fromFile: NodeConfig = flags.config !== undefined ? JSON.parse(await readFile(flags.config, 'utf8')) as NodeConfig : {}
+  let fromFile: NodeConfig = {}
+  if (flags.config !== undefined) {
+    try {
+      fromFile = JSON.parse(await readFile(flags.config, 'utf8')) as NodeConfig
+    } catch (err) {
+      throw new SwarmpackError('ERR_DHT_INVALID_CONFIG', `cannot read config ${flags.config}: ${(err as Error).message}`, { cause: err })
+    }
+    if (fromFile === null || typeof fromFile !== 'object' || Array.isArray(fromFile)) throw new SwarmpackError('ERR_DHT_INVALID_CONFIG', `config ${flags.config} is not a JSON object`)
+  }
   const mode = (flags.mode ?? fromFile.mode ?? 'share') as SharingMode
   if (!SHARING_MODES.includes(mode)) throw new SwarmpackError('ERR_DHT_INVALID_CONFIG', `unknown mode ${mode} (consume, share, mirror)`)
   return {
