@@ -8,6 +8,12 @@ import type { Blockstore } from 'interface-blockstore'
 import { varint } from 'multiformats'
 import type { CID } from 'multiformats/cid'
 
+/** A cheap map key for a CID: its bytes as a latin1 string. */
+function cidKey (cid: CID): string {
+  const b = cid.bytes
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
+}
+
 export function carHeader (roots: CID[]): Uint8Array {
   const body = encodeCborBlock({ version: 1, roots }).bytes
   const out = new Uint8Array(varint.encodingLength(body.byteLength) + body.byteLength)
@@ -51,7 +57,7 @@ export async function * walkDag (store: Blockstore, root: CID, scope: 'block' | 
   const stack: CID[] = [root]
   while (stack.length > 0) {
     const cid = stack.pop() as CID
-    const key = cid.toString()
+    const key = cidKey(cid)
     if (seen.has(key)) continue
     seen.add(key)
     if (cid.code === RAW_CODEC) {
@@ -59,7 +65,7 @@ export async function * walkDag (store: Blockstore, root: CID, scope: 'block' | 
       const run: CID[] = [cid]
       while (run.length < readAhead && stack.length > 0 && stack[stack.length - 1].code === RAW_CODEC) {
         const next = stack.pop() as CID
-        const k = next.toString()
+        const k = cidKey(next)
         if (seen.has(k)) continue
         seen.add(k)
         run.push(next)
@@ -72,7 +78,7 @@ export async function * walkDag (store: Blockstore, root: CID, scope: 'block' | 
     yield { cid, bytes }
     if (scope === 'all') {
       const links = blockLinks(cid, bytes)
-      for (let i = links.length - 1; i >= 0; i--) if (!seen.has(links[i].toString())) stack.push(links[i])
+      for (let i = links.length - 1; i >= 0; i--) if (!seen.has(cidKey(links[i]))) stack.push(links[i])
     }
   }
 }

@@ -104,6 +104,12 @@ function normalizeMirror (input: string | URL | MirrorConfig, index: number, opt
   return { health: new MirrorHealth(base, index, opts), base, headers, car: config.car ?? true }
 }
 
+/** A cheap map key for a CID: its bytes as a latin1 string (base32 `toString()` costs far more). */
+export function cidKey (cid: CID): string {
+  const b = cid.bytes
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
+}
+
 function isIdentity (cid: CID): boolean {
   return cid.multihash.code === IDENTITY_CODE
 }
@@ -270,7 +276,7 @@ export class HttpProvider implements Provider {
       while (!exhausted && inflight.size < this.concurrency) {
         const r = await iterator.next()
         if (r.done === true) { exhausted = true; break }
-        const key = r.value.toString()
+        const key = cidKey(r.value)
         if (seen.has(key)) continue
         seen.add(key)
         const id = nextId++
@@ -297,13 +303,13 @@ export class HttpProvider implements Provider {
   async * getDag (root: CID, options: ProviderGetOptions = {}): AsyncGenerator<ProvidedBlock> {
     assertSupportedCid(root)
     const done = new Set<string>()
-    const wanted = new Map<string, CID>([[root.toString(), root]])
+    const wanted = new Map<string, CID>([[cidKey(root), root]])
     const accept = (block: ProvidedBlock): ProvidedBlock => {
-      const key = block.cid.toString()
+      const key = cidKey(block.cid)
       done.add(key)
       wanted.delete(key)
       for (const link of blockLinks(block.cid, block.bytes)) {
-        const k = link.toString()
+        const k = cidKey(link)
         if (!done.has(k)) wanted.set(k, link)
       }
       return block
@@ -384,14 +390,14 @@ export class HttpProvider implements Provider {
         for await (const section of readCar(res.body, { sourceName: mirror.base, maxBlockSize: this.maxBlockSize })) {
           throwIfAborted(options.signal)
           this.bytes += section.bytes.byteLength
-          const key = section.cid.toString()
+          const key = cidKey(section.cid)
           if (done.has(key)) continue
           try {
             verifyBlock(section.cid, section.bytes)
           } catch (err) {
             if ((err as SwarmpackError).code === CoreErrorCode.UNSUPPORTED_CID) { unwanted += section.bytes.byteLength; continue }
             mirror.health.recordBadData()
-            log.error('%s sent a bad block %s in a CAR', mirror.base, key)
+            log.error('%s sent a bad block %s in a CAR', mirror.base, section.cid)
             throw err
           }
           if (first) { mirror.health.recordSuccess(performance.now() - started); first = false }
