@@ -141,7 +141,8 @@ export class BitswapNetwork {
     const current = out.stream
     if (current !== undefined && current.status === 'open' && current.writeStatus === 'writable') return current
     out.stream = undefined
-    const stream = await this.libp2p.dialProtocol(peer, BITSWAP_PROTOCOL, { signal: options.signal })
+    // optimistic protocol select: the protocol name travels with the first message (saves a round trip)
+    const stream = await this.libp2p.dialProtocol(peer, BITSWAP_PROTOCOL, { signal: options.signal, negotiateFully: false })
     // one-way: we never read what comes back on our own stream
     stream.closeRead().catch(() => {})
     out.stream = stream
