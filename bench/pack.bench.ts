@@ -9,6 +9,7 @@
  * Trees are generated under os.tmpdir() and deleted afterwards.
  *
  *   npm run bench -- pack
+ *   SWARMPACK_BENCH_PARTS=c npm run bench -- pack      (only some parts: any of a, b, c)
  */
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -26,6 +27,7 @@ const REPEATS = 3
 const here = resolve(fileURLToPath(import.meta.url), '..')
 const work = await mkdtemp(join(tmpdir(), 'swarmpack-bench-pack-'))
 const meta = { name: 'bench', version: '1.0.0' }
+const parts = process.env.SWARMPACK_BENCH_PARTS ?? 'abc'
 
 /** Runs `f` over `mib` MiB; returns [wall-clock MiB/s, MiB per CPU-second of this process]. */
 async function rate (mib: number, f: () => unknown): Promise<[number, number]> {
@@ -49,8 +51,12 @@ async function shaThroughput (): Promise<[number, number]> {
 
 try {
   // --- (c) peak memory (first, while this parent process is still small) -----------------------
+  if (parts.includes('c')) {
+  // The children run plain JavaScript on the compiled package, as a host app does (the TypeScript
+  // loader alone adds ~30 MiB), so build packages/core first.
+  execFileSync(process.execPath, [join(here, '../node_modules/typescript/bin/tsc'), '-b', join(here, '../packages/core')], { stdio: 'inherit' })
   const child = (args: string[]): Record<string, number | string> => {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', '--conditions=swarmpack-src', join(here, 'memory-core-content.ts'), ...args], { encoding: 'utf8' })
+    const out = execFileSync(process.execPath, [join(here, 'memory-core-content.mjs'), ...args], { encoding: 'utf8' })
     return JSON.parse(out.trim().split('\n').pop() as string)
   }
   const big = join(work, 'big')
@@ -70,12 +76,14 @@ try {
   await rm(big, { recursive: true, force: true })
   console.log(`(c) peak resident memory, 1 GiB tree, child process, FsBlockstore (fsync off), median of ${REPEATS}:`)
   console.log('    (maxRSS = process.resourceUsage().maxRSS; VmHWM = /proc/self/status, the child\'s own peak)')
-  console.log(`    node + tsx + @swarmpack/core idle   maxRSS ${fmt(median(mem.idle), 0)} MiB  VmHWM ${fmt(median(mem.idleHwm), 0)} MiB`)
+  console.log(`    node + @swarmpack/core (dist) idle   maxRSS ${fmt(median(mem.idle), 0)} MiB  VmHWM ${fmt(median(mem.idleHwm), 0)} MiB`)
   console.log(`    pack                                maxRSS ${fmt(median(mem.pack), 0)} MiB  VmHWM ${fmt(median(mem.packHwm), 0)} MiB   (${fmt(median(mem.packRate), 0)} MiB/s)`)
   console.log(`    unpack                              maxRSS ${fmt(median(mem.unpack), 0)} MiB  VmHWM ${fmt(median(mem.unpackHwm), 0)} MiB   (${fmt(median(mem.unpackRate), 0)} MiB/s)`)
   console.log('')
+  }
 
   // --- (a) throughput ----------------------------------------------------------------------
+  if (parts.includes('a')) {
   const SIZE = 256 * MiB
   const tree = join(work, 'throughput')
   await writeBigTree(tree, SIZE, 3)
@@ -108,8 +116,10 @@ try {
     console.log(`    ${label.padEnd(34)} ${fmt(wall(k), 0).padStart(5)} (${fmt(wall(k) / sha, 2)}) | ${fmt(cpu(k), 0).padStart(5)} (${fmt(cpu(k) / cpu('sha'), 2)})`)
   }
   console.log(`    pack -> FsBlockstore (fsync on; 32 MiB, 1 run) ${fmt(fsyncRate, 0)} (${fmt(fsyncRate / sha, 2)})`)
+  }
 
   // --- (b) update efficiency through pack ---------------------------------------------------
+  if (parts.includes('b')) {
   /** Packs v1 then v2 into one store; returns the share of v2 in blocks v1 did not have. */
   async function update (d1: string, d2: string): Promise<{ share: number, newBlocks: number, blocks: number, total: number }> {
     const store = new MemoryBlockstore()
@@ -165,6 +175,7 @@ try {
   console.log(`    typescript 5.8.2 -> 5.8.3 (${fmt(ts.total / MiB)} MiB)`)
   console.log(`      CDC (pack)  ${med([ts])}`)
   console.log(`      fixed 256K  ${med([tsFixed])}`)
+  }
 
 } finally {
   await rm(work, { recursive: true, force: true })

@@ -98,6 +98,8 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
   if (!top.isDirectory()) throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `${dir} is not a directory`)
 
   const entries: ManifestEntry[] = []
+  // Keyed by the digest in base64, not cid.toString(): that caches a base32 string and a Map
+  // inside every CID, several hundred bytes per chunk kept until the manifest is dropped.
   const distinct = new Set<string>()
   let bytesDone = 0
 
@@ -112,7 +114,7 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
     for await (const ref of orderedWindow(chunkStream(stream, params), window, store)) {
       throwIfAborted(signal)
       refs.push(ref)
-      distinct.add(ref[0].toString())
+      distinct.add(Buffer.from(ref[0].multihash.digest).toString('base64'))
       bytesDone += ref[1]
       onProgress?.(new CustomProgressEvent('swarmpack:pack:chunk', { path, cid: ref[0], size: ref[1], bytesDone }))
     }

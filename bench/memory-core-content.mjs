@@ -1,18 +1,16 @@
-/**
- * Child process of bench/pack.bench.ts: packs or unpacks one tree with the on-disk FsBlockstore
- * and prints its peak resident memory (process.resourceUsage().maxRSS, and VmHWM from
- * /proc/self/status) as JSON on stdout.
- *
- *   memory-core-content.ts idle
- *   memory-core-content.ts pack <dir> <store>
- *   memory-core-content.ts unpack <root cid> <store> <target>
- */
+// Child process of bench/pack.bench.ts: packs or unpacks one tree with the on-disk FsBlockstore
+// and prints its peak resident memory as JSON on stdout. Plain JavaScript on the compiled package
+// (dist/), as a host application runs it: no TypeScript loader in the measurement.
+//
+//   memory-core-content.mjs idle
+//   memory-core-content.mjs pack <dir> <store>
+//   memory-core-content.mjs unpack <root cid> <store> <target>
 import { readFileSync } from 'node:fs'
 import { FsBlockstore, pack, parseCid, storeProvider, unpack } from '@swarmpack/core'
 
 const [mode, a, b, c] = process.argv.slice(2)
 const t0 = performance.now()
-let out: Record<string, unknown> = {}
+let out = {}
 if (mode === 'pack') {
   const store = await FsBlockstore.open(b, { fsync: false })
   const r = await pack(a, { name: 'memory-test', version: '1.0.0' }, { blockstore: store })
@@ -30,8 +28,7 @@ out.maxRssMiB = process.resourceUsage().maxRSS / 1024
 // also counts the parent's resident size at fork time (it survives exec), so a child of a large
 // parent reports the parent's size; VmHWM does not have that flaw.
 try {
-  const status = readFileSync('/proc/self/status', 'utf8')
-  const hwm = status.match(/^VmHWM:\s+(\d+) kB/m)
+  const hwm = readFileSync('/proc/self/status', 'utf8').match(/^VmHWM:\s+(\d+) kB/m)
   if (hwm !== null) out.vmHwmMiB = Number(hwm[1]) / 1024
 } catch {}
 process.stdout.write(JSON.stringify(out) + '\n')
