@@ -9,7 +9,7 @@
  */
 import { SwarmpackError, isSwarmpackError, CoreErrorCode } from '@swarmpack/core'
 import { type Version, parseVersion, compareVersions, isPrerelease } from './version.js'
-import type { Unavailable } from './incompatibility.js'
+import type { Unavailable, Incompatibility } from './incompatibility.js'
 
 export interface VersionInfo {
   version: string
@@ -46,6 +46,8 @@ export interface VersionRecord {
   readonly version: Version
   unavailable: Unavailable | undefined
   dependencies: Record<string, string> | undefined
+  /** The solver's dependency incompatibilities for this version, kept across resolutions (per pre-release mode). */
+  facts?: { includePrerelease: boolean, list: Incompatibility[] }
 }
 
 export interface PackageEntry {

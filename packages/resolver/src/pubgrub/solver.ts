@@ -192,7 +192,7 @@ class Solver {
       dependencies.set(name, entry.all[entry.byText.get(v.text) as number].dependencies ?? {})
     }
     const stats = this.stats()
-    log('resolved %d packages in %d ms, %d steps, %d conflicts', versions.size, Math.round(stats.elapsedMs), stats.steps, stats.conflicts)
+    if (log.enabled) log('resolved %d packages in %d ms, %d steps, %d conflicts', versions.size, Math.round(stats.elapsedMs), stats.steps, stats.conflicts)
     return { versions, dependencies, stats }
   }
 
@@ -268,7 +268,7 @@ class Solver {
   // ---- conflict resolution ----
 
   private resolveConflict (conflict: Incompatibility): Incompatibility {
-    log.trace('conflict %s', conflict.toString())
+    if (log.enabled) log.trace('conflict %s', conflict.toString())
     let inc = conflict
     let learned = false
     while (!inc.isFailure(this.rootName)) {
@@ -442,14 +442,21 @@ class Solver {
     }
 
     // after a backjump the same version is often decided again: its dependency facts are kept
+    // (and a shared cache keeps them across resolutions: they depend only on the metadata)
     const factsKey = `${name}@${version.text}`
     let facts = this.dependencyFacts.get(factsKey)
     let first = false
     if (facts === undefined) {
       first = true
-      const made = this.dependencyIncompatibilities(name, entry, index, version, record)
-      if (made === undefined) return name // the version turned out unusable
-      facts = made
+      const pre = this.options.includePrerelease === true
+      if (name !== this.rootName && record.facts !== undefined && record.facts.includePrerelease === pre) {
+        facts = record.facts.list
+      } else {
+        const made = this.dependencyIncompatibilities(name, entry, index, version, record)
+        if (made === undefined) return name // the version turned out unusable
+        facts = made
+        if (name !== this.rootName) record.facts = { includePrerelease: pre, list: facts }
+      }
       this.dependencyFacts.set(factsKey, facts)
       for (const inc of facts) this.addIncompatibility(inc)
     }

@@ -47,6 +47,11 @@ function isBottom (v: Version | null): boolean {
 }
 
 function normalise (items: Interval[]): Lane {
+  if (items.length === 1) { // the common case, without the array passes below
+    const i = items[0]
+    if (emptyInterval(i.lo, i.hi)) return EMPTY
+    return isBottom(i.lo) ? [{ lo: null, hi: i.hi }] : items
+  }
   const list = items
     .filter(i => !emptyInterval(i.lo, i.hi))
     .map(i => isBottom(i.lo) ? { lo: null, hi: i.hi } : i)
@@ -160,6 +165,15 @@ export function lowerBound (list: readonly Version[], v: Version | null): number
 }
 function upperIndex (list: readonly Version[], v: Version | null): number {
   return v === null ? list.length : lowerBound(list, v)
+}
+
+function newestInLane (lane: Lane, list: readonly Version[]): Version | undefined {
+  for (let i = lane.length - 1; i >= 0; i--) {
+    const x = lane[i]
+    const idx = upperIndex(list, x.hi) - 1
+    if (idx >= 0 && idx >= lowerBound(list, x.lo)) return list[idx]
+  }
+  return undefined
 }
 
 // Snapping a general bound (v, inclusive) onto each lane.
@@ -333,16 +347,8 @@ export class VersionSet {
 
   /** The highest of the given sorted releases / pre-releases that is in the set. */
   newestIn (releases: readonly Version[], prereleases: readonly Version[]): Version | undefined {
-    const top = (lane: Lane, list: readonly Version[]): Version | undefined => {
-      for (let i = lane.length - 1; i >= 0; i--) {
-        const x = lane[i]
-        const idx = upperIndex(list, x.hi) - 1
-        if (idx >= 0 && idx >= lowerBound(list, x.lo)) return list[idx]
-      }
-      return undefined
-    }
-    const r = top(this.rel, releases)
-    const p = top(this.pre, prereleases)
+    const r = newestInLane(this.rel, releases)
+    const p = newestInLane(this.pre, prereleases)
     if (r === undefined) return p
     if (p === undefined) return r
     return compareVersions(r, p) >= 0 ? r : p
