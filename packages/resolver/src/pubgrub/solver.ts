@@ -232,7 +232,7 @@ class Solver {
       // newest first: learned incompatibilities are the most informative
       for (let i = list.length - 1; i >= 0; i--) {
         const inc = list[i]
-        const found = this.almostSatisfied(inc)
+        const found = this.almostSatisfied(inc, name)
         if (found === undefined) continue
         if (found === 'conflict') {
           const learned = this.resolveConflict(inc)
@@ -252,8 +252,13 @@ class Solver {
   }
 
   /** 'conflict' if the solution satisfies every term; the one open term if it satisfies all others; else undefined. */
-  private almostSatisfied (inc: Incompatibility): Term | 'conflict' | undefined {
+  private almostSatisfied (inc: Incompatibility, changed?: string): Term | 'conflict' | undefined {
     let open: Term | undefined
+    // the package that just changed first: it is the likeliest to contradict its term, ending the check
+    if (changed !== undefined && inc.terms.length > 1) {
+      const t = inc.terms[0].name === changed ? inc.terms[0] : inc.terms[1].name === changed ? inc.terms[1] : undefined
+      if (t !== undefined && this.solution.relation(t) === 'disjoint') return undefined
+    }
     for (const t of inc.terms) {
       const rel = this.solution.relation(t)
       if (rel === 'disjoint') return undefined
