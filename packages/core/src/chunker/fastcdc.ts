@@ -17,6 +17,7 @@ import { MAX_BLOCK_SIZE } from '../block.js'
 import { CoreErrorCode, SwarmpackError } from '../errors.js'
 import { GEAR } from './gear.js'
 import { WASM_DATA_OFFSET, createWasmCutter } from './wasm.js'
+import type { WasmCutter } from './wasm.js'
 
 export interface ChunkerParams {
   /** No cut before this many bytes (except the last chunk of a file). */
@@ -179,9 +180,11 @@ export function chunkLengths (bytes: Uint8Array, params: ChunkerParams = DEFAULT
 export async function * chunkStream (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, params: ChunkerParams = DEFAULT_CHUNKER): AsyncGenerator<Uint8Array, void, undefined> {
   const c = makeCutter(params)
   const size = Math.max(WINDOW_SIZE, c.max * 4)
-  const wasm = createWasmCutter(size)
+  const wasm = acquireCutter(size)
   const mirror = wasm?.window
-  let buf = new Uint8Array(size)
+  // The first window is only as large as the first piece when that is smaller (a small file is
+  // usually a single short read): no 1 MiB allocation per small file.
+  let buf = new Uint8Array(0)
   let start = 0
   let end = 0
   const next = (): number => {
@@ -191,35 +194,53 @@ export async function * chunkStream (source: AsyncIterable<Uint8Array> | Iterabl
     if (n > c.max) n = c.max
     return wasm.cut(WASM_DATA_OFFSET + start, n, c.min, n < c.avg ? n : c.avg, c.maskS, c.maskL)
   }
-  for await (const piece of source) {
-    let off = 0
-    while (off < piece.length) {
-      if (end === size) {
-        const fresh = new Uint8Array(size)
-        fresh.set(buf.subarray(start, end))
-        mirror?.copyWithin(0, start, end)
-        buf = fresh
-        end -= start
-        start = 0
-      }
-      const n = Math.min(size - end, piece.length - off)
-      const part = n === piece.length ? piece : piece.subarray(off, off + n)
-      buf.set(part, end)
-      mirror?.set(part, end)
-      end += n
-      off += n
-      while (end - start >= c.max) {
-        const len = next()
-        yield buf.subarray(start, start + len)
-        start += len
+  try {
+    for await (const piece of source) {
+      let off = 0
+      while (off < piece.length) {
+        if (end === buf.length) {
+          const fresh = new Uint8Array(buf.length === 0 && piece.length < size ? piece.length : size)
+          fresh.set(buf.subarray(start, end))
+          mirror?.copyWithin(0, start, end)
+          buf = fresh
+          end -= start
+          start = 0
+        }
+        const n = Math.min(buf.length - end, piece.length - off)
+        const part = n === piece.length ? piece : piece.subarray(off, off + n)
+        buf.set(part, end)
+        mirror?.set(part, end)
+        end += n
+        off += n
+        while (end - start >= c.max) {
+          const len = next()
+          yield buf.subarray(start, start + len)
+          start += len
+        }
       }
     }
+    while (end > start) {
+      const len = next()
+      yield buf.subarray(start, start + len)
+      start += len
+    }
+  } finally {
+    if (wasm !== undefined) releaseCutter(size, wasm)
   }
-  while (end > start) {
-    const len = next()
-    yield buf.subarray(start, start + len)
-    start += len
-  }
+}
+
+/** WebAssembly instances (each with its own memory) reused across streams, per window size. */
+const cutterPool = new Map<number, WasmCutter[]>()
+const POOL_LIMIT = 4
+
+function acquireCutter (size: number): WasmCutter | undefined {
+  return cutterPool.get(size)?.pop() ?? createWasmCutter(size)
+}
+
+function releaseCutter (size: number, cutter: WasmCutter): void {
+  let list = cutterPool.get(size)
+  if (list === undefined) { list = []; cutterPool.set(size, list) }
+  if (list.length < POOL_LIMIT) list.push(cutter)
 }
 
 /** Bytes per chunking window (see chunkStream). */
