@@ -43,6 +43,9 @@ export const DEFAULT_WANT_TIMEOUT_MS = 4000
 /** An idle outgoing stream is closed after this long (Helia drops idle inbound streams after 10 s). */
 export const OUTBOUND_STREAM_IDLE_MS = 5000
 
+/** A message our peer's stream does not take within this long fails (and the stream is replaced once). */
+export const SEND_TIMEOUT_MS = 30_000
+
 /** How long a cancelled want still excuses a block arriving late. */
 export const RECENT_WANT_WINDOW_MS = 30_000
 

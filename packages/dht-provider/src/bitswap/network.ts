@@ -8,7 +8,7 @@
 import { logger } from '@libp2p/logger'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { varint } from 'multiformats'
-import { BITSWAP_PROTOCOL, DEFAULT_MAX_INCOMING_MESSAGE_SIZE, MAX_MESSAGE_SIZE, MAX_QUEUED_MESSAGES_PER_PEER, PAUSED_READ_BUFFER_LIMIT, MAX_INBOUND_STREAMS_PER_CONNECTION, MAX_OUTBOUND_STREAMS_PER_CONNECTION, OUTBOUND_STREAM_IDLE_MS } from './constants.js'
+import { BITSWAP_PROTOCOL, DEFAULT_MAX_INCOMING_MESSAGE_SIZE, MAX_MESSAGE_SIZE, MAX_QUEUED_MESSAGES_PER_PEER, PAUSED_READ_BUFFER_LIMIT, MAX_INBOUND_STREAMS_PER_CONNECTION, MAX_OUTBOUND_STREAMS_PER_CONNECTION, OUTBOUND_STREAM_IDLE_MS, SEND_TIMEOUT_MS } from './constants.js'
 import { decodeMessage, splitMessages } from './wire.js'
 import type { Message, OutgoingContent } from './wire.js'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
@@ -121,7 +121,11 @@ export class BitswapNetwork {
           log.trace('sending %d bytes to %p', message.byteLength, peer)
           // prefix and body as two writes: no copy of a 2 MiB message just to prepend a varint
           stream.send(prefix)
-          if (!stream.send(message)) await stream.onDrain(options)
+          if (!stream.send(message)) {
+            // a peer that stops reading without closing must not hold this queue forever
+            const timeout = AbortSignal.timeout(SEND_TIMEOUT_MS)
+            await stream.onDrain({ signal: options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]) })
+          }
           break
         } catch (err) {
           if (out.stream !== undefined) { out.stream.abort(err as Error); out.stream = undefined }
