@@ -59,13 +59,16 @@ const READ_SIZE = 1024 * 1024
  * the chunker copies each piece before it asks for the next one. O_NOFOLLOW: if the file was
  * swapped for a symlink since lstat, the open fails instead of following the link out of the tree.
  */
-async function * readFile (path: string, signal?: AbortSignal): AsyncGenerator<Uint8Array, void, undefined> {
+async function * readFile (path: string, sizeHint: number, signal?: AbortSignal): AsyncGenerator<Uint8Array, void, undefined> {
   const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
-  const bufs = [new Uint8Array(READ_SIZE), new Uint8Array(READ_SIZE)]
+  // Buffers no larger than the file (plus one byte to see the end in one read): two 1 MiB
+  // allocations per small file would cost more than reading it.
+  const bufSize = Math.min(READ_SIZE, sizeHint + 1)
+  const bufs = [new Uint8Array(bufSize), new Uint8Array(bufSize)]
   let pending: Promise<{ bytesRead: number }> | undefined
   try {
     let k = 0
-    pending = fh.read(bufs[k], 0, READ_SIZE, null)
+    pending = fh.read(bufs[k], 0, bufSize, null)
     while (true) {
       throwIfAborted(signal)
       const { bytesRead }: { bytesRead: number } = await pending
@@ -73,8 +76,8 @@ async function * readFile (path: string, signal?: AbortSignal): AsyncGenerator<U
       if (bytesRead === 0) return
       const piece = bufs[k]
       k ^= 1
-      pending = fh.read(bufs[k], 0, READ_SIZE, null)
-      yield bytesRead === READ_SIZE ? piece : piece.subarray(0, bytesRead)
+      pending = fh.read(bufs[k], 0, bufSize, null)
+      yield bytesRead === bufSize ? piece : piece.subarray(0, bytesRead)
     }
   } finally {
     await pending?.catch(() => {})
@@ -103,9 +106,9 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
   const distinct = new Set<string>()
   let bytesDone = 0
 
-  const packFile = async (abs: string, path: string): Promise<ChunkRef[]> => {
+  const packFile = async (abs: string, path: string, sizeHint: number): Promise<ChunkRef[]> => {
     const refs: ChunkRef[] = []
-    const stream = readFile(abs, signal)
+    const stream = readFile(abs, sizeHint, signal)
     const store = async (chunk: Uint8Array): Promise<ChunkRef> => {
       const cid = chunkCid(chunk)
       await blockstore.put(cid, chunk, { signal })
@@ -133,7 +136,7 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
         entries.push({ type: 'dir', path, mode: 0o755 })
         await walk(abs, path)
       } else if (st.isFile()) {
-        const chunks = await packFile(abs, path)
+        const chunks = await packFile(abs, path, st.size)
         const size = chunks.reduce((a, [, n]) => a + n, 0)
         entries.push({ type: 'file', path, mode: (st.mode & 0o111) !== 0 ? 0o755 : 0o644, size, chunks })
         onProgress?.(new CustomProgressEvent('swarmpack:pack:file', { path, size }))
