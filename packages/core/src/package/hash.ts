@@ -5,7 +5,7 @@
  */
 import * as nodeCrypto from 'node:crypto'
 import { CID } from 'multiformats/cid'
-import { create as createDigest } from 'multiformats/hashes/digest'
+import { Digest, create as createDigest } from 'multiformats/hashes/digest'
 import { MAX_BLOCK_SIZE, RAW_CODEC, SHA2_256_CODE } from '../block.js'
 import { CoreErrorCode, SwarmpackError } from '../errors.js'
 
@@ -22,6 +22,44 @@ export function chunkCid (bytes: Uint8Array): CID {
     throw new SwarmpackError(CoreErrorCode.BLOCK_TOO_LARGE, `block of ${bytes.byteLength} bytes exceeds ${MAX_BLOCK_SIZE}`)
   }
   return CID.createV1(RAW_CODEC, createDigest(SHA2_256_CODE, sha256(bytes)))
+}
+
+/** Bytes of a raw sha2-256 CIDv1: version, codec, hash code, digest length, then the digest. */
+export const RAW_CID_BYTES = 36
+
+/**
+ * The CIDs of a file's chunks, packed into one growing byte array (36 bytes a chunk) instead of
+ * one CID object each while the file streams through: a 1 GiB package has ~65k chunks, and CID
+ * objects with their own buffers cost ~850 bytes each. `cids()` builds CID objects that are views
+ * into the array, at the end.
+ */
+export class ChunkList {
+  #bytes = new Uint8Array(RAW_CID_BYTES * 16)
+  readonly sizes: number[] = []
+
+  add (cid: CID, size: number): void {
+    const n = this.sizes.length
+    if ((n + 1) * RAW_CID_BYTES > this.#bytes.length) {
+      const grown = new Uint8Array(this.#bytes.length * 2)
+      grown.set(this.#bytes)
+      this.#bytes = grown
+    }
+    this.#bytes.set(cid.bytes, n * RAW_CID_BYTES)
+    this.sizes.push(size)
+  }
+
+  get length (): number { return this.sizes.length }
+
+  /** [CID, size] pairs whose CIDs share this list's bytes. */
+  refs (): Array<[CID, number]> {
+    const bytes = this.#bytes.slice(0, this.sizes.length * RAW_CID_BYTES)
+    return this.sizes.map((size, i) => {
+      const o = i * RAW_CID_BYTES
+      const cidBytes = bytes.subarray(o, o + RAW_CID_BYTES)
+      const digest = new Digest(SHA2_256_CODE, 32, cidBytes.subarray(4), cidBytes.subarray(2))
+      return [new CID(1, RAW_CODEC, digest, cidBytes), size]
+    })
+  }
 }
 
 /**

@@ -18,7 +18,7 @@ import { createManifest, encodeManifest } from '../manifest/codec.js'
 import { unsafePath, validateEntryPath, validateLinkTarget } from '../manifest/paths.js'
 import type { ChunkRef, Manifest, ManifestEntry, PackageMetadata } from '../manifest/types.js'
 import { validatePackageName, validateVersion } from '../names.js'
-import { chunkCid, orderedWindow } from './hash.js'
+import { ChunkList, chunkCid, orderedWindow } from './hash.js'
 
 const log = logger('swarmpack:pack')
 
@@ -100,14 +100,15 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
   const top = await lstat(dir)
   if (!top.isDirectory()) throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `${dir} is not a directory`)
 
-  const entries: ManifestEntry[] = []
+  // File entries keep their chunk CIDs packed in a ChunkList until the manifest is built.
+  const entries: Array<ManifestEntry | { type: 'pending', path: string, mode: number, size: number, list: ChunkList }> = []
   // Keyed by the digest in base64, not cid.toString(): that caches a base32 string and a Map
   // inside every CID, several hundred bytes per chunk kept until the manifest is dropped.
   const distinct = new Set<string>()
   let bytesDone = 0
 
-  const packFile = async (abs: string, path: string, sizeHint: number): Promise<ChunkRef[]> => {
-    const refs: ChunkRef[] = []
+  const packFile = async (abs: string, path: string, sizeHint: number): Promise<ChunkList> => {
+    const refs = new ChunkList()
     const stream = readFile(abs, sizeHint, signal)
     const store = async (chunk: Uint8Array): Promise<ChunkRef> => {
       const cid = chunkCid(chunk)
@@ -116,7 +117,7 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
     }
     for await (const ref of orderedWindow(chunkStream(stream, params), window, store)) {
       throwIfAborted(signal)
-      refs.push(ref)
+      refs.add(ref[0], ref[1])
       distinct.add(Buffer.from(ref[0].multihash.digest).toString('base64'))
       bytesDone += ref[1]
       onProgress?.(new CustomProgressEvent('swarmpack:pack:chunk', { path, cid: ref[0], size: ref[1], bytesDone }))
@@ -136,9 +137,9 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
         entries.push({ type: 'dir', path, mode: 0o755 })
         await walk(abs, path)
       } else if (st.isFile()) {
-        const chunks = await packFile(abs, path, st.size)
-        const size = chunks.reduce((a, [, n]) => a + n, 0)
-        entries.push({ type: 'file', path, mode: (st.mode & 0o111) !== 0 ? 0o755 : 0o644, size, chunks })
+        const list = await packFile(abs, path, st.size)
+        const size = list.sizes.reduce((a, n) => a + n, 0)
+        entries.push({ type: 'pending', path, mode: (st.mode & 0o111) !== 0 ? 0o755 : 0o644, size, list })
         onProgress?.(new CustomProgressEvent('swarmpack:pack:file', { path, size }))
       } else if (st.isSymbolicLink()) {
         const target = await readlink(abs)
@@ -151,7 +152,8 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
   }
   await walk(dir, '')
 
-  const manifest = createManifest(metadata, entries)
+  const manifest = createManifest(metadata, entries.map((e): ManifestEntry =>
+    e.type === 'pending' ? { type: 'file', path: e.path, mode: e.mode, size: e.size, chunks: e.list.refs() } : e))
   const encoded = encodeManifest(manifest)
   for (const block of encoded.blocks) {
     throwIfAborted(signal)
