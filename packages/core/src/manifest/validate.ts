@@ -57,7 +57,7 @@ function checkDependencies (v: unknown, what: string): void {
 export function checkChunkRef (ref: unknown, path: string): number {
   if (!Array.isArray(ref) || ref.length !== 2) throw invalidManifest(`chunk of ${path} is not [cid, size]`)
   const cid = CID.asCID(ref[0])
-  if (cid === null || cid.version !== 1 || cid.code !== RAW_CODEC || cid.multihash.code !== SHA2_256_CODE) {
+  if (cid === null || cid.version !== 1 || cid.code !== RAW_CODEC || cid.multihash.code !== SHA2_256_CODE || cid.multihash.size !== 32) {
     throw invalidManifest(`chunk of ${path} is not a raw sha2-256 CIDv1`)
   }
   return checkInt(ref[1], `chunk size in ${path}`, 1, MAX_BLOCK_SIZE)

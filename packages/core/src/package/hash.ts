@@ -38,6 +38,7 @@ export class ChunkList {
   readonly sizes: number[] = []
 
   add (cid: CID, size: number): void {
+    if (cid.bytes.length !== RAW_CID_BYTES) throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `not a raw sha2-256 CIDv1: ${cid.toString()}`)
     const n = this.sizes.length
     if ((n + 1) * RAW_CID_BYTES > this.#bytes.length) {
       const grown = new Uint8Array(this.#bytes.length * 2)
@@ -60,6 +61,17 @@ export class ChunkList {
       return [new CID(1, RAW_CODEC, digest, cidBytes), size]
     })
   }
+}
+
+/**
+ * The same [CID, size] pairs with CIDs re-built as views into one packed array: about 480 instead
+ * of ~790 bytes of heap per chunk for CIDs fresh from the dag-cbor decoder. Only raw sha2-256 CIDv1
+ * (the only kind a manifest accepts) are expected.
+ */
+export function compactChunkRefs (refs: Array<[CID, number]>): Array<[CID, number]> {
+  const list = new ChunkList()
+  for (const [cid, size] of refs) list.add(cid, size)
+  return list.refs()
 }
 
 /**
