@@ -165,7 +165,7 @@ describe('HttpProvider against static mirrors', () => {
     const started = Date.now()
     const bytes = await p.get(dag.blocks[4].cid)
     verifyBlock(dag.blocks[4].cid, bytes)
-    assert.ok(Date.now() - started < 2000)
+    assert.ok(Date.now() - started < 5000, "the timeout, not the hanging server, decides")
     const snap = p.stats().mirrors.find(m => m.url === hanging.url)
     assert.equal(snap?.healthy, false)
     hanging.requests.length = 0
