@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ROOT, hashTree, seedDataDir, startNode, stopAll, writePackageDir, type ChildPeer } from './helpers/swarm.js'
 
-describe('a peer serving corrupted blocks', { timeout: 150_000 }, () => {
+describe('a peer serving corrupted blocks', { timeout: 300_000 }, () => {
   let dir: string
   let root: string
   let expected: Record<string, string>

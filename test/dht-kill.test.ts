@@ -11,7 +11,7 @@ import { hashTree, seedDataDir, startNode, stopAll, writePackageDir, type ChildP
 
 const SIZE = 24 * 1024 * 1024
 
-describe('a provider killed mid-transfer', { timeout: 150_000 }, () => {
+describe('a provider killed mid-transfer', { timeout: 300_000 }, () => {
   let dir: string
   let root: string
   let expected: Record<string, string>

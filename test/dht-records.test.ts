@@ -16,7 +16,7 @@ import { createIndexHeadRecord, createSwarmpackPeer, indexHeadKey, publishIndexH
 import { startNode, stopAll, type ChildPeer } from './helpers/swarm.js'
 import type { PrivateKey } from '@libp2p/interface'
 
-describe('signed index heads in a DHT of processes', { timeout: 150_000 }, () => {
+describe('signed index heads in a DHT of processes', { timeout: 300_000 }, () => {
   let dir: string
   const children: ChildPeer[] = []
   const locals: SwarmpackPeer[] = []

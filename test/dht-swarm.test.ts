@@ -13,7 +13,7 @@ import { hashTree, seedDataDir, startNode, stopAll, writePackageDir, type ChildP
 const SIZE = 8 * 1024 * 1024
 const FETCHERS = 6
 
-describe('DHT swarm of 10 processes', { timeout: 150_000 }, () => {
+describe('DHT swarm of 10 processes', { timeout: 300_000 }, () => {
   let dir: string
   let root: string
   let expected: Record<string, string>

@@ -1,6 +1,6 @@
 /**
  * Test fixture: a swarmpack peer that serves corrupted blocks. It holds a real package in its
- * store and announces it like any peer, but flips one byte of every raw block it sends, so a
+ * store and announces it like any peer, but flips one byte of every block it sends, so a
  * fetching peer must detect the bad bytes, ban it and get the package from others.
  *
  *   corrupt-peer.ts --data-dir <dir> --bootstrap <ma> [--json]
@@ -8,7 +8,7 @@
 import '@swarmpack/core/polyfill'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { FsBlockstore, RAW_CODEC, type CID } from '@swarmpack/core'
+import { FsBlockstore, type CID } from '@swarmpack/core'
 import { createSwarmNode, createSwarmpackPeer, type SharingBlockstore } from '@swarmpack/dht-provider'
 
 const { values } = parseArgs({
@@ -28,7 +28,6 @@ const corrupting: SharingBlockstore = {
   pins: () => store.pins(),
   get: async function * (cid: CID) {
     const bytes = await store.getBytes(cid)
-    if (cid.code !== RAW_CODEC) { yield bytes; return }
     const bad = Uint8Array.from(bytes)
     bad[bad.length >> 1] ^= 0xff
     served++

@@ -75,7 +75,7 @@ export class ChildPeer {
     })
   }
 
-  async ready (timeout = 60_000): Promise<this> {
+  async ready (timeout = 150_000): Promise<this> {
     const e = await this.waitFor(ev => ev.event === 'ready' || (ev.event === 'error' && ev.command === 'start'), timeout, 'ready line')
     if (e.event === 'error') throw new Error(`${this.name} failed to start: ${String(e.message)}`)
     this.peerId = e.peerId as string
