@@ -20,6 +20,7 @@ interface Case {
   includePrerelease: boolean
   inline: boolean
   locked: Record<string, string>
+  update: string[]
 }
 
 const caseArb: fc.Arbitrary<Case> = fc.record({
@@ -32,8 +33,9 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
   root: fc.array(fc.tuple(fc.constantFrom(...NAMES), fc.constantFrom(...RANGES)), { minLength: 1, maxLength: 2 }),
   includePrerelease: fc.boolean(),
   inline: fc.boolean(),
-  lockPicks: fc.array(fc.nat(), { minLength: NAMES.length, maxLength: NAMES.length })
-}).map(({ packages, present, root, includePrerelease, inline, lockPicks }) => {
+  lockPicks: fc.array(fc.nat(), { minLength: NAMES.length, maxLength: NAMES.length }),
+  update: fc.subarray(NAMES, { maxLength: 2 })
+}).map(({ packages, present, root, includePrerelease, inline, lockPicks, update }) => {
   const registry: Registry = {}
   const unavailable: Record<string, Unavailable> = {}
   const locked: Record<string, string> = {}
@@ -47,7 +49,7 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
     })
     if (lockPicks[i] % 3 === 0) locked[name] = p.versions[lockPicks[i] % p.versions.length]
   })
-  return { registry, root: Object.fromEntries(root), unavailable, includePrerelease, inline, locked }
+  return { registry, root: Object.fromEntries(root), unavailable, includePrerelease, inline, locked, update }
 })
 
 function satisfies (version: string, range: string, includePrerelease: boolean): boolean {
@@ -86,7 +88,7 @@ describe('random registries', () => {
     await fc.assert(fc.asyncProperty(caseArb, async (c) => {
       const source = new MemorySource(c.registry, { unavailable: c.unavailable, inline: c.inline })
       try {
-        const r = await resolve({ rootName: 'root', dependencies: c.root, source, includePrerelease: c.includePrerelease, locked: c.locked })
+        const r = await resolve({ rootName: 'root', dependencies: c.root, source, includePrerelease: c.includePrerelease, locked: c.locked, update: c.update })
         const chosen = Object.fromEntries(r.versions)
         assert.ok(valid(c, chosen), `invalid solution ${JSON.stringify(chosen)}`)
         // nothing selected that nothing needs
@@ -95,7 +97,7 @@ describe('random registries', () => {
         assert.deepEqual(Object.keys(chosen).sort(), [...needed].sort())
         // locked versions that fit are kept when they can all be kept together
         if (valid(c, { ...chosen, ...Object.fromEntries(Object.entries(c.locked).filter(([n]) => chosen[n] !== undefined)) })) {
-          for (const [n, v] of Object.entries(c.locked)) if (chosen[n] !== undefined && chosen[n] !== v && valid(c, { ...chosen, [n]: v })) assert.fail(`locked ${n}@${v} dropped for ${chosen[n]}`)
+          for (const [n, v] of Object.entries(c.locked)) if (!c.update.includes(n) && chosen[n] !== undefined && chosen[n] !== v && valid(c, { ...chosen, [n]: v })) assert.fail(`locked ${n}@${v} dropped for ${chosen[n]}`)
         }
         solved++
       } catch (err) {

@@ -102,6 +102,14 @@ describe('solutions', () => {
     assert.deepEqual(r.dependencies.get('a'), { b: '^1.0.0' })
   })
 
+  it('reports decisions and conflicts through onProgress', async () => {
+    const reg: Registry = { db: { '1.0.0': {}, '2.0.0': { driver: '^1.0.0' } }, driver: { '1.0.0': { db: '^1.0.0' } } }
+    const events: string[] = []
+    await resolve({ dependencies: { db: '*' }, source: new MemorySource(reg), onProgress: (e) => { events.push(e.type) } })
+    assert.ok(events.includes('resolve:decision'))
+    assert.ok(events.includes('resolve:conflict'))
+  })
+
   it('prefetches what it will likely need next and counts it', async () => {
     const reg: Registry = {
       a: { '1.0.0': { b: '1', c: '1' } },
