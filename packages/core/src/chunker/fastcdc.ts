@@ -178,54 +178,89 @@ export function chunkLengths (bytes: Uint8Array, params: ChunkerParams = DEFAULT
  * reference), which is kept as the fallback and for `chunkLengths`.
  */
 export async function * chunkStream (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, params: ChunkerParams = DEFAULT_CHUNKER): AsyncGenerator<Uint8Array, void, undefined> {
-  const c = makeCutter(params)
-  const size = Math.max(WINDOW_SIZE, c.max * 4)
-  const wasm = acquireCutter(size)
-  const mirror = wasm?.window
-  // The first window is only as large as the first piece when that is smaller (a small file is
-  // usually a single short read): no 1 MiB allocation per small file.
-  let buf = new Uint8Array(0)
-  let start = 0
-  let end = 0
-  const next = (): number => {
-    if (wasm === undefined) return cutPoint(buf, start, end, c)
-    let n = end - start
+  const chunker = new Chunker(params)
+  try {
+    for await (const piece of source) yield * chunker.push(piece)
+    yield * chunker.finish()
+  } finally {
+    chunker.close()
+  }
+}
+
+/**
+ * The push-style chunker behind chunkStream, for callers that want no await per chunk (pack):
+ * `push(piece)` returns the chunks completed so far, `finish()` the rest at end of input, and
+ * `close()` hands the WebAssembly instance back to the pool. Chunks are views into windows, as
+ * described at chunkStream, and stay valid after later calls.
+ */
+export class Chunker {
+  readonly #c: Cutter
+  readonly #size: number
+  #wasm: WasmCutter | undefined
+  #buf = new Uint8Array(0)
+  #start = 0
+  #end = 0
+
+  constructor (params: ChunkerParams = DEFAULT_CHUNKER) {
+    this.#c = makeCutter(params)
+    this.#size = Math.max(WINDOW_SIZE, this.#c.max * 4)
+    this.#wasm = acquireCutter(this.#size)
+  }
+
+  #next (): number {
+    const c = this.#c
+    const wasm = this.#wasm
+    if (wasm === undefined) return cutPoint(this.#buf, this.#start, this.#end, c)
+    let n = this.#end - this.#start
     if (n <= c.min) return n
     if (n > c.max) n = c.max
-    return wasm.cut(WASM_DATA_OFFSET + start, n, c.min, n < c.avg ? n : c.avg, c.maskS, c.maskL)
+    return wasm.cut(WASM_DATA_OFFSET + this.#start, n, c.min, n < c.avg ? n : c.avg, c.maskS, c.maskL)
   }
-  try {
-    for await (const piece of source) {
-      let off = 0
-      while (off < piece.length) {
-        if (end === buf.length) {
-          const fresh = new Uint8Array(buf.length === 0 && piece.length < size ? piece.length : size)
-          fresh.set(buf.subarray(start, end))
-          mirror?.copyWithin(0, start, end)
-          buf = fresh
-          end -= start
-          start = 0
-        }
-        const n = Math.min(buf.length - end, piece.length - off)
-        const part = n === piece.length ? piece : piece.subarray(off, off + n)
-        buf.set(part, end)
-        mirror?.set(part, end)
-        end += n
-        off += n
-        while (end - start >= c.max) {
-          const len = next()
-          yield buf.subarray(start, start + len)
-          start += len
-        }
+
+  push (piece: Uint8Array): Uint8Array[] {
+    const out: Uint8Array[] = []
+    const max = this.#c.max
+    const mirror = this.#wasm?.window
+    let off = 0
+    while (off < piece.length) {
+      if (this.#end === this.#buf.length) {
+        // The first window is only as large as the first piece when that is smaller (a small
+        // file is usually one short read): no 1 MiB allocation per small file.
+        const fresh = new Uint8Array(this.#buf.length === 0 && piece.length < this.#size ? piece.length : this.#size)
+        fresh.set(this.#buf.subarray(this.#start, this.#end))
+        mirror?.copyWithin(0, this.#start, this.#end)
+        this.#buf = fresh
+        this.#end -= this.#start
+        this.#start = 0
+      }
+      const n = Math.min(this.#buf.length - this.#end, piece.length - off)
+      const part = n === piece.length ? piece : piece.subarray(off, off + n)
+      this.#buf.set(part, this.#end)
+      mirror?.set(part, this.#end)
+      this.#end += n
+      off += n
+      while (this.#end - this.#start >= max) {
+        const len = this.#next()
+        out.push(this.#buf.subarray(this.#start, this.#start + len))
+        this.#start += len
       }
     }
-    while (end > start) {
-      const len = next()
-      yield buf.subarray(start, start + len)
-      start += len
+    return out
+  }
+
+  finish (): Uint8Array[] {
+    const out: Uint8Array[] = []
+    while (this.#end > this.#start) {
+      const len = this.#next()
+      out.push(this.#buf.subarray(this.#start, this.#start + len))
+      this.#start += len
     }
-  } finally {
-    if (wasm !== undefined) releaseCutter(size, wasm)
+    return out
+  }
+
+  close (): void {
+    if (this.#wasm !== undefined) releaseCutter(this.#size, this.#wasm)
+    this.#wasm = undefined
   }
 }
 

@@ -11,14 +11,14 @@ import { logger } from '@libp2p/logger'
 import type { CID } from 'multiformats/cid'
 import { CustomProgressEvent } from 'progress-events'
 import type { ProgressEvent, ProgressOptions } from 'progress-events'
-import { chunkStream, DEFAULT_CHUNKER } from '../chunker/index.js'
+import { Chunker, DEFAULT_CHUNKER } from '../chunker/index.js'
 import type { ChunkerParams } from '../chunker/index.js'
 import { CoreErrorCode, SwarmpackError, throwIfAborted } from '../errors.js'
 import { createManifest, encodeManifest } from '../manifest/codec.js'
 import { unsafePath, validateEntryPath, validateLinkTarget } from '../manifest/paths.js'
-import type { ChunkRef, Manifest, ManifestEntry, PackageMetadata } from '../manifest/types.js'
+import type { Manifest, ManifestEntry, PackageMetadata } from '../manifest/types.js'
 import { validatePackageName, validateVersion } from '../names.js'
-import { ChunkList, chunkCid, orderedWindow } from './hash.js'
+import { ChunkList, chunkCid } from './hash.js'
 
 const log = logger('swarmpack:pack')
 
@@ -37,7 +37,7 @@ export interface PackOptions extends ProgressOptions<PackProgressEvents> {
   signal?: AbortSignal
   /** Chunker parameters; the default is what every node uses (changing it loses dedup). */
   chunker?: ChunkerParams
-  /** Chunk writes to the blockstore in flight at once (default 8). */
+  /** Block writes to the blockstore in flight at once (default 8). */
   window?: number
 }
 
@@ -85,6 +85,10 @@ async function * readFile (path: string, sizeHint: number, signal?: AbortSignal)
   }
 }
 
+function isPromise (value: unknown): value is Promise<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
+}
+
 function byName (a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0 }
 
 /**
@@ -107,20 +111,41 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
   const distinct = new Set<string>()
   let bytesDone = 0
 
+  // Per chunk everything is synchronous (cut, hash, record) except the blockstore write; up to
+  // `window` writes are left in flight. No generator or promise per chunk unless the store is async.
   const packFile = async (abs: string, path: string, sizeHint: number): Promise<ChunkList> => {
     const refs = new ChunkList()
-    const stream = readFile(abs, sizeHint, signal)
-    const store = async (chunk: Uint8Array): Promise<ChunkRef> => {
-      const cid = chunkCid(chunk)
-      await blockstore.put(cid, chunk, { signal })
-      return [cid, chunk.length]
-    }
-    for await (const ref of orderedWindow(chunkStream(stream, params), window, store)) {
+    const inflight: Array<Promise<unknown>> = []
+    const handle = (chunk: Uint8Array): Promise<unknown> | undefined => {
       throwIfAborted(signal)
-      refs.add(ref[0], ref[1])
-      distinct.add(Buffer.from(ref[0].multihash.digest).toString('base64'))
-      bytesDone += ref[1]
-      onProgress?.(new CustomProgressEvent('swarmpack:pack:chunk', { path, cid: ref[0], size: ref[1], bytesDone }))
+      const cid = chunkCid(chunk)
+      refs.add(cid, chunk.length)
+      const d = cid.multihash.digest
+      distinct.add(Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64'))
+      bytesDone += chunk.length
+      onProgress?.(new CustomProgressEvent('swarmpack:pack:chunk', { path, cid, size: chunk.length, bytesDone }))
+      const put = blockstore.put(cid, chunk, { signal })
+      if (!isPromise(put)) return undefined
+      const pending = Promise.resolve(put)
+      pending.catch(() => {}) // awaited below, in order; never an unhandled rejection meanwhile
+      inflight.push(pending)
+      return inflight.length >= window ? inflight.shift() : undefined
+    }
+    const chunker = new Chunker(params)
+    try {
+      for await (const piece of readFile(abs, sizeHint, signal)) {
+        for (const chunk of chunker.push(piece)) {
+          const wait = handle(chunk)
+          if (wait !== undefined) await wait
+        }
+      }
+      for (const chunk of chunker.finish()) {
+        const wait = handle(chunk)
+        if (wait !== undefined) await wait
+      }
+      for (const p of inflight) await p
+    } finally {
+      chunker.close()
     }
     return refs
   }
