@@ -12,7 +12,7 @@
  */
 import {
   CoreErrorCode, MAX_BLOCK_SIZE, SwarmpackError, assertSupportedCid, blockLinks, mirrorBlockPath,
-  throwIfAborted, verifyBlock, IDENTITY_CODE
+  throwIfAborted, DAG_CBOR_CODEC, IDENTITY_CODE
 } from '@swarmpack/core'
 import type { ProvidedBlock, Provider, ProviderGetOptions } from '@swarmpack/core'
 import { logger } from '@libp2p/logger'
@@ -20,11 +20,12 @@ import type { CID } from 'multiformats/cid'
 import { CustomProgressEvent } from 'progress-events'
 import type { Dispatcher } from 'undici'
 import { discard, readCapped } from './body.js'
-import { readCar } from './car-reader.js'
+import { CarParser, decodeSectionCid, type RawCarSection } from './car-reader.js'
 import { createDispatcher, type DispatcherOptions } from './dispatcher.js'
 import { HttpErrorCode } from './errors.js'
 import { DEFAULT_HEALTH, MirrorHealth, rankMirrors, type HealthOptions, type MirrorHealthSnapshot } from './health.js'
 import { fetchCapped, open, statusError } from './request.js'
+import { verifyBlockFast } from './verify.js'
 
 const log = logger('swarmpack:http')
 
@@ -108,6 +109,32 @@ function normalizeMirror (input: string | URL | MirrorConfig, index: number, opt
 export function cidKey (cid: CID): string {
   const b = cid.bytes
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
+}
+
+/** The same key from a CID's encoded bytes, without decoding them. */
+function bytesKey (b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
+}
+
+/** getDag's bookkeeping: blocks already handed out, and the links still to fetch. */
+class DagWalk {
+  readonly done = new Set<string>()
+  readonly wanted: Map<string, CID>
+
+  constructor (root: CID) {
+    this.wanted = new Map([[cidKey(root), root]])
+  }
+
+  /** Marks a verified block done and queues the links it adds. */
+  accept (key: string, cid: CID, bytes: Uint8Array): void {
+    this.done.add(key)
+    this.wanted.delete(key)
+    if (cid.code !== DAG_CBOR_CODEC) return
+    for (const link of blockLinks(cid, bytes)) {
+      const k = cidKey(link)
+      if (!this.done.has(k)) this.wanted.set(k, link)
+    }
+  }
 }
 
 function isIdentity (cid: CID): boolean {
@@ -237,7 +264,7 @@ export class HttpProvider implements Provider {
     }
     this.bytes += bytes.byteLength
     try {
-      verifyBlock(cid, bytes)
+      verifyBlockFast(cid, bytes)
     } catch (err) {
       mirror.health.recordBadData()
       log.error('%s served bad data for %s', mirror.base, cid)
@@ -302,24 +329,16 @@ export class HttpProvider implements Provider {
    */
   async * getDag (root: CID, options: ProviderGetOptions = {}): AsyncGenerator<ProvidedBlock> {
     assertSupportedCid(root)
-    const done = new Set<string>()
-    const wanted = new Map<string, CID>([[cidKey(root), root]])
-    const accept = (block: ProvidedBlock): ProvidedBlock => {
-      const key = cidKey(block.cid)
-      done.add(key)
-      wanted.delete(key)
-      for (const link of blockLinks(block.cid, block.bytes)) {
-        const k = cidKey(link)
-        if (!done.has(k)) wanted.set(k, link)
-      }
-      return block
-    }
+    const dag = new DagWalk(root)
 
-    // 1. One CAR request, to the best mirror that may speak CAR.
+    // 1. One CAR request, to the best mirror that may speak CAR. It hands over verified blocks in
+    // batches (one per body chunk), already accepted into the walk.
     const carMirror = rankMirrors(this.mirrors.map(m => m.health)).map(h => this.mirrorOf(h)).find(m => m.car && m.health.supportsCar !== false)
     if (carMirror !== undefined && !isIdentity(root)) {
       try {
-        for await (const block of this.carFrom(carMirror, root, wanted, done, options)) yield accept(block)
+        for await (const batch of this.carFrom(carMirror, root, dag, options)) {
+          for (let i = 0; i < batch.length; i++) yield batch[i]
+        }
       } catch (err) {
         if ((err as SwarmpackError).code === CoreErrorCode.ABORTED) throw err
         log('CAR from %s stopped: %s', carMirror.base, (err as Error).message)
@@ -327,6 +346,7 @@ export class HttpProvider implements Provider {
     }
 
     // 2. Whatever is still wanted comes raw, concurrently; new links join the queue as blocks arrive.
+    const wanted = dag.wanted
     const inflight = new Map<string, Promise<{ key: string, block?: ProvidedBlock, error?: unknown }>>()
     while (true) {
       for (const [key, cid] of wanted) {
@@ -342,15 +362,18 @@ export class HttpProvider implements Provider {
         for (const p of inflight.values()) p.catch(() => {})
         throw r.error
       }
-      yield accept(r.block)
+      dag.accept(r.key, r.block.cid, r.block.bytes)
+      yield r.block
     }
   }
 
   /**
-   * Streams a CAR for `root` from one mirror, yielding only blocks the DAG reaches (verified).
-   * Blocks that arrive before their parent wait in a small bounded buffer; anything else is dropped.
+   * Streams a CAR for `root` from one mirror, yielding batches of verified blocks the DAG reaches,
+   * each accepted into `dag` before it is handed on. Blocks that arrive before their parent wait in
+   * a small bounded buffer; anything else is dropped. If the stream fails, the blocks already
+   * accepted are yielded before the error is thrown, so none is marked done without being seen.
    */
-  private async * carFrom (mirror: Mirror, root: CID, wanted: Map<string, CID>, done: Set<string>, options: ProviderGetOptions): AsyncGenerator<ProvidedBlock> {
+  private async * carFrom (mirror: Mirror, root: CID, dag: DagWalk, options: ProviderGetOptions): AsyncGenerator<ProvidedBlock[]> {
     const url = this.blockUrl(mirror, root, 'car')
     const started = performance.now()
     this.requests++
@@ -371,61 +394,96 @@ export class HttpProvider implements Provider {
         mirror.health.supportsCar = false
         const bytes = await readCapped(res.body, this.maxBlockSize, mirror.base)
         this.bytes += bytes.byteLength
-        try { verifyBlock(root, bytes) } catch (err) { mirror.health.recordBadData(); throw err }
+        try { verifyBlockFast(root, bytes) } catch (err) { mirror.health.recordBadData(); throw err }
         mirror.health.recordSuccess(performance.now() - started)
         options.onProgress?.(new CustomProgressEvent('swarmpack:provider:block', { cid: root, size: bytes.byteLength, source: mirror.base }))
-        yield { cid: root, bytes, source: mirror.base }
+        dag.accept(cidKey(root), root, bytes)
+        yield [{ cid: root, bytes, source: mirror.base }]
         return
       }
       mirror.health.supportsCar = true
+      const source = mirror.base
+      const parser = new CarParser(source, this.maxBlockSize)
+      const sections: RawCarSection[] = []
       const early = new Map<string, { cid: CID, bytes: Uint8Array }>()
       let earlyBytes = 0
       let unwanted = 0
       let first = true
-      const take = (cid: CID, bytes: Uint8Array): ProvidedBlock => {
-        options.onProgress?.(new CustomProgressEvent('swarmpack:provider:block', { cid, size: bytes.byteLength, source: mirror.base }))
-        return { cid, bytes, source: mirror.base }
+      let batch: ProvidedBlock[] = []
+      const take = (key: string, cid: CID, bytes: Uint8Array): void => {
+        dag.accept(key, cid, bytes)
+        options.onProgress?.(new CustomProgressEvent('swarmpack:provider:block', { cid, size: bytes.byteLength, source }))
+        batch.push({ cid, bytes, source })
       }
-      try {
-        for await (const section of readCar(res.body, { sourceName: mirror.base, maxBlockSize: this.maxBlockSize })) {
-          throwIfAborted(options.signal)
-          this.bytes += section.bytes.byteLength
-          const key = cidKey(section.cid)
-          if (done.has(key)) continue
-          try {
-            verifyBlock(section.cid, section.bytes)
-          } catch (err) {
-            if ((err as SwarmpackError).code === CoreErrorCode.UNSUPPORTED_CID) { unwanted += section.bytes.byteLength; continue }
-            mirror.health.recordBadData()
-            log.error('%s sent a bad block %s in a CAR', mirror.base, section.cid)
-            throw err
+      const handle = (section: RawCarSection): void => {
+        const bytes = section.bytes
+        this.bytes += bytes.byteLength
+        let key = bytesKey(section.cidBytes)
+        if (dag.done.has(key)) return
+        let cid = dag.wanted.get(key)
+        if (cid === undefined) {
+          // Not (yet) reachable: decode it, and re-check under its canonical bytes.
+          cid = decodeSectionCid(section.cidBytes, source)
+          key = cidKey(cid)
+          if (dag.done.has(key)) return
+          cid = dag.wanted.get(key) ?? cid
+        }
+        try {
+          verifyBlockFast(cid, bytes)
+        } catch (err) {
+          if ((err as SwarmpackError).code === CoreErrorCode.UNSUPPORTED_CID) { unwanted += bytes.byteLength; return }
+          mirror.health.recordBadData()
+          log.error('%s sent a bad block %s in a CAR', source, cid)
+          throw err
+        }
+        if (first) { mirror.health.recordSuccess(performance.now() - started); first = false }
+        if (dag.wanted.has(key)) {
+          take(key, cid, bytes)
+          // Blocks that came early may be wanted now.
+          let released = true
+          while (released && early.size > 0) {
+            released = false
+            for (const [k, b] of early) {
+              if (dag.wanted.has(k)) { early.delete(k); earlyBytes -= b.bytes.byteLength; released = true; take(k, b.cid, b.bytes) }
+            }
           }
-          if (first) { mirror.health.recordSuccess(performance.now() - started); first = false }
-          if (wanted.has(key)) {
-            yield take(section.cid, section.bytes)
-            // Blocks that came early may be wanted now.
-            let released = true
-            while (released && early.size > 0) {
-              released = false
-              for (const [k, b] of early) {
-                if (wanted.has(k)) { early.delete(k); earlyBytes -= b.bytes.byteLength; released = true; yield take(b.cid, b.bytes) }
-              }
-            }
-          } else if (earlyBytes + section.bytes.byteLength <= this.maxUnwantedCarBytes) {
-            early.set(key, section); earlyBytes += section.bytes.byteLength
-          } else {
-            unwanted += section.bytes.byteLength
-            if (unwanted > this.maxUnwantedCarBytes) {
-              mirror.health.recordBadData()
-              throw new SwarmpackError(HttpErrorCode.TOO_LARGE, `${mirror.base} sent more than ${this.maxUnwantedCarBytes} bytes of unrequested blocks`, { details: { source: mirror.base } })
-            }
+        } else if (earlyBytes + bytes.byteLength <= this.maxUnwantedCarBytes) {
+          if (!early.has(key)) { early.set(key, { cid, bytes }); earlyBytes += bytes.byteLength }
+        } else {
+          unwanted += bytes.byteLength
+          if (unwanted > this.maxUnwantedCarBytes) {
+            mirror.health.recordBadData()
+            throw new SwarmpackError(HttpErrorCode.TOO_LARGE, `${source} sent more than ${this.maxUnwantedCarBytes} bytes of unrequested blocks`, { details: { source } })
           }
         }
-      } catch (err) {
-        if ((err as SwarmpackError).code !== CoreErrorCode.BLOCK_MISMATCH) this.recordError(mirror, err as SwarmpackError)
-        throw err
       }
-      if (early.size > 0) log('dropped %d unrequested blocks from %s', early.size, mirror.base)
+      let failure: unknown
+      try {
+        for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+          throwIfAborted(options.signal)
+          parser.push(chunk, sections)
+          try {
+            for (let i = 0; i < sections.length; i++) handle(sections[i])
+          } finally {
+            sections.length = 0
+          }
+          if (batch.length > 0) {
+            const out = batch
+            batch = []
+            yield out
+          }
+        }
+        parser.end()
+      } catch (err) {
+        failure = err
+      }
+      // Blocks accepted before a failure still go out: the walk counts them as done.
+      if (batch.length > 0) yield batch
+      if (failure !== undefined) {
+        if ((failure as SwarmpackError).code !== CoreErrorCode.BLOCK_MISMATCH) this.recordError(mirror, failure as SwarmpackError)
+        throw failure
+      }
+      if (early.size > 0) log('dropped %d unrequested blocks from %s', early.size, source)
     } finally {
       discard(res.body)
       res.done()
