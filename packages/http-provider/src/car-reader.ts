@@ -55,17 +55,14 @@ function readVarint (buf: Uint8Array, pos: number, source: string): [number, num
 export function cidLength (section: Uint8Array, source: string): number {
   if (section.byteLength >= 2 && section[0] === 0x12 && section[1] === 0x20) return 34
   let pos = 0
-  const next = (): number => {
+  let digestLength = 0
+  // version (must be 1), codec, multihash code, digest length
+  for (let i = 0; i < 4; i++) {
     const v = readVarint(section, pos, source)
-    if (v === undefined) throw badCar('bad CID in section', source)
+    if (v === undefined || (i === 0 && v[0] !== 1)) throw badCar('bad CID in section', source)
     pos += v[1]
-    return v[0]
+    digestLength = v[0]
   }
-  const version = next()
-  if (version !== 1) throw badCar('bad CID in section', source)
-  next() // codec
-  next() // multihash code
-  const digestLength = next()
   pos += digestLength
   if (pos > section.byteLength || pos > MAX_CID_BYTES) throw badCar('bad CID in section', source)
   return pos

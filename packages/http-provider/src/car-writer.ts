@@ -33,9 +33,16 @@ export function carSectionPrefix (cid: CID, blockLength: number): Uint8Array {
   return out
 }
 
+/** A store that can also return a block whole (core's FsBlockstore), skipping the chunk generator. */
+interface WholeBlockReader {
+  getBytes: (cid: CID, options?: { signal?: AbortSignal }) => Promise<Uint8Array>
+}
+
 /** Reads one block from an interface-blockstore v7 store (which yields the bytes in chunks). */
 export async function readBlock (store: Blockstore, cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
   if (cid.multihash.code === IDENTITY_CODE) return cid.multihash.digest
+  const whole = (store as Partial<WholeBlockReader>).getBytes
+  if (typeof whole === 'function') return await whole.call(store, cid, { signal })
   const chunks: Uint8Array[] = []
   let total = 0
   for await (const chunk of store.get(cid, { signal })) { chunks.push(chunk); total += chunk.byteLength }
