@@ -21,6 +21,8 @@ export interface Assignment {
 
 interface PackageState {
   assignments: Assignment[]
+  /** The last assignment's accumulated term (kept here so lookups skip the array). */
+  acc: Term | undefined
   decision: Version | undefined
 }
 
@@ -47,9 +49,13 @@ export class PartialSolution {
 
   /** What is known about a package: the intersection of its assignments, or undefined if none. */
   accumulated (name: string): Term | undefined {
+    return this.packages.get(name)?.acc
+  }
+
+  /** The package's last assignment (its accumulated term is what is known now). */
+  latest (name: string): Assignment | undefined {
     const s = this.packages.get(name)
-    if (s === undefined || s.assignments.length === 0) return undefined
-    return s.assignments[s.assignments.length - 1].accumulated
+    return s === undefined || s.assignments.length === 0 ? undefined : s.assignments[s.assignments.length - 1]
   }
 
   decide (name: string, version: Version): void {
@@ -66,11 +72,16 @@ export class PartialSolution {
   private assign (term: Term, cause: Incompatibility | null): void {
     let s = this.packages.get(term.name)
     if (s === undefined) {
-      s = { assignments: [], decision: undefined }
+      s = { assignments: [], acc: undefined, decision: undefined }
       this.packages.set(term.name, s)
     }
-    const prev = s.assignments.length === 0 ? undefined : s.assignments[s.assignments.length - 1].accumulated
-    const accumulated = prev === undefined ? term : prev.intersect(term)
+    const prev = s.acc
+    let accumulated = term
+    if (prev !== undefined) {
+      accumulated = prev.intersect(term)
+      accumulated.narrowedFrom = prev
+    }
+    s.acc = accumulated
     const a: Assignment = { term, level: this.decisions, index: this.assignments.length, cause, accumulated }
     this.assignments.push(a)
     s.assignments.push(a)
@@ -85,13 +96,14 @@ export class PartialSolution {
       const a = this.assignments.pop() as Assignment
       const s = this.packages.get(a.term.name) as PackageState
       s.assignments.pop()
+      s.acc = s.assignments.length === 0 ? undefined : s.assignments[s.assignments.length - 1].accumulated
       if (a.cause === null) s.decision = undefined
       touched.add(a.term.name)
     }
     this.decisions = level
     for (const name of touched) {
       const s = this.packages.get(name) as PackageState
-      const acc = s.assignments.length === 0 ? undefined : s.assignments[s.assignments.length - 1].accumulated
+      const acc = s.acc
       if (acc !== undefined && acc.positive && s.decision === undefined) this.pending.add(name)
       else this.pending.delete(name)
       this.onChange(name)
@@ -100,9 +112,9 @@ export class PartialSolution {
 
   /** How the solution relates to a term; a package without assignments leaves any term open. */
   relation (term: Term): Relation {
-    const acc = this.accumulated(term.name)
+    const acc = this.packages.get(term.name)?.acc
     if (acc === undefined) return 'overlapping'
-    return acc.relation(term)
+    return term.relationFrom(acc)
   }
 
   satisfies (term: Term): boolean {

@@ -19,7 +19,7 @@ import { SwarmpackError, CoreErrorCode } from '@swarmpack/core'
 import { ResolverErrorCode } from '../errors.js'
 import { Term } from './term.js'
 import { Incompatibility, type Unavailable } from './incompatibility.js'
-import { PartialSolution } from './partial-solution.js'
+import { PartialSolution, type Assignment } from './partial-solution.js'
 import { VersionSet } from './version-set.js'
 import { type Version, parseVersion } from './version.js'
 import { MetadataCache, type MetadataSource, type PackageEntry, type VersionRecord, type MetadataCounts } from './metadata.js'
@@ -27,6 +27,18 @@ import { explainFailure, type FailureReport } from './report.js'
 import { CandidateQueue, type Candidate } from './candidate-queue.js'
 
 const log = logger('swarmpack:resolver')
+
+/**
+ * An incompatibility as this solver tracks it (incompatibilities themselves are shared between
+ * resolutions through the metadata cache). `dead` is an assignment after which one of its terms is
+ * contradicted: while that assignment stays in the partial solution the incompatibility can
+ * neither force nor conflict, so propagation skips it without looking at its terms (as a SAT
+ * solver skips a clause it knows is satisfied).
+ */
+interface Tracked {
+  readonly inc: Incompatibility
+  dead: Assignment | undefined
+}
 
 export type ResolveProgressEvents =
   ProgressEvent<'resolve:decision', { name: string, version: string }> |
@@ -91,7 +103,7 @@ class Solver {
   private readonly locked = new Map<string, Version>()
   private readonly released: Set<string> | true
   private readonly solution: PartialSolution
-  private readonly byPackage = new Map<string, Incompatibility[]>()
+  private readonly byPackage = new Map<string, Tracked[]>()
   private readonly stamps = new Map<string, number>()
   private readonly queue = new CandidateQueue()
   /** Pending packages whose listing has not arrived yet (no queue entry until it has). */
@@ -212,10 +224,11 @@ class Solver {
 
   private addIncompatibility (inc: Incompatibility): void {
     this.incompatibilityCount++
+    const tracked: Tracked = { inc, dead: undefined }
     for (const t of inc.terms) {
       let list = this.byPackage.get(t.name)
       if (list === undefined) { list = []; this.byPackage.set(t.name, list) }
-      list.push(inc)
+      list.push(tracked)
     }
   }
 
@@ -230,9 +243,13 @@ class Solver {
       const list = this.byPackage.get(name)
       if (list === undefined) continue
       // newest first: learned incompatibilities are the most informative
+      const trail = this.solution.assignments
       for (let i = list.length - 1; i >= 0; i--) {
-        const inc = list[i]
-        const found = this.almostSatisfied(inc, name)
+        const tracked = list[i]
+        const dead = tracked.dead
+        if (dead !== undefined && trail[dead.index] === dead) continue
+        const inc = tracked.inc
+        const found = this.almostSatisfied(inc, name, tracked)
         if (found === undefined) continue
         if (found === 'conflict') {
           const learned = this.resolveConflict(inc)
@@ -252,16 +269,30 @@ class Solver {
   }
 
   /** 'conflict' if the solution satisfies every term; the one open term if it satisfies all others; else undefined. */
-  private almostSatisfied (inc: Incompatibility, changed?: string): Term | 'conflict' | undefined {
+  private almostSatisfied (inc: Incompatibility, changed?: string, tracked?: Tracked): Term | 'conflict' | undefined {
+    const terms = inc.terms
     let open: Term | undefined
+    let done = -1
     // the package that just changed first: it is the likeliest to contradict its term, ending the check
-    if (changed !== undefined && inc.terms.length > 1) {
-      const t = inc.terms[0].name === changed ? inc.terms[0] : inc.terms[1].name === changed ? inc.terms[1] : undefined
-      if (t !== undefined && this.solution.relation(t) === 'disjoint') return undefined
+    if (changed !== undefined && terms.length > 1) {
+      done = terms[0].name === changed ? 0 : terms[1].name === changed ? 1 : -1
+      if (done >= 0) {
+        const rel = this.solution.relation(terms[done])
+        if (rel === 'disjoint') {
+          if (tracked !== undefined) tracked.dead = this.solution.latest(terms[done].name)
+          return undefined
+        }
+        if (rel === 'overlapping') open = terms[done]
+      }
     }
-    for (const t of inc.terms) {
+    for (let i = 0; i < terms.length; i++) {
+      if (i === done) continue
+      const t = terms[i]
       const rel = this.solution.relation(t)
-      if (rel === 'disjoint') return undefined
+      if (rel === 'disjoint') {
+        if (tracked !== undefined) tracked.dead = this.solution.latest(t.name)
+        return undefined
+      }
       if (rel === 'overlapping') {
         if (open !== undefined) return undefined
         open = t

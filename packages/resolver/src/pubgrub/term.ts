@@ -10,11 +10,42 @@ export class Term {
   readonly name: string
   readonly positive: boolean
   readonly set: VersionSet
+  /**
+   * Set by the partial solution on an accumulated term: the accumulated term it narrowed (this =
+   * narrowedFrom ∩ one more assignment). Lets `relationFrom` reuse a final answer for an ancestor.
+   */
+  narrowedFrom: Term | undefined = undefined
+  /**
+   * Single-entry memo of `acc.relation(this)` for the last `acc` asked about. Unit propagation
+   * checks the same incompatibility terms against the same or barely changed accumulated terms
+   * again and again; both are immutable, so the memo is exact (and harmless when terms are shared
+   * by solvers).
+   */
+  private memoAcc: Term | undefined = undefined
+  private memoRel: Relation = 'overlapping'
 
   constructor (name: string, set: VersionSet, positive: boolean) {
     this.name = name
     this.set = set
     this.positive = positive
+  }
+
+  /** `acc.relation(this)`, remembered for the last `acc`. */
+  relationFrom (acc: Term): Relation {
+    const memo = this.memoAcc
+    if (memo === acc) return this.memoRel
+    // 'subset' and 'disjoint' survive narrowing (a non-empty subset of what was inside or outside
+    // o still is), so an answer for an ancestor of acc holds for acc
+    if (memo !== undefined && this.memoRel !== 'overlapping' && !acc.isEmpty()) {
+      let a = acc.narrowedFrom
+      for (let k = 0; a !== undefined && k < 8; k++, a = a.narrowedFrom) {
+        if (a === memo) { this.memoAcc = acc; return this.memoRel }
+      }
+    }
+    const r = acc.relation(this)
+    this.memoAcc = acc
+    this.memoRel = r
+    return r
   }
 
   inverse (): Term {
@@ -44,6 +75,12 @@ export class Term {
    * this meets `o` (subset), none does (disjoint), or some do (overlapping).
    */
   relation (o: Term): Relation {
+    const single = this.set.single
+    if (this.positive && single !== undefined) {
+      // a decided version: the question is only whether o's set holds it
+      const inside = o.set.contains(single)
+      return o.positive === inside ? 'subset' : 'disjoint'
+    }
     if (o.positive) {
       if (this.positive) {
         if (!this.set.intersects(o.set)) return 'disjoint'

@@ -202,6 +202,8 @@ export interface RangeOptions {
 }
 
 const rangeCache = new Map<string, VersionSet | null>()
+/** One set per version object: decisions make the same exact sets over and over. */
+const exactCache = new WeakMap<Version, VersionSet>()
 
 export class VersionSet {
   /** Every version, releases and pre-releases. */
@@ -213,6 +215,8 @@ export class VersionSet {
   readonly pre: Lane
   /** The range text this set was parsed from, kept for messages. */
   label: string | undefined
+  /** Set by `exact`: the one version this set holds (lets relations with it be a `contains`). */
+  single: Version | undefined
 
   private constructor (rel: Lane, pre: Lane, label?: string) {
     this.rel = rel
@@ -226,11 +230,17 @@ export class VersionSet {
     return new VersionSet(rel, pre)
   }
 
-  /** Exactly one version. */
+  /** Exactly one version (the same object each time for the same version object). */
   static exact (v: Version): VersionSet {
-    return isPrerelease(v)
-      ? new VersionSet(EMPTY, normalise([{ lo: v, hi: prereleaseSuccessor(v) }]))
-      : new VersionSet(normalise([{ lo: v, hi: nextPatch(v) }]), EMPTY)
+    let set = exactCache.get(v)
+    if (set === undefined) {
+      set = isPrerelease(v)
+        ? new VersionSet(EMPTY, normalise([{ lo: v, hi: prereleaseSuccessor(v) }]))
+        : new VersionSet(normalise([{ lo: v, hi: nextPatch(v) }]), EMPTY)
+      set.single = v
+      exactCache.set(v, set)
+    }
+    return set
   }
 
   /** Every version (release or pre-release) v with lo <= v < hi; null bounds are open. */
@@ -306,6 +316,9 @@ export class VersionSet {
 
   intersect (o: VersionSet): VersionSet {
     if (o === this) return this
+    // a decision meets a set that allows it: the result is the decision's own set, no lane walk
+    if (this.single !== undefined && o.contains(this.single)) return this
+    if (o.single !== undefined && this.contains(o.single)) return o
     return VersionSet.of(laneIntersect(this.rel, o.rel), laneIntersect(this.pre, o.pre))
   }
 
@@ -320,6 +333,7 @@ export class VersionSet {
 
   /** this \ o */
   difference (o: VersionSet): VersionSet {
+    if (this.single !== undefined) return o.contains(this.single) ? VersionSet.NONE : this
     return this.intersect(o.complement())
   }
 
