@@ -46,12 +46,24 @@ export class CandidateQueue {
     return undefined
   }
 
+  /** Drops every entry for which `valid` fails and rebuilds the heap (O(n)). */
+  compact (valid: (c: Candidate) => boolean): void {
+    const kept = this.heap.filter(valid)
+    this.heap.length = 0
+    for (const c of kept) this.heap.push(c)
+    for (let i = (this.heap.length >> 1) - 1; i >= 0; i--) this.siftDown(i)
+  }
+
   private pop (): void {
     const h = this.heap
     const last = h.pop() as Candidate
     if (h.length === 0) return
     h[0] = last
-    let i = 0
+    this.siftDown(0)
+  }
+
+  private siftDown (i: number): void {
+    const h = this.heap
     for (;;) {
       const l = 2 * i + 1; const r = l + 1
       let m = i

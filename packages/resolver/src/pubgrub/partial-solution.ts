@@ -7,6 +7,9 @@ import { VersionSet } from './version-set.js'
 import type { Incompatibility } from './incompatibility.js'
 import type { Version } from './version.js'
 
+/** One term per decided version object: backjumps make the same decisions again. */
+const decisionTerms = new WeakMap<Version, Term>()
+
 export interface Assignment {
   readonly term: Term
   /** Number of decisions made when this was assigned (the root decision is level 1). */
@@ -60,7 +63,12 @@ export class PartialSolution {
 
   decide (name: string, version: Version): void {
     this.decisions++
-    this.assign(new Term(name, VersionSet.exact(version), true), null)
+    let term = decisionTerms.get(version)
+    if (term === undefined || term.name !== name) {
+      term = new Term(name, VersionSet.exact(version), true)
+      decisionTerms.set(version, term)
+    }
+    this.assign(term, null)
     ;(this.packages.get(name) as PackageState).decision = version
     this.pending.delete(name)
   }
@@ -76,11 +84,7 @@ export class PartialSolution {
       this.packages.set(term.name, s)
     }
     const prev = s.acc
-    let accumulated = term
-    if (prev !== undefined) {
-      accumulated = prev.intersect(term)
-      accumulated.narrowedFrom = prev
-    }
+    const accumulated = prev === undefined ? term : term.narrow(prev)
     s.acc = accumulated
     const a: Assignment = { term, level: this.decisions, index: this.assignments.length, cause, accumulated }
     this.assignments.push(a)

@@ -108,6 +108,8 @@ class Solver {
   private readonly queue = new CandidateQueue()
   /** Pending packages whose listing has not arrived yet (no queue entry until it has). */
   private readonly unlisted = new Set<string>()
+  /** Packages changed since the last decision (queued again then, if they await a decision). */
+  private readonly dirty = new Set<string>()
   private readonly dependencyFacts = new Map<string, Incompatibility[]>()
   private incompatibilityCount = 0
   private steps = 0
@@ -425,12 +427,10 @@ class Solver {
 
   /** Called whenever a package's assignments change: queue it again if it awaits a decision. */
   private changed (name: string): void {
-    const stamp = (this.stamps.get(name) ?? 0) + 1
-    this.stamps.set(name, stamp)
-    if (!this.solution.pending.has(name)) return
-    const entry = this.listing(name)
-    if (entry === undefined) { this.unlisted.add(name); return }
-    this.enqueue(name, entry, stamp)
+    this.stamps.set(name, (this.stamps.get(name) ?? 0) + 1)
+    // queued at the next decision, once however often it changes until then (a propagation
+    // narrows a package several times, a backjump touches hundreds)
+    this.dirty.add(name)
   }
 
   private enqueue (name: string, entry: PackageEntry, stamp: number): void {
@@ -445,6 +445,15 @@ class Solver {
 
   /** Makes the next decision; returns the package to propagate from, or undefined when done. */
   private async decide (): Promise<string | undefined> {
+    for (const name of this.dirty) {
+      if (!this.solution.pending.has(name)) continue
+      const entry = this.listing(name)
+      if (entry === undefined) this.unlisted.add(name)
+      else this.enqueue(name, entry, this.stamps.get(name) as number)
+    }
+    this.dirty.clear()
+    // stale entries sink and pile up; drop them now and then so the heap stays shallow
+    if (this.queue.size > 2 * this.solution.pending.size + 1024) this.queue.compact(this.validCandidate)
     if (this.unlisted.size > 0) {
       const names = [...this.unlisted].filter(n => this.solution.pending.has(n))
       this.unlisted.clear()
@@ -500,7 +509,11 @@ class Solver {
     const chosen = new Term(name, VersionSet.exact(version), true)
     let conflict = false
     for (const inc of facts) {
-      if (inc.terms.every(t => t.name === name ? chosen.satisfies(t) : this.solution.satisfies(t))) { conflict = true; break }
+      let all = true
+      for (const t of inc.terms) {
+        if (!(t.name === name ? chosen.satisfies(t) : this.solution.satisfies(t))) { all = false; break }
+      }
+      if (all) { conflict = true; break }
     }
     if (!conflict) {
       this.solution.decide(name, version)

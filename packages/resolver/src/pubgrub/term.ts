@@ -21,6 +21,9 @@ export class Term {
    * again and again; both are immutable, so the memo is exact (and harmless when terms are shared
    * by solvers).
    */
+  private inv: Term | undefined = undefined
+  private meetPrev: Term | undefined = undefined
+  private meet: Term | undefined = undefined
   private memoAcc: Term | undefined = undefined
   private memoRel: Relation = 'overlapping'
 
@@ -49,7 +52,26 @@ export class Term {
   }
 
   inverse (): Term {
-    return new Term(this.name, this.set, !this.positive)
+    // kept: the same facts are derived from again after every backjump
+    if (this.inv === undefined) {
+      this.inv = new Term(this.name, this.set, !this.positive)
+      this.inv.inv = this
+    }
+    return this.inv
+  }
+
+  /**
+   * `prev.intersect(this)`, remembered for the last `prev`: after a backjump the same assignments
+   * are made again on the same accumulated terms, and getting the same objects back keeps the
+   * relation memos valid and the garbage low.
+   */
+  narrow (prev: Term): Term {
+    if (this.meetPrev === prev) return this.meet as Term
+    const meet = prev.intersect(this)
+    meet.narrowedFrom = prev
+    this.meetPrev = prev
+    this.meet = meet
+    return meet
   }
 
   /** A positive term no version can satisfy. */
