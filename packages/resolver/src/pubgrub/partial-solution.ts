@@ -10,6 +10,16 @@ import type { Version } from './version.js'
 /** One term per decided version object: backjumps make the same decisions again. */
 const decisionTerms = new WeakMap<Version, Term>()
 
+/** The positive term "name at exactly version", the same object each time. */
+export function decisionTerm (name: string, version: Version): Term {
+  let term = decisionTerms.get(version)
+  if (term === undefined || term.name !== name) {
+    term = new Term(name, VersionSet.exact(version), true)
+    decisionTerms.set(version, term)
+  }
+  return term
+}
+
 export interface Assignment {
   readonly term: Term
   /** Number of decisions made when this was assigned (the root decision is level 1). */
@@ -63,12 +73,7 @@ export class PartialSolution {
 
   decide (name: string, version: Version): void {
     this.decisions++
-    let term = decisionTerms.get(version)
-    if (term === undefined || term.name !== name) {
-      term = new Term(name, VersionSet.exact(version), true)
-      decisionTerms.set(version, term)
-    }
-    this.assign(term, null)
+    this.assign(decisionTerm(name, version), null)
     ;(this.packages.get(name) as PackageState).decision = version
     this.pending.delete(name)
   }

@@ -19,7 +19,7 @@ import { SwarmpackError, CoreErrorCode } from '@swarmpack/core'
 import { ResolverErrorCode } from '../errors.js'
 import { Term } from './term.js'
 import { Incompatibility, type Unavailable } from './incompatibility.js'
-import { PartialSolution, type Assignment } from './partial-solution.js'
+import { PartialSolution, decisionTerm, type Assignment } from './partial-solution.js'
 import { VersionSet } from './version-set.js'
 import { type Version, parseVersion } from './version.js'
 import { MetadataCache, type MetadataSource, type PackageEntry, type VersionRecord, type MetadataCounts } from './metadata.js'
@@ -110,7 +110,7 @@ class Solver {
   private readonly unlisted = new Set<string>()
   /** Packages changed since the last decision (queued again then, if they await a decision). */
   private readonly dirty = new Set<string>()
-  private readonly dependencyFacts = new Map<string, Incompatibility[]>()
+  private readonly dependencyFacts = new Map<VersionRecord, Incompatibility[]>()
   private incompatibilityCount = 0
   private steps = 0
   private decisions = 0
@@ -488,8 +488,7 @@ class Solver {
 
     // after a backjump the same version is often decided again: its dependency facts are kept
     // (and a shared cache keeps them across resolutions: they depend only on the metadata)
-    const factsKey = `${name}@${version.text}`
-    let facts = this.dependencyFacts.get(factsKey)
+    let facts = this.dependencyFacts.get(record)
     let first = false
     if (facts === undefined) {
       first = true
@@ -502,16 +501,18 @@ class Solver {
         facts = made
         if (name !== this.rootName) record.facts = { includePrerelease: pre, list: facts }
       }
-      this.dependencyFacts.set(factsKey, facts)
+      this.dependencyFacts.set(record, facts)
       for (const inc of facts) this.addIncompatibility(inc)
     }
     // would deciding `version` satisfy every term of one of them? then do not decide: propagation learns from it
-    const chosen = new Term(name, VersionSet.exact(version), true)
+    const chosen = decisionTerm(name, version)
     let conflict = false
     for (const inc of facts) {
       let all = true
-      for (const t of inc.terms) {
-        if (!(t.name === name ? chosen.satisfies(t) : this.solution.satisfies(t))) { all = false; break }
+      // the dependency's term first: it is the one that usually stops the check
+      for (let i = inc.terms.length - 1; i >= 0; i--) {
+        const t = inc.terms[i]
+        if ((t.name === name ? t.relationFrom(chosen) : this.solution.relation(t)) !== 'subset') { all = false; break }
       }
       if (all) { conflict = true; break }
     }
