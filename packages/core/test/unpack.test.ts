@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { readdirSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { MemoryBlockstore } from 'blockstore-core/memory'
 import type { CID } from 'multiformats/cid'
-import { CoreErrorCode, MANIFEST_FORMAT, encodeCborBlock, isSwarmpackError, pack, rawCid, storeProvider, unpack } from '@swarmpack/core'
+import { CoreErrorCode, MANIFEST_FORMAT, PackageErrorCode, encodeCborBlock, isSwarmpackError, pack, rawCid, storeProvider, unpack } from '@swarmpack/core'
 import type { Block } from '@swarmpack/core'
 
 let tmp: string
@@ -139,4 +140,28 @@ test('abort stops unpack and cleans up', async () => {
   const p = unpack(r.cid, source([r, { cid: helloCid, bytes: hello }]), join(parent, 'pkg'), { signal: ac.signal, onProgress: (e) => { if (e.type === 'swarmpack:unpack:file') ac.abort() } })
   await assert.rejects(p, (e: unknown) => isSwarmpackError(e, CoreErrorCode.ABORTED))
   assert.deepEqual(await readdir(parent), [])
+})
+
+test('missing parents of the target are created; staging stays next to the target', async () => {
+  const r = root([file('a.txt')])
+  const base = join(tmp, 'parents'); await mkdir(base)
+  const target = join(base, 'x', 'y', 'pkg')
+  const seen = new Set<string>()
+  await unpack(r.cid, source([r, { cid: helloCid, bytes: hello }]), target, {
+    onProgress: (e) => { if (e.type === 'swarmpack:unpack:file') for (const n of readdirSync(join(base, 'x', 'y'))) seen.add(n) }
+  })
+  assert.deepEqual(await readdir(join(base, 'x', 'y')), ['pkg'])
+  assert.ok([...seen].some(n => n.startsWith('pkg.staging-')), 'staging was created in the target\'s parent')
+  assert.equal(await readFile(join(target, 'a.txt'), 'utf8'), 'hello world')
+})
+
+test('a file system error surfaces as ERR_IO with the cause attached', async () => {
+  const r = root([file('a.txt')])
+  const base = join(tmp, 'io'); await mkdir(base)
+  await writeFile(join(base, 'plain-file'), 'not a directory')
+  const err = await unpack(r.cid, source([r, { cid: helloCid, bytes: hello }]), join(base, 'plain-file', 'sub', 'pkg')).then(() => undefined, (e: unknown) => e)
+  assert.ok(isSwarmpackError(err, PackageErrorCode.IO), `expected ERR_IO, got ${String(err)}`)
+  assert.equal((err.cause as NodeJS.ErrnoException).code, 'ENOTDIR')
+  assert.equal(err.details.errno, 'ENOTDIR')
+  assert.deepEqual(await readdir(base), ['plain-file'])
 })

@@ -3,3 +3,4 @@ export type { PackOptions, PackResult, PackProgressEvents, PutBlockstore } from 
 export { unpack } from './unpack.js'
 export type { UnpackOptions, UnpackResult, UnpackProgressEvents } from './unpack.js'
 export { chunkCid } from './hash.js'
+export { PackageErrorCode } from './errors.js'

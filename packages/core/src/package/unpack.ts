@@ -18,6 +18,7 @@ import { CoreErrorCode, SwarmpackError, throwIfAborted } from '../errors.js'
 import { loadManifest } from '../manifest/codec.js'
 import type { BlockGetter } from '../manifest/codec.js'
 import type { FileEntry, Manifest } from '../manifest/types.js'
+import { asTypedIoError } from './errors.js'
 import { compactChunkRefs, orderedWindow } from './hash.js'
 
 const log = logger('swarmpack:unpack')
@@ -53,9 +54,18 @@ async function exists (path: string): Promise<boolean> {
 
 /**
  * Unpacks the package `root` from `source` (any Provider, or a blockstore adapter with `get`)
- * into `targetDir`, which must not exist yet (ERR_TARGET_EXISTS).
+ * into `targetDir`, which must not exist yet (ERR_TARGET_EXISTS); its missing parent directories
+ * are created. A file system failure surfaces as ERR_IO with the original error as `cause`.
  */
 export async function unpack (root: CID, source: BlockGetter, targetDir: string, options: UnpackOptions = {}): Promise<UnpackResult> {
+  try {
+    return await unpackInto(root, source, targetDir, options)
+  } catch (err) {
+    throw asTypedIoError(err, `cannot unpack ${root.toString()} into ${targetDir}`)
+  }
+}
+
+async function unpackInto (root: CID, source: BlockGetter, targetDir: string, options: UnpackOptions): Promise<UnpackResult> {
   const { signal, onProgress } = options
   const window = options.window ?? 8
   if (await exists(targetDir)) throw new SwarmpackError(CoreErrorCode.TARGET_EXISTS, `${targetDir} already exists`, { details: { path: targetDir } })
@@ -65,6 +75,9 @@ export async function unpack (root: CID, source: BlockGetter, targetDir: string,
   for (const e of manifest.entries) if (e.type === 'file') e.chunks = compactChunkRefs(e.chunks)
   onProgress?.(new CustomProgressEvent('swarmpack:unpack:manifest', { root, entries: manifest.entries.length, totalSize: manifest.totalSize }))
 
+  // Staging lives next to the target (same file system, so the final rename is atomic); missing
+  // parents of the target are created first.
+  await mkdir(dirname(targetDir), { recursive: true, mode: 0o755 })
   const staging = join(dirname(targetDir), `${basename(targetDir)}.staging-${randomBytes(6).toString('hex')}`)
   await mkdir(staging, { mode: 0o700 })
   let bytesDone = 0
