@@ -437,7 +437,7 @@ class Solver {
     const acc = this.solution.accumulated(name) as Term
     const count = entry.unavailable !== undefined
       ? -1 // surface an unusable package at once
-      : this.usableLock(name, acc.set, entry) !== undefined ? 1 : acc.set.countIn(entry.releases, entry.prereleases)
+      : this.usableLock(name, acc.set, entry) !== undefined ? 1 : acc.countIn(entry.releases, entry.prereleases)
     this.queue.push({ name, priority: this.isReleased(name) && this.locked.has(name) ? 0 : 1, count, stamp })
   }
 

@@ -3,6 +3,7 @@
  * "p is not selected at a version in S" (which also holds when p is not selected at all).
  */
 import { VersionSet } from './version-set.js'
+import type { Version } from './version.js'
 
 export type Relation = 'subset' | 'disjoint' | 'overlapping'
 
@@ -22,6 +23,8 @@ export class Term {
    * by solvers).
    */
   private inv: Term | undefined = undefined
+  private countLists: readonly Version[] | undefined = undefined
+  private countValue = 0
   private meetPrev: Term | undefined = undefined
   private meet: Term | undefined = undefined
   private memoAcc: Term | undefined = undefined
@@ -116,6 +119,18 @@ export class Term {
       return this.set.subsetOf(o.set) ? 'disjoint' : 'overlapping'
     }
     return o.set.subsetOf(this.set) ? 'subset' : 'overlapping'
+  }
+
+  /**
+   * `set.countIn(releases, prereleases)`, remembered for the last lists asked about (the same
+   * accumulated terms come back after backjumps and are counted again for the decision heuristic).
+   */
+  countIn (releases: readonly Version[], prereleases: readonly Version[]): number {
+    if (this.countLists !== releases) {
+      this.countValue = this.set.countIn(releases, prereleases)
+      this.countLists = releases
+    }
+    return this.countValue
   }
 
   satisfies (o: Term): boolean {
