@@ -3,12 +3,12 @@
  * where every byte came from. Everything runs on 127.0.0.1 in temporary directories, which are
  * removed at the end (pass `--keep` to look at them).
  *
- *  1. A publisher packs a directory into content-defined chunks, signs a release with a key that
- *     holds a delegation from a trust root, and an indexer lists the release in a signed index.
- *  2. Five peers start a private swarm (Kademlia DHT + Bitswap 1.2.0).
- *  3. Peer A follows the index, checks that the release is trusted, fetches the package from the
+ *  1. Five peers start a private swarm (Kademlia DHT + Bitswap 1.2.0); peer-0 is the publisher.
+ *  2. The publisher packs a directory into content-defined chunks and signs a release with a key
+ *     that holds a delegation from a trust root; an indexer lists it in a signed index.
+ *  3. peer-1 follows the index, checks that the release is trusted, fetches the package from the
  *     swarm (every block verified against its CID) and installs it.
- *  4. Peers B, C and D install at once: the blocks now come from the publisher and from A (F5).
+ *  4. peer-2..4 install at once: the blocks now come from the publisher and from peer-1 (F5).
  *  5. A new peer with no swarm at all falls back to an HTTP mirror (R4) and installs from there.
  */
 import '@swarmpack/core/polyfill'
@@ -17,12 +17,13 @@ import { mkdir, mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FsBlockstore, pack, storeProvider, unpack, type CID } from '@swarmpack/core'
-import { createSwarmNode, createSwarmpackPeer, type DhtProgressEvents, type SwarmNode } from '@swarmpack/dht-provider'
+import type { DhtProgressEvents } from '@swarmpack/dht-provider'
 import { HttpProvider, startGatewayServer } from '@swarmpack/http-provider'
 import {
   IndexView, TrustVerifier, buildIndex, generateSigningKey, issueDelegation, keyIdOf, openIndexHead,
   openIndexRoot, signRelease, type TrustPolicy
 } from '@swarmpack/trust'
+import { startLocalSwarm, stopSwarm, type LocalPeer } from './local-swarm.js'
 
 const NAME = 'hello-swarm'
 const VERSION = '1.0.0'
@@ -71,19 +72,20 @@ async function writeSamplePackage (dir: string): Promise<void> {
 
 async function main (): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'swarmpack-demo-'))
-  const nodes: SwarmNode[] = []
-  const stores: FsBlockstore[] = []
-  const openStore = async (name: string): Promise<FsBlockstore> => {
-    const store = await FsBlockstore.open(join(work, name, 'blocks'), { fsync: false })
-    stores.push(store)
-    return store
-  }
+  let swarm: LocalPeer[] = []
+  let lonelyStore: FsBlockstore | undefined
   let gateway: Awaited<ReturnType<typeof startGatewayServer>> | undefined
   try {
-    step(`1. The publisher packs ${NAME}@${VERSION} and signs its release`)
-    const src = join(work, 'publisher', 'src')
+    step('1. Five peers start a private swarm on 127.0.0.1 (peer-0 is the publisher)')
+    swarm = await startLocalSwarm(5, work)
+    for (const p of swarm) console.log(`  ${p.name} ${p.peer.peerId.toString()}`)
+    const label = new Map(swarm.map(p => [p.peer.peerId.toString(), p.name]))
+    const who = (id: string): string => label.get(id) ?? id
+
+    step(`2. The publisher packs ${NAME}@${VERSION} and signs its release`)
+    const src = join(work, 'src')
     await writeSamplePackage(src)
-    const publisherStore = await openStore('publisher')
+    const publisherStore = swarm[0].store
     const packed = await pack(src, { name: NAME, version: VERSION, description: 'demo package', entry: 'index.js', tags: ['demo'] }, { blockstore: publisherStore })
     await publisherStore.pin(`${NAME}@${VERSION}`, packed.root)
     console.log(`  packed ${mib(packed.totalSize)} into ${packed.blocks} blocks; root ${packed.root.toString()}`)
@@ -109,22 +111,8 @@ async function main (): Promise<void> {
     await publisherStore.pin(`index:${INDEXER}`, index.index.cid)
     console.log(`  release ${short(release.cid.toString())} signed by ${short(keyIdOf(publisherKey))} (delegated by root ${short(keyIdOf(trustRoot))})`)
     console.log(`  index v1 ${short(index.index.cid.toString())} signed by indexer ${short(keyIdOf(indexerKey))}`)
-
-    step('2. Five peers start a private swarm on 127.0.0.1')
-    const publisherPeer = await createSwarmpackPeer({ network: 'loopback', dataDir: join(work, 'publisher') })
-    const boot = publisherPeer.multiaddrs().map(String)
-    nodes.push(await createSwarmNode({ peer: publisherPeer, blockstore: publisherStore }))
-    const names = ['A', 'B', 'C', 'D']
-    for (const name of names) {
-      const peer = await createSwarmpackPeer({ network: 'loopback', dataDir: join(work, name), bootstrap: boot })
-      nodes.push(await createSwarmNode({ peer, blockstore: await openStore(name) }))
-    }
-    const label = new Map(nodes.map((n, i) => [n.peer.peerId.toString(), i === 0 ? 'publisher' : `peer ${names[i - 1]}`]))
-    const who = (id: string): string => label.get(id) ?? id
-    await Promise.all(nodes.map(async n => n.peer.waitForRoutingTable(1, { timeout: 20_000 })))
-    for (const n of nodes) console.log(`  ${who(n.peer.peerId.toString()).padEnd(9)} ${n.peer.peerId.toString()}`)
-    await nodes[0].announce(packed.root)
-    await nodes[0].announce(index.index.cid)
+    await swarm[0].node.announce(packed.root)
+    await swarm[0].node.announce(index.index.cid)
     console.log('  the publisher announced the package and the index in the DHT')
 
     // what every installing peer does: follow the index, check trust, fetch, verify, install
@@ -133,7 +121,7 @@ async function main (): Promise<void> {
       indexerThreshold: 1,
       publishers: [{ pattern: '*', roots: [keyIdOf(trustRoot)] }]
     }
-    const install = async (node: SwarmNode, store: FsBlockstore, tag: string): Promise<CID> => {
+    const install = async ({ node, store, name: tag }: LocalPeer): Promise<CID> => {
       // the signed head would come from the DHT or a mirror; it is self-verifying either way
       const head = openIndexHead(index.head.bytes)
       // index blocks are read lazily: from the local store, else from the index's providers
@@ -146,7 +134,7 @@ async function main (): Promise<void> {
       if (entry === undefined || 'removed' in entry) throw new Error(`${NAME}@${VERSION} is not listed`)
       const manifest = entry.variants.any.manifest
       const decision = await verifier.checkInstallable(NAME, VERSION, manifest)
-      const bar = progressBar(`${tag.padEnd(6)}`, packed.totalSize)
+      const bar = progressBar(tag.padEnd(6), packed.totalSize)
       const result = await node.fetch(manifest, { pin: `${NAME}@${VERSION}`, onProgress: bar.onProgress })
       bar.done()
       const target = join(work, tag, 'installed', NAME)
@@ -157,15 +145,15 @@ async function main (): Promise<void> {
       return manifest
     }
 
-    step(`3. Peer A follows the index, checks the release and installs ${NAME}`)
-    await install(nodes[1], stores[1], 'peer-A')
+    step(`3. peer-1 follows the index, checks the release and installs ${NAME}`)
+    await install(swarm[1])
 
-    step('4. Peers B, C and D install at once: A now serves too')
-    await Promise.all([2, 3, 4].map(async i => install(nodes[i], stores[i], `peer-${names[i - 1]}`)))
+    step('4. peer-2, peer-3 and peer-4 install at once: peer-1 now serves too')
+    await Promise.all(swarm.slice(2).map(install))
 
     step('5. A peer with no swarm falls back to an HTTP mirror')
     gateway = await startGatewayServer({ blockstore: publisherStore })
-    const lonelyStore = await openStore('E')
+    lonelyStore = await FsBlockstore.open(join(work, 'peer-E', 'store'), { fsync: false })
     const http = new HttpProvider({ mirrors: [gateway.url] })
     const bar = progressBar('peer-E', packed.totalSize)
     let blocks = 0
@@ -175,8 +163,8 @@ async function main (): Promise<void> {
     }
     bar.done()
     await http.close()
-    const target = join(work, 'E', 'installed', NAME)
-    await mkdir(join(work, 'E', 'installed'), { recursive: true })
+    const target = join(work, 'peer-E', 'installed', NAME)
+    await mkdir(join(work, 'peer-E', 'installed'), { recursive: true })
     await unpack(packed.root, storeProvider(lonelyStore), target)
     console.log(`  peer-E: ${blocks} blocks from ${gateway.url} (${http.stats().requests} HTTP request(s), ${http.stats().carRequests} as CAR)`)
 
@@ -187,8 +175,8 @@ async function main (): Promise<void> {
     if (keep) console.log(`  files kept in ${work}`)
   } finally {
     await gateway?.close()
-    await Promise.allSettled(nodes.map(async n => { await n.stop(); await n.peer.stop() }))
-    await Promise.allSettled(stores.map(async s => s.close()))
+    await stopSwarm(swarm).catch(() => {})
+    await lonelyStore?.close()
     if (!keep) await rm(work, { recursive: true, force: true })
   }
 }
