@@ -2,6 +2,7 @@ import './polyfill.js'
 
 export * from './errors.js'
 export * from './block.js'
+export * from './cbor-scan.js'
 export type * from './provider.js'
 export * from './mirror/layout.js'
 export * from './store/index.js'

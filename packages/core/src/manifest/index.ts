@@ -4,4 +4,3 @@ export { createManifest, encodeManifest, decodeManifest, loadManifest, listManif
 export type { BlockGetter, EncodedManifest, DecodeManifestOptions, LoadedManifest } from './codec.js'
 export { validateManifest, PLATFORM_PATTERN, VARIANT_PATTERN } from './validate.js'
 export { validateEntryPath, validateLinkTarget, validateTree, collisionKey } from './paths.js'
-export { scanCbor } from './cbor-scan.js'
