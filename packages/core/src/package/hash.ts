@@ -34,8 +34,20 @@ export const RAW_CID_BYTES = 36
  * into the array, at the end.
  */
 export class ChunkList {
-  #bytes = new Uint8Array(RAW_CID_BYTES * 16)
+  #bytes: Uint8Array
   readonly sizes: number[] = []
+
+  /** `capacity`: chunks expected (the array still grows past it). */
+  constructor (capacity = 16) {
+    this.#bytes = new Uint8Array(RAW_CID_BYTES * Math.max(1, capacity))
+  }
+
+  /** A list holding `refs` (raw sha2-256 CIDv1 only, ERR_INVALID_ARGUMENT otherwise). */
+  static from (refs: ReadonlyArray<[CID, number]>): ChunkList {
+    const list = new ChunkList(refs.length)
+    for (const [cid, size] of refs) list.add(cid, size)
+    return list
+  }
 
   add (cid: CID, size: number): void {
     if (cid.bytes.length !== RAW_CID_BYTES) throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `not a raw sha2-256 CIDv1: ${cid.toString()}`)
@@ -50,6 +62,18 @@ export class ChunkList {
   }
 
   get length (): number { return this.sizes.length }
+
+  /** The i-th [CID, size] pair, its CID a view into this list's bytes (built on demand). */
+  ref (i: number): [CID, number] {
+    const cidBytes = this.#bytes.subarray(i * RAW_CID_BYTES, (i + 1) * RAW_CID_BYTES)
+    const digest = new Digest(SHA2_256_CODE, 32, cidBytes.subarray(4), cidBytes.subarray(2))
+    return [new CID(1, RAW_CODEC, digest, cidBytes), this.sizes[i]]
+  }
+
+  /** Indices 0..length-1, for iterating lazily with `ref`. */
+  * indices (): Generator<number, void, undefined> {
+    for (let i = 0; i < this.sizes.length; i++) yield i
+  }
 
   /** [CID, size] pairs whose CIDs share this list's bytes. */
   refs (): Array<[CID, number]> {
@@ -69,9 +93,7 @@ export class ChunkList {
  * (the only kind a manifest accepts) are expected.
  */
 export function compactChunkRefs (refs: Array<[CID, number]>): Array<[CID, number]> {
-  const list = new ChunkList()
-  for (const [cid, size] of refs) list.add(cid, size)
-  return list.refs()
+  return ChunkList.from(refs).refs()
 }
 
 /**
