@@ -24,10 +24,14 @@ import { CarParser, decodeSectionCid, type RawCarSection } from './car-reader.js
 import { createDispatcher, type DispatcherOptions } from './dispatcher.js'
 import { HttpErrorCode } from './errors.js'
 import { DEFAULT_HEALTH, MirrorHealth, rankMirrors, type HealthOptions, type MirrorHealthSnapshot } from './health.js'
-import { fetchCapped, open, statusError } from './request.js'
+import { fetchCapped, statusError } from './request.js'
+import { openStream } from './stream.js'
 import { verifyBlockFast } from './verify.js'
 
 const log = logger('swarmpack:http')
+
+/** Body bytes queued for a CAR stream before the socket is paused. */
+const STREAM_HIGH_WATER_MARK = 1024 * 1024
 
 export const RAW_ACCEPT = 'application/vnd.ipld.raw'
 export const CAR_ACCEPT = 'application/vnd.ipld.car; version=1; order=dfs; dups=n'
@@ -378,7 +382,7 @@ export class HttpProvider implements Provider {
     const started = performance.now()
     this.requests++
     this.carRequests++
-    const res = await open(url, { dispatcher: this.dispatcher, headers: this.headersFor(mirror, CAR_ACCEPT), timeoutMs: this.timeoutMs, signal: options.signal, source: mirror.base })
+    const res = await openStream(url, { dispatcher: this.dispatcher, headers: this.headersFor(mirror, CAR_ACCEPT), timeoutMs: this.timeoutMs, signal: options.signal, source: mirror.base, highWaterMark: STREAM_HIGH_WATER_MARK })
       .catch(err => { this.recordError(mirror, err); throw err })
     try {
       if (res.status < 200 || res.status > 299) {

@@ -22,9 +22,9 @@ async function * pieces (bytes: Uint8Array, size = 1000): AsyncGenerator<Uint8Ar
   for (let i = 0; i < bytes.byteLength; i += size) yield bytes.subarray(i, i + size)
 }
 
-async function readAll (bytes: Uint8Array, maxBlockSize = 1024 * 1024): Promise<Array<{ cid: string, bytes: Uint8Array }>> {
+async function readAll (bytes: Uint8Array, maxBlockSize = 1024 * 1024, size = 997): Promise<Array<{ cid: string, bytes: Uint8Array }>> {
   const out = []
-  for await (const s of readCar(pieces(bytes, 997), { sourceName: 'test', maxBlockSize })) out.push({ cid: s.cid.toString(), bytes: s.bytes })
+  for await (const s of readCar(pieces(bytes, size), { sourceName: 'test', maxBlockSize })) out.push({ cid: s.cid.toString(), bytes: s.bytes })
   return out
 }
 
@@ -36,6 +36,15 @@ describe('CAR reader and writer', () => {
     const got = await readAll(bytes)
     assert.deepEqual(got.map(g => g.cid), dag.blocks.map(b => b.cid.toString()))
     for (const [i, g] of got.entries()) assert.ok(Buffer.from(g.bytes).equals(Buffer.from(dag.blocks[i].bytes)))
+  })
+
+  it('yields the same sections whatever the chunk sizes (split varints, CIDs and blocks)', async () => {
+    const bytes = await carBytes([dag.root], dag.blocks)
+    for (const size of [1, 2, 3, 7, 61, 4096, 5003, bytes.byteLength]) {
+      const got = await readAll(bytes, 1024 * 1024, size)
+      assert.deepEqual(got.map(g => g.cid), dag.blocks.map(b => b.cid.toString()), `chunks of ${size}`)
+      for (const [i, g] of got.entries()) assert.ok(Buffer.from(g.bytes).equals(Buffer.from(dag.blocks[i].bytes)), `chunks of ${size}, block ${i}`)
+    }
   })
 
   it('writes what @ipld/car reads', () => {
