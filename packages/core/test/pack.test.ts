@@ -152,3 +152,29 @@ test('an insertion early in a big file adds only a few new blocks', async () => 
   for (const cid of await listManifestCids(v2.root, storeProvider(store))) if (!seen.has(cid.toString())) fresh++
   assert.ok(fresh <= 3, `${fresh} new blocks (root, 1-2 chunks)`)
 })
+
+test('pack into FsBlockstore skips the re-hash internally; put from outside still verifies', async () => {
+  const src = join(tmp, 'hashed-src'); await mkdir(src)
+  const data = Buffer.alloc(600 * 1024)
+  for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 23
+  await writeFile(join(src, 'data.bin'), data)
+  const store = await FsBlockstore.open(join(tmp, 'hashed-store'), { fsync: false })
+  try {
+    const r = await pack(src, { name: 'h', version: '1.0.0' }, { blockstore: store })
+    // every block pack stored is whole and matches its CID
+    const report = await store.verify()
+    assert.equal(report.corrupt.length, 0)
+    assert.ok(report.checked >= r.blocks)
+    // the no-rehash path is not part of the public API
+    const core = await import('@swarmpack/core')
+    assert.equal('PUT_HASHED' in core, false)
+    // a put from outside with the wrong bytes is still refused
+    const [cid] = (await listManifestCids(r.root, storeProvider(store))).slice(-1)
+    await assert.rejects(store.put(cid, new Uint8Array([1, 2, 3])), (e: unknown) => isSwarmpackError(e, CoreErrorCode.BLOCK_MISMATCH))
+    const out = join(tmp, 'hashed-out')
+    await unpack(r.root, storeProvider(store), out)
+    assert.deepEqual(await readFile(join(out, 'data.bin')), data)
+  } finally {
+    await store.close()
+  }
+})

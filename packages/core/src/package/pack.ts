@@ -18,7 +18,10 @@ import { createManifest, encodeManifest } from '../manifest/codec.js'
 import { unsafePath, validateEntryPath, validateLinkTarget } from '../manifest/paths.js'
 import type { Manifest, ManifestEntry, PackageMetadata } from '../manifest/types.js'
 import { validatePackageName, validateVersion } from '../names.js'
+import { PUT_HASHED } from '../store/fs-blockstore.js'
 import { ChunkList, chunkCid } from './hash.js'
+
+type PutHashed = (cid: CID, bytes: Uint8Array, options: { signal?: AbortSignal }) => Promise<CID>
 
 const log = logger('swarmpack:pack')
 
@@ -37,7 +40,11 @@ export interface PackOptions extends ProgressOptions<PackProgressEvents> {
   signal?: AbortSignal
   /** Chunker parameters; the default is what every node uses (changing it loses dedup). */
   chunker?: ChunkerParams
-  /** Block writes to the blockstore in flight at once (default 8). */
+  /**
+   * Block writes to the blockstore in flight at once (default 32). On disk each block is a file
+   * (create, write, sync, rename): those calls wait on the disk, not the CPU, and many in flight
+   * let the file system batch them (a file cost ~700 µs alone, ~230 µs with 8 in parallel here).
+   */
   window?: number
 }
 
@@ -100,7 +107,9 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
   validateVersion(metadata.version)
   const { blockstore, signal, onProgress } = options
   const params = options.chunker ?? DEFAULT_CHUNKER
-  const window = options.window ?? 8
+  const window = options.window ?? 32
+  // FsBlockstore: skip its re-hash, the CID was computed from these bytes here (see PUT_HASHED).
+  const putHashed = (blockstore as { [PUT_HASHED]?: PutHashed })[PUT_HASHED]
   const top = await lstat(dir)
   if (!top.isDirectory()) throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `${dir} is not a directory`)
 
@@ -124,7 +133,7 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
       distinct.add(Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64'))
       bytesDone += chunk.length
       onProgress?.(new CustomProgressEvent('swarmpack:pack:chunk', { path, cid, size: chunk.length, bytesDone }))
-      const put = blockstore.put(cid, chunk, { signal })
+      const put = putHashed !== undefined ? putHashed.call(blockstore, cid, chunk, { signal }) : blockstore.put(cid, chunk, { signal })
       if (!isPromise(put)) return undefined
       const pending = Promise.resolve(put)
       pending.catch(() => {}) // awaited below, in order; never an unhandled rejection meanwhile

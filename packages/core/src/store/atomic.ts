@@ -34,7 +34,12 @@ export async function writeFileAtomic (path: string, bytes: Uint8Array | Iterabl
           off += bytesWritten
         }
       }
-      if (options.fsync !== false) await fh.sync()
+      // fdatasync, not fsync: it flushes the data and the metadata needed to read it back (the
+      // size, the block map), which is all the rename below relies on; it skips timestamps, so
+      // it costs less on a journalling file system. Many writes in flight (pack's window) also
+      // let the file system commit their syncs together: the guarantee stays per file (each
+      // rename follows its own completed sync), only the waiting overlaps.
+      if (options.fsync !== false) await fh.datasync()
     } finally {
       await fh.close()
     }
