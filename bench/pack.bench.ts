@@ -87,9 +87,11 @@ try {
   const SIZE = 256 * MiB
   const tree = join(work, 'throughput')
   await writeBigTree(tree, SIZE, 3)
-  const rows: Record<string, Array<[number, number]>> = { sha: [], memory: [], fs: [] }
+  const rows: Record<string, Array<[number, number]>> = { sha: [], noop: [], memory: [], fs: [] }
   for (let r = 0; r < REPEATS; r++) {
     rows.sha.push(await shaThroughput())
+    // the compute path alone: read + chunk + hash, a store that keeps nothing
+    rows.noop.push(await rate(SIZE / MiB, async () => await pack(tree, meta, { blockstore: { put () {} } })))
     rows.memory.push(await rate(SIZE / MiB, async () => await pack(tree, meta, { blockstore: new MemoryBlockstore() })))
     const storeDir = join(work, `store-${r}`)
     const store = await FsBlockstore.open(storeDir, { fsync: false })
@@ -112,7 +114,7 @@ try {
   console.log(`(a) pack throughput, 256 MiB tree (4 x 64 MiB files, page-cached), median of ${REPEATS}.`)
   console.log('    wall MiB/s (ratio to sha256) | MiB per CPU-second (ratio): the second is steadier on a shared machine')
   console.log(`    node:crypto sha256 (in memory)     ${fmt(sha, 0).padStart(5)}         | ${fmt(cpu('sha'), 0).padStart(5)}`)
-  for (const [k, label] of [['memory', 'pack -> MemoryBlockstore'], ['fs', 'pack -> FsBlockstore (fsync off)']]) {
+  for (const [k, label] of [['noop', 'pack -> no-op store'], ['memory', 'pack -> MemoryBlockstore'], ['fs', 'pack -> FsBlockstore (fsync off)']]) {
     console.log(`    ${label.padEnd(34)} ${fmt(wall(k), 0).padStart(5)} (${fmt(wall(k) / sha, 2)}) | ${fmt(cpu(k), 0).padStart(5)} (${fmt(cpu(k) / cpu('sha'), 2)})`)
   }
   console.log(`    pack -> FsBlockstore (fsync on; 32 MiB, 1 run) ${fmt(fsyncRate, 0)} (${fmt(fsyncRate / sha, 2)})`)

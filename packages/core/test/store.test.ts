@@ -198,6 +198,21 @@ describe('FsBlockstore', () => {
     store = await FsBlockstore.open(path)
     assert.deepEqual(store.stats(), expected)
     await store.close()
+    // lines with a field too many, too few, or an empty field are refused (sizes set to 1, so
+    // trusting the snapshot would show in the stats); the untouched text is still accepted
+    const good = (await readFile(snapshot, 'utf8')).trim().split('\n')
+    const body = good.slice(1).map(l => l.replace(/ \d+ /, ' 1 '))
+    const [k0, , m0] = body[0].split(' ')
+    for (const bad of [`${k0} 1 ${m0} x`, `${k0} 1`, `${k0}  ${m0}`, `${k0} 1 `]) {
+      await writeFile(snapshot, `${good[0]}\n${[bad, ...body.slice(1)].join('\n')}\n`)
+      store = await FsBlockstore.open(path)
+      assert.deepEqual(store.stats(), expected, bad)
+      await store.close()
+    }
+    await writeFile(snapshot, `${good[0]}\n${body.join('\n')}\n`)
+    store = await FsBlockstore.open(path)
+    assert.equal(store.stats().bytes, 5) // trusted: five blocks of "1" byte each
+    await store.close()
   })
 
   it('raises ERR_STORE_IO when the file system refuses, and recovers a removed shard directory', async () => {
