@@ -2,10 +2,10 @@
  * The peer's identity: an ed25519 key kept in the data directory, so a node keeps its peer id
  * (and the provider records pointing at it) across restarts.
  */
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
-import { SwarmpackError } from '@swarmpack/core'
+import { SwarmpackError, writeFileAtomic } from '@swarmpack/core'
 import { DhtErrorCode } from './errors.js'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -29,19 +29,6 @@ export async function loadOrCreatePeerKey (dataDir: string): Promise<PrivateKey>
   }
   const key = await generateKeyPair('Ed25519')
   await mkdir(dataDir, { recursive: true })
-  const tmp = `${path}.${process.pid}.tmp`
-  const fh = await open(tmp, 'w', 0o600)
-  try {
-    await fh.writeFile(privateKeyToProtobuf(key))
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  try {
-    await rename(tmp, path)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
+  await writeFileAtomic(path, privateKeyToProtobuf(key), { mode: 0o600, syncDir: true })
   return key
 }

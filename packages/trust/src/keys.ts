@@ -2,12 +2,12 @@
  * Signing keys: ed25519 in the libp2p key format. A key id is the libp2p peer id string of the
  * public key (`12D3KooW…`): it embeds the whole public key, so an id alone is enough to verify.
  */
+import { writeFileAtomic } from '@swarmpack/core'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
-import { writeFileAtomic } from './fsutil.js'
 import { TrustErrorCode, trustError } from './errors.js'
 import type { Ed25519PrivateKey, Ed25519PublicKey, PrivateKey } from '@libp2p/interface'
 
@@ -89,7 +89,7 @@ export async function saveKeyFile (path: string, key: PrivateKey, options: { ove
     const exists = await stat(path).then(() => true, () => false)
     if (exists) throw trustError(TrustErrorCode.KEY_FILE, `key file ${path} exists`, { path })
   }
-  await writeFileAtomic(path, privateKeyToProtobuf(key), 0o600)
+  await writeFileAtomic(path, privateKeyToProtobuf(key), { mode: 0o600, syncDir: true })
 }
 
 /** Loads an ed25519 private key. Refuses files others can read (as ssh does) and other key types. */

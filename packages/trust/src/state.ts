@@ -8,13 +8,13 @@
  * The state file only ever moves forward, and only after every check on a new head passed.
  * Evidence is written beside it, never into it, so a refused head leaves the state file as it was.
  */
+import { writeFileAtomic } from '@swarmpack/core'
 import { createHash } from 'node:crypto'
 import { mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { decodeStrict, encodeCanonical } from './cbor.js'
 import { TrustErrorCode, trustError } from './errors.js'
-import { writeFileAtomic } from './fsutil.js'
 import { assertIndexerId } from './index-record.js'
 import type { KeyId } from './keys.js'
 import { asBytes, asCid, asObject, asStringList, asUint, expectKeys } from './schema.js'
@@ -85,7 +85,7 @@ export class TrustStateStore {
 
   async write (state: IndexerState): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 })
-    await writeFileAtomic(this.statePath(state.indexer), encodeCanonical({ ...state }), 0o600)
+    await writeFileAtomic(this.statePath(state.indexer), encodeCanonical({ ...state }), { mode: 0o600, syncDir: true })
   }
 
   async recordEvidence (evidence: Evidence): Promise<string> {
@@ -93,7 +93,7 @@ export class TrustStateStore {
     await mkdir(dir, { recursive: true, mode: 0o700 })
     const h = createHash('sha256').update(evidence.heads[1]).digest('hex').slice(0, 16)
     const path = join(dir, `${assertIndexerId(evidence.indexer)}-${evidence.version}-${h}.cbor`)
-    await writeFileAtomic(path, encodeCanonical({ ...evidence }), 0o600)
+    await writeFileAtomic(path, encodeCanonical({ ...evidence }), { mode: 0o600, syncDir: true })
     return path
   }
 

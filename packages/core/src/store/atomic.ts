@@ -14,6 +14,10 @@ export const TEMP_PREFIX = '.swarmpack-tmp-'
 export interface AtomicWriteOptions {
   /** Flush the data before the rename (default true). Without it a power loss may leave an empty file. */
   fsync?: boolean
+  /** Permission bits of the file (default 0o644; 0o600 for keys and trust state). */
+  mode?: number
+  /** Also flush the directory after the rename, so the new name itself survives a power loss (default false). */
+  syncDir?: boolean
 }
 
 export function tempPathFor (path: string): string {
@@ -25,8 +29,11 @@ export async function writeFileAtomic (path: string, bytes: Uint8Array | Iterabl
   const tmp = tempPathFor(path)
   let renamed = false
   try {
-    const fh = await open(tmp, 'wx', 0o644)
+    const mode = options.mode ?? 0o644
+    const fh = await open(tmp, 'wx', mode)
     try {
+      // the umask may have narrowed the creation mode (or a platform widened it)
+      if (options.mode !== undefined) await fh.chmod(mode)
       for (const chunk of bytes instanceof Uint8Array ? [bytes] : bytes) {
         let off = 0
         while (off < chunk.byteLength) {
@@ -48,6 +55,7 @@ export async function writeFileAtomic (path: string, bytes: Uint8Array | Iterabl
   } finally {
     if (!renamed) await unlink(tmp).catch(() => {})
   }
+  if (options.syncDir === true) await syncDir(dirname(path))
 }
 
 export function isTempName (name: string): boolean {
