@@ -8,6 +8,8 @@ import {
   listManifestCids, rawCid, scanCbor
 } from '@swarmpack/core'
 import type { Block, ChunkRef, Manifest, ManifestEntry } from '@swarmpack/core'
+import { loadManifest, loadManifestPacked } from '../src/manifest/codec.js'
+import { ChunkList } from '../src/package/hash.js'
 
 /** A BlockGetter over a Map, as a Provider would be. */
 function mapSource (blocks: Block[]): { get: (cid: CID) => Promise<Uint8Array>, map: Map<string, Uint8Array> } {
@@ -202,4 +204,42 @@ test('paged manifests share unchanged pages between versions', () => {
     const fresh = v.blocks.filter(b => !have.has(b.cid.toString()))
     assert.ok(fresh.length <= 3, `${fresh.length} new blocks of ${v.blocks.length} (${v === v2 ? "v2" : "v3"})`) // root + the page(s) around the change
   }
+})
+
+test('loadManifestPacked packs each block\'s chunk refs before fetching the next, with the same result and checks', async () => {
+  const entries: ManifestEntry[] = []
+  for (let i = 0; i < 30000; i++) entries.push({ type: 'file', path: `dir/file-${String(i).padStart(6, '0')}.js`, mode: 0o644, size: 1000, chunks: [chunk(i)] })
+  const big: ChunkRef[] = []
+  for (let i = 0; i < 20000; i++) big.push(chunk(100000 + i, 65536))
+  entries.push({ type: 'file', path: 'zz-big.bin', mode: 0o644, size: 20000 * 65536, chunks: big })
+  const m = createManifest({ name: 'many', version: '1.0.0' }, [{ type: 'dir', path: 'dir', mode: 0o755 }, ...entries])
+  const enc = encodeManifest(m)
+  const src = mapSource(enc.blocks)
+  // Log every fetch and every packed ref, to see that packing keeps pace with fetching.
+  const events: string[] = []
+  const source = { get: async (cid: CID) => { events.push('get'); return await src.get(cid) } }
+  const loaded = await loadManifestPacked(enc.root.cid, source, {
+    newList: () => {
+      const list = new ChunkList()
+      return { list, add (cid: CID, size: number) { events.push('add'); list.add(cid, size) } }
+    }
+  })
+  const plain = await loadManifest(enc.root.cid, src)
+  assert.deepEqual(loaded.manifestBlocks.map(String), plain.manifestBlocks.map(String))
+  for (const e of loaded.manifest.entries) {
+    if (e.type !== 'file') continue
+    assert.deepEqual(e.chunks, [])
+    e.chunks = (loaded.lists.get(e) as { list: ChunkList }).list.refs()
+  }
+  assert.deepEqual(loaded.manifest, m)
+  // Every fetched block but the root holds chunk refs that are packed before the next fetch.
+  const gets = events.flatMap((ev, i) => ev === 'get' ? [i] : [])
+  for (let k = 1; k < gets.length - 1; k++) assert.equal(events[gets[k] + 1], 'add', `block ${k} packed before the next fetch`)
+  assert.equal(events.filter(ev => ev === 'add').length, 50000)
+
+  // The packed path keeps every check: a file whose chunks do not add up to its size.
+  const bad = rawRoot({ totalSize: 5 }, [{ type: 'file', path: 'a', mode: 0o644, size: 5, chunks: [[chunk(1)[0], 4]] }])
+  await assert.rejects(loadManifestPacked(bad.cid, mapSource([bad]), { newList: () => new ChunkList() }), code(CoreErrorCode.SIZE_MISMATCH))
+  const notRaw = rawRoot({ totalSize: 4 }, [{ type: 'file', path: 'a', mode: 0o644, size: 4, chunks: [[bad.cid, 4]] }])
+  await assert.rejects(loadManifestPacked(notRaw.cid, mapSource([notRaw]), { newList: () => new ChunkList() }), code(CoreErrorCode.INVALID_MANIFEST))
 })

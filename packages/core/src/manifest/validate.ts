@@ -8,7 +8,7 @@ import { CoreErrorCode, SwarmpackError } from '../errors.js'
 import { validatePackageName, validateVersion, validateVersionRange } from '../names.js'
 import { MANIFEST_LIMITS } from './limits.js'
 import { unsafePath, validateEntryPath, validateTree } from './paths.js'
-import type { Manifest, ManifestEntry } from './types.js'
+import type { FileEntry, Manifest, ManifestEntry } from './types.js'
 
 export function invalidManifest (why: string, details: Record<string, unknown> = {}): SwarmpackError {
   return new SwarmpackError(CoreErrorCode.INVALID_MANIFEST, `invalid manifest: ${why}`, { details: { reason: why, ...details } })
@@ -69,8 +69,12 @@ export function checkEntryType (type: unknown, path: string): asserts type is Ma
   throw invalidManifest(`entry ${JSON.stringify(path)} has unknown type ${JSON.stringify(type)}`)
 }
 
-/** Validates a whole manifest (metadata, entries, sizes, paths). Throws typed errors. */
-export function validateManifest (m: Manifest): void {
+/**
+ * Validates a whole manifest (metadata, entries, sizes, paths). Throws typed errors.
+ * `packedTotals` (for a decoder that keeps chunk refs elsewhere and has checked each one): the
+ * count and byte sum of a file's chunks, used instead of its `chunks` array when given.
+ */
+export function validateManifest (m: Manifest, packedTotals?: (e: FileEntry) => { count: number, sum: number } | undefined): void {
   if (!isPlainObject(m)) throw invalidManifest('not an object')
   validatePackageName(m.name)
   validateVersion(m.version)
@@ -93,12 +97,14 @@ export function validateManifest (m: Manifest): void {
       if (e.mode !== 0o644 && e.mode !== 0o755) throw invalidManifest(`file ${e.path} has mode ${String(e.mode)}; only 0o644 and 0o755 are allowed`)
       const size = checkInt(e.size, `size of ${e.path}`, 0, MANIFEST_LIMITS.maxTotalSize)
       if (!Array.isArray(e.chunks)) throw invalidManifest(`file ${e.path} has no chunk list`)
-      if (e.chunks.length > MANIFEST_LIMITS.maxChunksPerFile) throw invalidManifest(`file ${e.path} has too many chunks`)
-      let sum = 0
-      for (const c of e.chunks) sum += checkChunkRef(c, e.path)
+      const packed = packedTotals?.(e)
+      const count = packed?.count ?? e.chunks.length
+      if (count > MANIFEST_LIMITS.maxChunksPerFile) throw invalidManifest(`file ${e.path} has too many chunks`)
+      let sum = packed?.sum ?? 0
+      if (packed === undefined) for (const c of e.chunks) sum += checkChunkRef(c, e.path)
       if (sum !== size) throw new SwarmpackError(CoreErrorCode.SIZE_MISMATCH, `file ${e.path} declares ${size} bytes but its chunks hold ${sum}`, { details: { path: e.path } })
       total += size
-      chunks += e.chunks.length
+      chunks += count
     } else if (e.type === 'dir') {
       if (e.mode !== 0o755) throw invalidManifest(`directory ${e.path} has mode ${String(e.mode)}; only 0o755 is allowed`)
     }
