@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
@@ -128,6 +128,29 @@ describe('FsBlockstore', () => {
     await assert.rejects(store.put(missing.cid, missing.bytes, { signal: ac.signal }), code('ERR_ABORTED'))
     await store.close()
     await assert.rejects(store.getBytes(blocks[5].cid), code(StoreErrorCode.STORE_CLOSED))
+  })
+
+  it('a read aborted in flight rejects with ERR_ABORTED; first reads persist recency (mtime) before close returns', async () => {
+    const path = join(dir, 'read-abort')
+    const store = await FsBlockstore.open(path, { recencyInterval: 0 })
+    const blocks = Array.from({ length: 64 }, (_, i) => rawBlock(20_000 + i))
+    for (const b of blocks) await store.put(b.cid, b.bytes)
+    const files = (await readdir(join(path, 'blocks'), { recursive: true, withFileTypes: true })).filter(e => e.isFile()).map(e => join(e.parentPath, e.name))
+    assert.equal(files.length, blocks.length)
+    const old = new Date(Date.now() - 3_600_000)
+    for (const f of files) await utimes(f, old, old)
+    const ac = new AbortController()
+    const reads = blocks.map(async b => await store.getBytes(b.cid, { signal: ac.signal }))
+    ac.abort()
+    const settled = await Promise.allSettled(reads)
+    for (const r of settled) {
+      if (r.status === 'rejected') assert.ok(isSwarmpackError(r.reason, 'ERR_ABORTED'), String(r.reason))
+    }
+    assert.ok(settled.some(r => r.status === 'rejected'))
+    // the store still works, and every block read returns its bytes
+    for (const b of blocks) assert.deepEqual(await store.getBytes(b.cid), b.bytes)
+    await store.close()
+    for (const f of files) assert.ok((await stat(f)).mtimeMs > old.getTime() + 1000, `${f} touched`)
   })
 
   it('accepts non-swarmpack codecs with sha2-256 (e.g. dag-pb from Helia)', async () => {

@@ -24,6 +24,7 @@
  * block (nothing to reconcile or compact after a crash), and costs at most one small syscall per
  * block per interval.
  */
+import { readFile as readFileCallback } from 'node:fs'
 import { mkdir, readFile, readdir, stat, unlink, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
@@ -128,12 +129,29 @@ export interface FsBlockstoreEvents {
   'block:removed': CustomEvent<BlockEventDetail>
 }
 
+/** Touches waiting for their utimes at most; see #drainTouches. */
+const MAX_PENDING_TOUCHES = 4096
+
+/**
+ * Reads a block file with the callback readFile: for ~20 KiB blocks the promise API's FileHandle
+ * round trips cost ~50 % more wall time (0.67-0.77 s vs 0.45 s for 5,200 blocks). Same abort
+ * support (`signal` rejects with an AbortError) and the same size limit as fs/promises.
+ */
+function readBlockFile (path: string, signal: AbortSignal | undefined): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    readFileCallback(path, { signal }, (err, data) => { if (err === null) resolve(data); else reject(err) })
+  })
+}
+
 export class FsBlockstore extends EventTarget implements Blockstore {
   readonly dir: string
   readonly maxSize: number
   readonly #blocksDir: string
   readonly #fsync: boolean
   readonly #recencyInterval: number
+  /** Keys whose mtime (persisted recency) is waiting to be written, in order; see #drainTouches. */
+  readonly #touchQueue = new Set<string>()
+  #touchDrain: Promise<void> | undefined
   /** key -> entry, in access order: the first entry is the least recently used. */
   readonly #index = new Map<string, Entry>()
   readonly #writing = new Map<string, Promise<void>>()
@@ -308,7 +326,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     if (entry === undefined) throw new BlockNotFoundError(cid.toString(), this.dir)
     let bytes: Uint8Array
     try {
-      bytes = asUint8Array(await readFile(this.#path(key), { signal: options.signal }))
+      bytes = asUint8Array(await readBlockFile(this.#path(key), options.signal))
     } catch (err) {
       if (options.signal?.aborted === true) throwIfAborted(options.signal)
       if (errnoOf(err) === 'ENOENT') {
@@ -364,10 +382,29 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     this.#index.delete(key)
     this.#index.set(key, entry)
     const now = Date.now()
-    if (now - entry.persisted >= this.#recencyInterval) {
+    if (now - entry.persisted >= this.#recencyInterval && this.#touchQueue.size < MAX_PENDING_TOUCHES) {
       entry.persisted = now
-      const t = new Date(now)
-      utimes(this.#path(key), t, t).catch(() => {})
+      this.#touchQueue.add(key)
+      this.#touchDrain ??= this.#drainTouches()
+    }
+  }
+
+  /**
+   * Writes queued mtimes one at a time, off the read path: a burst of first reads (an unpack
+   * reads thousands of blocks whose mtime is older than the interval) then uses one thread-pool
+   * slot for recency instead of adding a utimes job next to every read. Best effort: it only
+   * matters for the crash path, and the queue is bounded (beyond it a touch is skipped and
+   * retried on a later read, since `persisted` stays old).
+   */
+  async #drainTouches (): Promise<void> {
+    try {
+      for (const key of this.#touchQueue) {
+        this.#touchQueue.delete(key)
+        const t = new Date()
+        await utimes(this.#path(key), t, t).catch(() => {})
+      }
+    } finally {
+      this.#touchDrain = undefined
     }
   }
 
@@ -791,7 +828,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await Promise.allSettled([...this.#writing.values(), this.#pinsWrite, this.#evicting])
+    await Promise.allSettled([...this.#writing.values(), this.#pinsWrite, this.#evicting, this.#touchDrain])
     if (this.#releaseLock !== undefined) {
       // lets the next open skip the scan; written only under the lock, so nobody else changed the store
       const entries = [...this.#index].map(([key, e]) => ({ key, size: e.size, mtime: e.persisted }))
