@@ -51,16 +51,7 @@ export class ChildPeer {
 
   /** Resolves with the first event (past or future) matching; rejects after `timeout` ms. */
   async waitFor (match: (e: NodeEvent) => boolean, timeout = 60_000, what = 'event'): Promise<NodeEvent> {
-    const past = this.events.find(match)
-    if (past !== undefined) return past
-    return new Promise((resolve, reject) => {
-      const w = { match, resolve: (e: NodeEvent) => { clearTimeout(timer); resolve(e) } }
-      const timer = setTimeout(() => {
-        this.waiters.delete(w)
-        reject(new Error(`${this.name}: no ${what} within ${timeout} ms; stderr tail:\n${this.stderr.slice(-15).join('\n')}`))
-      }, timeout)
-      this.waiters.add(w)
-    })
+    return this.events.find(match) ?? this.next(match, timeout, what)
   }
 
   /** Like waitFor, but only events from now on. */

@@ -7,28 +7,17 @@
 import '@swarmpack/core/polyfill'
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
 import { withBitswap } from '@helia/bitswap'
 import { withLibp2pLight } from '@helia/libp2p'
-import { identify } from '@libp2p/identify'
-import { tcp } from '@libp2p/tcp'
 import { encodeCborBlock } from '@swarmpack/core'
 import { MemoryBlockstore } from 'blockstore-core/memory'
 import { createHeliaLight } from 'helia'
-import { connect, createPeer, putAll, randomBlocks, readAll, stopPeers } from './bitswap-helpers.js'
+import { connect, createPeer, loopbackLibp2pOptions, putAll, randomBlocks, readAll, stopPeers } from './bitswap-helpers.js'
 import type { TestBlock, TestPeer } from './bitswap-helpers.js'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
 
 async function createTestHelia (): Promise<HeliaWithLibp2p<any>> {
-  const helia = withBitswap(withLibp2pLight(createHeliaLight({ blockstore: new MemoryBlockstore() }), {
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    connectionManager: { allow: ['/ip4/127.0.0.0/ipcidr/8'] },
-    services: { identify: identify() }
-  }))
+  const helia = withBitswap(withLibp2pLight(createHeliaLight({ blockstore: new MemoryBlockstore() }), loopbackLibp2pOptions()))
   await helia.start()
   return helia
 }

@@ -13,18 +13,25 @@ import { varint } from 'multiformats'
 import { BITSWAP_PROTOCOL, Bitswap, decodeMessage, splitMessages } from '../src/bitswap/index.js'
 import type { BitswapInit, OutgoingContent } from '../src/bitswap/index.js'
 import type { Message } from '../src/bitswap/wire.js'
+import type { Identify } from '@libp2p/identify'
 import type { Libp2p } from '@libp2p/interface'
+import type { Libp2pOptions } from 'libp2p'
 import type { CID } from 'multiformats/cid'
 
-export async function createNode (): Promise<Libp2p> {
-  return createLibp2p({
+/** TCP + noise + yamux + identify on 127.0.0.1, no DHT: what every test node (ours or Helia's) runs. */
+export function loopbackLibp2pOptions (): Libp2pOptions<{ identify: Identify }> {
+  return {
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { allow: ['/ip4/127.0.0.0/ipcidr/8'] },
     services: { identify: identify() }
-  })
+  }
+}
+
+export async function createNode (): Promise<Libp2p> {
+  return createLibp2p(loopbackLibp2pOptions())
 }
 
 export interface TestPeer {

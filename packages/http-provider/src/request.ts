@@ -68,6 +68,18 @@ export function statusError (status: number, url: string, source: string): Swarm
   return new SwarmpackError(HttpErrorCode.BAD_STATUS, `${url} answered ${status}`, { details: { source, status } })
 }
 
+/** undici options shared by every request: dispatcher, method, headers, abort and idle timeouts. */
+function requestOptions (opts: ExchangeOptions, signal: AbortSignal) {
+  return {
+    dispatcher: opts.dispatcher,
+    method: opts.method ?? 'GET',
+    headers: opts.headers,
+    signal,
+    headersTimeout: opts.timeoutMs,
+    bodyTimeout: opts.timeoutMs
+  }
+}
+
 /**
  * Opens a request and returns the response with its body unread. The idle timeout applies to the
  * headers and to every gap between body chunks, so a long stream (a CAR) can run as long as it
@@ -77,12 +89,7 @@ export async function open (url: string, opts: ExchangeOptions): Promise<OpenRes
   const deadline = new Deadline(opts.signal, undefined)
   try {
     const res = await request(url, {
-      dispatcher: opts.dispatcher,
-      method: opts.method ?? 'GET',
-      headers: opts.headers,
-      signal: deadline.controller.signal,
-      headersTimeout: opts.timeoutMs,
-      bodyTimeout: opts.timeoutMs,
+      ...requestOptions(opts, deadline.controller.signal),
       // Long streams: buffer up to 1 MiB before pausing the socket, fewer pause/resume cycles.
       highWaterMark: STREAM_HIGH_WATER_MARK
     })
@@ -100,14 +107,7 @@ export async function open (url: string, opts: ExchangeOptions): Promise<OpenRes
 export async function fetchCapped (url: string, cap: number, opts: ExchangeOptions): Promise<{ status: number, headers: OpenResponse['headers'], bytes: Uint8Array }> {
   const deadline = new Deadline(opts.signal, opts.timeoutMs)
   try {
-    const res = await request(url, {
-      dispatcher: opts.dispatcher,
-      method: opts.method ?? 'GET',
-      headers: opts.headers,
-      signal: deadline.controller.signal,
-      headersTimeout: opts.timeoutMs,
-      bodyTimeout: opts.timeoutMs
-    })
+    const res = await request(url, requestOptions(opts, deadline.controller.signal))
     if (res.statusCode < 200 || res.statusCode > 299) {
       discard(res.body, true)
       throw statusError(res.statusCode, url, opts.source)
