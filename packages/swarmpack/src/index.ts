@@ -1,0 +1,4 @@
+import '@swarmpack/core/polyfill'
+
+// The embeddable node (issue: packages/swarmpack). Modules are added as they are built.
+export {}
