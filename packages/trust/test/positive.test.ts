@@ -2,7 +2,10 @@
 import assert from 'node:assert/strict'
 import { chmod, mkdtemp, readFile, rm, stat, readdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import { after, describe, it } from 'node:test'
 import {
   IndexView, TrustErrorCode, TrustVerifier, generateSigningKey, issueDelegation, keyIdOf, loadKeyFile, openIndexHead,
@@ -300,5 +303,31 @@ describe('trust: positive paths', () => {
     const older = await w.publishIndex('alpha', [], { key: w.keys.indexerA2, version: 2 })
     await assert.rejects(reset.updateIndexer('alpha', older.head.bytes), { code: TrustErrorCode.ROLLBACK })
     assert.equal((await reset.updateIndexer('alpha', honest.head.bytes)).reset, undefined)
+  })
+
+  it('issue 10: another process holding the state lock keeps an update from writing until it lets go', async () => {
+    const w = await world()
+    const v = w.verifier()
+    await v.updateIndexer('alpha', (await w.publishIndex('alpha', [])).head.bytes)
+    const next = await w.publishIndex('alpha', [])
+    // a real second process takes the lock of alpha's state the way a verifier does
+    const child = spawn(process.execPath, ['-e', `
+      const lockfile = require('proper-lockfile')
+      lockfile.lock(process.argv[1], { realpath: false, stale: 20000 }).then(release => {
+        process.stdout.write('locked\\n')
+        process.stdin.once('data', () => release().then(() => process.stdout.write('released\\n')))
+      })`, join(w.stateDir, 'alpha.state')], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['pipe', 'pipe', 'inherit'] })
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+    try {
+      assert.equal((await lines.next()).value, 'locked')
+      // verification needs a few milliseconds; the rest of the 3 s is spent waiting for the lock
+      await assert.rejects(v.updateIndexer('alpha', next.head.bytes, { signal: AbortSignal.timeout(3000) }), { code: 'ERR_ABORTED' })
+      assert.equal((await v.state.read('alpha'))?.version, 1)
+      child.stdin.write('go\n')
+      assert.equal((await lines.next()).value, 'released')
+      assert.equal((await v.updateIndexer('alpha', next.head.bytes)).version, 2)
+    } finally {
+      child.kill()
+    }
   })
 })
