@@ -196,6 +196,29 @@ describe('slow mirrors on the CAR path', () => {
     assert.equal(slow.requests.length, 0)
   })
 
+  it('does not count against the minimum rate the time a slow consumer kept the stream paused', { timeout: 60_000 }, async () => {
+    const big = makeDag({ files: 4, chunksPerFile: 12, chunkSize: 64 * 1024 })
+    const store = new MemoryBlockstore()
+    await putAll(store, big.blocks)
+    const bigGw = await startGatewayServer({ blockstore: store, host: '127.0.0.1', port: 0 })
+    try {
+      // Windows of 300 ms; the consumer stops for 1.5 s after the first block.
+      const p = new HttpProvider({ mirrors: [bigGw.url], timeoutMs: 300, minBytesPerSecond: 1024 * 1024 })
+      providers.push(p)
+      const got = []
+      for await (const b of p.getDag(big.root)) {
+        got.push(b)
+        if (got.length === 1) await new Promise(resolve => setTimeout(resolve, 1500))
+      }
+      assertWholeDag(big, got)
+      assert.equal(p.stats().carRequests, 1)
+      assert.equal(p.stats().requests, 1, 'the whole DAG came in the one CAR')
+      assert.equal(p.stats().mirrors[0].healthy, true)
+    } finally {
+      await bigGw.close()
+    }
+  })
+
   it('keeps a static mirror that is merely ordinary (no regression): root from the mirror, rest raw', async () => {
     const mirror = await startStaticServer(dir)
     servers.push(mirror)

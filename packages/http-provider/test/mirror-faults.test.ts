@@ -252,7 +252,7 @@ describe('mirror faults', () => {
       const p = track(new HttpProvider({ mirrors: [bomber.url], timeoutMs: 5000, retries: 0 }))
       const err = await p.get(rawCid(new Uint8Array([4, 2]))).catch(e => e)
       assert.ok(isSwarmpackError(err, 'ERR_HTTP_ALL_MIRRORS_FAILED'), String(err))
-      assert.equal(err.details.errors[0].code, 'ERR_HTTP_TOO_LARGE')
+      assert.equal((err.details.errors as Array<{ code: string }>)[0].code, 'ERR_HTTP_TOO_LARGE')
     })
   })
 })
