@@ -26,7 +26,7 @@ import { createDispatcher, type DispatcherOptions } from './dispatcher.js'
 import { decodeBody } from './encoding.js'
 import { HttpErrorCode } from './errors.js'
 import { DEFAULT_HEALTH, MirrorHealth, rankMirrors, type HealthOptions, type MirrorHealthSnapshot } from './health.js'
-import { RootMisses } from './misses.js'
+import { RootMemory, type RootRecord } from './root-memory.js'
 import { DEFAULT_MAX_RETRY_AFTER_MS, fetchCapped, statusError } from './request.js'
 import { openStream } from './stream.js'
 import { verifyBlockFast } from './verify.js'
@@ -204,7 +204,7 @@ export class HttpProvider implements Provider {
   private readonly concurrency: number
   private readonly maxBlockSize: number
   private readonly maxUnwantedCarBytes: number
-  private readonly misses = new RootMisses<Mirror>()
+  private readonly memory = new RootMemory<Mirror>()
   private requests = 0
   private carRequests = 0
   private bytes = 0
@@ -244,7 +244,7 @@ export class HttpProvider implements Provider {
     if (isIdentity(cid)) return true
     const call = new CallSignal(options.signal)
     try {
-      for (const mirror of this.ranked(this.missedFor(options.root === undefined ? undefined : cidKey(options.root)))) {
+      for (const mirror of this.ranked(this.memoryOf(options.root === undefined ? undefined : cidKey(options.root)))) {
         call.throwIfAborted()
         if (mirror.health.isResting()) continue
         const started = Date.now()
@@ -291,7 +291,7 @@ export class HttpProvider implements Provider {
     while (true) {
       call.throwIfAborted()
       const now = Date.now()
-      const open = this.ranked(this.missedFor(ctx.root)).filter(m => !ruledOut.has(m) && (attempts.get(m) ?? 0) <= this.retries)
+      const open = this.ranked(this.memoryOf(ctx.root)).filter(m => !ruledOut.has(m) && (attempts.get(m) ?? 0) <= this.retries)
       if (open.length === 0) break
       const awake = open.filter(m => !m.health.isResting(now))
       if (awake.length === 0) {
@@ -312,6 +312,7 @@ export class HttpProvider implements Provider {
       }
       try {
         const bytes = await this.asProbe(mirror, async () => await this.fetchRawFrom(mirror, cid, call))
+        if (ctx.root !== undefined) this.memory.hit(ctx.root, mirror)
         options.onProgress?.(new CustomProgressEvent('swarmpack:provider:block', { cid, size: bytes.byteLength, source: mirror.base }))
         return { cid, bytes, source: mirror.base }
       } catch (err) {
@@ -321,7 +322,7 @@ export class HttpProvider implements Provider {
         errors.push({ source: mirror.base, code: e.code ?? 'ERR_UNKNOWN', message: e.message })
         if (e.code === CoreErrorCode.NOT_FOUND) {
           ruledOut.add(mirror)
-          if (ctx.root !== undefined) this.misses.add(ctx.root, mirror)
+          if (ctx.root !== undefined) this.memory.miss(ctx.root, mirror)
         } else if (e.code === CoreErrorCode.BLOCK_MISMATCH || e.code === HttpErrorCode.TOO_LARGE || e.code === CoreErrorCode.UNSUPPORTED_CID) {
           ruledOut.add(mirror)
         }
@@ -458,8 +459,8 @@ export class HttpProvider implements Provider {
       // is a static server (which sends the root block only). Blocks come in batches, already accepted.
       const tried = new Set<Mirror>()
       while (!isIdentity(root) && dag.wanted.size > 0) {
-        const missed = this.missedFor(ctx.root)
-        const carMirror = this.ranked(missed).find(m => m.car && m.health.supportsCar !== false && !tried.has(m) && missed?.has(m) !== true && !m.health.isResting())
+        const known = this.memoryOf(ctx.root)
+        const carMirror = this.ranked(known).find(m => m.car && m.health.supportsCar !== false && !tried.has(m) && known?.misses.has(m) !== true && known?.noCar.has(m) !== true && !m.health.isResting())
         if (carMirror === undefined) break
         tried.add(carMirror)
         try {
@@ -470,7 +471,8 @@ export class HttpProvider implements Provider {
         } catch (err) {
           const e = err as SwarmpackError
           if (e.code === CoreErrorCode.ABORTED) throw err
-          if (e.code === CoreErrorCode.NOT_FOUND) this.misses.add(ctx.root as string, carMirror)
+          // Not a miss (a static mirror may hold the blocks without a CAR of them), but not worth asking again.
+          if (e.code === CoreErrorCode.NOT_FOUND) this.memory.noCar(ctx.root as string, carMirror)
           log('CAR from %s stopped: %s', carMirror.base, e.message)
         }
       }
@@ -560,6 +562,7 @@ export class HttpProvider implements Provider {
         mirror.health.supportsCar = false
         const bytes = await this.readRootBlock(mirror, body, started, root)
         mirror.health.recordSuccess(Date.now() - started)
+        this.memory.hit(cidKey(root), mirror)
         if (dag.done.has(cidKey(root))) return
         options.onProgress?.(new CustomProgressEvent('swarmpack:provider:block', { cid: root, size: bytes.byteLength, source: mirror.base }))
         dag.accept(cidKey(root), root, bytes)
@@ -606,7 +609,7 @@ export class HttpProvider implements Provider {
           log.error('%s sent a bad block %s in a CAR', source, cid)
           throw err
         }
-        if (first) { mirror.health.recordSuccess(Date.now() - started); first = false }
+        if (first) { mirror.health.recordSuccess(Date.now() - started); this.memory.hit(cidKey(root), mirror); first = false }
         if (dag.wanted.has(key)) {
           take(key, cid, bytes)
           // Blocks that came early may be wanted now.
@@ -680,15 +683,20 @@ export class HttpProvider implements Provider {
     if (this.ownsDispatcher) await this.dispatcher.close()
   }
 
-  /** Mirrors by health rank; those that lacked blocks of the current package (`missed`) last. */
-  private ranked (missed?: ReadonlySet<Mirror>): Mirror[] {
+  /**
+   * Mirrors by health rank. With what is known about the current package: among mirrors that are
+   * not down, those that served blocks of it first and those that lacked some last.
+   */
+  private ranked (known?: RootRecord<Mirror>): Mirror[] {
     const order = rankMirrors(this.mirrors.map(m => m.health)).map(h => this.mirrorOf(h))
-    if (missed === undefined || missed.size === 0) return order
-    return [...order.filter(m => !missed.has(m)), ...order.filter(m => missed.has(m))]
+    if (known === undefined) return order
+    const now = Date.now()
+    const rank = (m: Mirror): number => (m.health.isDown(now) ? 3 : 0) + (known.hits.has(m) ? 0 : known.misses.has(m) ? 2 : 1)
+    return order.map((m, i) => ({ m, i, r: rank(m) })).sort((a, b) => a.r - b.r || a.i - b.i).map(x => x.m)
   }
 
-  private missedFor (root: string | undefined): ReadonlySet<Mirror> | undefined {
-    return root === undefined ? undefined : this.misses.get(root)
+  private memoryOf (root: string | undefined): RootRecord<Mirror> | undefined {
+    return root === undefined ? undefined : this.memory.get(root)
   }
 
   private mirrorOf (health: MirrorHealth): Mirror {
