@@ -291,7 +291,13 @@ export class HttpProvider implements Provider {
     while (true) {
       call.throwIfAborted()
       const now = Date.now()
-      const open = this.ranked(this.memoryOf(ctx.root)).filter(m => !ruledOut.has(m) && (attempts.get(m) ?? 0) <= this.retries)
+      // Still in the running: not ruled out, under the optional per-call cap, and not a mirror this
+      // call already asked whose outage has outlasted the retry budget.
+      const open = this.ranked(this.memoryOf(ctx.root)).filter(m => {
+        const n = attempts.get(m) ?? 0
+        const since = m.health.failingSince
+        return !ruledOut.has(m) && n <= this.retries && !(n > 0 && since !== undefined && now - since > this.retryBudgetMs)
+      })
       if (open.length === 0) break
       const awake = open.filter(m => !m.health.isResting(now))
       if (awake.length === 0) {
