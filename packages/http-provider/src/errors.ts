@@ -16,6 +16,8 @@ export const HttpErrorCode = {
   BAD_CAR: 'ERR_HTTP_BAD_CAR',
   /** A body came with a Content-Encoding we cannot decode, or its encoded bytes are corrupt. */
   BAD_ENCODING: 'ERR_HTTP_BAD_ENCODING',
+  /** Only in `details.errors`: a mirror that was not asked because it rests after failures. */
+  MIRROR_RESTING: 'ERR_HTTP_MIRROR_RESTING',
   /** Every mirror failed for a block (details list each mirror's error). */
   ALL_MIRRORS_FAILED: 'ERR_HTTP_ALL_MIRRORS_FAILED',
   /** A mirror URL or option is invalid. */

@@ -336,6 +336,13 @@ export class HttpProvider implements Provider {
         options.onProgress?.(new CustomProgressEvent('swarmpack:provider:retry', { cid, source: mirror.base, error: e }))
       }
     }
+    // Mirrors this call could not ask (resting past their retry budget) may still have the block:
+    // then it is not a miss but a failure, and the details say so.
+    for (const m of this.mirrors) {
+      if (!ruledOut.has(m) && !attempts.has(m)) {
+        errors.push({ source: m.base, code: HttpErrorCode.MIRROR_RESTING, message: `${m.base} is resting after failures until ${new Date(m.health.downUntil).toISOString()}` })
+      }
+    }
     if (errors.length > 0 && errors.every(e => e.code === CoreErrorCode.NOT_FOUND)) {
       throw new SwarmpackError(CoreErrorCode.NOT_FOUND, `${cid.toString()} not found on any mirror`, { details: { cid: cid.toString(), errors } })
     }

@@ -165,6 +165,24 @@ describe('mirror faults', () => {
     })
   })
 
+  describe('misses and failures, for callers that combine sources', () => {
+    it('does not call a block missing while a mirror that may have it rests', async () => {
+      const notHere = await serve(startServer((_req, res) => { res.writeHead(404).end() }))
+      const down = await serve(startServer((_req, res) => { res.writeHead(503, { 'retry-after': '3600' }).end() }))
+      const p = track(new HttpProvider({ mirrors: [down.url, notHere.url], timeoutMs: 5000, retryBudgetMs: 500, maxRetryAfterMs: 60_000 }))
+      const cid = dag.blocks[1].cid
+      await assert.rejects(p.get(cid), (err: unknown) => isSwarmpackError(err, 'ERR_HTTP_ALL_MIRRORS_FAILED'))
+      // Now `down` rests for a minute and is not asked: still not a miss.
+      const started = Date.now()
+      const err = await p.get(dag.blocks[2].cid).catch(e => e)
+      assert.ok(Date.now() - started < 2000, 'no wait past the budget')
+      assert.ok(isSwarmpackError(err, 'ERR_HTTP_ALL_MIRRORS_FAILED'), String(err))
+      const codes = (err.details.errors as Array<{ code: string }>).map(e => e.code).sort()
+      assert.deepEqual(codes, ['ERR_HTTP_MIRROR_RESTING', 'ERR_NOT_FOUND'])
+      assert.equal(down.requests.length, 1)
+    })
+  })
+
   describe('18: abort', () => {
     it('adds one abort listener per call, however many requests are in flight', async () => {
       const delayed = await serve(startServer((req, res) => { setTimeout(() => { redirect(req, res) }, 30) }))
