@@ -288,12 +288,13 @@ export class HttpProvider implements Provider {
     const ruledOut = new Set<Mirror>()
     const attempts = new Map<Mirror, number>()
     const errors: AttemptError[] = []
+    const known = ctx.root === undefined ? undefined : this.memory.entry(ctx.root)
     while (true) {
       call.throwIfAborted()
       const now = Date.now()
       // Still in the running: not ruled out, under the optional per-call cap, and not a mirror this
       // call already asked whose outage has outlasted the retry budget.
-      const open = this.ranked(this.memoryOf(ctx.root)).filter(m => {
+      const open = this.ranked(known).filter(m => {
         const n = attempts.get(m) ?? 0
         const since = m.health.failingSince
         return !ruledOut.has(m) && n <= this.retries && !(n > 0 && since !== undefined && now - since > this.retryBudgetMs)
@@ -311,14 +312,20 @@ export class HttpProvider implements Provider {
       }
       // A mirror whose probe is in flight (another request checking whether it is back) is skipped;
       // if only such mirrors are left, wait for the first probe's answer.
-      const mirror = awake.find(m => m.health.probe === undefined)
-      if (mirror === undefined) {
+      const free = awake.filter(m => m.health.probe === undefined)
+      if (free.length === 0) {
         await call.wait(awake[0].health.probe as Promise<void>)
         continue
       }
+      // A mirror not yet known to have this package or not, whose first request for it is in
+      // flight, is skipped while another can answer.
+      const unknown = (m: Mirror): boolean => known !== undefined && !known.hits.has(m) && !known.misses.has(m)
+      const mirror = free.find(m => !unknown(m) || !(known as RootRecord<Mirror>).pending.has(m)) ?? free[0]
+      const first = unknown(mirror) && !(known as RootRecord<Mirror>).pending.has(mirror)
+      if (first) known?.pending.add(mirror)
       try {
         const bytes = await this.asProbe(mirror, async () => await this.fetchRawFrom(mirror, cid, call))
-        if (ctx.root !== undefined) this.memory.hit(ctx.root, mirror)
+        known?.hits.add(mirror)
         options.onProgress?.(new CustomProgressEvent('swarmpack:provider:block', { cid, size: bytes.byteLength, source: mirror.base }))
         return { cid, bytes, source: mirror.base }
       } catch (err) {
@@ -328,12 +335,14 @@ export class HttpProvider implements Provider {
         errors.push({ source: mirror.base, code: e.code ?? 'ERR_UNKNOWN', message: e.message })
         if (e.code === CoreErrorCode.NOT_FOUND) {
           ruledOut.add(mirror)
-          if (ctx.root !== undefined) this.memory.miss(ctx.root, mirror)
+          known?.misses.add(mirror)
         } else if (e.code === CoreErrorCode.BLOCK_MISMATCH || e.code === HttpErrorCode.TOO_LARGE || e.code === CoreErrorCode.UNSUPPORTED_CID) {
           ruledOut.add(mirror)
         }
         log('%s from %s: %s', cid, mirror.base, e.message)
         options.onProgress?.(new CustomProgressEvent('swarmpack:provider:retry', { cid, source: mirror.base, error: e }))
+      } finally {
+        if (first) known?.pending.delete(mirror)
       }
     }
     // Mirrors this call could not ask (resting past their retry budget) may still have the block:
@@ -698,13 +707,13 @@ export class HttpProvider implements Provider {
 
   /**
    * Mirrors by health rank. With what is known about the current package: among mirrors that are
-   * not down, those that served blocks of it first and those that lacked some last.
+   * not down, those that lacked some of it last (the user's order otherwise).
    */
   private ranked (known?: RootRecord<Mirror>): Mirror[] {
     const order = rankMirrors(this.mirrors.map(m => m.health)).map(h => this.mirrorOf(h))
-    if (known === undefined) return order
+    if (known === undefined || known.misses.size === 0) return order
     const now = Date.now()
-    const rank = (m: Mirror): number => (m.health.isDown(now) ? 3 : 0) + (known.hits.has(m) ? 0 : known.misses.has(m) ? 2 : 1)
+    const rank = (m: Mirror): number => (m.health.isDown(now) ? 2 : 0) + (known.misses.has(m) ? 1 : 0)
     return order.map((m, i) => ({ m, i, r: rank(m) })).sort((a, b) => a.r - b.r || a.i - b.i).map(x => x.m)
   }
 

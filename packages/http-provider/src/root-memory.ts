@@ -1,17 +1,20 @@
 /**
  * What the provider learned about mirrors per package root: which served blocks of it (hits) and
- * which answered 404 for some (misses). For the rest of that package, mirrors known to hold it are
- * asked first and mirrors that lacked it last, so a mirror without the package costs about one
- * request per package rather than one per block. Mirrors that answered 404 to a CAR request for
- * the root (a static mirror without that CAR, or a gateway without the package) are not asked for
- * that CAR again. Kept for a while (a mirror may sync later), for a
- * bounded number of roots.
+ * which answered 404 for some (misses). For the rest of that package, mirrors that lacked it are
+ * asked last, so a mirror without the package costs about one request per package rather than one
+ * per block. A mirror not yet known either way gets one request for the package at a time until it
+ * answers, so concurrent blocks do not all try it first (the user's order of preference holds once
+ * it has answered). Mirrors that answered 404 to the CAR request for the root (a static mirror
+ * without that CAR, or a gateway without the package) are not asked for that CAR again. Kept for a
+ * while (a mirror may sync later), for a bounded number of roots.
  */
 export interface RootRecord<M> {
   hits: Set<M>
   misses: Set<M>
   /** Answered 404 to the CAR request for this root. */
   noCar: Set<M>
+  /** Neither hit nor miss yet, with a first request in flight: other blocks go elsewhere meanwhile. */
+  pending: Set<M>
   at: number
 }
 
@@ -40,10 +43,11 @@ export class RootMemory<M> {
     this.entry(root).noCar.add(mirror)
   }
 
-  private entry (root: string, now = Date.now()): RootRecord<M> {
+  /** The record for `root`, created if needed. */
+  entry (root: string, now = Date.now()): RootRecord<M> {
     let entry = this.get(root, now)
     if (entry === undefined) {
-      entry = { hits: new Set(), misses: new Set(), noCar: new Set(), at: now }
+      entry = { hits: new Set(), misses: new Set(), noCar: new Set(), pending: new Set(), at: now }
       this.roots.set(root, entry)
       // Oldest first in insertion order: drop it when full.
       if (this.roots.size > this.maxRoots) this.roots.delete(this.roots.keys().next().value as string)
