@@ -36,3 +36,68 @@ describe('deep derivations', () => {
     assert.ok(hops >= depth - 1, `derivation depth ${hops}`)
   })
 })
+
+describe('wording', () => {
+  const lines = (err: { details: ResolveFailureDetails }): string[] => err.details.failure.lines
+
+  it('one package that needs one of several others "requires" them (no "together")', async () => {
+    const reg: Registry = {
+      menu: { '1.0.0': { dropdown: '1.1.0' }, '1.1.0': { icons: '1.1.0' }, '2.0.0': { dropdown: '1.1.0' } },
+      icons: { '1.1.0': { dropdown: '1.1.0' } },
+      dropdown: { '1.0.0': {}, '2.0.0': {} }
+    }
+    assert.deepEqual(lines(await failure(reg, { menu: '*' })), [
+      'Because menu 1.0.0 depends on dropdown 1.1.0 and menu 1.1.0 depends on icons 1.1.0, menu <2.0.0 requires dropdown 1.1.0 or icons 1.1.0.',
+      'And because every version of icons depends on dropdown 1.1.0 and menu 2.0.0 depends on dropdown 1.1.0, every version of menu requires dropdown 1.1.0.',
+      'So, because no version of dropdown matches 1.1.0 and app depends on menu *, version solving failed.'
+    ])
+  })
+
+  it('ranges name pre-releases only when the package lists one in them', async () => {
+    const reg: Registry = {
+      menu: { '1.0.0': { dropdown: '1.1.0' }, '1.1.0': { icons: '1.1.0' }, '2.0.0-beta.1': { dropdown: '1.1.0' }, '2.0.0': { dropdown: '1.1.0' } },
+      icons: { '1.1.0': { dropdown: '1.1.0' } },
+      dropdown: { '1.0.0': {}, '2.0.0': {} }
+    }
+    let err: unknown
+    try {
+      await resolve({ rootName: 'app', dependencies: { menu: '*' }, includePrerelease: true, source: new MemorySource(reg) })
+    } catch (e) { err = e }
+    assert.ok(isSwarmpackError(err, ResolverErrorCode.CONFLICT))
+    assert.deepEqual(lines(err as SwarmpackError & { details: ResolveFailureDetails }), [
+      'Because menu 1.0.0 depends on dropdown 1.1.0 and menu 1.1.0 depends on icons 1.1.0, menu <2.0.0 requires dropdown 1.1.0 or icons 1.1.0.',
+      'And because every version of icons depends on dropdown 1.1.0 and menu >=2.0.0 (pre-releases >=2.0.0-beta.1) depends on dropdown 1.1.0, every version of menu requires dropdown 1.1.0.',
+      'So, because no version of dropdown matches 1.1.0 and app depends on menu *, version solving failed.'
+    ])
+  })
+
+  it('versions keep their build metadata, in explanations and in the resolution', async () => {
+    const reg: Registry = { a: { '1.0.2+2': { b: '^2.0.0' }, '1.1.0': { b: '^3.0.0' } }, b: { '1.0.0': {} } }
+    assert.deepEqual(lines(await failure(reg, { a: '^1.0.0' })), [
+      'Because a 1.0.2+2 depends on b ^2.0.0 and no version of b matches ^2.0.0, a 1.0.2+2 is forbidden.',
+      'And because a 1.1.0 depends on b ^3.0.0, every version of a requires b ^3.0.0.',
+      'So, because no version of b matches ^3.0.0 and app depends on a ^1.0.0, version solving failed.'
+    ])
+    // the source is asked about the version it listed, and the resolution names it the same way
+    const source = new MemorySource({ a: { '1.0.2+2': {} } })
+    const r = await resolve({ dependencies: { a: '^1.0.0' }, source })
+    assert.deepEqual(Object.fromEntries(r.versions), { a: '1.0.2+2' })
+    assert.deepEqual(source.asked, ['a', 'a@1.0.2+2'])
+    const unavailable = { 'a@1.0.2+build.5': { kind: 'trust' as const, message: 'unknown key' } }
+    assert.deepEqual(lines(await failure({ a: { '1.0.2+build.5': {} } }, { a: '^1.0.0' }, { unavailable })), [
+      'Because no usable version of a exists: 1.0.2+build.5 is rejected by the trust policy (unknown key) and app depends on a ^1.0.0, version solving failed.'
+    ])
+  })
+
+  it('a linear chain reads as one derivation (pub\'s "linear error reporting" example)', async () => {
+    const reg: Registry = {
+      foo: { '1.0.0': { bar: '^2.0.0' } },
+      bar: { '2.0.0': { baz: '^3.0.0' } },
+      baz: { '1.0.0': {}, '3.0.0': {} }
+    }
+    assert.deepEqual(lines(await failure(reg, { foo: '^1.0.0', baz: '^1.0.0' })), [
+      'Because every version of foo depends on bar ^2.0.0 and every version of bar depends on baz ^3.0.0, every version of foo requires baz ^3.0.0.',
+      'So, because app depends on both foo ^1.0.0 and baz ^1.0.0, version solving failed.'
+    ])
+  })
+})

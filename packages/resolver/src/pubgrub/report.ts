@@ -8,7 +8,7 @@ import type { Incompatibility, Unavailable } from './incompatibility.js'
 import type { Term } from './term.js'
 import type { VersionSet } from './version-set.js'
 import type { PackageEntry } from './metadata.js'
-import type { Version } from './version.js'
+import { type Version, isPrerelease } from './version.js'
 
 export interface ReportContext {
   rootName: string
@@ -196,8 +196,21 @@ class Writer {
     return entry.all.every(r => set.contains(r.version))
   }
 
-  private setText (set: VersionSet): string {
-    return set.toString()
+  /**
+   * A set as range text for people. The pre-release part is named only when the package lists a
+   * pre-release in it: otherwise it cannot change the outcome and only makes the text harder to
+   * read. A set that holds exactly one listed version shows it as listed (build metadata kept).
+   */
+  private setText (name: string, set: VersionSet): string {
+    if (set.label !== undefined) return set.label
+    const entry = this.ctx.listing(name)
+    if (entry === undefined) return set.toString()
+    if (set.single !== undefined) {
+      const i = entry.byText.get(set.single.text)
+      return i === undefined ? set.toString() : entry.all[i].listed
+    }
+    const listsPrerelease = entry.all.some(r => isPrerelease(r.version) && set.contains(r.version))
+    return listsPrerelease ? set.toString() : set.releasesOnly().toString()
   }
 
   /**
@@ -211,10 +224,10 @@ class Writer {
       if (this.covers(name, set)) return `every version of ${name}`
       const entry = this.ctx.listing(name)
       const inSet = entry === undefined ? [] : entry.all.filter(r => set.contains(r.version))
-      if (inSet.length === 1) return `${name} ${inSet[0].version.text}`
+      if (inSet.length === 1) return `${name} ${inSet[0].listed}`
     }
     if (set.isAny()) return name
-    return `${name} ${this.setText(set)}`
+    return `${name} ${this.setText(name, set)}`
   }
 
   private term (t: Term, every: boolean): string {
@@ -232,7 +245,7 @@ class Writer {
         return `${depender} depends on ${c.dependency} ${c.range}`
       }
       case 'no-versions': {
-        const what = c.set.isAny() || this.covers(c.name, c.set) ? `no usable version of ${c.name} exists` : `no ${c.unavailable.length > 0 ? 'usable ' : ''}version of ${c.name} matches ${this.setText(c.set)}`
+        const what = c.set.isAny() || this.covers(c.name, c.set) ? `no usable version of ${c.name} exists` : `no ${c.unavailable.length > 0 ? 'usable ' : ''}version of ${c.name} matches ${this.setText(c.name, c.set)}`
         if (c.unavailable.length === 0) return c.set.isAny() ? `${c.name} has no versions` : what
         const shown = c.unavailable.slice(0, 3).map(u => `${u.version} ${reasonText(u.reason)}`)
         if (c.unavailable.length > 3) shown.push(`${c.unavailable.length - 3} more are unavailable`)
@@ -265,7 +278,9 @@ class Writer {
     const pos = terms.filter(t => t.positive); const neg = terms.filter(t => !t.positive)
     if (neg.length === 0) return `${pos.map(t => this.term(t, false)).join(', ')} cannot all be selected together`
     if (pos.length === 0) return `one of ${neg.map(t => this.term(t.inverse(), false)).join(', ')} is required`
-    return `${pos.map(t => this.term(t, false)).join(' and ')} together require ${neg.map(t => this.term(t.inverse(), false)).join(' or ')}`
+    const required = neg.map(t => this.term(t.inverse(), false)).join(' or ')
+    if (pos.length === 1) return `${this.term(pos[0], true)} requires ${required}`
+    return `${pos.map(t => this.term(t, false)).join(' and ')} together require ${required}`
   }
 
   /** The derivation graph as plain data; built bottom-up from a stack, like the other walks. */
