@@ -89,15 +89,4 @@ describe('wording', () => {
     ])
   })
 
-  it('a linear chain reads as one derivation (pub\'s "linear error reporting" example)', async () => {
-    const reg: Registry = {
-      foo: { '1.0.0': { bar: '^2.0.0' } },
-      bar: { '2.0.0': { baz: '^3.0.0' } },
-      baz: { '1.0.0': {}, '3.0.0': {} }
-    }
-    assert.deepEqual(lines(await failure(reg, { foo: '^1.0.0', baz: '^1.0.0' })), [
-      'Because every version of foo depends on bar ^2.0.0 and every version of bar depends on baz ^3.0.0, every version of foo requires baz ^3.0.0.',
-      'So, because app depends on both foo ^1.0.0 and baz ^1.0.0, version solving failed.'
-    ])
-  })
 })
