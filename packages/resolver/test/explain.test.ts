@@ -88,5 +88,4 @@ describe('wording', () => {
       'Because no usable version of a exists: 1.0.2+build.5 is rejected by the trust policy (unknown key) and app depends on a ^1.0.0, version solving failed.'
     ])
   })
-
 })
