@@ -6,9 +6,8 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { setTimeout as delay } from 'node:timers/promises'
 import { join } from 'node:path'
-import { ROOT, hashTree, seedDataDir, startNode, stopAll, writePackageDir, type ChildPeer } from './helpers/swarm.js'
+import { FAULTY_PEER_SCRIPT, hashTree, seedDataDir, startNode, stopAll, waitForProviders, writePackageDir, type ChildPeer } from './helpers/swarm.js'
 
 describe('a peer serving corrupted blocks', { timeout: 300_000 }, () => {
   let dir: string
@@ -34,7 +33,7 @@ describe('a peer serving corrupted blocks', { timeout: 300_000 }, () => {
     peers.push(hub)
     const boot = ['--bootstrap', hub.multiaddrs[0]]
     const [corrupt, ...rest] = await Promise.all([
-      startNode('corrupt', [...boot, '--data-dir', join(dir, 'corrupt')], { script: join(ROOT, 'test/helpers/corrupt-peer.ts') }),
+      startNode('corrupt', [...boot, '--data-dir', join(dir, 'corrupt'), '--corrupt'], { script: FAULTY_PEER_SCRIPT }),
       startNode('honest-0', [...common, ...boot, '--data-dir', join(dir, 'honest-0')]),
       startNode('honest-1', [...common, ...boot, '--data-dir', join(dir, 'honest-1')]),
       startNode('fetcher', [...common, ...boot, '--data-dir', join(dir, 'fetcher')])
@@ -48,16 +47,7 @@ describe('a peer serving corrupted blocks', { timeout: 300_000 }, () => {
     // everything before it reaches the corrupt one (or before that one's announcement is stored).
     // So wait until the fetcher's DHT lists all three providers, then give them to the fetch.
     const wanted = [corrupt.peerId, ...honest]
-    let found: string[] = []
-    for (const deadline = Date.now() + 120_000; !wanted.every(p => found.includes(p));) {
-      assert.ok(Date.now() < deadline, `the DHT did not list all three providers within 120 s (found ${found.join(', ') || 'none'})`)
-      try {
-        found = (await fetcher.command(`providers ${root}`, 'found-providers', 30_000)).peers as string[]
-      } catch (err) {
-        if (!/ERR_DHT_NO_PROVIDERS|ERR_DHT_QUERY_FAILED/.test((err as Error).message)) throw err
-        await delay(500) // nothing found yet (routing tables still filling): poll again
-      }
-    }
+    await waitForProviders(fetcher, root, wanted)
     await fetcher.command(`fetch ${root} ${join(dir, 'out')} ${wanted.map(p => `--peer ${p}`).join(' ')}`, 'unpacked', 90_000)
     assert.deepEqual(await hashTree(join(dir, 'out')), expected)
 

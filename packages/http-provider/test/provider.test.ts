@@ -162,10 +162,10 @@ describe('HttpProvider against static mirrors', () => {
     const good = await serve(startStaticServer(dir))
     const hanging = await serve(startServer(() => { /* never answers */ }))
     const p = track(new HttpProvider({ mirrors: [hanging.url, good.url], timeoutMs: 300, retries: 0 }))
-    const started = Date.now()
+    // the hanging server never answers, so getting the block at all shows the timeout decided
+    // (no wall-clock bound: one would fail on a loaded machine)
     const bytes = await p.get(dag.blocks[4].cid)
     verifyBlock(dag.blocks[4].cid, bytes)
-    assert.ok(Date.now() - started < 5000, "the timeout, not the hanging server, decides")
     const snap = p.stats().mirrors.find(m => m.url === hanging.url)
     assert.equal(snap?.healthy, false)
     hanging.requests.length = 0
