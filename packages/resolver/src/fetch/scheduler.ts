@@ -75,8 +75,8 @@ interface Attempt {
   timer: ReturnType<typeof setTimeout>
   /** Peer or mirror inside the source that served the bytes (from the provider's events). */
   origin?: string
-  /** Origins inside the source that sent bad bytes during this request. */
-  badOrigins: Set<string>
+  /** Origins inside the source that sent bad bytes during this request, with why. */
+  badOrigins: Map<string, string>
 }
 
 interface Task {
@@ -318,7 +318,7 @@ export class BlockScheduler {
       started: now,
       hedge,
       timedOut: false,
-      badOrigins: new Set(),
+      badOrigins: new Map(),
       timer: setTimeout(() => { attempt.timedOut = true; controller.abort() }, timeout)
     }
     task.attempts.set(source, attempt)
@@ -343,7 +343,10 @@ export class BlockScheduler {
   private onProviderRetry (task: Task, attempt: Attempt, origin: string, error: Error): void {
     const bad = isSwarmpackError(error, CoreErrorCode.BLOCK_MISMATCH) || /^banned: /.test(error?.message ?? '')
     if (!bad) return
-    attempt.badOrigins.add(origin)
+    attempt.badOrigins.set(origin, error.message)
+    // a mirror source is banned whole if it then fails the block (one event, in ban()); a swarm
+    // source stays usable: its peer is what was banned (by Bitswap), so name the peer here
+    if (attempt.source.kind === 'mirror') return
     if (this.bannedPeers.has(`${attempt.source.name}\u0000${origin}`)) return
     this.bannedPeers.add(`${attempt.source.name}\u0000${origin}`)
     this.init.account.ban({ source: attempt.source.name, peer: origin, cid: task.cid.toString(), reason: error.message })
@@ -421,7 +424,8 @@ export class BlockScheduler {
     const source = attempt.source
     const miss = isSwarmpackError(err, CoreErrorCode.NOT_FOUND)
     if (isBadData(err) || (!miss && attempt.badOrigins.size > 0 && source.kind === 'mirror')) {
-      this.ban(task, source, [...attempt.badOrigins][0] ?? attempt.origin, err.message)
+      const [origin, why] = [...attempt.badOrigins][0] ?? [attempt.origin, err.message]
+      this.ban(task, source, origin, why)
     } else {
       const reason = attempt.timedOut ? `no answer within ${Date.now() - attempt.started} ms` : miss ? 'does not have it' : err.message
       task.tried.set(source, reason)
