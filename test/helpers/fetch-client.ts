@@ -4,6 +4,7 @@
  * HttpProvider per mirror, so each is a source of its own). JSON lines on stdout; commands on stdin:
  *
  *   fetch <root> [policy]   -> start, block (every block), fetched {result, httpRequests} | error {code, details}
+ *   direct <root>           -> direct {ms, bytes}: DhtProvider.fetchDag alone, no fetcher (bench baseline)
  *   status                  -> status {routingTable}
  *
  *   fetch-client.ts --data-dir <dir> [--bootstrap <ma>]... [--mirror <url>]... [--mirror-concurrency n]
@@ -58,6 +59,10 @@ async function fetchRoot (rootText: string, policy?: string): Promise<void> {
   const root = parseCid(rootText)
   const started = Date.now()
   let blocks = 0
+  // peak resident memory during the fetch (the fetcher's memory must not grow with the package)
+  const rssBefore = process.memoryUsage().rss
+  let peakRss = rssBefore
+  const sampler = setInterval(() => { peakRss = Math.max(peakRss, process.memoryUsage().rss) }, 20)
   try {
     const result = await fetcher.fetchDag(root, {
       ...(policy !== undefined ? { policy: policy as SourcePolicy } : {}),
@@ -72,17 +77,23 @@ async function fetchRoot (rootText: string, policy?: string): Promise<void> {
         }
       }
     })
-    emit({ event: 'fetched', result: { ...result, root: String(result.root) }, httpRequests: mirrors.map(m => m.stats().requests) })
+    emit({ event: 'fetched', result: { ...result, root: String(result.root) }, httpRequests: mirrors.map(m => m.stats().requests), rssBefore, peakRss })
   } catch (err) {
     const e = err as { code?: string, message: string, details?: unknown }
     emit({ event: 'error', command: 'fetch', code: e.code, message: e.message, details: e.details, ms: Date.now() - started, httpRequests: mirrors.map(m => m.stats().requests) })
+  } finally {
+    clearInterval(sampler)
+    await node.provider.closeSession(root)
   }
 }
 
 createInterface({ input: process.stdin }).on('line', (line) => {
   const [cmd, ...args] = line.trim().split(/\s+/)
   if (cmd === 'fetch') void fetchRoot(args[0] ?? '', args[1])
-  else if (cmd === 'status') emit({ event: 'status', routingTable: peer.routingTableSize() })
+  else if (cmd === 'direct') {
+    node.provider.fetchDag(parseCid(args[0] ?? '')).then(r => { emit({ event: 'direct', ms: r.ms, bytes: r.bytes, blocks: r.blocks }) },
+      (err: Error) => { emit({ event: 'error', command: 'direct', message: err.message }) })
+  } else if (cmd === 'status') emit({ event: 'status', routingTable: peer.routingTableSize() })
 })
 
 const stop = async (): Promise<void> => {

@@ -21,6 +21,28 @@ function counted (provider: Provider): Provider & { requests: number } {
   return wrapped
 }
 
+/**
+ * A real provider answering late: every request waits `ms` (or until aborted, which is counted),
+ * as a congested peer or a slow mirror would.
+ */
+function slowed (provider: Provider, ms: number, name: string): Provider & { aborted: number, requests: number } {
+  const wrapped = {
+    name,
+    aborted: 0,
+    requests: 0,
+    async get (cid: CID, options: ProviderGetOptions = {}) {
+      wrapped.requests++
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => { options.signal?.removeEventListener('abort', onAbort); resolve() }, ms)
+        const onAbort = (): void => { clearTimeout(timer); wrapped.aborted++; reject(new Error('aborted')) }
+        options.signal?.addEventListener('abort', onAbort, { once: true })
+      })
+      return provider.get(cid, options)
+    }
+  }
+  return wrapped
+}
+
 describe('createFetcher over directory mirrors', () => {
   let work: string
   let root: CID
@@ -203,6 +225,42 @@ describe('createFetcher over directory mirrors', () => {
       signal: controller.signal,
       onProgress: (e) => { if (e.type === 'swarmpack:fetch:block' && ++seen === 3) controller.abort() }
     }), (err: any) => isSwarmpackError(err, CoreErrorCode.ABORTED))
+    await store.close()
+  })
+
+  it('hedges blocks a slow source sits on: the other source answers, the slow request is cancelled', async () => {
+    const store = await freshStore('hedge')
+    const slowPeer = slowed(new FsProvider(fullMirror), 20_000, 'slow-peer')
+    // a mirror at 30 ms a block, 4 at a time: the fetch lasts long enough for the silent peer to be demoted
+    const mirror = slowed(new FsProvider(fullMirror), 30, 'mirror')
+    const fetcher = createFetcher({ blockstore: store, sources: [{ provider: slowPeer, kind: 'peer' }, { provider: mirror, kind: 'mirror', concurrency: 4 }], hedgeAfterMs: 100 })
+    const switches: unknown[] = []
+    const started = Date.now()
+    const result = await fetcher.fetchDag(root, { onProgress: (e) => { if (e.type === 'swarmpack:fetch:source-switch') switches.push(e.detail) } })
+    assert.ok(Date.now() - started < 20_000, `no block waited for the slow source (${Date.now() - started} ms)`)
+    assert.ok(result.hedges > 0 && result.hedgeWins > 0, `hedges ${result.hedges}, won ${result.hedgeWins}`)
+    assert.equal(result.sources.length, 1)
+    assert.equal(result.sources[0].source, mirror.name)
+    assert.equal(slowPeer.aborted, slowPeer.requests, 'every request to the slow source was cancelled')
+    assert.ok(switches.some(s => (s as { state: string }).state === 'demoted'), 'the slow source was demoted')
+    await assertIntact(store, 'hedge')
+    await store.close()
+  })
+
+  it('a source that never answers: the stall deadline fails the fetch, naming the outstanding blocks', async () => {
+    const store = await freshStore('stall')
+    const silent = slowed(new FsProvider(fullMirror), 3_600_000, 'silent')
+    const fetcher = createFetcher({ blockstore: store, sources: [{ provider: silent, kind: 'peer' }], stallTimeoutMs: 500, blockTimeoutMs: 60_000 })
+    const started = Date.now()
+    await assert.rejects(fetcher.fetchDag(root), (err: unknown) => {
+      assert.ok(isFetchIncomplete(err), String(err))
+      assert.equal(err.details.cause, 'stalled')
+      assert.deepEqual(err.missing, [root.toString()])
+      assert.deepEqual(err.tried, ['silent'])
+      return true
+    })
+    assert.ok(Date.now() - started < 5_000)
+    assert.equal(silent.aborted, silent.requests, 'nothing is left running')
     await store.close()
   })
 

@@ -27,6 +27,10 @@ const DEMOTE_AFTER = 3
 const DEMOTION_MS = 5_000
 /** Requests for one block at once (the first, plus one hedge). */
 const MAX_ATTEMPTS = 2
+/** A source silent this long (or twice its hedge deadline) while losing hedges counts as failing. */
+const SILENT_MS = 1000
+/** Hedge requests in flight at once, as a share of maxInFlight (hedges duplicate work). */
+const HEDGE_SHARE = 0.1
 /** How often deadlines (hedge, stall) are checked. */
 const TICK_MS = 25
 
@@ -48,6 +52,8 @@ export interface RunSource {
   successes: number
   failures: number
   demotedUntil: number
+  /** When this source last delivered a verified block (0: never in this fetch). */
+  lastDelivery: number
   banned?: string
 }
 
@@ -108,6 +114,7 @@ export class BlockScheduler {
   private readonly reasons: Record<string, string> = {}
   private readonly bannedPeers = new Set<string>()
   private failure?: Error
+  private hedgesInFlight = 0
   private wake?: () => void
   private timer?: ReturnType<typeof setInterval>
   private onBlock?: OnBlock
@@ -293,7 +300,9 @@ export class BlockScheduler {
       this.fail(this.incomplete('stalled'))
       return
     }
+    const hedgeBudget = Math.max(4, Math.ceil(this.init.maxInFlight * HEDGE_SHARE))
     for (const task of this.tasks.values()) {
+      if (this.hedgesInFlight >= hedgeBudget) break
       if (task.settled || task.attempts.size === 0 || task.attempts.size >= MAX_ATTEMPTS || task.accepting !== undefined) continue
       let oldest: Attempt | undefined
       for (const a of task.attempts.values()) if (oldest === undefined || a.started < oldest.started) oldest = a
@@ -323,6 +332,7 @@ export class BlockScheduler {
     }
     task.attempts.set(source, attempt)
     source.active++
+    if (hedge) this.hedgesInFlight++
     const onProgress = (evt: ProviderProgressEvents): void => {
       if (evt.type === 'swarmpack:provider:block') {
         attempt.origin = evt.detail.source
@@ -357,6 +367,7 @@ export class BlockScheduler {
     if (task.attempts.get(attempt.source) === attempt) {
       task.attempts.delete(attempt.source)
       attempt.source.active--
+      if (attempt.hedge) this.hedgesInFlight--
     }
   }
 
@@ -407,8 +418,15 @@ export class BlockScheduler {
       source.demotedUntil = 0
       this.init.account.switch({ source: source.name, state: 'restored', reason: 'delivered again' })
     }
-    // the other request lost: its source was slower than the hedge deadline
-    for (const other of task.attempts.values()) if (attempt.hedge && !other.hedge) this.failed(other.source, 'lost a hedge')
+    source.lastDelivery = now
+    // the other request lost. Its source counts a failure only if it has delivered nothing for a
+    // while (stalled or gone), not when it is merely busy or paused for a moment
+    for (const other of task.attempts.values()) {
+      const silentFor = now - Math.max(other.source.lastDelivery, other.started)
+      if (attempt.hedge && !other.hedge && silentFor >= Math.max(SILENT_MS, 2 * other.source.latency.hedgeDeadline())) {
+        this.failed(other.source, `lost a hedge, nothing delivered for ${silentFor} ms`)
+      }
+    }
     this.settle(task)
     if (task.tried.size > 0 || attempt.hedge) this.init.account.fallbacks += task.tried.size > 0 ? 1 : 0
     this.init.account.network({ cid: task.cid, bytes: bytes.byteLength, source: source.name, kind: source.kind, ...(attempt.origin !== undefined ? { origin: attempt.origin } : {}), hedged: attempt.hedge, ms: now - attempt.started })
