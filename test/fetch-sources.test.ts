@@ -4,8 +4,9 @@
  * (test/helpers/fetch-client.ts) composing the swarm and the mirrors. Covers: peers only (the mirror
  * gets no request), a mirror answering 503 while peers serve, mirror only, a corrupting mirror
  * banned, no reachable source (typed error within the bound), SIGKILL of the fetching process and
- * a restart that fetches only what is missing, and the only peer SIGKILLed mid-transfer with the
- * mirror finishing the package.
+ * a restart that fetches only what is missing, the only peer SIGKILLed mid-transfer with the
+ * mirror finishing the package, and then (the DHT still naming the dead peer, no mirror) the typed
+ * error within the bound: the fetch never hangs.
  */
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -232,5 +233,17 @@ describe('multi-source fetch: swarm + HTTP mirrors', { skip, timeout: 600_000 },
     const firstMirror = c.events.find(e => e.event === 'block' && String(e.source).startsWith('http:') && (e.t as number) >= killedAt)
     if (firstMirror !== undefined) console.log(`# mirror carried the transfer ${(firstMirror.t as number) - killedAt} ms after the kill was decided`)
     await assertIntact(c)
+  })
+
+  it('the DHT still names the killed peer and there is no mirror: the typed error within the bound, no hang', async () => {
+    assert.ok(!seed.running, 'runs after the peer was killed')
+    const c = await client('dead-peer', [], true)
+    const started = Date.now()
+    const failed = await failedFetch(c, `fetch ${root} peers-only`, 120_000)
+    const ms = Date.now() - started
+    assert.equal(failed.code, 'ERR_FETCH_INCOMPLETE', String(failed.message))
+    assert.deepEqual(failed.details.tried, ['dht'])
+    assert.ok(ms < 60_000, `failed after ${ms} ms`)
+    console.log(`# no reachable provider: ERR_FETCH_INCOMPLETE after ${ms} ms (${String(failed.details.cause)})`)
   })
 })
