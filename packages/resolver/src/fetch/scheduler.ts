@@ -238,10 +238,15 @@ export class BlockScheduler {
   }
 
   /** Sources that could still be asked for this block (ignoring load), best first. */
-  private candidates (task: Task, now: number): RunSource[] {
+  private candidates (task: Task, now: number, ranked = this.ranked(now)): RunSource[] {
+    return ranked.filter(s => !task.tried.has(s) && !task.attempts.has(s))
+  }
+
+  /** Sources the policy allows and that are not banned, best first (the same for every block at one moment). */
+  private ranked (now: number): RunSource[] {
     const { policy } = this.init
     return this.init.sources
-      .filter(s => s.banned === undefined && kindAllowed(policy, s.kind) && !task.tried.has(s) && !task.attempts.has(s))
+      .filter(s => s.banned === undefined && kindAllowed(policy, s.kind))
       .sort((a, b) => rankOf(policy, a.kind, a.priority, this.isDemoted(a, now), a.latency.estimate) -
         rankOf(policy, b.kind, b.priority, this.isDemoted(b, now), b.latency.estimate))
   }
@@ -262,8 +267,8 @@ export class BlockScheduler {
    * ones; under peers-first a mirror takes a block only when no healthy peer is left to ask for
    * it, or the block has waited past the peers' deadline.
    */
-  private pick (task: Task, now: number, hedging: boolean): RunSource | undefined {
-    const all = this.candidates(task, now)
+  private pick (task: Task, now: number, hedging: boolean, ranked = this.ranked(now)): RunSource | undefined {
+    const all = this.candidates(task, now, ranked)
     const healthy = all.filter(s => !this.isDemoted(s, now))
     const pool = healthy.length > 0 ? healthy : all
     const gateMirrors = this.init.policy === 'peers-first' && !hedging &&
@@ -279,13 +284,16 @@ export class BlockScheduler {
   private pump (): void {
     if (this.failure !== undefined) return
     const now = Date.now()
-    for (const task of [...this.waiting]) {
+    const ranked = this.ranked(now)
+    // deleting the current entry while iterating a Set is safe
+    for (const task of this.waiting) {
       if (task.attempts.size > 0) { this.waiting.delete(task); continue }
-      const source = this.pick(task, now, false)
+      const room = ranked.some(s => s.active < s.limit)
+      const source = room ? this.pick(task, now, false, ranked) : undefined
       if (source !== undefined) {
         this.waiting.delete(task)
         this.start(task, source, false)
-      } else if (this.candidates(task, now).length === 0) {
+      } else if (this.candidates(task, now, ranked).length === 0) {
         this.giveUp(task)
       }
     }
