@@ -436,7 +436,7 @@ export class BlockScheduler {
       }
     }
     this.settle(task)
-    if (task.tried.size > 0 || attempt.hedge) this.init.account.fallbacks += task.tried.size > 0 ? 1 : 0
+    if (task.tried.size > 0) this.init.account.fallbacks++
     this.init.account.network({ cid: task.cid, bytes: bytes.byteLength, source: source.name, kind: source.kind, ...(attempt.origin !== undefined ? { origin: attempt.origin } : {}), hedged: attempt.hedge, ms: now - attempt.started })
     if (task.wantBytes) this.onBlock?.(task.cid, bytes)
     for (let i = 0; i < task.dups; i++) this.init.account.local(task.cid, bytes.byteLength)
