@@ -263,6 +263,20 @@ export class BlockScheduler {
   }
 
   /**
+   * Whether a block waiting for the peers would arrive sooner from a mirror: the queue in front
+   * of the best peer drains at its delivery rate, a mirror with room answers in about its usual
+   * latency. Lets a mirror take load the peers cannot absorb, and no more.
+   */
+  private peersBacklogged (pool: RunSource[], now: number): boolean {
+    const peer = pool.find(s => s.kind === 'peer' && !this.isDemoted(s, now))
+    const mirror = pool.find(s => s.kind === 'mirror' && s.active < s.limit)
+    const rate = peer?.latency.rate
+    const mirrorMs = mirror?.latency.estimate
+    if (peer === undefined || mirror === undefined || rate === undefined || mirrorMs === undefined) return false
+    return (peer.active + this.waiting.size) / rate > mirrorMs
+  }
+
+  /**
    * The source to ask next for this block, or undefined (wait). Healthy sources before demoted
    * ones; under peers-first a mirror takes a block only when no healthy peer is left to ask for
    * it, or the block has waited past the peers' deadline.
@@ -272,7 +286,7 @@ export class BlockScheduler {
     const healthy = all.filter(s => !this.isDemoted(s, now))
     const pool = healthy.length > 0 ? healthy : all
     const gateMirrors = this.init.policy === 'peers-first' && !hedging &&
-      pool.some(s => s.kind === 'peer') && now - task.created < this.peerDeadline()
+      pool.some(s => s.kind === 'peer') && now - task.created < this.peerDeadline() && !this.peersBacklogged(pool, now)
     for (const s of pool) {
       if (s.active >= s.limit) continue
       if (gateMirrors && s.kind === 'mirror') continue
@@ -419,7 +433,7 @@ export class BlockScheduler {
       throw err
     }
     const now = Date.now()
-    source.latency.record(now - attempt.started)
+    source.latency.record(now - attempt.started, now)
     source.successes++
     source.failures = 0
     if (this.isDemoted(source, now)) {
