@@ -161,7 +161,19 @@ describe('createFetcher over directory mirrors', () => {
     for (const cid of have) await store.put(cid, await source.get(cid))
     const mirror = counted(new FsProvider(fullMirror))
     const fetcher = createFetcher({ blockstore: store, sources: [{ provider: mirror, kind: 'mirror' }] })
-    const result = await fetcher.fetchDag(root)
+    let start: { totalBlocks?: number, totalBytes?: number } = {}
+    let local = 0
+    const result = await fetcher.fetchDag(root, {
+      onProgress: (e) => {
+        if (e.type === 'swarmpack:fetch:start') start = e.detail
+        if (e.type === 'swarmpack:fetch:block' && e.detail.local) local += e.detail.bytes
+      }
+    })
+    // local blocks are counted apart, and network + local add up to the total announced up front
+    assert.equal(start.totalBlocks, blockCids.length)
+    assert.equal(start.totalBytes, result.bytes.total)
+    assert.equal(result.bytes.local, local)
+    assert.ok(local > 0)
     assert.equal(result.blocks.local, have.length)
     assert.equal(result.blocks.network, blockCids.length - have.length)
     assert.equal(mirror.requests, blockCids.length - have.length)
@@ -213,6 +225,21 @@ describe('createFetcher over directory mirrors', () => {
     const r = await fetcher.fetchBlocks(some, { policy: 'peers-only' })
     assert.equal(r.blocks.total, 5)
     assert.equal(mirror.requests, 1)
+    await store.close()
+  })
+
+  it('race asks a peer and a mirror for every block; the first verified answer wins', async () => {
+    const store = await freshStore('race')
+    const peer = counted(new FsProvider(fullMirror))
+    const mirror = counted(new FsProvider(join(work, 'mirror-full', '.')))
+    Object.assign(mirror, { name: 'mirror-race' })
+    const fetcher = createFetcher({ blockstore: store, sources: [{ provider: peer, kind: 'peer' }, { provider: mirror, kind: 'mirror' }], policy: 'race' })
+    const result = await fetcher.fetchDag(root)
+    assert.equal(result.blocks.network, blockCids.length)
+    assert.ok(result.hedges > 0, 'second requests went out at once')
+    assert.ok(peer.requests > 0 && mirror.requests > 0)
+    assert.ok(peer.requests + mirror.requests > blockCids.length, 'blocks were asked of both')
+    await assertIntact(store, 'race')
     await store.close()
   })
 
