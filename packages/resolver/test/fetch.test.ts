@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FsBlockstore, FsProvider, exportMirror, listManifestCids, isSwarmpackError, mirrorBlockPath, pack, storeProvider, unpack, CoreErrorCode } from '@swarmpack/core'
 import type { CID, Provider, ProviderGetOptions } from '@swarmpack/core'
-import { createFetcher, isFetchIncomplete, ResolverErrorCode, type FetchProgressEvents } from '../src/index.js'
+import { createFetcher, isFetchIncomplete, ResolverErrorCode, type Fetcher, type FetchProgressEvents, type SourcePolicy } from '../src/index.js'
 
 /** Counts the requests a provider receives (the fetcher must not ask a source it was told not to). */
 function counted (provider: Provider): Provider & { requests: number } {
@@ -92,12 +92,17 @@ describe('createFetcher over directory mirrors', () => {
     assert.equal((await readFile(join(target, 'index.js'), 'utf8')), 'export const x = 1\n')
   }
 
+  /** A "peer" and a "mirror" over the same full mirror directory, each counting its requests. */
+  function peerAndMirror (store: FsBlockstore, policy: SourcePolicy, mirrorName: string): { peer: ReturnType<typeof counted>, mirror: ReturnType<typeof counted>, fetcher: Fetcher } {
+    const peer = counted(new FsProvider(fullMirror))
+    const mirror = Object.assign(counted(new FsProvider(fullMirror)), { name: mirrorName })
+    const fetcher = createFetcher({ blockstore: store, sources: [{ provider: peer, kind: 'peer' }, { provider: mirror, kind: 'mirror' }], policy })
+    return { peer, mirror, fetcher }
+  }
+
   it('fetches a whole package from one source, with exact totals up front', async () => {
     const store = await freshStore('one')
-    const peer = counted(new FsProvider(fullMirror))
-    const mirror = counted(new FsProvider(join(work, 'mirror-full')))
-    Object.assign(mirror, { name: 'mirror-b' })
-    const fetcher = createFetcher({ blockstore: store, sources: [{ provider: peer, kind: 'peer' }, { provider: mirror, kind: 'mirror' }], policy: 'peers-only' })
+    const { peer, mirror, fetcher } = peerAndMirror(store, 'peers-only', 'mirror-b')
     const events: FetchProgressEvents[] = []
     const result = await fetcher.fetchDag(root, { onProgress: (e) => events.push(e) })
     assert.equal(result.blocks.network, blockCids.length)
@@ -214,10 +219,7 @@ describe('createFetcher over directory mirrors', () => {
 
   it('mirrors-only and peers-only never touch the other kind; getBlock and fetchBlocks', async () => {
     const store = await freshStore('kinds')
-    const peer = counted(new FsProvider(fullMirror))
-    const mirror = counted(new FsProvider(join(work, 'mirror-full', '.')))
-    Object.assign(mirror, { name: 'mirror-2' })
-    const fetcher = createFetcher({ blockstore: store, sources: [{ provider: peer, kind: 'peer' }, { provider: mirror, kind: 'mirror' }], policy: 'mirrors-only' })
+    const { peer, mirror, fetcher } = peerAndMirror(store, 'mirrors-only', 'mirror-2')
     const bytes = await fetcher.getBlock(root)
     assert.ok(bytes.byteLength > 0)
     assert.equal(peer.requests, 0)
@@ -230,10 +232,7 @@ describe('createFetcher over directory mirrors', () => {
 
   it('race asks a peer and a mirror for every block; the first verified answer wins', async () => {
     const store = await freshStore('race')
-    const peer = counted(new FsProvider(fullMirror))
-    const mirror = counted(new FsProvider(join(work, 'mirror-full', '.')))
-    Object.assign(mirror, { name: 'mirror-race' })
-    const fetcher = createFetcher({ blockstore: store, sources: [{ provider: peer, kind: 'peer' }, { provider: mirror, kind: 'mirror' }], policy: 'race' })
+    const { peer, mirror, fetcher } = peerAndMirror(store, 'race', 'mirror-race')
     const result = await fetcher.fetchDag(root)
     assert.equal(result.blocks.network, blockCids.length)
     assert.ok(result.hedges > 0, 'second requests went out at once')
