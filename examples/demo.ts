@@ -10,6 +10,9 @@
  *     swarm (every block verified against its CID) and installs it.
  *  4. peer-2..4 install at once: the blocks now come from the publisher and from peer-1 (F5).
  *  5. A new peer with no swarm at all falls back to an HTTP mirror (R4) and installs from there.
+ *
+ * Every install goes through the resolver's fetcher (createFetcher): the swarm first, the HTTP
+ * mirror hedged in when peers are missing or slow, each block verified and stored as it arrives.
  */
 import '@swarmpack/core/polyfill'
 import { randomBytes } from 'node:crypto'
@@ -17,7 +20,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FsBlockstore, pack, storeProvider, unpack, type CID } from '@swarmpack/core'
-import type { DhtProgressEvents } from '@swarmpack/dht-provider'
+import { createFetcher, type FetchProgressEvents, type FetchSource } from '@swarmpack/resolver'
 import { HttpProvider, startGatewayServer } from '@swarmpack/http-provider'
 import {
   IndexView, TrustVerifier, buildIndex, generateSigningKey, issueDelegation, keyIdOf, openIndexHead,
@@ -36,13 +39,18 @@ const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`
 const short = (id: string): string => `${id.slice(0, 6)}…${id.slice(-4)}`
 function step (text: string): void { console.log(`\n\x1b[1m${text}\x1b[0m`) }
 
-/** A progress line: redrawn in place on a terminal, every 25% otherwise. */
-function progressBar (label: string, total: number): { onProgress: (evt: DhtProgressEvents) => void, done: () => void } {
+/**
+ * A progress line from the fetcher's events: the total is known up front (manifest blocks
+ * included), bytes already in the store count as they are found. Redrawn in place on a terminal,
+ * every 25% otherwise.
+ */
+function progressBar (label: string): { onProgress: (evt: FetchProgressEvents) => void, done: () => void } {
   let bytes = 0
+  let total = 0
   let lastQuarter = -1
   const sources = new Set<string>()
   const draw = (): void => {
-    const share = Math.min(1, bytes / total)
+    const share = total > 0 ? Math.min(1, bytes / total) : 0
     const bar = '#'.repeat(Math.round(share * 30)).padEnd(30, '.')
     const line = `  ${label} [${bar}] ${mib(bytes)} / ${mib(total)} from ${sources.size} source${sources.size === 1 ? '' : 's'}`
     if (tty) process.stdout.write(`\r${line}`)
@@ -50,9 +58,10 @@ function progressBar (label: string, total: number): { onProgress: (evt: DhtProg
   }
   return {
     onProgress: (evt) => {
-      if (evt.type !== 'swarmpack:provider:block') return
-      bytes += evt.detail.size
-      sources.add(evt.detail.source)
+      if (evt.type === 'swarmpack:fetch:start') total = evt.detail.totalBytes ?? 0
+      if (evt.type !== 'swarmpack:fetch:block') return
+      bytes += evt.detail.bytes
+      if (!evt.detail.local) sources.add(evt.detail.origin ?? evt.detail.source)
       draw()
     },
     done: () => { if (tty) process.stdout.write('\n') }
@@ -134,16 +143,26 @@ async function main (): Promise<void> {
       if (entry === undefined || 'removed' in entry) throw new Error(`${NAME}@${VERSION} is not listed`)
       const manifest = entry.variants.any.manifest
       const decision = await verifier.checkInstallable(NAME, VERSION, manifest)
-      const bar = progressBar(tag.padEnd(6), packed.totalSize)
-      const result = await node.fetch(manifest, { pin: `${NAME}@${VERSION}`, onProgress: bar.onProgress })
+      const bar = progressBar(tag.padEnd(6))
+      const fetcher = createFetcher({ blockstore: store, sources: [{ provider: node.provider, kind: 'peer' }, mirrorSource] })
+      const result = await fetcher.fetchDag(manifest, { onProgress: bar.onProgress })
       bar.done()
+      await node.provider.closeSession(manifest)
+      await store.pin(`${NAME}@${VERSION}`, manifest)
+      node.announce(manifest).catch(() => {}) // serve it on: the next installs can fetch from this peer too
       const target = join(work, tag, 'installed', NAME)
       await mkdir(join(work, tag, 'installed'), { recursive: true })
       await unpack(manifest, storeProvider(store), target)
-      const from = result.sources.map(s => `${who(s.peer)} ${mib(s.bytes)}`).join(', ')
-      console.log(`  ${tag}: trusted (publisher ${short(decision.publisher)}, indexer ${decision.indexers.join(',')}); ${result.blocks} blocks in ${result.ms} ms from ${from}`)
+      console.log(`  ${tag}: trusted (publisher ${short(decision.publisher)}, indexer ${decision.indexers.join(',')}); ${result.blocks.network} blocks in ${result.ms} ms from ${fromWhom(result.sources)}`)
       return manifest
     }
+
+    // an HTTP mirror of the publisher's store: every installing peer may fall back to it
+    gateway = await startGatewayServer({ blockstore: publisherStore })
+    const http = new HttpProvider({ mirrors: [gateway.url] })
+    const mirrorSource: FetchSource = { provider: http, kind: 'mirror' }
+    const fromWhom = (sources: Array<{ source: string, origin?: string, bytes: number }>): string =>
+      sources.map(s => `${s.source === 'dht' ? who(s.origin ?? s.source) : `mirror ${s.origin ?? s.source}`} ${mib(s.bytes)}`).join(', ')
 
     step(`3. peer-1 follows the index, checks the release and installs ${NAME}`)
     await install(swarm[1])
@@ -152,21 +171,17 @@ async function main (): Promise<void> {
     await Promise.all(swarm.slice(2).map(install))
 
     step('5. A peer with no swarm falls back to an HTTP mirror')
-    gateway = await startGatewayServer({ blockstore: publisherStore })
     lonelyStore = await FsBlockstore.open(join(work, 'peer-E', 'store'), { fsync: false })
-    const http = new HttpProvider({ mirrors: [gateway.url] })
-    const bar = progressBar('peer-E', packed.totalSize)
-    let blocks = 0
-    for await (const block of http.getDag(packed.root, { onProgress: bar.onProgress })) {
-      await lonelyStore.put(block.cid, block.bytes) // the store re-checks every block against its CID
-      blocks++
-    }
+    const bar = progressBar('peer-E')
+    // the same fetcher; this peer simply has no swarm source
+    const lonely = createFetcher({ blockstore: lonelyStore, sources: [mirrorSource] })
+    const fallback = await lonely.fetchDag(packed.root, { onProgress: bar.onProgress })
     bar.done()
     await http.close()
     const target = join(work, 'peer-E', 'installed', NAME)
     await mkdir(join(work, 'peer-E', 'installed'), { recursive: true })
     await unpack(packed.root, storeProvider(lonelyStore), target)
-    console.log(`  peer-E: ${blocks} blocks from ${gateway.url} (${http.stats().requests} HTTP request(s), ${http.stats().carRequests} as CAR)`)
+    console.log(`  peer-E: ${fallback.blocks.network} blocks in ${fallback.ms} ms from ${fromWhom(fallback.sources)} (${http.stats().requests} HTTP requests over the whole demo)`)
 
     const greeting = await import(join(target, 'index.js')) as { hello: (n: string) => string }
     const readme = await readFile(join(target, 'README.md'), 'utf8')
