@@ -18,10 +18,8 @@ import { createManifest, encodeManifest } from '../manifest/codec.js'
 import { unsafePath, validateEntryPath, validateLinkTarget } from '../manifest/paths.js'
 import type { Manifest, ManifestEntry, PackageMetadata } from '../manifest/types.js'
 import { validatePackageName, validateVersion } from '../names.js'
-import { PUT_HASHED } from '../store/fs-blockstore.js'
 import { ChunkList, chunkCid } from './hash.js'
 
-type PutHashed = (cid: CID, bytes: Uint8Array, options: { signal?: AbortSignal }) => Promise<CID>
 
 const log = logger('swarmpack:pack')
 
@@ -108,8 +106,6 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
   const { blockstore, signal, onProgress } = options
   const params = options.chunker ?? DEFAULT_CHUNKER
   const window = options.window ?? 32
-  // FsBlockstore: skip its re-hash, the CID was computed from these bytes here (see PUT_HASHED).
-  const putHashed = (blockstore as { [PUT_HASHED]?: PutHashed })[PUT_HASHED]
   const top = await lstat(dir)
   if (!top.isDirectory()) throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `${dir} is not a directory`)
 
@@ -133,7 +129,8 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
       distinct.add(Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64'))
       bytesDone += chunk.length
       onProgress?.(new CustomProgressEvent('swarmpack:pack:chunk', { path, cid, size: chunk.length, bytesDone }))
-      const put = putHashed !== undefined ? putHashed.call(blockstore, cid, chunk, { signal }) : blockstore.put(cid, chunk, { signal })
+      // FsBlockstore does not hash the chunk again: chunkCid's digest is remembered (sha256Of)
+      const put = blockstore.put(cid, chunk, { signal })
       if (!isPromise(put)) return undefined
       const pending = Promise.resolve(put)
       pending.catch(() => {}) // awaited below, in order; never an unhandled rejection meanwhile

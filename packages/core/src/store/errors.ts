@@ -9,6 +9,8 @@ export const StoreErrorCode = {
   STORE_CLOSED: 'ERR_STORE_CLOSED',
   /** Another live process (or another open instance in this process) holds the store's lock. */
   STORE_LOCKED: 'ERR_STORE_LOCKED',
+  /** The directory holds a store in a layout this version does not read (see the core README). */
+  STORE_FORMAT: 'ERR_STORE_FORMAT',
   /** A file system operation on the store or a mirror failed (disk full, permissions, ...). */
   STORE_IO: 'ERR_STORE_IO',
   /** The pins file cannot be read back; refusing to continue rather than forgetting pins. */

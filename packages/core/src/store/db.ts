@@ -1,0 +1,121 @@
+/**
+ * The block store's database: one LMDB environment (`lmdb`, N-API prebuilt binaries) in
+ * `<dir>/store.lmdb` with two tables, both keyed by the block's store key (keys.ts):
+ *
+ *   blocks   key -> the block's bytes
+ *   index    key -> [size, used]: what accounting and LRU order are loaded from on open, without
+ *            reading any block; `used` (ms since epoch) is the last persisted use
+ *
+ * A block and its index entry are always written or removed in one transaction.
+ */
+import { open as openFile, rename, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { open, type Database, type RootDatabase } from 'lmdb'
+import { SwarmpackError } from '../errors.js'
+import { StoreErrorCode, errnoOf, ioError } from './errors.js'
+import { BLOCKS_DIR } from './keys.js'
+
+export const DATA_FILE = 'store.lmdb'
+/** A compacted copy being written; a leftover one (crash) is deleted on open. */
+export const COMPACT_SUFFIX = '.compact'
+
+/** [size in bytes, last persisted use in ms since epoch] */
+export type IndexValue = [number, number]
+
+export interface StoreDb {
+  /** The database file. */
+  path: string
+  env: RootDatabase
+  blocks: Database<Uint8Array, string>
+  index: Database<IndexValue, string>
+}
+
+/** The LMDB key of a store key: the key itself (a base32 CID string, 59 bytes). */
+export function dbKeyOf (key: string): string {
+  return key
+}
+
+export function keyOfDbKey (dbKey: string): string {
+  return dbKey
+}
+
+export async function openStoreDb (dir: string): Promise<StoreDb> {
+  try {
+    const env = open({
+      path: join(dir, DATA_FILE),
+      // blocks are compressed data more often than not, and compression would cost CPU per block
+      compression: false,
+      // no value cache: the store has its own LRU index, and block bytes are copied on read
+      cache: false
+    })
+    const blocks = env.openDB<Uint8Array, string>({ name: 'blocks', encoding: 'binary' })
+    const index = env.openDB<IndexValue, string>({ name: 'index', encoding: 'msgpack' })
+    return { path: join(dir, DATA_FILE), env, blocks, index }
+  } catch (err) {
+    throw ioError(`cannot open the block store database in ${dir}`, err)
+  }
+}
+
+/**
+ * A directory written by swarmpack's first store (one file per block under `blocks/`) is refused
+ * rather than migrated: it is a cache, so the blocks are fetched again once the directory is cleared.
+ */
+export async function refuseOldLayout (dir: string): Promise<void> {
+  const old = join(dir, BLOCKS_DIR)
+  const st = await stat(old).catch((err: unknown) => {
+    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return undefined
+    throw ioError(`cannot inspect ${dir}`, err)
+  })
+  if (st?.isDirectory() === true) {
+    throw new SwarmpackError(StoreErrorCode.STORE_FORMAT,
+      `${dir} holds a block store in the old one-file-per-block layout (${old}); remove that directory (its blocks are a cache and are fetched again) or open a new store directory`,
+      { details: { dir, found: old } })
+  }
+}
+
+function pagesOf (stats: Record<string, number>): number {
+  return (stats.treeBranchPageCount ?? 0) + (stats.treeLeafPageCount ?? 0) + (stats.overflowPages ?? 0)
+}
+
+/** File size, bytes in use (pages of every table, LMDB's own included) and the difference. */
+export async function diskUsageOf (db: StoreDb): Promise<{ fileBytes: number, usedBytes: number, reusableBytes: number }> {
+  const fileBytes = (await stat(db.path)).size
+  const envStats = db.env.getStats() as Record<string, number> & { root: Record<string, number>, free: Record<string, number> }
+  const pageSize = envStats.pageSize
+  // two meta pages, the main table (names of the tables), the free list, and our two tables
+  const pages = 2 + pagesOf(envStats.root) + pagesOf(envStats.free) +
+    pagesOf(db.blocks.getStats() as Record<string, number>) + pagesOf(db.index.getStats() as Record<string, number>)
+  const usedBytes = Math.min(fileBytes, pages * pageSize)
+  return { fileBytes, usedBytes, reusableBytes: fileBytes - usedBytes }
+}
+
+/**
+ * Writes a compacted copy of the database next to it, syncs it, closes the database, renames the
+ * copy over the file and opens it again. The caller keeps every other access out meanwhile.
+ */
+export async function compactInto (db: StoreDb, dir: string): Promise<StoreDb> {
+  const path = join(dir, DATA_FILE)
+  const tmp = path + COMPACT_SUFFIX
+  try {
+    await db.env.flushed
+    await rm(tmp, { force: true })
+    await db.env.backup(tmp, true)
+    const fh = await openFile(tmp, 'r+')
+    try { await fh.sync() } finally { await fh.close() }
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => {})
+    throw ioError(`cannot compact the block store in ${dir}`, err)
+  }
+  await db.env.close()
+  try {
+    await rename(tmp, path)
+    const dh = await openFile(dir, 'r')
+    try { await dh.sync() } finally { await dh.close() }
+  } catch (err) {
+    // the old file is still in place and whole: carry on with it
+    await rm(tmp, { force: true }).catch(() => {})
+    const reopened = await openStoreDb(dir)
+    throw Object.assign(ioError(`cannot compact the block store in ${dir}`, err), { reopened })
+  }
+  return await openStoreDb(dir)
+}
