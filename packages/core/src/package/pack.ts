@@ -39,9 +39,9 @@ export interface PackOptions extends ProgressOptions<PackProgressEvents> {
   /** Chunker parameters; the default is what every node uses (changing it loses dedup). */
   chunker?: ChunkerParams
   /**
-   * Block writes to the blockstore in flight at once (default 32). On disk each block is a file
-   * (create, write, sync, rename): those calls wait on the disk, not the CPU, and many in flight
-   * let the file system batch them (a file cost ~700 µs alone, ~230 µs with 8 in parallel here).
+   * Block writes to the blockstore in flight at once (default 512, ~8 MiB of 16 KiB chunks). A
+   * durable store syncs once per batch of the writes waiting, so the more in flight, the fewer
+   * syncs per byte (FsBlockstore on this machine: ~35 MiB/s with 32 in flight, ~175 with 512).
    */
   window?: number
 }
@@ -105,7 +105,7 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
   validateVersion(metadata.version)
   const { blockstore, signal, onProgress } = options
   const params = options.chunker ?? DEFAULT_CHUNKER
-  const window = options.window ?? 32
+  const window = options.window ?? 512
   const top = await lstat(dir)
   if (!top.isDirectory()) throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `${dir} is not a directory`)
 

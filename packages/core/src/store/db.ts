@@ -25,6 +25,7 @@ export type IndexValue = [number, number]
 export interface StoreDb {
   /** The database file. */
   path: string
+  durable: boolean
   env: RootDatabase
   blocks: Database<Uint8Array, string>
   index: Database<IndexValue, string>
@@ -39,10 +40,16 @@ export function keyOfDbKey (dbKey: string): string {
   return dbKey
 }
 
-export async function openStoreDb (dir: string): Promise<StoreDb> {
+/**
+ * `durable`: every commit is synced (overlapped with the next transaction, lmdb's default).
+ * Otherwise nothing is synced by the store (`noSync`): commits survive a process crash, but an
+ * OS crash or power loss can lose recent ones or leave the file damaged.
+ */
+export async function openStoreDb (dir: string, durable = true): Promise<StoreDb> {
   try {
     const env = open({
       path: join(dir, DATA_FILE),
+      noSync: !durable,
       // blocks are compressed data more often than not, and compression would cost CPU per block
       compression: false,
       // no value cache: the store has its own LRU index, and block bytes are copied on read
@@ -50,7 +57,7 @@ export async function openStoreDb (dir: string): Promise<StoreDb> {
     })
     const blocks = env.openDB<Uint8Array, string>({ name: 'blocks', encoding: 'binary' })
     const index = env.openDB<IndexValue, string>({ name: 'index', encoding: 'msgpack' })
-    return { path: join(dir, DATA_FILE), env, blocks, index }
+    return { path: join(dir, DATA_FILE), durable, env, blocks, index }
   } catch (err) {
     throw ioError(`cannot open the block store database in ${dir}`, err)
   }
@@ -114,8 +121,8 @@ export async function compactInto (db: StoreDb, dir: string): Promise<StoreDb> {
   } catch (err) {
     // the old file is still in place and whole: carry on with it
     await rm(tmp, { force: true }).catch(() => {})
-    const reopened = await openStoreDb(dir)
+    const reopened = await openStoreDb(dir, db.durable)
     throw Object.assign(ioError(`cannot compact the block store in ${dir}`, err), { reopened })
   }
-  return await openStoreDb(dir)
+  return await openStoreDb(dir, db.durable)
 }

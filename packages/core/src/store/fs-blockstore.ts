@@ -44,9 +44,10 @@ export interface FsBlockstoreInit {
   maxSize?: number
   /**
    * Durable writes: a `put` resolves once the batch holding its block is synced to disk. Default
-   * true. Off, a `put` resolves once committed (visible, and safe from a process crash); the sync
-   * still follows in the background, and a power loss or OS crash may then lose the last second or
-   * so of writes (never half a block: the store reopens at its last synced batch).
+   * true. Off, nothing is synced (LMDB `noSync`): a `put` resolves once committed, which survives a
+   * process crash (SIGKILL included), but an OS crash or power loss can lose recent writes or damage
+   * the database file beyond use; the store is a cache, so the remedy is to delete the directory.
+   * For scratch stores and benchmarks; a node's cache keeps it on.
    */
   fsync?: boolean
   /** A read refreshes a block's persisted recency at most this often, in ms. Default 60 000. */
@@ -197,7 +198,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       store.#pins = await loadPins(dir)
       // a compaction a crash interrupted: the old file is still the store
       await rm(join(dir, DATA_FILE + COMPACT_SUFFIX), { force: true })
-      store.#db = await openStoreDb(dir)
+      store.#db = await openStoreDb(dir, store.#fsync)
       await store.#load()
     } catch (err) {
       await store.#db?.env.close().catch(() => {})
