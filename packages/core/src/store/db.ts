@@ -45,10 +45,10 @@ export function keyOfDbKey (dbKey: string): string {
  * Otherwise nothing is synced by the store (`noSync`): commits survive a process crash, but an
  * OS crash or power loss can lose recent ones or leave the file damaged.
  */
-export async function openStoreDb (dir: string, durable = true): Promise<StoreDb> {
+export async function openStoreDb (dir: string, durable = true, path = join(dir, DATA_FILE)): Promise<StoreDb> {
   try {
     const env = open({
-      path: join(dir, DATA_FILE),
+      path,
       noSync: !durable,
       // blocks are compressed data more often than not, and compression would cost CPU per block
       compression: false,
@@ -57,7 +57,7 @@ export async function openStoreDb (dir: string, durable = true): Promise<StoreDb
     })
     const blocks = env.openDB<Uint8Array, string>({ name: 'blocks', encoding: 'binary' })
     const index = env.openDB<IndexValue, string>({ name: 'index', encoding: 'msgpack' })
-    return { path: join(dir, DATA_FILE), durable, env, blocks, index }
+    return { path, durable, env, blocks, index }
   } catch (err) {
     throw ioError(`cannot open the block store database in ${dir}`, err)
   }
@@ -96,33 +96,60 @@ export async function diskUsageOf (db: StoreDb): Promise<{ fileBytes: number, us
   return { fileBytes, usedBytes, reusableBytes: fileBytes - usedBytes }
 }
 
+/** Entries copied between waits for the copy's commits (bounds the memory a compaction queues). */
+const COMPACT_BATCH = 256
+
 /**
- * Writes a compacted copy of the database next to it, syncs it, closes the database, renames the
- * copy over the file and opens it again. The caller keeps every other access out meanwhile.
+ * Copies every live entry into a fresh database next to the file (which holds no free pages),
+ * syncs it, closes the database, renames the copy over the file and opens it again. The caller
+ * keeps every other access out meanwhile. (Not LMDB's own compacting copy, `backup(path, true)`:
+ * with lmdb 3.5 a database it wrote hit an assertion in mdb_page_alloc on the next delete here.)
  */
 export async function compactInto (db: StoreDb, dir: string): Promise<StoreDb> {
   const path = join(dir, DATA_FILE)
   const tmp = path + COMPACT_SUFFIX
   try {
     await db.env.flushed
-    await rm(tmp, { force: true })
-    await db.env.backup(tmp, true)
-    const fh = await openFile(tmp, 'r+')
-    try { await fh.sync() } finally { await fh.close() }
+    await removeCopy(tmp)
+    const copy = await openStoreDb(dir, true, tmp)
+    try {
+      let n = 0
+      let last: Promise<unknown> = Promise.resolve()
+      for (const table of ['blocks', 'index'] as const) {
+        for (const { key, value } of db[table].getRange()) {
+          last = (copy[table] as Database<unknown, string>).put(key, value)
+          if (++n % COMPACT_BATCH === 0) await last
+        }
+      }
+      await last
+      await copy.env.flushed
+    } finally {
+      await copy.env.close()
+    }
   } catch (err) {
-    await rm(tmp, { force: true }).catch(() => {})
+    await removeCopy(tmp).catch(() => {})
     throw ioError(`cannot compact the block store in ${dir}`, err)
   }
   await db.env.close()
   try {
     await rename(tmp, path)
+    await rm(tmp + LOCK_SUFFIX, { force: true })
     const dh = await openFile(dir, 'r')
     try { await dh.sync() } finally { await dh.close() }
   } catch (err) {
     // the old file is still in place and whole: carry on with it
-    await rm(tmp, { force: true }).catch(() => {})
+    await removeCopy(tmp).catch(() => {})
     const reopened = await openStoreDb(dir, db.durable)
     throw Object.assign(ioError(`cannot compact the block store in ${dir}`, err), { reopened })
   }
   return await openStoreDb(dir, db.durable)
+}
+
+/** LMDB's lock file next to a database file. */
+const LOCK_SUFFIX = '-lock'
+
+/** Removes a compacted copy and its lock file (a crash can leave them; see FsBlockstore.open). */
+export async function removeCopy (tmp: string): Promise<void> {
+  await rm(tmp, { force: true })
+  await rm(tmp + LOCK_SUFFIX, { force: true })
 }

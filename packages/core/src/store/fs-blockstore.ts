@@ -21,7 +21,7 @@
  * up to date incrementally. Recency survives restarts through the index entries' `used` time,
  * rewritten (unflushed, batched) at most once per `recencyInterval` per block.
  */
-import { mkdir, rm } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 /** The interface-store options shape, without depending on abort-error directly. */
@@ -31,7 +31,7 @@ import { CID } from 'multiformats/cid'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import { DAG_CBOR_CODEC, IDENTITY_CODE, MAX_BLOCK_SIZE, RAW_CODEC, SHA2_256_CODE, blockLinks, verifyBlock } from '../block.js'
 import { CoreErrorCode, SwarmpackError, isSwarmpackError, throwIfAborted } from '../errors.js'
-import { COMPACT_SUFFIX, DATA_FILE, compactInto, dbKeyOf, diskUsageOf, keyOfDbKey, openStoreDb, refuseOldLayout, type IndexValue, type StoreDb } from './db.js'
+import { COMPACT_SUFFIX, DATA_FILE, compactInto, dbKeyOf, diskUsageOf, keyOfDbKey, openStoreDb, refuseOldLayout, removeCopy, type IndexValue, type StoreDb } from './db.js'
 import { BlockNotFoundError, StoreErrorCode, ioError } from './errors.js'
 import { blockKey } from './keys.js'
 import { acquireLock } from './lock.js'
@@ -197,7 +197,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     try {
       store.#pins = await loadPins(dir)
       // a compaction a crash interrupted: the old file is still the store
-      await rm(join(dir, DATA_FILE + COMPACT_SUFFIX), { force: true })
+      await removeCopy(join(dir, DATA_FILE + COMPACT_SUFFIX))
       store.#db = await openStoreDb(dir, store.#fsync)
       await store.#load()
     } catch (err) {
@@ -698,7 +698,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
 
   /**
    * Rewrites the database file without its free pages, giving the space of removed blocks back to
-   * the file system (LMDB reuses free pages but never shrinks its file). Copies the live data to
+   * the file system (LMDB reuses free pages but never shrinks its file). Copies the live entries to
    * `store.lmdb.compact` (synced), then renames it over the old file: a crash at any point leaves
    * the old or the new file whole, and a leftover copy is deleted on the next open. Reads and writes
    * wait while the file is swapped. Returns the disk usage afterwards.
