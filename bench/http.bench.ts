@@ -86,7 +86,8 @@ async function main (): Promise<void> {
     const CAR_NGINX = 'HttpProvider.getDag, package CAR (nginx), no-op sink'
     const CAR_STORE = 'HttpProvider.getDag, package CAR (nginx), into FsBlockstore (durable)'
     const UNDICI = 'undici.request, the same CAR file, bytes discarded (nginx)'
-    const carUrl = `${nginx.url}car/${packed.root.toV1().toString()}.car`
+    // the package CAR file itself, through the mirror's ?format=car rewrite (car/ is internal in nginx)
+    const carUrl = `${nginx.url}ipfs/${packed.root.toV1().toString()}?format=car&dag-scope=all`
     const RAW_NGINX = 'HttpProvider.getDag, raw blocks only (nginx)'
     const CAR_GW = 'HttpProvider.getDag, CAR from our gateway server'
     const rows: Record<string, { mibs: number[], peak: number[], cpu: number[], requests: number }> = {
@@ -139,6 +140,7 @@ async function main (): Promise<void> {
     const undiciMedian = median(rows[UNDICI].mibs)
     console.log('\n| case | median MiB/s | vs undici, same CAR | vs curl | requests/package | peak RSS growth | client CPU ms/package |')
     console.log('|---|---:|---:|---:|---:|---:|---:|')
+    if (undiciMedian * 1024 * 1024 * 10 < 1) throw new Error('the undici baseline read nothing: wrong CAR URL?')
     for (const [name, r] of Object.entries(rows)) {
       const mibs = median(r.mibs)
       const peak = r.peak.length > 0 ? `${(Math.max(...r.peak) / MIB).toFixed(0)} MiB` : '-'
