@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
@@ -213,6 +213,24 @@ describe('FsBlockstore', () => {
     await store.close()
     await writeFile(join(dir, 'a-file'), 'not a directory')
     await assert.rejects(FsBlockstore.open(join(dir, 'a-file')), (err: unknown) => isSwarmpackError(err, StoreErrorCode.STORE_IO) && typeof (err as { details: { errno?: string } }).details.errno === 'string')
+  })
+
+  it('refuses a damaged database file with ERR_STORE_CORRUPT instead of crashing in native code', async () => {
+    const path = join(dir, 'damaged')
+    const store = await FsBlockstore.open(path)
+    const b = rawBlock(100)
+    await store.put(b.cid, b.bytes)
+    await store.close()
+    const file = join(path, 'store.lmdb')
+    const good = await readFile(file)
+    for (const bad of [Buffer.alloc(64 * 1024, 7), Buffer.from('short'), good.subarray(0, 4096), Buffer.concat([good.subarray(0, 4096), Buffer.alloc(good.length - 4096)])]) {
+      await writeFile(file, bad)
+      await assert.rejects(FsBlockstore.open(path), code(StoreErrorCode.STORE_CORRUPT))
+    }
+    await writeFile(file, good)
+    const again = await FsBlockstore.open(path)
+    assert.deepEqual(await again.getBytes(b.cid), b.bytes)
+    await again.close()
   })
 
   it('refuses a second opener and reopens after close; reports a size-changed block as corrupt', async () => {

@@ -46,6 +46,7 @@ export function keyOfDbKey (dbKey: string): string {
  * OS crash or power loss can lose recent ones or leave the file damaged.
  */
 export async function openStoreDb (dir: string, durable = true, path = join(dir, DATA_FILE)): Promise<StoreDb> {
+  await checkDataFile(path)
   try {
     const env = open({
       path,
@@ -60,6 +61,43 @@ export async function openStoreDb (dir: string, durable = true, path = join(dir,
     return { path, durable, env, blocks, index }
   } catch (err) {
     throw ioError(`cannot open the block store database in ${dir}`, err)
+  }
+}
+
+/** LMDB's meta page: the magic number (0xBEEFC0DE, little endian) at this offset of pages 0 and 1. */
+const META_MAGIC = 0xBEEFC0DE
+const META_MAGIC_OFFSET = 24
+const PAGE_SIZES = [4096, 8192, 16384, 32768, 65536]
+
+/**
+ * LMDB trusts its file: a damaged header (garbage, a truncated or foreign file) crashes the process
+ * in native code rather than raising an error, so the two meta pages are checked before opening.
+ * This catches a wrong or truncated file, not every damaged page: with fsync on LMDB never leaves a
+ * damaged file after a crash; with fsync off a power loss can (see FsBlockstoreInit.fsync).
+ */
+export async function checkDataFile (path: string): Promise<void> {
+  let head: Buffer
+  let size: number
+  try {
+    const fh = await openFile(path, 'r')
+    try {
+      size = (await fh.stat()).size
+      head = Buffer.alloc(Math.min(size, 65536 + 64))
+      await fh.read(head, 0, head.length, 0)
+    } finally {
+      await fh.close()
+    }
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return // a new store
+    throw ioError(`cannot read ${path}`, err)
+  }
+  const magicAt = (off: number): boolean => head.length >= off + 4 && head.readUInt32LE(off) === META_MAGIC
+  const ok = magicAt(META_MAGIC_OFFSET) && PAGE_SIZES.some(ps =>
+    size >= 2 * ps && head.length >= ps + 32 && head.readBigUInt64LE(ps) === 1n && magicAt(ps + META_MAGIC_OFFSET))
+  if (!ok) {
+    throw new SwarmpackError(StoreErrorCode.STORE_CORRUPT,
+      `the block store database ${path} is damaged (not a valid LMDB file); delete it, or the store directory (its blocks are a cache and are fetched again)`,
+      { details: { path } })
   }
 }
 
