@@ -71,8 +71,11 @@ describe('LRU eviction', () => {
     const path = join(dir, 'restart')
     let store = await FsBlockstore.open(path, { recencyInterval: 0 })
     const blocks = [rawBlock(1000), rawBlock(1000), rawBlock(1000)]
-    for (const x of blocks) await store.put(x.cid, x.bytes)
-    await new Promise(resolve => setTimeout(resolve, 5))
+    // recency is persisted in ms: distinct times, so the order after a restart is not a tie
+    for (const x of blocks) {
+      await store.put(x.cid, x.bytes)
+      await new Promise(resolve => setTimeout(resolve, 3))
+    }
     await store.getBytes(blocks[0].cid) // block 0 becomes the most recent; its index entry says so
     await store.close()
     const used = await rawIndex(path)
