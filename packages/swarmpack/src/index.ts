@@ -1,4 +1,16 @@
 import '@swarmpack/core/polyfill'
 
-// The embeddable node (issue: packages/swarmpack). Modules are added as they are built.
-export {}
+// The embeddable node: see README.md for the API, the data dir layout and the error codes.
+export { createSwarmpack, Swarmpack } from './node/node.js'
+export type { SwarmpackInit, OperationOptions, ResolveOptions, NodeApplyOptions, GenerationInfo, GcReport } from './node/node.js'
+export { SwarmpackNodeErrorCode } from './errors.js'
+export type { NodeProgressEvents, FetchedDetail } from './events.js'
+export * from './config/index.js'
+export * from './lock/index.js'
+export * from './plan/index.js'
+export type { Generation, InstalledPackage } from './apply/generations.js'
+export type { HostHooks, HookPackage, HookContext } from './apply/hooks.js'
+export type { Recovery, ApplyStep } from './apply/journal.js'
+export { APPLY_STEPS } from './apply/journal.js'
+export type { ApplyResult } from './apply/apply.js'
+export type { FollowReport } from './follow/follow.js'

@@ -1,0 +1,6 @@
+export { deploymentSchema } from './schema.js'
+export type { DeploymentConfig, DeploymentConfigInput, ModuleSpec } from './schema.js'
+export { parseConfig, loadConfigFile, writeModules, formatPath } from './load.js'
+export type { ConfigIssue } from './load.js'
+export { configDigest } from './digest.js'
+export { hostPlatform, pickVariant } from './platform.js'

@@ -1,0 +1,397 @@
+/**
+ * The node: composes the block store, trust, the fetcher over the swarm and mirrors, the libp2p
+ * peer (or the host's own), PubGrub, generations and host hooks, and offers
+ * follow → resolve → plan → apply, install / uninstall / update, generations, rollback and gc.
+ * Mutating operations run one at a time.
+ */
+import { mkdir, readFile, rm } from 'node:fs/promises'
+import { join, resolve as resolvePath } from 'node:path'
+import { logger } from '@libp2p/logger'
+import type { Libp2p } from '@libp2p/interface'
+import { CID } from 'multiformats/cid'
+import { CustomProgressEvent } from 'progress-events'
+import { FsBlockstore, isSwarmpackError } from '@swarmpack/core'
+import { createSwarmNode, createSwarmpackPeer, type SwarmNode, type SwarmpackPeer } from '@swarmpack/dht-provider'
+import { TrustVerifier } from '@swarmpack/trust'
+import { configDigest } from '../config/digest.js'
+import { loadConfigFile, parseConfig, writeModules } from '../config/load.js'
+import type { DeploymentConfig, DeploymentConfigInput, ModuleSpec } from '../config/schema.js'
+import { SwarmpackNodeErrorCode, nodeError } from '../errors.js'
+import type { NodeProgressEvents } from '../events.js'
+import { applyPlan, switchToGeneration, syncPins, type ApplyContext, type ApplyResult } from '../apply/apply.js'
+import type { NodeFetcher } from '../apply/fetcher.js'
+import { Generations, type Generation } from '../apply/generations.js'
+import { hookPackage, runHook, type HostHooks } from '../apply/hooks.js'
+import { Journal, type Recovery } from '../apply/journal.js'
+import { recover } from '../apply/recover.js'
+import { followIndexers, followedIndexes, type FollowReport } from '../follow/follow.js'
+import { LOCKFILE_NAME, parseLock, type Lockfile } from '../lock/format.js'
+import { computePlan, type Plan } from '../plan/plan.js'
+import { resolveLock } from '../resolve/resolve.js'
+import { buildSources, closeSources, type BuiltSource } from '../sources/build.js'
+import { createInterimFetcher } from '../sources/interim-fetcher.js'
+import { trustPolicyOf } from './trust.js'
+
+export interface SwarmpackInit {
+  /** Everything the node keeps (layout in the README). */
+  dataDir: string
+  /** The deployment config: an object, or the path of a JSON file (install/uninstall rewrite its `modules`). */
+  config: DeploymentConfigInput | string
+  /** The host's own libp2p node (must run a kad-dht service); otherwise the node starts one. */
+  libp2p?: Libp2p
+  /** The host's own block store; otherwise `<dataDir>/store`. Left open by `stop()`. */
+  blockstore?: FsBlockstore
+  /** load / unload hooks called for modules as generations switch. */
+  host?: HostHooks
+  /** Load the current generation's modules (dependency order) when the node starts. Default true. */
+  loadOnStart?: boolean
+  /** Attestations for a release (bytes), for trust's attestation thresholds. */
+  attestations?: (name: string, version: string, manifest: CID) => Promise<Uint8Array[]>
+  /** Clock for trust decisions (tests). */
+  now?: () => number
+  /** Follow the indexers during start (default true). */
+  followOnStart?: boolean
+  onProgress?: (evt: NodeProgressEvents) => void
+}
+
+export interface OperationOptions {
+  signal?: AbortSignal
+  onProgress?: (evt: NodeProgressEvents) => void
+}
+
+export interface ResolveOptions extends OperationOptions {
+  /** Move these packages (or all: true) to the newest versions within their ranges; others keep their locked version. */
+  update?: string[] | true
+  /** Follow the indexers first (default false: resolve against the heads accepted so far). */
+  follow?: boolean
+}
+
+export interface NodeApplyOptions extends OperationOptions {
+  /** Apply exactly a lockfile (`lock`, or `<dataDir>/swarmpack.lock`); ERR_LOCK_STALE if the config changed since. */
+  frozen?: boolean
+  lock?: Lockfile | string
+  dryRun?: boolean
+}
+
+export interface GenerationInfo {
+  number: number
+  created: number
+  current: boolean
+  packages: Array<{ name: string, version: string, root: string }>
+}
+
+export interface GcReport {
+  removedGenerations: number[]
+  removedDirs: string[]
+  removedBlocks: number
+  freedBytes: number
+}
+
+export class Swarmpack {
+  readonly dataDir: string
+  config: DeploymentConfig
+  readonly configFile?: string
+  store!: FsBlockstore
+  peer?: SwarmpackPeer
+  swarm?: SwarmNode
+  verifier!: TrustVerifier
+  fetcher!: NodeFetcher
+  readonly generations: Generations
+  /** What start-up recovery found after a crash in apply/rollback (undefined: none). */
+  recovery?: Recovery
+  /** Follow results of the start. */
+  followed: FollowReport[] = []
+  private sources: BuiltSource[] = []
+  private readonly journal: Journal
+  private ownsStore = false
+  private queue: Promise<unknown> = Promise.resolve()
+  private stopped = false
+  private readonly log = logger('swarmpack:node')
+
+  constructor (private readonly init: SwarmpackInit, config: DeploymentConfig, configFile?: string) {
+    this.dataDir = resolvePath(init.dataDir)
+    this.config = config
+    if (configFile !== undefined) this.configFile = configFile
+    this.generations = new Generations(this.dataDir)
+    this.journal = new Journal(this.dataDir)
+  }
+
+  async start (): Promise<void> {
+    await mkdir(this.dataDir, { recursive: true })
+    await this.generations.init()
+    if (this.init.blockstore !== undefined) {
+      this.store = this.init.blockstore
+    } else {
+      this.store = await FsBlockstore.open(join(this.dataDir, 'store'), this.config.cache.maxSize !== undefined ? { maxSize: this.config.cache.maxSize } : {})
+      this.ownsStore = true
+    }
+    try {
+      await this.startNetwork()
+      this.verifier = new TrustVerifier({
+        policy: trustPolicyOf(this.config),
+        stateDir: join(this.dataDir, 'trust'),
+        getBlock: async (cid, o) => this.fetcher.getBlock(cid, o?.signal !== undefined ? { signal: o.signal } : {}),
+        ...(this.init.now !== undefined ? { now: this.init.now } : {})
+      })
+      const recovered = await recover(this.dataDir, this.generations, this.journal)
+      if (recovered !== undefined) this.recovery = recovered
+      await syncPins(this.ctx())
+      if (this.init.followOnStart !== false) this.followed = await followIndexers(this.config, this.verifier)
+      if (this.init.loadOnStart !== false) await this.loadCurrent()
+    } catch (err) {
+      await this.stop().catch(() => {})
+      throw err
+    }
+  }
+
+  private async startNetwork (): Promise<void> {
+    const c = this.config
+    if (c.sharing !== 'off') {
+      this.peer = this.init.libp2p !== undefined
+        ? await createSwarmpackPeer({ libp2p: this.init.libp2p, bootstrap: c.sources.bootstrap })
+        : await createSwarmpackPeer({
+          dataDir: this.dataDir,
+          bootstrap: c.sources.bootstrap,
+          dhtProtocol: c.sources.dhtProtocol,
+          network: c.network.mode,
+          announce: c.network.announce,
+          ...(c.network.listen !== undefined ? { listen: c.network.listen } : {}),
+          ...(c.network.maxConnections !== undefined ? { maxConnections: c.network.maxConnections } : {})
+        })
+      this.swarm = await createSwarmNode({ peer: this.peer, blockstore: this.store, mode: c.sharing })
+    }
+    this.sources = await buildSources(c, this.swarm)
+    this.fetcher = createInterimFetcher(this.store, this.sources)
+  }
+
+  private ctx (): ApplyContext {
+    const ctx: ApplyContext = {
+      dataDir: this.dataDir,
+      store: this.store,
+      fetcher: this.fetcher,
+      verifier: this.verifier,
+      generations: this.generations,
+      journal: this.journal,
+      hooks: this.init.host ?? {},
+      hookTimeoutMs: this.config.hooks.timeoutMs,
+      keepGenerations: this.config.generations.keep,
+      onInstalled: (roots) => {
+        for (const r of roots) void this.swarm?.announce(r).catch(() => {})
+      }
+    }
+    if (this.init.attestations !== undefined) ctx.attestations = this.init.attestations
+    return ctx
+  }
+
+  private async exclusive<T> (fn: () => Promise<T>): Promise<T> {
+    if (this.stopped) throw nodeError(SwarmpackNodeErrorCode.STOPPED, 'the node is stopped')
+    const run = this.queue.then(fn, fn)
+    this.queue = run.catch(() => {})
+    return run
+  }
+
+  private progress (options: OperationOptions): OperationOptions {
+    const a = options.onProgress
+    const b = this.init.onProgress
+    if (a === undefined && b === undefined) return options
+    return { ...options, onProgress: (evt) => { a?.(evt); b?.(evt) } }
+  }
+
+  /** Loads every module of the current generation, dependencies first (at start, after a restart). */
+  private async loadCurrent (): Promise<void> {
+    const load = this.init.host?.load
+    const g = await this.generations.current()
+    if (load === undefined || g === undefined) return
+    for (const name of g.loadOrder) {
+      await runHook('load', load, hookPackage(g.packages[name], g.packages), { generation: g.number, reason: 'start' }, this.config.hooks.timeoutMs)
+    }
+  }
+
+  /** Finds each followed indexer's newest head and has trust accept it. */
+  async follow (options: OperationOptions = {}): Promise<FollowReport[]> {
+    const reports = await followIndexers(this.config, this.verifier, options.signal !== undefined ? { signal: options.signal } : {})
+    for (const r of reports) {
+      this.progress(options).onProgress?.(new CustomProgressEvent('swarmpack:node:follow', { indexer: r.indexer, version: r.version ?? -1, changed: r.changed, source: r.source ?? '' }))
+    }
+    this.followed = reports
+    return reports
+  }
+
+  /** Resolves the deployment against the followed indexes into a lock. Writes nothing of the deployment. */
+  async resolve (options: ResolveOptions = {}): Promise<Lockfile> {
+    const opts = this.progress(options)
+    if (options.follow === true) await this.follow(opts)
+    const t0 = Date.now()
+    const current = await this.generations.current()
+    const lock = await resolveLock({
+      config: this.config,
+      verifier: this.verifier,
+      getBlock: async (cid, o) => this.fetcher.getBlock(cid, o?.signal !== undefined ? { signal: o.signal } : {}),
+      indexes: await followedIndexes(this.config, this.verifier),
+      ...(current !== undefined ? { locked: current.lock } : {}),
+      ...(options.update !== undefined ? { update: options.update } : {}),
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      ...(this.init.attestations !== undefined ? { attestations: this.init.attestations } : {})
+    })
+    opts.onProgress?.(new CustomProgressEvent('swarmpack:node:resolve', { packages: Object.keys(lock.packages).length, ms: Date.now() - t0 }))
+    return lock
+  }
+
+  /** What applying `lock` would change, and the bytes to fetch; reads only local state. */
+  async plan (lock: Lockfile, options: OperationOptions = {}): Promise<Plan> {
+    const plan = await computePlan(lock, await this.generations.current(), { has: (cid) => this.store.has(cid), get: async (cid, o) => this.store.getBytes(cid, o) })
+    const count = (a: string): number => plan.changes.filter(c => c.action === a).length
+    this.progress(options).onProgress?.(new CustomProgressEvent('swarmpack:node:plan', { add: count('add'), remove: count('remove'), replace: count('replace'), unchanged: count('unchanged'), fetchBytes: plan.bytes.fetch }))
+    return plan
+  }
+
+  /** Reads a lockfile (default `<dataDir>/swarmpack.lock`). */
+  async readLock (path = join(this.dataDir, LOCKFILE_NAME)): Promise<Lockfile> {
+    let text: string
+    try {
+      text = await readFile(path, 'utf8')
+    } catch (err) {
+      throw nodeError(SwarmpackNodeErrorCode.LOCK_INVALID, `cannot read lockfile ${path}`, { file: path }, err)
+    }
+    return parseLock(text, path)
+  }
+
+  /**
+   * Applies a plan; without one, resolves (keeping locked versions) and plans first; with
+   * `frozen`, applies exactly a lockfile after checking it was written for this config.
+   */
+  async apply (plan?: Plan, options: NodeApplyOptions = {}): Promise<ApplyResult> {
+    return this.exclusive(async () => this.applyUnlocked(plan, options))
+  }
+
+  private async applyUnlocked (plan: Plan | undefined, options: NodeApplyOptions): Promise<ApplyResult> {
+    const opts = this.progress(options)
+    if (plan === undefined) {
+      let lock: Lockfile
+      if (options.frozen === true) {
+        lock = typeof options.lock === 'object' ? options.lock : await this.readLock(options.lock)
+        const digest = configDigest(this.config)
+        if (lock.configDigest !== digest) {
+          throw nodeError(SwarmpackNodeErrorCode.LOCK_STALE, `the lockfile was written for another deployment config (${lock.configDigest}, now ${digest}); resolve again or drop --frozen`, { locked: lock.configDigest, config: digest })
+        }
+      } else {
+        lock = await this.resolve(opts)
+      }
+      plan = await this.plan(lock, opts)
+    }
+    return applyPlan(this.ctx(), plan, { ...opts, ...(options.dryRun !== undefined ? { dryRun: options.dryRun } : {}) })
+  }
+
+  private async changeModules (modules: Record<string, ModuleSpec>, options: NodeApplyOptions, update?: string[] | true): Promise<ApplyResult> {
+    return this.exclusive(async () => {
+      const before = this.config
+      const next = parseConfig({ ...structuredClone(before), modules })
+      // the file keeps its relative paths: only `modules` is rewritten
+      next.sources.directories = before.sources.directories
+      next.indexers = before.indexers
+      this.config = next
+      try {
+        const opts = this.progress(options)
+        const lock = await this.resolve({ ...opts, ...(update !== undefined ? { update } : {}) })
+        const plan = await this.plan(lock, opts)
+        const result = await applyPlan(this.ctx(), plan, { ...opts, ...(options.dryRun !== undefined ? { dryRun: options.dryRun } : {}) })
+        if (options.dryRun === true) this.config = before
+        else if (this.configFile !== undefined) await writeModules(this.configFile, modules)
+        return result
+      } catch (err) {
+        this.config = before
+        throw err
+      }
+    })
+  }
+
+  /** Adds (or changes the range of) wanted modules and applies. */
+  async install (modules: Record<string, ModuleSpec>, options: NodeApplyOptions = {}): Promise<ApplyResult> {
+    return this.changeModules({ ...this.config.modules, ...modules }, options)
+  }
+
+  /** Removes wanted modules and applies (their dependencies go too unless something else needs them). */
+  async uninstall (names: string[], options: NodeApplyOptions = {}): Promise<ApplyResult> {
+    const unknown = names.filter(n => this.config.modules[n] === undefined)
+    if (unknown.length > 0) throw nodeError(SwarmpackNodeErrorCode.INVALID_ARGUMENT, `not in the deployment: ${unknown.join(', ')}`, { names: unknown })
+    const modules = Object.fromEntries(Object.entries(this.config.modules).filter(([n]) => !names.includes(n)))
+    return this.changeModules(modules, options)
+  }
+
+  /** Follows the indexers, re-resolves within the ranges (these names, or everything) and applies. */
+  async update (names?: string[], options: NodeApplyOptions = {}): Promise<ApplyResult> {
+    await this.follow(options)
+    return this.changeModules({ ...this.config.modules }, options, names === undefined || names.length === 0 ? true : names)
+  }
+
+  async listGenerations (): Promise<GenerationInfo[]> {
+    const cur = await this.generations.currentNumber()
+    return (await this.generations.list()).map(g => ({
+      number: g.number,
+      created: g.created,
+      current: g.number === cur,
+      packages: Object.values(g.packages).map(p => ({ name: p.name, version: p.version, root: p.root })).sort((a, b) => a.name < b.name ? -1 : 1)
+    }))
+  }
+
+  async current (): Promise<Generation | undefined> {
+    return this.generations.current()
+  }
+
+  /** Switches to generation n (same hook order as apply: unload dependents first, switch, load). */
+  async rollback (n: number, options: OperationOptions = {}): Promise<void> {
+    return this.exclusive(async () => {
+      const target = await this.generations.read(n)
+      const current = await this.generations.current()
+      if (current?.number === n) return
+      const plan = await computePlan(target.lock, current, { has: () => true, get: async () => new Uint8Array() })
+      await switchToGeneration(this.ctx(), target, plan, this.progress(options))
+    })
+  }
+
+  /** Keeps the newest `keep` generations (and always the current one); removes the rest, their unused package dirs and every unpinned block. */
+  async gc (options: { keep?: number, signal?: AbortSignal } = {}): Promise<GcReport> {
+    return this.exclusive(async () => {
+      const keep = options.keep ?? this.config.generations.keep
+      const cur = await this.generations.currentNumber()
+      const all = await this.generations.numbers()
+      const kept = new Set(all.slice(-keep))
+      if (cur !== undefined) kept.add(cur)
+      const removedGenerations = all.filter(n => !kept.has(n))
+      for (const n of removedGenerations) await this.generations.remove(n)
+      const keptGens = await this.generations.list()
+      const removedDirs = await this.generations.unusedPackageDirs(keptGens)
+      for (const d of removedDirs) await rm(d, { recursive: true, force: true })
+      await syncPins(this.ctx())
+      const report = await this.store.gc(options.signal !== undefined ? { signal: options.signal } : {})
+      return { removedGenerations, removedDirs, removedBlocks: report.removedBlocks, freedBytes: report.removedBytes }
+    })
+  }
+
+  /** Stops the network side and releases the store, sockets and timers. Modules stay loaded (the host owns them). */
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    await this.queue.catch(() => {})
+    await this.swarm?.stop().catch((err) => { this.log.error('stopping the sharing node: %e', err) })
+    await closeSources(this.sources)
+    // the host's own libp2p node is the host's to stop
+    if (this.init.libp2p === undefined) await this.peer?.stop().catch((err) => { this.log.error('stopping the peer: %e', err) })
+    if (this.ownsStore) await this.store?.close().catch((err) => { if (!isSwarmpackError(err)) throw err })
+  }
+}
+
+/** Creates and starts a node. */
+export async function createSwarmpack (init: SwarmpackInit): Promise<Swarmpack> {
+  let config: DeploymentConfig
+  let file: string | undefined
+  if (typeof init.config === 'string') {
+    file = resolvePath(init.config)
+    config = await loadConfigFile(file)
+  } else {
+    config = parseConfig(init.config)
+  }
+  const node = new Swarmpack(init, config, file)
+  await node.start()
+  return node
+}
