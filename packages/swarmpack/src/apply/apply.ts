@@ -6,26 +6,23 @@
  * unloaded, and report every error together (ERR_APPLY_FAILED). Each step is recorded in the
  * journal first, so a crash anywhere leaves the old or the new generation in force (journal.ts).
  */
-import { stat } from 'node:fs/promises'
+import { rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
 import { CustomProgressEvent } from 'progress-events'
-import { decodeManifest, storeProvider, unpack, isSwarmpackError, type FsBlockstore } from '@swarmpack/core'
+import { decodeManifest, storeProvider, unpack, isSwarmpackError, writeFileAtomic, type FsBlockstore } from '@swarmpack/core'
 import type { TrustVerifier } from '@swarmpack/trust'
 import { SwarmpackNodeErrorCode, nodeError } from '../errors.js'
 import type { NodeProgressEvents } from '../events.js'
-import { lockEntries, loadOrder, serializeLock, type LockEntry, type Lockfile } from '../lock/format.js'
+import { LOCKFILE_NAME, lockEntries, loadOrder, serializeLock, type LockEntry, type Lockfile } from '../lock/format.js'
 import type { Plan } from '../plan/plan.js'
 import { mapLimit } from '../util/limit.js'
 import type { NodeFetcher } from './fetcher.js'
-import { Generations, type Generation, type InstalledPackage } from './generations.js'
+import type { Generations, Generation, InstalledPackage } from './generations.js'
 import { hookPackage, runHook, type HostHooks } from './hooks.js'
 import { Journal, type ApplyStep, type JournalRecord } from './journal.js'
 import { generationRoots, lockRoots, protect, reconcilePins } from './pins.js'
-import { writeFileAtomic } from '@swarmpack/core'
-import { join } from 'node:path'
-import { rm } from 'node:fs/promises'
-import { LOCKFILE_NAME } from '../lock/format.js'
 
 const log = logger('swarmpack:node:apply')
 
@@ -95,7 +92,7 @@ async function fetchPackage (ctx: ApplyContext, e: LockEntry, options: ApplyOpti
 }
 
 /** Unpacks one fetched package into its per-root directory (from the local store only). */
-async function unpackPackage (ctx: ApplyContext, e: LockEntry, options: ApplyOptions): Promise<InstalledPackage> {
+async function unpackPackage (ctx: ApplyContext, e: LockEntry, options: ApplyOptions, created: string[]): Promise<InstalledPackage> {
   const manifest = CID.parse(e.manifest)
   const path = ctx.generations.packagePath(e.manifest)
   let entry: string | undefined
@@ -105,6 +102,7 @@ async function unpackPackage (ctx: ApplyContext, e: LockEntry, options: ApplyOpt
     entry = (await decodeManifest(manifest, storeProvider(ctx.store), options.signal !== undefined ? { signal: options.signal } : {})).entry
   } else {
     const r = await unpack(manifest, storeProvider(ctx.store), path, options.signal !== undefined ? { signal: options.signal } : {})
+    created.push(path)
     entry = r.manifest.entry
   }
   emit(options, 'swarmpack:node:unpack', { name: e.name, version: e.version, path, reused })
@@ -201,13 +199,21 @@ export async function applyPlan (ctx: ApplyContext, plan: Plan, options: ApplyOp
   await ctx.journal.record(rec)
   emit(options, 'swarmpack:node:step', { step: 'begin', generation: number })
   let next: Generation
+  // package directories this apply creates: removed again if it fails (a failed apply leaves the data dir as it was)
+  const created: string[] = []
+  const dropBuilt = async (): Promise<void> => {
+    await ctx.generations.remove(number).catch(() => {})
+    for (const p of created) await rm(p, { recursive: true, force: true }).catch(() => {})
+    await ctx.journal.clear()
+    await syncPins(ctx).catch(() => {})
+  }
   try {
     // pinned before fetching: a partial download is protected from eviction
     await protect(ctx.store, lockRoots(plan.lock))
     const entries = lockEntries(plan.lock)
     await mapLimit(entries, options.concurrency ?? 4, async e => fetchPackage(ctx, e, options, totals))
     await ctx.journal.record({ ...rec, step: 'fetched' })
-    const built = await mapLimit(entries, options.concurrency ?? 4, async e => unpackPackage(ctx, e, options))
+    const built = await mapLimit(entries, options.concurrency ?? 4, async e => unpackPackage(ctx, e, options, created))
     await ctx.journal.record({ ...rec, step: 'unpacked' })
     const packages = Object.fromEntries(built.map(p => [p.name, p]))
     next = {
@@ -221,9 +227,7 @@ export async function applyPlan (ctx: ApplyContext, plan: Plan, options: ApplyOp
     await ctx.journal.record({ ...rec, step: 'staged' })
   } catch (err) {
     // nothing touched the host or `current`: drop what this apply built
-    await ctx.generations.remove(number).catch(() => {})
-    await ctx.journal.clear()
-    await syncPins(ctx).catch(() => {})
+    await dropBuilt()
     if (isSwarmpackError(err) && err.code.startsWith('ERR_TRUST_')) {
       throw nodeError(SwarmpackNodeErrorCode.TRUST_REFUSED, `the trust policy refuses a locked release: ${err.message}`, { trustCode: err.code, errors: [err] }, err)
     }
@@ -232,9 +236,7 @@ export async function applyPlan (ctx: ApplyContext, plan: Plan, options: ApplyOp
   try {
     await switchHost(ctx, rec, current, next, plan, 'apply', options)
   } catch (err) {
-    await ctx.generations.remove(number).catch(() => {})
-    await ctx.journal.clear()
-    await syncPins(ctx).catch(() => {})
+    await dropBuilt()
     throw err
   }
   await ctx.journal.clear()
