@@ -349,13 +349,16 @@ export class Swarmpack {
     })
   }
 
-  /** Keeps the newest `keep` generations (and always the current one); removes the rest, their unused package dirs and every unpinned block. */
+  /** Keeps the current generation and the newest others up to `keep` in all; removes the rest, their unused package dirs and every unpinned block. */
   async gc (options: { keep?: number, signal?: AbortSignal } = {}): Promise<GcReport> {
     return this.exclusive(async () => {
       const keep = options.keep ?? this.config.generations.keep
+      if (!Number.isInteger(keep) || keep < 1) throw nodeError(SwarmpackNodeErrorCode.INVALID_ARGUMENT, `keep must be a whole number of at least 1 (the current generation always stays), not ${keep}`)
       const cur = await this.generations.currentNumber()
       const all = await this.generations.numbers()
-      const kept = new Set(all.slice(-keep))
+      // the current generation always stays and counts as one of `keep`
+      const others = all.filter(n => n !== cur)
+      const kept = new Set(others.slice(Math.max(0, others.length - (keep - (cur !== undefined ? 1 : 0)))))
       if (cur !== undefined) kept.add(cur)
       const removedGenerations = all.filter(n => !kept.has(n))
       for (const n of removedGenerations) await this.generations.remove(n)

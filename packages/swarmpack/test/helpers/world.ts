@@ -77,7 +77,10 @@ export async function deploymentState (dataDir: string): Promise<string> {
       else h.update(await readFile(p))
     }
   }
-  for (const sub of ['generations', 'packages', 'swarmpack.lock', 'journal.json', 'store/pins.json']) {
+  // pins as a set: an emptied pins file and no pins file are the same state
+  const pins = await readFile(join(dataDir, 'store/pins.json'), 'utf8').then(t => (JSON.parse(t) as { pins: Record<string, string> }).pins, () => ({}))
+  h.update(JSON.stringify(Object.entries(pins).sort()))
+  for (const sub of ['generations', 'packages', 'swarmpack.lock', 'journal.json']) {
     const p = join(dataDir, sub)
     const st = await stat(p).catch(() => undefined)
     if (st === undefined) { h.update(`${sub}:absent`); continue }
