@@ -21,6 +21,11 @@ export type ProviderProgressEvents =
 
 export interface ProviderGetOptions extends ProgressOptions<ProviderProgressEvents> {
   signal?: AbortSignal
+  /**
+   * The package (or index) root the block belongs to: a hint for providers that work per root
+   * (the swarm looks up the root's providers once and asks them for all its blocks). Others ignore it.
+   */
+  root?: CID
 }
 
 export interface ProvidedBlock {

@@ -170,16 +170,21 @@ export class DhtProvider implements Provider {
     return this.general
   }
 
+  /** The root's session when the caller names the root (`options.root`), else the general one. */
+  private sessionFor (options: ProviderGetOptions): BitswapSession {
+    return options.root !== undefined ? this.session(options.root) : this.generalSession()
+  }
+
   async get (cid: CID, options: ProviderGetOptions = {}): Promise<Uint8Array> {
-    return this.generalSession().get(cid, options)
+    return this.sessionFor(options).get(cid, options)
   }
 
   async has (cid: CID, options: ProviderGetOptions = {}): Promise<boolean> {
-    return this.generalSession().has(cid, options)
+    return this.sessionFor(options).has(cid, options)
   }
 
   getMany (cids: Iterable<CID> | AsyncIterable<CID>, options: ProviderGetOptions = {}): AsyncIterable<ProvidedBlock> {
-    return this.generalSession().getMany(cids, options)
+    return this.sessionFor(options).getMany(cids, options)
   }
 
   /** A Provider scoped to one package root (what a resolver uses per package). */

@@ -9,7 +9,11 @@ export const ResolverErrorCode = {
   /** A version given by the caller is not valid semver. */
   INVALID_VERSION: 'ERR_INVALID_VERSION',
   /** The metadata source failed (threw) while the solver needed its answer. */
-  METADATA: 'ERR_RESOLVE_METADATA'
+  METADATA: 'ERR_RESOLVE_METADATA',
+  /** A fetch ended with blocks no source supplied; `details.missing`, `missingCount`, `tried`. */
+  FETCH_INCOMPLETE: 'ERR_FETCH_INCOMPLETE',
+  /** A fetcher was configured wrongly (unknown policy, duplicate source name, bad timeout). */
+  FETCH_CONFIG: 'ERR_FETCH_CONFIG'
 } as const
 
 export type ResolverErrorCode = typeof ResolverErrorCode[keyof typeof ResolverErrorCode]

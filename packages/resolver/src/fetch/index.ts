@@ -1,0 +1,5 @@
+export { createFetcher, FETCH_DEFAULTS } from './fetcher.js'
+export { SOURCE_POLICIES } from './policy.js'
+export { MAX_LISTED_MISSING, isFetchIncomplete } from './errors.js'
+export type { IncompleteDetails, FetchIncompleteError } from './errors.js'
+export type * from './types.js'
