@@ -1,5 +1,5 @@
 import '@swarmpack/core/polyfill'
 
 // The embeddable node (issue: packages/swarmpack). Modules are added as they are built.
-export * from './publish/errors.js'
+export * from './publish/index.js'
 export * from './heads/index.js'
