@@ -1,71 +1,72 @@
 /**
- * Following indexers: for each followed indexer, find its newest head, have trust verify it (and
- * the index it names) and move the persisted state forward; then report, per indexer, the index
- * the node resolves against (id, version, root).
- * INTERIM head reading (directories and mirrors, `indexes/<id>/head`) until src/heads lands.
+ * Following indexers: for each followed indexer, read its newest head from every source the
+ * config names (the DHT, mirrors, mirror directories: src/heads), have trust verify it and the
+ * index it names and move the persisted state forward; then report, per indexer, the index the
+ * node resolves against (id, version, root). An indexer no source answers for keeps the head
+ * accepted before; that is reported, not thrown.
  */
-import { FsProvider, isSwarmpackError } from '@swarmpack/core'
-import { openIndexHead, type TrustVerifier } from '@swarmpack/trust'
-import { request } from 'undici'
+import { isSwarmpackError } from '@swarmpack/core'
+import type { SwarmpackPeer } from '@swarmpack/dht-provider'
+import type { TrustVerifier } from '@swarmpack/trust'
+import type { Dispatcher } from 'undici'
 import type { DeploymentConfig } from '../config/schema.js'
 import { SwarmpackNodeErrorCode, nodeError } from '../errors.js'
+import { followIndexHead } from '../heads/read.js'
+import type { HeadSource } from '../heads/sources.js'
 import type { FollowedIndex } from '../resolve/index-source.js'
 
 export interface FollowReport {
   indexer: string
+  /** Version accepted now (the earlier one when nothing newer was found). */
   version?: number
   changed: boolean
   source?: string
-  /** Why no newer head was taken (every source's answer). */
-  errors: Array<{ source: string, code: string, message: string }>
+  /** What went wrong (no head anywhere, or the heads found were refused: trust's code). */
+  error?: { code: string, message: string }
 }
 
-async function candidates (config: DeploymentConfig, id: string): Promise<Array<{ bytes: Uint8Array, source: string }>> {
-  const ix = config.indexers.find(i => i.id === id)
-  const out: Array<{ bytes: Uint8Array, source: string }> = []
-  for (const dir of [...(ix?.heads.directories ?? []), ...config.sources.directories.map(d => d.path)]) {
-    try {
-      const p = await FsProvider.open(dir)
-      out.push({ bytes: await p.getIndexHead(id), source: `dir:${dir}` })
-    } catch { /* a miss */ }
-  }
-  for (const base of [...(ix?.heads.mirrors ?? []), ...config.sources.mirrors.map(m => m.url)]) {
-    try {
-      const url = new URL(`indexes/${id}/head`, base.endsWith('/') ? base : base + '/')
-      const res = await request(url, { headersTimeout: 10_000, bodyTimeout: 10_000 })
-      if (res.statusCode !== 200) { await res.body.dump(); continue }
-      out.push({ bytes: new Uint8Array(await res.body.arrayBuffer()), source: `mirror:${base}` })
-    } catch { /* a miss */ }
-  }
+export interface FollowContext {
+  config: DeploymentConfig
+  verifier: TrustVerifier
+  peer?: SwarmpackPeer
+  dispatcher?: Dispatcher
+  signal?: AbortSignal
+  onProgress?: (evt: any) => void
+  timeoutMs?: number
+}
+
+function headSources (ctx: FollowContext, id: string): HeadSource[] {
+  const ix = ctx.config.indexers.find(i => i.id === id)
+  const out: HeadSource[] = []
+  if (ctx.peer !== undefined && ix?.heads.dht !== false) out.push({ kind: 'dht', dht: ctx.peer.dht })
+  for (const url of new Set([...(ix?.heads.mirrors ?? []), ...ctx.config.sources.mirrors.filter(m => m.kind === 'mirror').map(m => m.url)])) out.push({ kind: 'mirror', url })
+  for (const path of new Set([...(ix?.heads.directories ?? []), ...ctx.config.sources.directories.map(d => d.path)])) out.push({ kind: 'dir', path })
   return out
 }
 
-export async function followIndexers (config: DeploymentConfig, verifier: TrustVerifier, options: { signal?: AbortSignal } = {}): Promise<FollowReport[]> {
-  const reports: FollowReport[] = []
-  for (const ix of config.indexers) {
-    const report: FollowReport = { indexer: ix.id, changed: false, errors: [] }
-    const found = await candidates(config, ix.id)
-    const versioned = found.map(c => { try { return { ...c, version: openIndexHead(c.bytes).version } } catch { return { ...c, version: -1 } } })
-    versioned.sort((a, b) => b.version - a.version)
-    for (const c of versioned) {
-      try {
-        const r = await verifier.updateIndexer(ix.id, c.bytes, options.signal !== undefined ? { signal: options.signal } : {})
-        report.version = r.version
-        report.changed = r.changed
-        report.source = c.source
-        break
-      } catch (err) {
-        if (!isSwarmpackError(err)) throw err
-        report.errors.push({ source: c.source, code: err.code, message: err.message })
-      }
+export async function followIndexers (ctx: FollowContext): Promise<FollowReport[]> {
+  return Promise.all(ctx.config.indexers.map(async (ix): Promise<FollowReport> => {
+    const sources = headSources(ctx, ix.id)
+    try {
+      if (sources.length === 0) throw nodeError(SwarmpackNodeErrorCode.INDEX_UNAVAILABLE, `no head source configured for indexer ${ix.id}`)
+      const r = await followIndexHead(ctx.verifier, ix.id, {
+        sources,
+        timeoutMs: ctx.timeoutMs ?? 15_000,
+        ...(ctx.dispatcher !== undefined ? { dispatcher: ctx.dispatcher } : {}),
+        ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
+        ...(ctx.onProgress !== undefined ? { onProgress: ctx.onProgress } : {})
+      })
+      return { indexer: ix.id, version: r.update.version, changed: r.update.changed, source: r.source }
+    } catch (err) {
+      if (!isSwarmpackError(err) || err.code === 'ERR_ABORTED') throw err
+      const st = await ctx.verifier.state.read(ix.id)
+      return { indexer: ix.id, changed: false, error: { code: err.code, message: err.message }, ...(st !== undefined ? { version: st.version } : {}) }
     }
-    reports.push(report)
-  }
-  return reports
+  }))
 }
 
 /** The index each followed indexer currently stands at (from trust's persisted state). */
-export async function followedIndexes (config: DeploymentConfig, verifier: TrustVerifier): Promise<FollowedIndex[]> {
+export async function followedIndexes (config: DeploymentConfig, verifier: TrustVerifier, last: FollowReport[] = []): Promise<FollowedIndex[]> {
   const out: FollowedIndex[] = []
   const missing: string[] = []
   for (const ix of config.indexers) {
@@ -74,7 +75,8 @@ export async function followedIndexes (config: DeploymentConfig, verifier: Trust
     else out.push({ id: ix.id, version: st.version, root: st.index })
   }
   if (out.length === 0 || out.length < config.trust.indexerThreshold) {
-    throw nodeError(SwarmpackNodeErrorCode.INDEX_UNAVAILABLE, `no accepted head for indexer${missing.length === 1 ? '' : 's'} ${missing.join(', ')}: follow found none of their heads`, { missing })
+    const why = last.filter(r => missing.includes(r.indexer) && r.error !== undefined).map(r => `${r.indexer}: ${r.error?.code} ${r.error?.message}`)
+    throw nodeError(SwarmpackNodeErrorCode.INDEX_UNAVAILABLE, `no accepted head for indexer${missing.length === 1 ? '' : 's'} ${missing.join(', ')}${why.length > 0 ? ` (${why.join('; ')})` : ''}`, { missing, follow: last })
   }
   return out
 }

@@ -24,12 +24,16 @@ import { Generations, type Generation } from '../apply/generations.js'
 import { hookPackage, runHook, type HostHooks } from '../apply/hooks.js'
 import { Journal, type Recovery } from '../apply/journal.js'
 import { recover } from '../apply/recover.js'
-import { followIndexers, followedIndexes, type FollowReport } from '../follow/follow.js'
+import { followIndexers, followedIndexes, type FollowContext, type FollowReport } from '../follow/follow.js'
 import { LOCKFILE_NAME, parseLock, type Lockfile } from '../lock/format.js'
 import { computePlan, type Plan } from '../plan/plan.js'
 import { resolveLock } from '../resolve/resolve.js'
 import { buildSources, closeSources, type BuiltSource } from '../sources/build.js'
-import { createInterimFetcher } from '../sources/interim-fetcher.js'
+import { createFetcher } from '@swarmpack/resolver'
+import { createDispatcher } from '@swarmpack/http-provider'
+import type { Dispatcher } from 'undici'
+import { indexHeadRecordFormat } from '../heads/format.js'
+import { httpProxyOption } from '../sources/build.js'
 import { trustPolicyOf } from './trust.js'
 
 export interface SwarmpackInit {
@@ -102,6 +106,7 @@ export class Swarmpack {
   /** Follow results of the start. */
   followed: FollowReport[] = []
   private sources: BuiltSource[] = []
+  private dispatcher?: Dispatcher
   private readonly journal: Journal
   private ownsStore = false
   private queue: Promise<unknown> = Promise.resolve()
@@ -136,7 +141,7 @@ export class Swarmpack {
       const recovered = await recover(this.dataDir, this.generations, this.journal)
       if (recovered !== undefined) this.recovery = recovered
       await syncPins(this.ctx())
-      if (this.init.followOnStart !== false) this.followed = await followIndexers(this.config, this.verifier)
+      if (this.init.followOnStart !== false) this.followed = await followIndexers(this.followContext(this.init.onProgress !== undefined ? { onProgress: this.init.onProgress } : {}))
       if (this.init.loadOnStart !== false) await this.loadCurrent()
     } catch (err) {
       await this.stop().catch(() => {})
@@ -148,9 +153,10 @@ export class Swarmpack {
     const c = this.config
     if (c.sharing !== 'off') {
       this.peer = this.init.libp2p !== undefined
-        ? await createSwarmpackPeer({ libp2p: this.init.libp2p, bootstrap: c.sources.bootstrap })
+        ? await createSwarmpackPeer({ libp2p: this.init.libp2p, bootstrap: c.sources.bootstrap, headRecords: indexHeadRecordFormat(this.headFormatOptions()) })
         : await createSwarmpackPeer({
           dataDir: this.dataDir,
+          headRecords: indexHeadRecordFormat(this.headFormatOptions()),
           bootstrap: c.sources.bootstrap,
           dhtProtocol: c.sources.dhtProtocol,
           network: c.network.mode,
@@ -161,7 +167,30 @@ export class Swarmpack {
       this.swarm = await createSwarmNode({ peer: this.peer, blockstore: this.store, mode: c.sharing })
     }
     this.sources = await buildSources(c, this.swarm)
-    this.fetcher = createInterimFetcher(this.store, this.sources)
+    this.dispatcher = createDispatcher(httpProxyOption(c))
+    this.fetcher = createFetcher({
+      blockstore: this.store,
+      sources: this.sources,
+      policy: c.sources.policy,
+      ...(c.sources.hedgeAfterMs !== undefined ? { hedgeAfterMs: c.sources.hedgeAfterMs } : {}),
+      ...(c.sources.stallTimeoutMs !== undefined ? { stallTimeoutMs: c.sources.stallTimeoutMs } : {})
+    })
+  }
+
+  private headFormatOptions (): { now?: () => number, skewMs?: number } {
+    return {
+      ...(this.init.now !== undefined ? { now: this.init.now } : {}),
+      ...(this.config.trust.clockSkewMs !== undefined ? { skewMs: this.config.trust.clockSkewMs } : {})
+    }
+  }
+
+  private followContext (options: OperationOptions = {}): FollowContext {
+    const ctx: FollowContext = { config: this.config, verifier: this.verifier }
+    if (this.peer !== undefined) ctx.peer = this.peer
+    if (this.dispatcher !== undefined) ctx.dispatcher = this.dispatcher
+    if (options.signal !== undefined) ctx.signal = options.signal
+    if (options.onProgress !== undefined) ctx.onProgress = options.onProgress
+    return ctx
   }
 
   private ctx (): ApplyContext {
@@ -209,9 +238,10 @@ export class Swarmpack {
 
   /** Finds each followed indexer's newest head and has trust accept it. */
   async follow (options: OperationOptions = {}): Promise<FollowReport[]> {
-    const reports = await followIndexers(this.config, this.verifier, options.signal !== undefined ? { signal: options.signal } : {})
+    const opts = this.progress(options)
+    const reports = await followIndexers(this.followContext(opts))
     for (const r of reports) {
-      this.progress(options).onProgress?.(new CustomProgressEvent('swarmpack:node:follow', { indexer: r.indexer, version: r.version ?? -1, changed: r.changed, source: r.source ?? '' }))
+      opts.onProgress?.(new CustomProgressEvent('swarmpack:node:follow', { indexer: r.indexer, version: r.version ?? -1, changed: r.changed, source: r.source ?? '', ...(r.error !== undefined ? { error: r.error } : {}) }))
     }
     this.followed = reports
     return reports
@@ -227,7 +257,7 @@ export class Swarmpack {
       config: this.config,
       verifier: this.verifier,
       getBlock: async (cid, o) => this.fetcher.getBlock(cid, o?.signal !== undefined ? { signal: o.signal } : {}),
-      indexes: await followedIndexes(this.config, this.verifier),
+      indexes: await followedIndexes(this.config, this.verifier, this.followed),
       ...(current !== undefined ? { locked: current.lock } : {}),
       ...(options.update !== undefined ? { update: options.update } : {}),
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
@@ -378,6 +408,7 @@ export class Swarmpack {
     await this.queue.catch(() => {})
     await this.swarm?.stop().catch((err) => { this.log.error('stopping the sharing node: %e', err) })
     await closeSources(this.sources)
+    await this.dispatcher?.close().catch(() => {})
     // the host's own libp2p node is the host's to stop
     if (this.init.libp2p === undefined) await this.peer?.stop().catch((err) => { this.log.error('stopping the peer: %e', err) })
     if (this.ownsStore) await this.store?.close().catch((err) => { if (!isSwarmpackError(err)) throw err })
