@@ -46,7 +46,7 @@ export interface ApplyOptions {
   onProgress?: (evt: NodeProgressEvents) => void
   /** Compute and return the plan, change nothing. */
   dryRun?: boolean
-  /** Packages fetched and unpacked at once (default 4). */
+  /** Packages fetched (default 8) and unpacked (default 4) at once. */
   concurrency?: number
 }
 
@@ -211,7 +211,7 @@ export async function applyPlan (ctx: ApplyContext, plan: Plan, options: ApplyOp
     // pinned before fetching: a partial download is protected from eviction
     await protect(ctx.store, lockRoots(plan.lock))
     const entries = lockEntries(plan.lock)
-    await mapLimit(entries, options.concurrency ?? 4, async e => fetchPackage(ctx, e, options, totals))
+    await mapLimit(entries, options.concurrency ?? 8, async e => fetchPackage(ctx, e, options, totals))
     await ctx.journal.record({ ...rec, step: 'fetched' })
     const built = await mapLimit(entries, options.concurrency ?? 4, async e => unpackPackage(ctx, e, options, created))
     await ctx.journal.record({ ...rec, step: 'unpacked' })
