@@ -49,6 +49,8 @@ export interface IndexerInit {
   publishers?: PublisherRoot[]
   /** Reads blocks the store lacks (a release's manifest at a publisher's peer, …); stored when read. */
   getBlock?: (cid: CID, options?: { signal?: AbortSignal }) => Promise<Uint8Array>
+  /** Force the shard count (a power of two); picked from the index size otherwise. */
+  shards?: number
   now?: () => number
 }
 
@@ -223,7 +225,8 @@ export async function createIndexer (init: IndexerInit): Promise<Indexer> {
     const expires = issued + ttl
     const built = await buildIndex(init.key, {
       indexer: id, version, issued, expires, entries: state.entries, revocations: state.revocations,
-      ...(options.nextKeys !== undefined ? { nextKeys: options.nextKeys } : {})
+      ...(options.nextKeys !== undefined ? { nextKeys: options.nextKeys } : {}),
+      ...(init.shards !== undefined ? { shards: init.shards } : {})
     })
     for (const b of built.blocks) await store.put(b.cid, b.bytes, { ...(signal !== undefined ? { signal } : {}) })
     const live = liveEntries(state.entries)
