@@ -165,7 +165,7 @@ describe('index heads: DHT, mirror directories and HTTP mirrors', { timeout: 240
     const started = Date.now()
     const r = await readIndexHead('main', { keys: [keyIdOf(key)], timeoutMs: 1500, sources: [{ kind: 'mirror', url, name: 'silent' }, dir('m5')] })
     assert.equal(r.head.version, 5)
-    assert.equal(r.sources.find(s => s.source === 'silent')?.refused[0].code, 'ERR_TIMEOUT')
+    assert.equal(r.sources.find(s => s.source === 'silent')?.refused[0].code, 'ERR_HEAD_TIMEOUT')
     assert.ok(Date.now() - started < 10_000)
     await assert.rejects(readIndexHead('main', { keys: [keyIdOf(key)], timeoutMs: 1000, sources: [{ kind: 'mirror', url, name: 'silent' }] }), code('ERR_HEAD_NOT_FOUND'))
     await assert.rejects(readIndexHead('main', { keys: [keyIdOf(key)], sources: [{ kind: 'mirror', url: 'ftp://x/' }] }), code('ERR_HEAD_SOURCE'))

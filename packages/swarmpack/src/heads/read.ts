@@ -115,7 +115,7 @@ export async function readIndexHead (indexer: string, options: ReadIndexHeadOpti
       }
     } catch (err) {
       throwIfAborted(signal)
-      if (bound.aborted) report.refused.push({ code: 'ERR_TIMEOUT', message: `no answer within ${timeoutMs} ms` })
+      if (bound.aborted) report.refused.push({ code: PublishErrorCode.HEAD_TIMEOUT, message: `no answer within ${timeoutMs} ms` })
       else if (isSwarmpackError(err, 'ERR_DHT_RECORD_NOT_FOUND')) {
         report.missed = true
         for (const r of (err.details.refused as Array<{ code?: string, message: string }> | undefined) ?? []) report.refused.push({ code: r.code ?? 'ERR_DHT_INVALID_RECORD', message: r.message })
