@@ -163,10 +163,10 @@ describe('index heads: DHT, mirror directories and HTTP mirrors', { timeout: 240
     const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`
     await publishHeadToMirror(join(tmp.dir, 'm5'), heads.get(5)!)
     const started = Date.now()
-    const r = await readIndexHead('main', { keys: [keyIdOf(key)], timeoutMs: 1500, sources: [{ kind: 'mirror', url, name: 'silent' }, dir('m5')] })
+    const r = await readIndexHead('main', { keys: [keyIdOf(key)], timeoutMs: 4000, sources: [{ kind: 'mirror', url, name: 'silent' }, dir('m5')] })
     assert.equal(r.head.version, 5)
     assert.equal(r.sources.find(s => s.source === 'silent')?.refused[0].code, 'ERR_HEAD_TIMEOUT')
-    assert.ok(Date.now() - started < 10_000)
+    assert.ok(Date.now() - started < 30_000)
     await assert.rejects(readIndexHead('main', { keys: [keyIdOf(key)], timeoutMs: 1000, sources: [{ kind: 'mirror', url, name: 'silent' }] }), code('ERR_HEAD_NOT_FOUND'))
     await assert.rejects(readIndexHead('main', { keys: [keyIdOf(key)], sources: [{ kind: 'mirror', url: 'ftp://x/' }] }), code('ERR_HEAD_SOURCE'))
   })
