@@ -6,6 +6,7 @@
  */
 import { CID } from 'multiformats/cid'
 import type { FsBlockstore } from '@swarmpack/core'
+import { openIndexRoot } from '@swarmpack/trust'
 import type { Lockfile } from '../lock/format.js'
 import type { Generation } from './generations.js'
 
@@ -20,6 +21,23 @@ export function lockRoots (lock: Lockfile): string[] {
 
 export function generationRoots (g: Generation): string[] {
   return [...Object.values(g.packages).flatMap(p => [p.root, p.release]), ...lockRoots(g.lock)]
+}
+
+/**
+ * The shards of the indexes a lock was resolved against: the signed index names them inside its
+ * payload (not as links), so they are pinned one by one, which also has them announced: peers that
+ * follow the same index find its shards at this node.
+ */
+export async function indexShardRoots (store: FsBlockstore, lock: Lockfile): Promise<string[]> {
+  const out: string[] = []
+  for (const ix of lock.indexes) {
+    const cid = CID.parse(ix.root)
+    if (!store.has(cid)) continue
+    try {
+      out.push(...openIndexRoot(await store.getBytes(cid)).shards.map(s => s.toString()))
+    } catch { /* not an index we can read: nothing more to keep */ }
+  }
+  return out
 }
 
 /** Pins these roots (missing ones are pinned before their blocks arrive, which protects partial downloads). */

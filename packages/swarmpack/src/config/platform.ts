@@ -8,7 +8,9 @@ export function hostPlatform (): string {
  * platform, else a platform-independent `any`. Undefined when none fits.
  */
 export function pickVariant (variants: readonly string[], platform: string, wanted?: string): string | undefined {
-  if (wanted !== undefined) return variants.includes(wanted) ? wanted : undefined
+  // variant keys are `<platform>` or `<platform>+<variant>` (publish's variantKey); a wanted
+  // variant may be named in full or by its variant part alone
+  if (wanted !== undefined) return [wanted, `${platform}+${wanted}`, `any+${wanted}`].find(k => variants.includes(k))
   if (variants.includes(platform)) return platform
   if (variants.includes('any')) return 'any'
   return undefined

@@ -17,7 +17,7 @@ const httpUrl = z.string().refine(u => {
 const multiaddr = z.string().regex(/^\/[a-z0-9]+\//, { message: 'not a multiaddr' })
 const ms = z.int().min(0).max(24 * 3600_000)
 const pattern = z.string().min(1).max(214)
-const variantKey = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, { message: 'not a variant key' })
+const variantKey = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}(\+[a-z0-9][a-z0-9._-]{0,63})?$/, { message: 'not a variant key (`linux-x64`, `linux-x64+musl`, `musl`)' })
 
 /** A wanted module: a range, or a range with a variant the host insists on. */
 const moduleSpec = z.union([range, z.strictObject({ range, variant: variantKey.optional() })])

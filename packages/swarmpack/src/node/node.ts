@@ -36,6 +36,9 @@ import { indexHeadRecordFormat } from '../heads/format.js'
 import { httpProxyOption } from '../sources/build.js'
 import { trustPolicyOf } from './trust.js'
 import { exportNodeMirror, gcPreview, verifyStore, type GcPreview, type MirrorExport, type MirrorExportOptions, type VerifyReport } from './maintenance.js'
+import { attest, type AttestOptions, type SignedAttestation } from '../publish/attest.js'
+import { createIndexer, type Indexer, type IndexerInit } from '../publish/indexer.js'
+import { publish, type PublishMeta, type PublishOptions, type PublishResult, type VariantSource } from '../publish/publish.js'
 
 export interface SwarmpackInit {
   /** Everything the node keeps (layout in the README). */
@@ -417,6 +420,55 @@ export class Swarmpack {
       const report = await this.store.gc(options.signal !== undefined ? { signal: options.signal } : {})
       return { removedGenerations, removedDirs, removedBlocks: report.removedBlocks, freedBytes: report.removedBytes }
     })
+  }
+
+  /**
+   * Announces every root the node pins (installed and locked packages, releases, index blocks) and
+   * resolves once each attempt finished; returns how many were stored in the DHT. The sharing node
+   * also re-announces them at start and on its own schedule; this is for hosts (and tests) that
+   * want to know the swarm can find them now.
+   */
+  async announceInstalled (): Promise<number> {
+    if (this.swarm === undefined || this.config.sharing === 'consume') return 0
+    const roots = this.store.pins().filter(p => p.name.startsWith('swarmpack:') || p.name.startsWith('published:')).map(p => p.root)
+    const stored = await Promise.all(roots.map(async r => this.swarm?.announce(r).catch(() => false)))
+    return stored.filter(s => s === true).length
+  }
+
+  /**
+   * Publishes a directory (or one per variant) as a signed release into this node's store: the
+   * blocks are pinned (`published:<name>@<version>`) and announced, so this node serves them.
+   * With `indexer`, the release is listed (and, by default, the next index version published).
+   */
+  async publish (dir: string | VariantSource[], meta: PublishMeta, options: Omit<PublishOptions, 'blockstore'>): Promise<PublishResult> {
+    const result = await publish(dir, meta, { ...options, blockstore: this.store })
+    const roots = [result.release.cid, ...result.variants.map(v => v.manifest)]
+    for (const [i, root] of roots.entries()) {
+      await this.store.pin(`published:${result.name}@${result.version}:${i === 0 ? 'release' : result.variants[i - 1].key}`, root)
+      void this.swarm?.announce(root).catch(() => {})
+    }
+    return result
+  }
+
+  /**
+   * An indexer over this node's store and DHT: `add` releases, `publish` the next signed index
+   * version and head (into the DHT and, with `mirrorDir`, a static mirror). State in
+   * `<dataDir>/indexers` unless `stateDir` is given.
+   */
+  async indexer (init: Omit<IndexerInit, 'blockstore' | 'stateDir' | 'dht'> & { stateDir?: string }): Promise<Indexer> {
+    return createIndexer({
+      ...init,
+      blockstore: this.store,
+      stateDir: init.stateDir ?? join(this.dataDir, 'indexers'),
+      ...(this.peer !== undefined ? { dht: this.peer.dht } : {}),
+      getBlock: init.getBlock ?? (async (cid, o) => this.fetcher.getBlock(cid, o?.signal !== undefined ? { signal: o.signal } : {})),
+      ...(this.init.now !== undefined && init.now === undefined ? { now: this.init.now } : {})
+    })
+  }
+
+  /** Signs attestations for a release (stored as blocks in this node's store). */
+  async attest (release: Uint8Array, options: Omit<AttestOptions, 'blockstore'>): Promise<SignedAttestation[]> {
+    return attest(release, { ...options, blockstore: this.store })
   }
 
   /** Stops the network side and releases the store, sockets and timers. Modules stay loaded (the host owns them). */
