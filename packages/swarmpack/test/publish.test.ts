@@ -163,4 +163,22 @@ describe('publish, index, attest', { timeout: 240_000 }, () => {
     const re = await publish(lib, { name: '@acme/lib', version: '2.1.0' }, { key: publisher, certs, blockstore: store })
     await assert.rejects(indexer.add(re.release.bytes), code('ERR_INDEX_CONFLICT'))
   })
+
+  it('a second process on the same indexer state is refused before it can fork the versions', async () => {
+    const other = await openIndexer()
+    assert.equal(other.version, indexer.version)
+    const dir = await writePackage(join(tmp.dir, 'src', 'race'), { 'r.txt': 'race\n' })
+    const r = await publish(dir, { name: '@acme/race', version: '1.0.0' }, { key: publisher, certs, blockstore: store })
+    const before = indexer.version
+    await indexer.add(r.release.bytes)
+    await indexer.publish()
+    await assert.rejects(other.publish(), code('ERR_INDEXER_STATE'))
+    await assert.rejects(other.add(r.release.bytes), code('ERR_INDEXER_STATE'))
+    assert.equal(other.version, before, 'the refused instance signed nothing')
+    assert.equal(other.entries().some(e => e.name === '@acme/race'), false, 'and its refused add was undone')
+    await other.close()
+    const reopened = await openIndexer()
+    assert.equal(reopened.version, before + 1)
+    await reopened.close()
+  })
 })

@@ -62,6 +62,8 @@ export interface IndexHeadReading {
   newer: boolean
   /** Every source's answer. */
   sources: HeadSourceReport[]
+  /** Other valid heads newer than the accepted one, newest first (fallbacks when the winner's index is unavailable). */
+  alternatives: Array<{ version: number, bytes: Uint8Array, source: string, kind: HeadSourceKind }>
 }
 
 /** When no head is valid, the strongest reason is the error raised. */
@@ -113,7 +115,7 @@ export async function readIndexHead (indexer: string, options: ReadIndexHeadOpti
       }
     } catch (err) {
       throwIfAborted(signal)
-      if (bound.aborted) report.refused.push({ code: 'ERR_TIMEOUT', message: `no answer within ${timeoutMs} ms` })
+      if (bound.aborted) report.refused.push({ code: PublishErrorCode.HEAD_TIMEOUT, message: `no answer within ${timeoutMs} ms` })
       else if (isSwarmpackError(err, 'ERR_DHT_RECORD_NOT_FOUND')) {
         report.missed = true
         for (const r of (err.details.refused as Array<{ code?: string, message: string }> | undefined) ?? []) report.refused.push({ code: r.code ?? 'ERR_DHT_INVALID_RECORD', message: r.message })
@@ -149,7 +151,11 @@ export async function readIndexHead (indexer: string, options: ReadIndexHeadOpti
   }
   const win = best[0]
   options.onProgress?.(new CustomProgressEvent('swarmpack:heads:selected', { indexer, version: top, source: win.source, kind: win.kind }))
-  return { indexer, head: win.head, bytes: win.bytes, source: win.source, kind: win.kind, newer: win.newer, sources: reports }
+  const alternatives: IndexHeadReading['alternatives'] = []
+  for (const c of candidates.filter(c => c.newer && c.head.version < top).sort((a, b) => b.head.version - a.head.version)) {
+    if (!alternatives.some(a => a.version === c.head.version)) alternatives.push({ version: c.head.version, bytes: c.bytes, source: c.source, kind: c.kind })
+  }
+  return { indexer, head: win.head, bytes: win.bytes, source: win.source, kind: win.kind, newer: win.newer, sources: reports, alternatives }
 }
 
 function describe (err: unknown): { code: string, message: string } {
@@ -163,6 +169,8 @@ export interface FollowIndexHeadOptions extends Omit<ReadIndexHeadOptions, 'keys
 export interface FollowResult extends IndexHeadReading {
   /** The trust verifier's answer (changed: false when the head was the accepted one). */
   update: UpdateResult
+  /** Newer heads passed over because the blocks of their index could not be had. */
+  passedOver: Array<{ version: number, source: string, code: string, message: string }>
 }
 
 /**
@@ -188,8 +196,22 @@ export async function followIndexHead (verifier: TrustVerifier, indexer: string,
     if (twin !== undefined) await verifier.updateIndexer(indexer, twin, options)
     throw err
   }
-  const update = await verifier.updateIndexer(indexer, reading.bytes, options)
-  return { ...reading, update }
+  // the newest head first; when its index cannot be fetched yet (a mirror or the swarm not caught
+  // up), an older head that is still newer than the accepted one is better than none
+  const passedOver: FollowResult['passedOver'] = []
+  const tries = [{ version: reading.head.version, bytes: reading.bytes, source: reading.source, kind: reading.kind }, ...reading.alternatives]
+  for (const [i, t] of tries.entries()) {
+    try {
+      const update = await verifier.updateIndexer(indexer, t.bytes, options)
+      const head = i === 0 ? reading.head : checkHead(t.bytes, { indexer, keys, now: (options.now ?? Date.now)(), skewMs: verifier.policy.skew }).head
+      return { ...reading, head, bytes: t.bytes, source: t.source, kind: t.kind, update, passedOver }
+    } catch (err) {
+      if (!isSwarmpackError(err, TrustErrorCode.MISSING_BLOCK) || i === tries.length - 1) throw err
+      passedOver.push({ version: t.version, source: t.source, code: err.code, message: err.message })
+      log('%s: version %d from %s passed over: %s', indexer, t.version, t.source, err.message)
+    }
+  }
+  throw new Error('unreachable')
 }
 
 /** The head that equivocates against the accepted one, from an equivocation error. */

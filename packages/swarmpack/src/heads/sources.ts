@@ -108,9 +108,9 @@ async function readMirror (base: string, indexer: string, headers: Record<string
       method: 'GET',
       signal: options.signal,
       headers: { accept: 'application/octet-stream', ...headers },
-      ...(options.dispatcher !== undefined ? { dispatcher: options.dispatcher } : {}),
-      maxRedirections: 0
-    } as Parameters<typeof request>[1])
+      // redirects: only when the dispatcher follows them (http-provider's does, up to 3)
+      ...(options.dispatcher !== undefined ? { dispatcher: options.dispatcher } : {})
+    })
   } catch (err) {
     throwIfAborted(options.signal)
     throw publishError(PublishErrorCode.HEAD_NOT_FOUND, `cannot reach ${redact(url)}: ${(err as Error).message}`, { url: redact(url) }, err)

@@ -7,6 +7,8 @@ import { SwarmpackError } from '@swarmpack/core'
 export const PublishErrorCode = {
   /** No source had a head for the indexer (every source missed or failed); `details.sources` lists each. */
   HEAD_NOT_FOUND: 'ERR_HEAD_NOT_FOUND',
+  /** A head source gave no answer within its bound (reported per source in `details.sources`). */
+  HEAD_TIMEOUT: 'ERR_HEAD_TIMEOUT',
   /** A head source is misconfigured (bad URL, unknown kind). */
   HEAD_SOURCE: 'ERR_HEAD_SOURCE',
   /** publish/indexer/attest input is invalid (metadata, key, certificates, variants). */

@@ -13,6 +13,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { writeFileAtomic } from '@swarmpack/core'
 import type { IndexSlot, Revocations } from '@swarmpack/trust'
 import { CID } from 'multiformats/cid'
+import { equals } from 'uint8arrays/equals'
 import { PublishErrorCode, publishError } from './errors.js'
 
 export const INDEXER_STATE_FORMAT = 'swarmpack/indexer-state@1'
@@ -39,6 +40,8 @@ export interface IndexerStateData {
   revocations: Revocations
   /** Releases added or removed since the last publish. */
   pending: number
+  /** The file as this process last read or wrote it (undefined: none yet). */
+  onDisk?: Uint8Array
 }
 
 export function statePath (stateDir: string, indexer: string): string {
@@ -49,15 +52,19 @@ function corrupt (path: string, why: string, cause?: unknown): Error {
   return publishError(PublishErrorCode.INDEXER_STATE, `indexer state ${path} is unreadable: ${why}`, { path }, cause)
 }
 
-export async function loadIndexerState (stateDir: string, indexer: string): Promise<IndexerStateData | undefined> {
-  const path = statePath(stateDir, indexer)
-  let bytes: Uint8Array
+async function readState (path: string): Promise<Uint8Array | undefined> {
   try {
-    bytes = await readFile(path)
+    return await readFile(path)
   } catch (err) {
     if ((err as { code?: string }).code === 'ENOENT') return undefined
     throw corrupt(path, (err as Error).message, err)
   }
+}
+
+export async function loadIndexerState (stateDir: string, indexer: string): Promise<IndexerStateData | undefined> {
+  const path = statePath(stateDir, indexer)
+  const bytes = await readState(path)
+  if (bytes === undefined) return undefined
   let raw: any
   try { raw = dagCbor.decode(bytes) } catch (err) { throw corrupt(path, 'not dag-cbor', err) }
   if (raw?.format !== INDEXER_STATE_FORMAT) throw corrupt(path, 'unknown format')
@@ -71,7 +78,8 @@ export async function loadIndexerState (stateDir: string, indexer: string): Prom
     key: raw.key,
     entries,
     revocations: { keys: raw.revocations?.keys ?? [], certificates: raw.revocations?.certificates ?? [] },
-    pending: typeof raw.pending === 'number' ? raw.pending : 0
+    pending: typeof raw.pending === 'number' ? raw.pending : 0,
+    onDisk: bytes
   }
   if (raw.published != null) {
     const p = raw.published
@@ -81,8 +89,14 @@ export async function loadIndexerState (stateDir: string, indexer: string): Prom
   return state
 }
 
+/**
+ * Writes the state. If the file changed since this process last read or wrote it, another
+ * process runs the same indexer: writing (and signing on) would fork its versions, which followers
+ * see as equivocation, so ERR_INDEXER_STATE instead.
+ */
 export async function saveIndexerState (stateDir: string, state: IndexerStateData): Promise<void> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 })
+  await assertUnchanged(stateDir, state)
   const entries: Record<string, Record<string, IndexSlot>> = {}
   for (const [name, versions] of state.entries) entries[name] = Object.fromEntries(versions)
   const value: Record<string, unknown> = {
@@ -95,5 +109,15 @@ export async function saveIndexerState (stateDir: string, state: IndexerStateDat
   }
   if (state.published !== undefined) value.published = { ...state.published }
   // not a block (it may exceed 1 MiB): plain dag-cbor
-  await writeFileAtomic(statePath(stateDir, state.indexer), dagCbor.encode(value), { mode: 0o600, syncDir: true })
+  const bytes = dagCbor.encode(value)
+  await writeFileAtomic(statePath(stateDir, state.indexer), bytes, { mode: 0o600, syncDir: true })
+  state.onDisk = bytes
+}
+
+/** ERR_INDEXER_STATE when the state file is not what this process last saw. */
+export async function assertUnchanged (stateDir: string, state: IndexerStateData): Promise<void> {
+  const path = statePath(stateDir, state.indexer)
+  const now = await readState(path)
+  const same = now === undefined ? state.onDisk === undefined : state.onDisk !== undefined && equals(now, state.onDisk)
+  if (!same) throw publishError(PublishErrorCode.INDEXER_STATE, `indexer state ${path} was changed by another process; one indexer process per state directory`, { path })
 }

@@ -17,7 +17,7 @@ import type { CID } from 'multiformats/cid'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import { publishHeadToDht, publishHeadToMirror } from '../heads/publish.js'
 import { PublishErrorCode, publishError } from './errors.js'
-import { loadIndexerState, saveIndexerState, type IndexerStateData, type PublishedIndex } from './indexer-state.js'
+import { assertUnchanged, loadIndexerState, saveIndexerState, type IndexerStateData, type PublishedIndex } from './indexer-state.js'
 
 const log = logger('swarmpack:indexer')
 
@@ -49,6 +49,8 @@ export interface IndexerInit {
   publishers?: PublisherRoot[]
   /** Reads blocks the store lacks (a release's manifest at a publisher's peer, …); stored when read. */
   getBlock?: (cid: CID, options?: { signal?: AbortSignal }) => Promise<Uint8Array>
+  /** Force the shard count (a power of two); picked from the index size otherwise. */
+  shards?: number
   now?: () => number
 }
 
@@ -139,6 +141,19 @@ export async function createIndexer (init: IndexerInit): Promise<Indexer> {
     return await run
   }
 
+  /** Applies a change to the entries and saves it; undone in memory when the save fails. */
+  const change = async (apply: () => () => void): Promise<void> => {
+    const undo = apply()
+    state.pending++
+    try {
+      await saveIndexerState(init.stateDir, state)
+    } catch (err) {
+      undo()
+      state.pending--
+      throw err
+    }
+  }
+
   const read = async (cid: CID, signal?: AbortSignal): Promise<Uint8Array> => {
     try {
       return await readBlock(store, cid, { ...(signal !== undefined ? { signal } : {}) })
@@ -182,10 +197,14 @@ export async function createIndexer (init: IndexerInit): Promise<Indexer> {
     }
     await store.put(r.cid, bytes)
     const versions = state.entries.get(r.name) ?? new Map<string, IndexSlot>()
-    versions.set(r.version, entry)
-    state.entries.set(r.name, versions)
-    state.pending++
-    await saveIndexerState(init.stateDir, state)
+    await change(() => {
+      versions.set(r.version, entry)
+      state.entries.set(r.name, versions)
+      return () => {
+        versions.delete(r.version)
+        if (versions.size === 0) state.entries.delete(r.name)
+      }
+    })
     options.onProgress?.(new CustomProgressEvent('swarmpack:indexer:added', { name: r.name, version: r.version, release: r.cid }))
     log('%s: added %s@%s (%s)', id, r.name, r.version, r.cid)
     return { name: r.name, version: r.version, release: r.cid, added: true, pending: state.pending }
@@ -196,17 +215,20 @@ export async function createIndexer (init: IndexerInit): Promise<Indexer> {
     const slot = versions?.get(version)
     if (versions === undefined || slot === undefined) throw publishError(PublishErrorCode.PUBLISH_INVALID, `index ${id} does not list ${name}@${version}`, { name, version })
     if (isTombstone(slot)) return
-    versions.set(version, { removed: reason })
-    state.pending++
-    await saveIndexerState(init.stateDir, state)
+    await change(() => {
+      versions.set(version, { removed: reason })
+      return () => { versions.set(version, slot) }
+    })
   })
 
   const revoke = async (revocations: Partial<Revocations>): Promise<void> => serial(async () => {
     const keys = new Set([...state.revocations.keys, ...(revocations.keys ?? [])])
     const certificates = new Set([...state.revocations.certificates, ...(revocations.certificates ?? [])])
-    state.revocations = { keys: [...keys], certificates: [...certificates] }
-    state.pending++
-    await saveIndexerState(init.stateDir, state)
+    const before = state.revocations
+    await change(() => {
+      state.revocations = { keys: [...keys], certificates: [...certificates] }
+      return () => { state.revocations = before }
+    })
   })
 
   const putHead = async (head: Uint8Array, signal?: AbortSignal): Promise<{ stored: number }> => {
@@ -218,12 +240,14 @@ export async function createIndexer (init: IndexerInit): Promise<Indexer> {
   const publish = async (options: { signal?: AbortSignal, nextKeys?: KeyId[] } & ProgressOptions<IndexerProgressEvents> = {}): Promise<IndexVersion> => serial(async () => {
     const { signal } = options
     throwIfAborted(signal)
+    await assertUnchanged(init.stateDir, state) // before signing: never fork the version line
     const version = (state.published?.version ?? 0) + 1
     const issued = now()
     const expires = issued + ttl
     const built = await buildIndex(init.key, {
       indexer: id, version, issued, expires, entries: state.entries, revocations: state.revocations,
-      ...(options.nextKeys !== undefined ? { nextKeys: options.nextKeys } : {})
+      ...(options.nextKeys !== undefined ? { nextKeys: options.nextKeys } : {}),
+      ...(init.shards !== undefined ? { shards: init.shards } : {})
     })
     for (const b of built.blocks) await store.put(b.cid, b.bytes, { ...(signal !== undefined ? { signal } : {}) })
     const live = liveEntries(state.entries)
@@ -235,10 +259,15 @@ export async function createIndexer (init: IndexerInit): Promise<Indexer> {
       if (state.published !== undefined) await store.pin(`swarmpack-indexer:${id}:previous`, state.published.bundle)
       await store.pin(`swarmpack-indexer:${id}:current`, bundle)
     }
-    const published: PublishedIndex = { version, head: built.head.bytes, index: built.index.cid, bundle, issued, expires }
-    state.published = published
+    const previous = { published: state.published, pending: state.pending }
+    state.published = { version, head: built.head.bytes, index: built.index.cid, bundle, issued, expires } satisfies PublishedIndex
     state.pending = 0
-    await saveIndexerState(init.stateDir, state)
+    try {
+      await saveIndexerState(init.stateDir, state)
+    } catch (err) {
+      Object.assign(state, previous)
+      throw err
+    }
     const result: IndexVersion = { indexer: id, version, head: built.head.bytes, index: built.index.cid, releases: live.length, shards: built.shards.length, expires }
     options.onProgress?.(new CustomProgressEvent('swarmpack:indexer:signed', { indexer: id, version, index: built.index.cid, releases: live.length }))
     log('%s: signed version %d (%d releases, %d shards)', id, version, live.length, built.shards.length)
