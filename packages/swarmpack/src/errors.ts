@@ -32,6 +32,10 @@ export const SwarmpackNodeErrorCode = {
   STOPPED: 'ERR_NODE_STOPPED',
   /** An argument is not valid (unknown package name, bad option). */
   INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
+  /** No indexer card (`swarmpack-indexer.json`) at the mirror named. */
+  CARD_NOT_FOUND: 'ERR_CARD_NOT_FOUND',
+  /** No signing key of that name in the data dir's key store. */
+  KEY_NOT_FOUND: 'ERR_KEY_NOT_FOUND',
   /** The data dir is damaged (unreadable generation manifest, journal). */
   DATA_DIR_CORRUPT: 'ERR_DATA_DIR_CORRUPT'
 } as const

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { isSwarmpackError } from '@swarmpack/core'
-import { SwarmpackNodeErrorCode, configDigest, loadConfigFile, parseConfig } from '../src/index.js'
+import { SwarmpackNodeErrorCode, configDigest, editConfigFile, loadConfigFile, parseConfig, starterConfigText, writeModules } from '../src/index.js'
 
 const KEY = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 const base = { indexers: [{ id: 'main', keys: [KEY] }], trust: { publishers: [{ pattern: '*', roots: [KEY] }] } }
@@ -69,5 +69,32 @@ describe('deployment config', () => {
     const c = parseConfig({ ...base, modules: { a: '^2' } })
     assert.equal(configDigest(a), configDigest(b))
     assert.notEqual(configDigest(a), configDigest(c))
+  })
+
+  it('reads comments, keeps them when install or follow edit the file, and accepts a starter config with no indexers', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'swarmpack-config-'))
+    try {
+      const file = join(dir, 'swarmpack.json')
+      await writeFile(file, starterConfigText())
+      const fresh = await loadConfigFile(file)
+      assert.deepEqual(fresh.indexers, [])
+      assert.deepEqual(fresh.trust.publishers, [])
+      await editConfigFile(file, ['indexers'], base.indexers)
+      await editConfigFile(file, ['trust', 'publishers'], base.trust.publishers)
+      await writeModules(file, { a: '^1.0.0' })
+      const text = await readFile(file, 'utf8')
+      assert.match(text, /\/\/ Wanted modules: name -> semver range/)
+      assert.match(text, /\/\/ Whose releases are trusted/)
+      const c = await loadConfigFile(file)
+      assert.deepEqual(c.modules, { a: '^1.0.0' })
+      assert.equal(c.indexers[0].keys[0], KEY)
+      // an edit that breaks the config writes nothing
+      await assert.rejects(editConfigFile(file, ['sharing'], 'sometimes'), (err: unknown) => isSwarmpackError(err, SwarmpackNodeErrorCode.CONFIG_INVALID))
+      assert.equal(await readFile(file, 'utf8'), text)
+      await writeFile(file, '{ "indexers": [], // trailing\n }')
+      await assert.rejects(loadConfigFile(file).then(() => writeFile(file, '{ "indexers": [ }')).then(async () => loadConfigFile(file)), (err: unknown) => isSwarmpackError(err, SwarmpackNodeErrorCode.CONFIG_INVALID) && /line 1/.test(err.message))
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -85,7 +85,10 @@ async function fetchPackage (ctx: ApplyContext, e: LockEntry, options: ApplyOpti
   }
   emit(options, 'swarmpack:node:verify', { name: e.name, version: e.version, publisher: decision.publisher, indexers: decision.indexers })
   emit(options, 'swarmpack:node:fetch-start', { name: e.name, version: e.version, size: e.size })
-  const result = await ctx.fetcher.fetchDag(manifest, { ...(options.signal !== undefined ? { signal: options.signal } : {}), ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}) })
+  // several packages download at once: the fetcher's events are tagged with theirs (per-package bars)
+  const onProgress = options.onProgress
+  const tagged = onProgress !== undefined ? { onProgress: (evt: { type: string, detail?: unknown }) => { onProgress(new CustomProgressEvent(evt.type, { ...(evt.detail as object), package: { name: e.name, version: e.version } }) as NodeProgressEvents) } } : {}
+  const result = await ctx.fetcher.fetchDag(manifest, { ...(options.signal !== undefined ? { signal: options.signal } : {}), ...tagged })
   totals.network += result.bytes.network
   totals.local += result.bytes.local
   emit(options, 'swarmpack:node:fetched', { name: e.name, version: e.version, bytes: result.bytes, sources: result.sources, ms: result.ms })

@@ -4,3 +4,5 @@ export { parseConfig, loadConfigFile, writeModules, formatPath } from './load.js
 export type { ConfigIssue } from './load.js'
 export { configDigest } from './digest.js'
 export { hostPlatform, pickVariant } from './platform.js'
+export { editConfigFile, parseConfigText } from './load.js'
+export { starterConfigText } from './starter.js'

@@ -2,8 +2,12 @@
  * Loading and validating the deployment config, from an object or a JSON file. Every problem is
  * reported at once in one ERR_CONFIG_INVALID whose message names each path as it appears in the
  * file (`sources.mirrors[1].url`), and relative directory paths are resolved against the file.
+ * Files may carry comments and trailing commas (JSONC, read with jsonc-parser); edits made by the
+ * node (install's `modules`, follow's indexers) change only their own keys and keep the rest of
+ * the text, comments included.
  */
 import { readFile } from 'node:fs/promises'
+import { applyEdits, modify, parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { writeFileAtomic } from '@swarmpack/core'
 import { SwarmpackNodeErrorCode, nodeError } from '../errors.js'
@@ -53,7 +57,7 @@ export function parseConfig (input: unknown, options: { file?: string } = {}): D
     if (ids.has(ix.id)) throw nodeError(SwarmpackNodeErrorCode.CONFIG_INVALID, `invalid deployment config: indexers[${i}].id: indexer ${ix.id} is listed twice`, { issues: [{ path: `indexers[${i}].id`, message: 'duplicate indexer id' }] })
     ids.add(ix.id)
   })
-  if (config.trust.indexerThreshold > config.indexers.length) {
+  if (config.indexers.length > 0 && config.trust.indexerThreshold > config.indexers.length) {
     throw nodeError(SwarmpackNodeErrorCode.CONFIG_INVALID, 'invalid deployment config: trust.indexerThreshold: larger than the number of followed indexers', {
       issues: [{ path: 'trust.indexerThreshold', message: 'larger than the number of followed indexers' }]
     })
@@ -70,13 +74,33 @@ export async function loadConfigFile (file: string): Promise<DeploymentConfig> {
   } catch (err) {
     throw nodeError(SwarmpackNodeErrorCode.CONFIG_INVALID, `cannot read deployment config ${path}: ${(err as Error).message}`, { file: path, issues: [] }, err)
   }
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (err) {
-    throw nodeError(SwarmpackNodeErrorCode.CONFIG_INVALID, `deployment config ${path} is not JSON: ${(err as Error).message}`, { file: path, issues: [{ path: '', message: 'not JSON' }] }, err)
+  return parseConfig(parseConfigText(text, path), { file: path })
+}
+
+/** JSON with comments and trailing commas; ERR_CONFIG_INVALID naming the line of the first error. */
+export function parseConfigText (text: string, path: string): unknown {
+  const errors: ParseError[] = []
+  const json: unknown = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false })
+  if (errors.length > 0) {
+    const e = errors[0]
+    const line = text.slice(0, e.offset).split('\n').length
+    throw nodeError(SwarmpackNodeErrorCode.CONFIG_INVALID, `deployment config ${path} is not JSON: ${printParseErrorCode(e.error)} at line ${line}`, { file: path, issues: [{ path: '', message: `not JSON (line ${line})` }] })
   }
-  return parseConfig(json, { file: path })
+  return json
+}
+
+/**
+ * Sets one key of a config file (`['modules']`, `['indexers']`), keeping the other keys, the
+ * comments and the formatting; the result must still be a valid config, else nothing is written
+ * (ERR_CONFIG_INVALID). Atomic: a crash leaves the old file or the new one.
+ */
+export async function editConfigFile (file: string, path: Array<string | number>, value: unknown): Promise<DeploymentConfig> {
+  const text = await readFile(file, 'utf8')
+  parseConfigText(text, file)
+  const edited = applyEdits(text, modify(text, path, value, { formattingOptions: { insertSpaces: true, tabSize: 2, eol: '\n' } }))
+  const config = parseConfig(parseConfigText(edited, file), { file })
+  await writeFileAtomic(file, new TextEncoder().encode(edited.endsWith('\n') ? edited : edited + '\n'))
+  return config
 }
 
 /**
@@ -84,7 +108,5 @@ export async function loadConfigFile (file: string): Promise<DeploymentConfig> {
  * user wrote it; atomic, so a crash leaves the old file or the new one.
  */
 export async function writeModules (file: string, modules: DeploymentConfigInput['modules']): Promise<void> {
-  const json = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>
-  json.modules = modules
-  await writeFileAtomic(file, new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n'))
+  await editConfigFile(file, ['modules'], modules)
 }

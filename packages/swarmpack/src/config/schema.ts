@@ -39,7 +39,8 @@ const indexer = z.strictObject({
 
 const trust = z.strictObject({
   indexerThreshold: z.int().min(1).default(1),
-  publishers: z.array(z.strictObject({ pattern, roots: z.array(keyId).min(1) })).min(1),
+  /** Empty: no release is trusted yet (a fresh `swarmpack init`); `follow` adds an indexer's publishers. */
+  publishers: z.array(z.strictObject({ pattern, roots: z.array(keyId).min(1) })).default([]),
   attesters: z.array(z.strictObject({ id: z.string().min(1).max(128), keys: z.array(keyId).min(1) })).default([]),
   attestations: z.array(z.strictObject({
     pattern,
@@ -87,8 +88,9 @@ export const deploymentSchema = z.strictObject({
   /** Host platform for variant selection (default `<os>-<arch>` of this process, e.g. linux-x64). */
   platform: variantKey.optional(),
   modules: z.record(packageName, moduleSpec).default({}),
-  indexers: z.array(indexer).min(1),
-  trust,
+  /** Empty: nothing to resolve against yet (a fresh `swarmpack init`, or a node that only publishes or serves). */
+  indexers: z.array(indexer).default([]),
+  trust: trust.prefault({}),
   sources: sources.prefault({}),
   /** `off`: no libp2p peer at all; `consume`: fetch, never serve; `share`: serve what is held; `mirror`. */
   sharing: z.enum(['off', 'consume', 'share', 'mirror']).default('share'),

@@ -69,6 +69,7 @@ export async function followIndexers (ctx: FollowContext): Promise<FollowReport[
 export async function followedIndexes (config: DeploymentConfig, verifier: TrustVerifier, last: FollowReport[] = []): Promise<FollowedIndex[]> {
   const out: FollowedIndex[] = []
   const missing: string[] = []
+  if (config.indexers.length === 0) throw nodeError(SwarmpackNodeErrorCode.INDEX_UNAVAILABLE, 'no indexer followed: the deployment config lists no indexers', { missing, follow: last })
   for (const ix of config.indexers) {
     const st = await verifier.state.read(ix.id)
     if (st === undefined) missing.push(ix.id)

@@ -35,6 +35,7 @@ import type { Dispatcher } from 'undici'
 import { indexHeadRecordFormat } from '../heads/format.js'
 import { httpProxyOption } from '../sources/build.js'
 import { trustPolicyOf } from './trust.js'
+import { exportNodeMirror, gcPreview, verifyStore, type GcPreview, type MirrorExport, type MirrorExportOptions, type VerifyReport } from './maintenance.js'
 import { attest, type AttestOptions, type SignedAttestation } from '../publish/attest.js'
 import { createIndexer, type Indexer, type IndexerInit } from '../publish/indexer.js'
 import { publish, type PublishMeta, type PublishOptions, type PublishResult, type VariantSource } from '../publish/publish.js'
@@ -58,6 +59,8 @@ export interface SwarmpackInit {
   now?: () => number
   /** Follow the indexers during start (default true). */
   followOnStart?: boolean
+  /** False: start no libp2p peer in this process whatever `sharing` says (local operations: list, gc, verify). Default true. */
+  network?: boolean
   onProgress?: (evt: NodeProgressEvents) => void
 }
 
@@ -154,7 +157,7 @@ export class Swarmpack {
 
   private async startNetwork (): Promise<void> {
     const c = this.config
-    if (c.sharing !== 'off') {
+    if (c.sharing !== 'off' && this.init.network !== false) {
       this.peer = this.init.libp2p !== undefined
         ? await createSwarmpackPeer({ libp2p: this.init.libp2p, bootstrap: c.sources.bootstrap, headRecords: indexHeadRecordFormat(this.headFormatOptions()) })
         : await createSwarmpackPeer({
@@ -274,7 +277,7 @@ export class Swarmpack {
   async plan (lock: Lockfile, options: OperationOptions = {}): Promise<Plan> {
     const plan = await computePlan(lock, await this.generations.current(), { has: (cid) => this.store.has(cid), get: async (cid, o) => this.store.getBytes(cid, o) })
     const count = (a: string): number => plan.changes.filter(c => c.action === a).length
-    this.progress(options).onProgress?.(new CustomProgressEvent('swarmpack:node:plan', { add: count('add'), remove: count('remove'), replace: count('replace'), unchanged: count('unchanged'), fetchBytes: plan.bytes.fetch }))
+    this.progress(options).onProgress?.(new CustomProgressEvent('swarmpack:node:plan', { add: count('add'), remove: count('remove'), replace: count('replace'), unchanged: count('unchanged'), fetchBytes: plan.bytes.fetch, changes: plan.changes }))
     return plan
   }
 
@@ -369,6 +372,21 @@ export class Swarmpack {
 
   async current (): Promise<Generation | undefined> {
     return this.generations.current()
+  }
+
+  /** What `gc({ keep })` would remove (generations, package dirs), changing nothing. */
+  async gcPreview (options: { keep?: number } = {}): Promise<GcPreview> {
+    return this.exclusive(async () => gcPreview(this.generations, this.store, options.keep ?? this.config.generations.keep))
+  }
+
+  /** Re-hashes every block of the store (corrupt ones are removed) and lists pinned roots with missing blocks. */
+  async verify (options: { signal?: AbortSignal, onProgress?: (evt: any) => void } = {}): Promise<VerifyReport> {
+    return this.exclusive(async () => verifyStore(this.store, options))
+  }
+
+  /** Writes a static mirror (core's layout) of these roots, or of everything the node pins, plus the heads it holds. */
+  async exportMirror (dir: string, options: MirrorExportOptions = {}): Promise<MirrorExport> {
+    return exportNodeMirror(this.store, this.verifier, this.config, dir, options)
   }
 
   /** Switches to generation n (same hook order as apply: unload dependents first, switch, load). */
