@@ -22,7 +22,7 @@ import type { NodeFetcher } from './fetcher.js'
 import type { Generations, Generation, InstalledPackage } from './generations.js'
 import { hookPackage, runHook, type HostHooks } from './hooks.js'
 import { Journal, type ApplyStep, type JournalRecord } from './journal.js'
-import { generationRoots, indexShardRoots, lockRoots, protect, reconcilePins } from './pins.js'
+import { generationRoots, lockRoots, protect, reconcilePins } from './pins.js'
 
 const log = logger('swarmpack:node:apply')
 
@@ -183,7 +183,7 @@ async function switchHost (ctx: ApplyContext, rec: JournalRecord, from: Generati
 /** Keeps the pins equal to the kept generations plus the current lock. */
 export async function syncPins (ctx: ApplyContext): Promise<void> {
   const roots: string[] = []
-  for (const g of await ctx.generations.list()) roots.push(...generationRoots(g), ...await indexShardRoots(ctx.store, g.lock))
+  for (const g of await ctx.generations.list()) roots.push(...generationRoots(g))
   await reconcilePins(ctx.store, roots)
 }
 

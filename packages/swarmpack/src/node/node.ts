@@ -12,7 +12,9 @@ import { CID } from 'multiformats/cid'
 import { CustomProgressEvent } from 'progress-events'
 import { FsBlockstore, isSwarmpackError } from '@swarmpack/core'
 import { createSwarmNode, createSwarmpackPeer, type SwarmNode, type SwarmpackPeer } from '@swarmpack/dht-provider'
-import { TrustVerifier } from '@swarmpack/trust'
+import { TrustVerifier, openIndexRoot } from '@swarmpack/trust'
+
+const DAG_CBOR = 0x71
 import { configDigest } from '../config/digest.js'
 import { loadConfigFile, parseConfig, writeModules } from '../config/load.js'
 import type { DeploymentConfig, DeploymentConfigInput, ModuleSpec } from '../config/schema.js'
@@ -113,6 +115,8 @@ export class Swarmpack {
   followed: FollowReport[] = []
   private sources: BuiltSource[] = []
   private dispatcher?: Dispatcher
+  /** shard CID -> the index that lists it (the fetch hint, see getBlock) */
+  private readonly shardIndex = new Map<string, CID>()
   private readonly journal: Journal
   private ownsStore = false
   private queue: Promise<unknown> = Promise.resolve()
@@ -141,7 +145,7 @@ export class Swarmpack {
       this.verifier = new TrustVerifier({
         policy: trustPolicyOf(this.config),
         stateDir: join(this.dataDir, 'trust'),
-        getBlock: async (cid, o) => this.fetcher.getBlock(cid, o?.signal !== undefined ? { signal: o.signal } : {}),
+        getBlock: async (cid, o) => this.getBlock(cid, o),
         ...(this.init.now !== undefined ? { now: this.init.now } : {})
       })
       const recovered = await recover(this.dataDir, this.generations, this.journal)
@@ -181,6 +185,23 @@ export class Swarmpack {
       ...(c.sources.hedgeAfterMs !== undefined ? { hedgeAfterMs: c.sources.hedgeAfterMs } : {}),
       ...(c.sources.stallTimeoutMs !== undefined ? { stallTimeoutMs: c.sources.stallTimeoutMs } : {})
     })
+  }
+
+  /**
+   * Index, shard and release blocks for trust and the resolver. An index names its shards inside
+   * its signed payload, and only the index envelope is pinned and announced by the nodes that
+   * follow it, so shards are fetched with the index as the fetcher's root hint: the swarm then asks
+   * the index's providers (a Bitswap session) instead of looking each shard up in the DHT.
+   */
+  private async getBlock (cid: CID, o?: { signal?: AbortSignal }): Promise<Uint8Array> {
+    const root = this.shardIndex.get(cid.toString())
+    const bytes = await this.fetcher.getBlock(cid, { ...(o?.signal !== undefined ? { signal: o.signal } : {}), ...(root !== undefined ? { root } : {}) })
+    if (root === undefined && cid.code === DAG_CBOR) {
+      try {
+        for (const shard of openIndexRoot(bytes).shards) this.shardIndex.set(shard.toString(), cid)
+      } catch { /* not an index envelope */ }
+    }
+    return bytes
   }
 
   private headFormatOptions (): { now?: () => number, skewMs?: number } {
@@ -262,7 +283,7 @@ export class Swarmpack {
     const lock = await resolveLock({
       config: this.config,
       verifier: this.verifier,
-      getBlock: async (cid, o) => this.fetcher.getBlock(cid, o?.signal !== undefined ? { signal: o.signal } : {}),
+      getBlock: async (cid, o) => this.getBlock(cid, o),
       indexes: await followedIndexes(this.config, this.verifier, this.followed),
       ...(current !== undefined ? { locked: current.lock } : {}),
       ...(options.update !== undefined ? { update: options.update } : {}),
@@ -461,7 +482,7 @@ export class Swarmpack {
       blockstore: this.store,
       stateDir: init.stateDir ?? join(this.dataDir, 'indexers'),
       ...(this.peer !== undefined ? { dht: this.peer.dht } : {}),
-      getBlock: init.getBlock ?? (async (cid, o) => this.fetcher.getBlock(cid, o?.signal !== undefined ? { signal: o.signal } : {})),
+      getBlock: init.getBlock ?? (async (cid, o) => this.getBlock(cid, o)),
       ...(this.init.now !== undefined && init.now === undefined ? { now: this.init.now } : {})
     })
   }
