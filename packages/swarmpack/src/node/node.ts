@@ -40,6 +40,7 @@ import { trustPolicyOf } from './trust.js'
 import { exportNodeMirror, gcPreview, verifyStore, type GcPreview, type MirrorExport, type MirrorExportOptions, type VerifyReport } from './maintenance.js'
 import { attest, type AttestOptions, type SignedAttestation } from '../publish/attest.js'
 import { createIndexer, type Indexer, type IndexerInit } from '../publish/indexer.js'
+import { catalogFromVerifier, type PackageInfo, type SearchHit, type SearchQuery } from '../catalog/catalog.js'
 import { publish, type PublishMeta, type PublishOptions, type PublishResult, type VariantSource } from '../publish/publish.js'
 
 export interface SwarmpackInit {
@@ -106,7 +107,8 @@ export class Swarmpack {
   store!: FsBlockstore
   peer?: SwarmpackPeer
   swarm?: SwarmNode
-  verifier!: TrustVerifier
+  /** Trust; undefined while the config follows no indexer (a publishing-only node, a fresh init). */
+  private trust?: TrustVerifier
   fetcher!: NodeFetcher
   readonly generations: Generations
   /** What start-up recovery found after a crash in apply/rollback (undefined: none). */
@@ -142,16 +144,11 @@ export class Swarmpack {
     }
     try {
       await this.startNetwork()
-      this.verifier = new TrustVerifier({
-        policy: trustPolicyOf(this.config),
-        stateDir: join(this.dataDir, 'trust'),
-        getBlock: async (cid, o) => this.getBlock(cid, o),
-        ...(this.init.now !== undefined ? { now: this.init.now } : {})
-      })
+      this.trust = this.createVerifier(this.config)
       const recovered = await recover(this.dataDir, this.generations, this.journal)
       if (recovered !== undefined) this.recovery = recovered
       await syncPins(this.ctx())
-      if (this.init.followOnStart !== false) this.followed = await followIndexers(this.followContext(this.init.onProgress !== undefined ? { onProgress: this.init.onProgress } : {}))
+      if (this.init.followOnStart !== false) this.followed = await this.follow()
       if (this.init.loadOnStart !== false) await this.loadCurrent()
     } catch (err) {
       await this.stop().catch(() => {})
@@ -220,12 +217,30 @@ export class Swarmpack {
     return ctx
   }
 
+  private createVerifier (config: DeploymentConfig): TrustVerifier | undefined {
+    if (config.indexers.length === 0) return undefined
+    return new TrustVerifier({
+      policy: trustPolicyOf(config),
+      stateDir: join(this.dataDir, 'trust'),
+      getBlock: async (cid, o) => this.getBlock(cid, o),
+      ...(this.init.now !== undefined ? { now: this.init.now } : {})
+    })
+  }
+
+  /** The trust verifier; ERR_INDEX_UNAVAILABLE while the config follows no indexer. */
+  get verifier (): TrustVerifier {
+    if (this.trust === undefined) throw nodeError(SwarmpackNodeErrorCode.INDEX_UNAVAILABLE, 'no indexer followed: the deployment config lists no indexers')
+    return this.trust
+  }
+
   private ctx (): ApplyContext {
+    const self = this
     const ctx: ApplyContext = {
       dataDir: this.dataDir,
       store: this.store,
       fetcher: this.fetcher,
-      verifier: this.verifier,
+      // read when a release is checked, so a node that follows nothing can still gc and roll back
+      get verifier () { return self.verifier },
       generations: this.generations,
       journal: this.journal,
       hooks: this.init.host ?? {},
@@ -266,6 +281,7 @@ export class Swarmpack {
   /** Finds each followed indexer's newest head and has trust accept it. */
   async follow (options: OperationOptions = {}): Promise<FollowReport[]> {
     const opts = this.progress(options)
+    if (this.trust === undefined) return []
     const reports = await followIndexers(this.followContext(opts))
     for (const r of reports) {
       opts.onProgress?.(new CustomProgressEvent('swarmpack:node:follow', { indexer: r.indexer, version: r.version ?? -1, changed: r.changed, source: r.source ?? '', ...(r.error !== undefined ? { error: r.error } : {}) }))
@@ -407,7 +423,7 @@ export class Swarmpack {
 
   /** Writes a static mirror (core's layout) of these roots, or of everything the node pins, plus the heads it holds. */
   async exportMirror (dir: string, options: MirrorExportOptions = {}): Promise<MirrorExport> {
-    return exportNodeMirror(this.store, this.verifier, this.config, dir, options)
+    return exportNodeMirror(this.store, this.trust, this.config, dir, options)
   }
 
   /** Switches to generation n (same hook order as apply: unload dependents first, switch, load). */
@@ -485,6 +501,16 @@ export class Swarmpack {
       getBlock: init.getBlock ?? (async (cid, o) => this.getBlock(cid, o)),
       ...(this.init.now !== undefined && init.now === undefined ? { now: this.init.now } : {})
     })
+  }
+
+  /** Searches the followed indexes (their accepted versions) by words, category or tag; answers from index entries only. */
+  async search (query: SearchQuery = {}): Promise<SearchHit[]> {
+    return (await catalogFromVerifier(this.verifier, async (cid, o) => this.getBlock(cid, o))).search(query)
+  }
+
+  /** Everything the followed indexes say about one package (versions, variants, dependencies, description); ERR_CATALOG_NOT_FOUND when none knows it. */
+  async info (name: string, options: { signal?: AbortSignal } = {}): Promise<PackageInfo> {
+    return (await catalogFromVerifier(this.verifier, async (cid, o) => this.getBlock(cid, o))).info(name, options)
   }
 
   /** Signs attestations for a release (stored as blocks in this node's store). */
