@@ -10,7 +10,8 @@ import { logger } from '@libp2p/logger'
 import type { Libp2p } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { CustomProgressEvent } from 'progress-events'
-import { FsBlockstore, isSwarmpackError } from '@swarmpack/core'
+import { FsBlockstore, decodeManifest, isSwarmpackError } from '@swarmpack/core'
+import { mapLimit } from '../util/limit.js'
 import { createSwarmNode, createSwarmpackPeer, type SwarmNode, type SwarmpackPeer } from '@swarmpack/dht-provider'
 import { TrustVerifier, openIndexRoot } from '@swarmpack/trust'
 
@@ -310,7 +311,19 @@ export class Swarmpack {
     return lock
   }
 
-  /** What applying `lock` would change, and the bytes to fetch; reads only local state. */
+  /**
+   * Brings the manifests of the packages a lock adds or replaces into the store (a few KiB each,
+   * fetched anyway by apply), so the plan's byte counts are exact rather than package sizes.
+   */
+  async fetchManifests (lock: Lockfile, options: OperationOptions = {}): Promise<void> {
+    const installed = new Set(Object.values((await this.generations.current())?.packages ?? {}).map(p => p.root))
+    const roots = Object.values(lock.packages).map(p => p.manifest).filter(m => !installed.has(m)).map(m => CID.parse(m))
+    await mapLimit(roots, 8, async (root) => {
+      await decodeManifest(root, { get: async (cid, o) => this.fetcher.getBlock(cid, { root, ...(o?.signal !== undefined ? { signal: o.signal } : options.signal !== undefined ? { signal: options.signal } : {}) }) })
+    })
+  }
+
+  /** What applying `lock` would change, and the bytes to fetch; reads only local state (see fetchManifests). */
   async plan (lock: Lockfile, options: OperationOptions = {}): Promise<Plan> {
     const plan = await computePlan(lock, await this.generations.current(), { has: (cid) => this.store.has(cid), get: async (cid, o) => this.store.getBytes(cid, o) })
     const count = (a: string): number => plan.changes.filter(c => c.action === a).length
@@ -350,6 +363,7 @@ export class Swarmpack {
       } else {
         lock = await this.resolve(opts)
       }
+      await this.fetchManifests(lock, opts)
       plan = await this.plan(lock, opts)
     }
     return applyPlan(this.ctx(), plan, { ...opts, ...(options.dryRun !== undefined ? { dryRun: options.dryRun } : {}) })
@@ -366,6 +380,7 @@ export class Swarmpack {
       try {
         const opts = this.progress(options)
         const lock = await this.resolve({ ...opts, ...(update !== undefined ? { update } : {}) })
+        await this.fetchManifests(lock, opts)
         const plan = await this.plan(lock, opts)
         const result = await applyPlan(this.ctx(), plan, { ...opts, ...(options.dryRun !== undefined ? { dryRun: options.dryRun } : {}) })
         if (options.dryRun === true) this.config = before
