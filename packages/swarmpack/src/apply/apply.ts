@@ -9,6 +9,7 @@
 import { rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
+import type { Logger } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { CustomProgressEvent } from 'progress-events'
 import { decodeManifest, storeProvider, unpack, isSwarmpackError, writeFileAtomic, type FsBlockstore } from '@swarmpack/core'
@@ -24,7 +25,7 @@ import { hookPackage, runHook, type HostHooks } from './hooks.js'
 import { Journal, type ApplyStep, type JournalRecord } from './journal.js'
 import { generationRoots, lockRoots, protect, reconcilePins } from './pins.js'
 
-const log = logger('swarmpack:node:apply')
+const defaultLog = logger('swarmpack:node:apply')
 
 export interface ApplyContext {
   dataDir: string
@@ -37,6 +38,8 @@ export interface ApplyContext {
   hookTimeoutMs: number
   keepGenerations: number
   attestations?: (name: string, version: string, manifest: CID) => Promise<Uint8Array[]>
+  /** The host's logger for this component (default: the libp2p logger `swarmpack:node:apply`). */
+  log?: Logger
   /** Called with roots that became installed (announce them). */
   onInstalled?: (roots: CID[]) => void
 }
@@ -159,7 +162,7 @@ async function switchHost (ctx: ApplyContext, rec: JournalRecord, from: Generati
     errors.push(err)
   }
   // undo, collecting every further error: unload what was loaded, switch back, reload the old set
-  log.error('%s to generation %d failed, undoing: %s', reason, to.number, (errors[0] as Error)?.message)
+  ;(ctx.log ?? defaultLog).error('%s to generation %d failed, undoing: %s', reason, to.number, (errors[0] as Error)?.message)
   for (const name of loaded.reverse()) {
     try { await hook('unload', to, name, 'undo') } catch (err) { errors.push(err) }
   }

@@ -7,7 +7,7 @@
 import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join, resolve as resolvePath } from 'node:path'
 import { logger } from '@libp2p/logger'
-import type { Libp2p } from '@libp2p/interface'
+import type { ComponentLogger, Libp2p, Logger } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { CustomProgressEvent } from 'progress-events'
 import { FsBlockstore, decodeManifest, isSwarmpackError } from '@swarmpack/core'
@@ -59,6 +59,8 @@ export interface SwarmpackInit {
   loadOnStart?: boolean
   /** Attestations for a release (bytes), for trust's attestation thresholds. */
   attestations?: (name: string, version: string, manifest: CID) => Promise<Uint8Array[]>
+  /** The host's logger (libp2p's ComponentLogger); default: the libp2p logger under `swarmpack:node*` (DEBUG=swarmpack:*). */
+  logger?: ComponentLogger
   /** Clock for trust decisions (tests). */
   now?: () => number
   /** Follow the indexers during start (default true). */
@@ -124,12 +126,13 @@ export class Swarmpack {
   private ownsStore = false
   private queue: Promise<unknown> = Promise.resolve()
   private stopped = false
-  private readonly log = logger('swarmpack:node')
+  private readonly log: Logger
 
   constructor (private readonly init: SwarmpackInit, config: DeploymentConfig, configFile?: string) {
     this.dataDir = resolvePath(init.dataDir)
     this.config = config
     if (configFile !== undefined) this.configFile = configFile
+    this.log = init.logger?.forComponent('swarmpack:node') ?? logger('swarmpack:node')
     this.generations = new Generations(this.dataDir)
     this.journal = new Journal(this.dataDir)
   }
@@ -146,7 +149,7 @@ export class Swarmpack {
     try {
       await this.startNetwork()
       this.trust = this.createVerifier(this.config)
-      const recovered = await recover(this.dataDir, this.generations, this.journal)
+      const recovered = await recover(this.dataDir, this.generations, this.journal, this.init.logger?.forComponent('swarmpack:node:recover'))
       if (recovered !== undefined) this.recovery = recovered
       await syncPins(this.ctx())
       if (this.init.followOnStart !== false) this.followed = await this.follow()
@@ -247,6 +250,7 @@ export class Swarmpack {
       hooks: this.init.host ?? {},
       hookTimeoutMs: this.config.hooks.timeoutMs,
       keepGenerations: this.config.generations.keep,
+      ...(this.init.logger !== undefined ? { log: this.init.logger.forComponent('swarmpack:node:apply') } : {}),
       onInstalled: (roots) => {
         for (const r of roots) void this.swarm?.announce(r).catch(() => {})
       }
