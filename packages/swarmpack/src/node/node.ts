@@ -512,7 +512,7 @@ export class Swarmpack {
    * `<dataDir>/indexers` unless `stateDir` is given.
    */
   async indexer (init: Omit<IndexerInit, 'blockstore' | 'stateDir' | 'dht'> & { stateDir?: string }): Promise<Indexer> {
-    return createIndexer({
+    const indexer = await createIndexer({
       ...init,
       blockstore: this.store,
       stateDir: init.stateDir ?? join(this.dataDir, 'indexers'),
@@ -520,6 +520,15 @@ export class Swarmpack {
       getBlock: init.getBlock ?? (async (cid, o) => this.getBlock(cid, o)),
       ...(this.init.now !== undefined && init.now === undefined ? { now: this.init.now } : {})
     })
+    // followers ask the swarm for the index block by its CID (and for its shards through the
+    // index's providers): announce each new index as it is published
+    const publishVersion = indexer.publish
+    indexer.publish = async (options) => {
+      const version = await publishVersion(options)
+      void this.swarm?.announce(version.index).catch(() => {})
+      return version
+    }
+    return indexer
   }
 
   /** Searches the followed indexes (their accepted versions) by words, category or tag; answers from index entries only. */
