@@ -251,6 +251,8 @@ export class Swarmpack {
       hookTimeoutMs: this.config.hooks.timeoutMs,
       keepGenerations: this.config.generations.keep,
       ...(this.init.logger !== undefined ? { log: this.init.logger.forComponent('swarmpack:node:apply') } : {}),
+      // the fetcher cannot close the swarm's per-root Bitswap session itself (it only knows Providers)
+      afterFetch: async (root) => { await this.swarm?.provider.closeSession(root) },
       onInstalled: (roots) => {
         for (const r of roots) void this.swarm?.announce(r).catch(() => {})
       }
