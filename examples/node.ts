@@ -28,7 +28,7 @@
  *   fetch <cid> [unpack-dir] [--peer <peer-id>]...   (--peer: ask this peer from the start too)
  *   add <dir> [name] [version]   announce <cid>   withdraw <cid>   pin <name> <cid>   unpin <name>
  *   providers <cid>            look the providers of a CID up in the DHT (waits 2 s for more after the first)
- *   head <indexer-peer-id>     resolve an indexer's signed index head in the DHT
+ *   head <indexer-key-id>      resolve an indexer's signed index head (trust's head envelope) in the DHT
  *   status                     quit
  */
 import '@swarmpack/core/polyfill'
@@ -37,7 +37,9 @@ import { basename, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { FsBlockstore, SwarmpackError, pack, parseCid, unpack } from '@swarmpack/core'
-import { SHARING_MODES, createSwarmNode, findProviders, parsePeerId, resolveIndexHead, createSwarmpackPeer, type DhtProgressEvents, type FetchResult, type NetworkMode, type SharingMode, type SwarmNode, type SwarmpackPeer } from '@swarmpack/dht-provider'
+import { openIndexHead } from '@swarmpack/trust'
+import { indexHeadRecordFormat } from 'swarmpack'
+import { SHARING_MODES, createSwarmNode, findProviders, parsePeerId, getHeadRecords, indexHeadKey, createSwarmpackPeer, type DhtProgressEvents, type FetchResult, type NetworkMode, type SharingMode, type SwarmNode, type SwarmpackPeer } from '@swarmpack/dht-provider'
 
 interface NodeConfig {
   dataDir?: string
@@ -121,6 +123,7 @@ let peer: SwarmpackPeer | undefined
 let store: FsBlockstore | undefined
 let node: SwarmNode | undefined
 let stopping: Promise<void> | undefined
+const headFormat = indexHeadRecordFormat()
 
 async function shutdown (code: number): Promise<never> {
   stopping ??= (async () => {
@@ -218,9 +221,10 @@ async function runCommand (line: string): Promise<void> {
       case 'pin': await store!.pin(args[0] ?? '', parseCid(args[1] ?? '')); await node!.syncPins(); emit('pinned', { name: args[0], root: args[1] }, `pinned ${args[0]}`); break
       case 'unpin': await store!.unpin(args[0] ?? ''); await node!.syncPins(); emit('unpinned', { name: args[0] }, `unpinned ${args[0]}`); break
       case 'head': {
-        const head = await resolveIndexHead(peer!.dht, args[0] ?? '', { signal: AbortSignal.timeout(20_000) })
-        emit('head', { indexer: head.indexer.toString(), version: head.version, indexCid: head.indexCid.toString(), expiry: head.expiry },
-          `index head of ${head.indexer.toString()}: version ${head.version}, index ${head.indexCid.toString()}, expires ${new Date(head.expiry).toISOString()}`)
+        const [best] = await getHeadRecords(peer!.dht, indexHeadKey(args[0] ?? ''), headFormat, { signal: AbortSignal.timeout(20_000) })
+        const head = openIndexHead(best.value)
+        emit('head', { indexer: head.indexer, signer: head.signer, version: head.version, index: head.index.toString(), expires: head.expires },
+          `index head of ${head.indexer} (${head.signer}): version ${head.version}, index ${head.index.toString()}, expires ${new Date(head.expires).toISOString()}`)
         break
       }
       case 'status': { const s = status(); emit('status', s, JSON.stringify(s, null, 2)); break }
@@ -249,7 +253,9 @@ try {
     bootstrap: config.bootstrap,
     network: config.network,
     ...(config.dhtProtocol !== undefined ? { dhtProtocol: config.dhtProtocol } : {}),
-    ...(config.maxConnections !== undefined ? { maxConnections: config.maxConnections } : {})
+    ...(config.maxConnections !== undefined ? { maxConnections: config.maxConnections } : {}),
+    // index heads in the DHT are trust's signed head envelopes; this peer stores and serves them
+    headRecords: headFormat
   })
   node = await createSwarmNode({ peer, blockstore: store, mode: config.mode, mirrorRoots: (config.mirror ?? []).map(parseCid) })
   const multiaddrs = peer.multiaddrs().map(String)

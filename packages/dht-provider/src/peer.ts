@@ -17,7 +17,7 @@ import { SwarmpackError, throwIfAborted } from '@swarmpack/core'
 import { createLibp2p } from 'libp2p'
 import { DhtErrorCode } from './errors.js'
 import { loadOrCreatePeerKey } from './keys.js'
-import { createSwarmpackDhtRecords, registerSwarmpackRecords } from './records.js'
+import { createSwarmpackDhtRecords, registerSwarmpackRecords, type HeadRecordFormat } from './records.js'
 import { TrafficCounter } from './traffic.js'
 import type { Libp2p, PeerId, PrivateKey, AbortOptions } from '@libp2p/interface'
 import type { KadDHT } from '@libp2p/kad-dht'
@@ -76,6 +76,11 @@ export interface SwarmpackPeerConfig {
   routingTableRefreshInterval?: number
   /** Count socket bytes (see `peer.traffic`). Default true. */
   countTraffic?: boolean
+  /**
+   * How index-head records are validated and selected (the node injects the trust package's head
+   * verification). Without it this peer neither stores nor serves head records.
+   */
+  headRecords?: HeadRecordFormat
 }
 
 export interface SwarmpackPeer {
@@ -148,8 +153,8 @@ function setRoutingTableRefreshInterval (dht: KadDHT, ms: number): void {
 }
 
 /** Builds and starts a swarmpack peer from config, or wraps a host's own libp2p node. */
-export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2p: Libp2p, bootstrap?: string[] } = {}): Promise<SwarmpackPeer> {
-  if ('libp2p' in config) return wrapPeer(config.libp2p, parseAddrs('bootstrap', config.bootstrap), undefined)
+export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2p: Libp2p, bootstrap?: string[], headRecords?: HeadRecordFormat } = {}): Promise<SwarmpackPeer> {
+  if ('libp2p' in config) return wrapPeer(config.libp2p, parseAddrs('bootstrap', config.bootstrap), undefined, config.headRecords)
 
   const network = config.network ?? 'internet'
   if (!['internet', 'lan', 'loopback'].includes(network)) throw configError(`unknown network mode ${String(network)}`)
@@ -170,7 +175,7 @@ export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2
 
   const privateKey = config.privateKey ?? (config.dataDir !== undefined ? await loadOrCreatePeerKey(config.dataDir) : undefined)
   const traffic = config.countTraffic === false ? undefined : new TrafficCounter()
-  const records = createSwarmpackDhtRecords()
+  const records = createSwarmpackDhtRecords(config.headRecords)
 
   const node = await createLibp2p({
     ...(privateKey !== undefined ? { privateKey } : {}),
@@ -203,12 +208,12 @@ export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2
   })
   setRoutingTableRefreshInterval(findDhtService(node as unknown as Libp2p), config.routingTableRefreshInterval ?? 30 * 60_000)
   log('started %p on %s', node.peerId, node.getMultiaddrs().map(String).join(' '))
-  return wrapPeer(node as unknown as Libp2p, bootstrap, traffic, false)
+  return wrapPeer(node as unknown as Libp2p, bootstrap, traffic, undefined, false)
 }
 
-async function wrapPeer (node: Libp2p, bootstrapAddrs: string[], traffic: TrafficCounter | undefined, register = true): Promise<SwarmpackPeer> {
+async function wrapPeer (node: Libp2p, bootstrapAddrs: string[], traffic: TrafficCounter | undefined, headRecords: HeadRecordFormat | undefined, register = true): Promise<SwarmpackPeer> {
   const dht = findDhtService(node)
-  if (register) registerSwarmpackRecords(dht)
+  if (register) registerSwarmpackRecords(dht, createSwarmpackDhtRecords(headRecords))
   const routingTableSize = (): number => (dht as unknown as { routingTable?: { size: number } }).routingTable?.size ?? 0
 
   const bootstrap = async (options: AbortOptions = {}): Promise<number> => {

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { rawCid, isSwarmpackError } from '@swarmpack/core'
-import { Announcer, createIndexHeadRecord, indexHeadKey, verifyIndexHeadRecord, createSwarmpackPeer, findProviders, publishIndexHead, resolveIndexHead, SWARMPACK_DHT_PROTOCOL, type SwarmpackPeer } from '../src/index.js'
+import { Announcer, indexHeadKey, createSwarmpackPeer, findProviders, getHeadRecords, putHeadRecord, SWARMPACK_DHT_PROTOCOL, type SwarmpackPeer } from '../src/index.js'
+import { fixtureFormat, fixtureRecord } from './head-format-fixture.js'
 
 describe('swarmpack peer and DHT discovery (5 loopback peers)', () => {
   const peers: SwarmpackPeer[] = []
@@ -14,10 +15,10 @@ describe('swarmpack peer and DHT discovery (5 loopback peers)', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'swarmpack-dht-'))
-    const hub = await createSwarmpackPeer({ network: 'loopback', dataDir: join(dir, 'hub') })
+    const hub = await createSwarmpackPeer({ network: 'loopback', dataDir: join(dir, 'hub'), headRecords: fixtureFormat })
     peers.push(hub)
     const boot = hub.multiaddrs().map(String)
-    for (let i = 0; i < 4; i++) peers.push(await createSwarmpackPeer({ network: 'loopback', bootstrap: boot }))
+    for (let i = 0; i < 4; i++) peers.push(await createSwarmpackPeer({ network: 'loopback', bootstrap: boot, headRecords: fixtureFormat }))
     await Promise.all(peers.map(async p => p.waitForRoutingTable(1, { timeout: 20_000 })))
   })
 
@@ -91,19 +92,17 @@ describe('swarmpack peer and DHT discovery (5 loopback peers)', () => {
     await assert.rejects(findProviders(peers[2].dht, cid, { timeout: 3000 }), (e: unknown) => isSwarmpackError(e, 'ERR_DHT_NO_PROVIDERS'))
   })
 
-  it('publishes signed index heads: highest version wins, forged records are refused', async () => {
+  it('head records through the injected format: highest version wins, forged records are refused', async () => {
     const indexer = await generateKeyPair('Ed25519')
-    const expiry = Date.now() + 3_600_000
-    await publishIndexHead(peers[1].dht, indexer, { version: 1, indexCid: rawCid(new Uint8Array([1])), expiry })
-    await publishIndexHead(peers[2].dht, indexer, { version: 3, indexCid: rawCid(new Uint8Array([3])), expiry })
-    const head = await resolveIndexHead(peers[4].dht, indexer.publicKey)
-    assert.equal(head.version, 3)
-    assert.ok(head.indexCid.equals(rawCid(new Uint8Array([3]))))
+    const key = indexHeadKey(indexer.publicKey)
+    await putHeadRecord(peers[1].dht, key, await fixtureRecord(indexer, key, 1))
+    await putHeadRecord(peers[2].dht, key, await fixtureRecord(indexer, key, 3))
+    const hits = await getHeadRecords(peers[4].dht, key, fixtureFormat)
+    assert.equal(hits[0].version, 3)
     // a higher version for this indexer signed by another key: every peer refuses to store it
     const forger = await generateKeyPair('Ed25519')
-    const forged = await createIndexHeadRecord(forger, { version: 99, indexCid: rawCid(new Uint8Array([9])), expiry })
-    const key = indexHeadKey(indexer.publicKey)
-    await assert.rejects(verifyIndexHeadRecord(key, forged), (e: unknown) => isSwarmpackError(e, 'ERR_DHT_INVALID_RECORD'))
+    const forged = await fixtureRecord(forger, key, 99)
+    await assert.rejects(putHeadRecord(peers[3].dht, key, forged), (e: unknown) => isSwarmpackError(e, 'ERR_TEST_BAD_HEAD'))
     const stored: string[] = []
     try {
       for await (const ev of peers[3].dht.put(key, forged)) {
@@ -111,6 +110,19 @@ describe('swarmpack peer and DHT discovery (5 loopback peers)', () => {
       }
     } catch {}
     assert.deepEqual(stored, [])
-    assert.equal((await resolveIndexHead(peers[0].dht, indexer.publicKey)).version, 3)
+    assert.equal((await getHeadRecords(peers[0].dht, key, fixtureFormat))[0].version, 3)
+    // a rollback is refused by the publishing node's own memory too
+    await assert.rejects(putHeadRecord(peers[2].dht, key, await fixtureRecord(indexer, key, 2)), (e: unknown) => isSwarmpackError(e, 'ERR_DHT_INVALID_RECORD'))
+  })
+
+  it('a peer without a head format stores no head records', async () => {
+    const plain = await createSwarmpackPeer({ network: 'loopback', bootstrap: peers[0].multiaddrs().map(String) })
+    try {
+      const indexer = await generateKeyPair('Ed25519')
+      const key = indexHeadKey(indexer.publicKey)
+      await assert.rejects(putHeadRecord(plain.dht, key, await fixtureRecord(indexer, key, 1)), (e: unknown) => isSwarmpackError(e, 'ERR_DHT_INVALID_RECORD'))
+    } finally {
+      await plain.stop()
+    }
   })
 })

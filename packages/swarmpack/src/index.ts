@@ -1,4 +1,24 @@
 import '@swarmpack/core/polyfill'
 
-// The embeddable node (issue: packages/swarmpack). Modules are added as they are built.
-export {}
+// The embeddable node: see README.md for the API, the data dir layout and the error codes.
+export { createSwarmpack, Swarmpack } from './node/node.js'
+export type { SwarmpackInit, OperationOptions, ResolveOptions, NodeApplyOptions, GenerationInfo, GcReport } from './node/node.js'
+export { SwarmpackNodeErrorCode } from './errors.js'
+export type { NodeProgressEvents, FetchedDetail } from './events.js'
+export * from './config/index.js'
+export * from './lock/index.js'
+export * from './plan/index.js'
+export type { Generation, InstalledPackage } from './apply/generations.js'
+export type { HostHooks, HookPackage, HookContext } from './apply/hooks.js'
+export type { Recovery, ApplyStep } from './apply/journal.js'
+export { APPLY_STEPS } from './apply/journal.js'
+export type { ApplyResult } from './apply/apply.js'
+export type { FollowReport } from './follow/follow.js'
+export * from './publish/index.js'
+export * from './heads/index.js'
+export { KeyStore, keyIdOf } from './keys/keystore.js'
+export type { KeyInfo } from './keys/keystore.js'
+export type { GcPreview, VerifyReport, MirrorExport, MirrorExportOptions } from './node/maintenance.js'
+export { INDEXER_CARD_FILE, INDEXER_CARD_FORMAT, readIndexerCard, writeIndexerCard, specFromCard, followIndexerConfig } from './follow/card.js'
+export type { IndexerCard, FollowSpec } from './follow/card.js'
+export * from './catalog/index.js'

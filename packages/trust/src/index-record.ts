@@ -37,7 +37,16 @@ export interface IndexEntry {
   size: number
   variants: Record<string, Variant>
   dependencies: Record<string, string>
+  /** Catalog metadata the indexer took from the manifest, so search and info need no manifest fetch. */
+  description?: string
+  categories?: string[]
+  tags?: string[]
 }
+
+/** Bounds of an entry's catalog metadata (an index is fetched whole per shard: kept compact). */
+export const MAX_ENTRY_DESCRIPTION = 1024
+export const MAX_ENTRY_LABELS = 64
+export const MAX_ENTRY_LABEL_LENGTH = 64
 
 /** A release the indexer no longer vouches for; it stays so later indexes cannot drop it silently. */
 export interface Tombstone { removed: string }
@@ -195,13 +204,24 @@ function validateSlot (raw: unknown, what: string): IndexSlot {
     expectKeys(obj, what, ['removed'])
     return { removed: asString(obj.removed, `${what}.removed`, 256) }
   }
-  expectKeys(obj, what, ['release', 'size', 'variants', 'dependencies'])
-  return {
+  expectKeys(obj, what, ['release', 'size', 'variants', 'dependencies'], ['description', 'categories', 'tags'])
+  const entry: IndexEntry = {
     release: asCid(obj.release, `${what}.release`),
     size: asUint(obj.size, `${what}.size`),
     variants: validateVariants(obj.variants, `${what}.variants`),
     dependencies: validateDependencies(obj.dependencies, `${what}.dependencies`)
   }
+  if (obj.description !== undefined) entry.description = asString(obj.description, `${what}.description`, MAX_ENTRY_DESCRIPTION)
+  if (obj.categories !== undefined) entry.categories = validateLabels(obj.categories, `${what}.categories`)
+  if (obj.tags !== undefined) entry.tags = validateLabels(obj.tags, `${what}.tags`)
+  return entry
+}
+
+/** Categories and tags: distinct non-empty strings, bounded in count and length. */
+function validateLabels (value: unknown, what: string): string[] {
+  const labels = asStringList(value, what, MAX_ENTRY_LABELS, MAX_ENTRY_LABEL_LENGTH)
+  if (new Set(labels).size !== labels.length) throw malformed(what, 'repeats a label')
+  return labels
 }
 
 export type ShardEntries = Map<string, Map<string, IndexSlot>>
@@ -288,6 +308,11 @@ export interface BuiltIndex {
 
 const TARGET_SHARD_BYTES = 256 * 1024
 
+function metadataBytes (entry: IndexEntry): number {
+  const labels = [...(entry.categories ?? []), ...(entry.tags ?? [])]
+  return (entry.description?.length ?? 0) + labels.reduce((n, l) => n + l.length + 2, 0)
+}
+
 function encodeShards (entries: Map<string, Map<string, IndexSlot>>, of: number): Block[] | undefined {
   const buckets: Array<Record<string, Record<string, IndexSlot>>> = Array.from({ length: of }, () => ({}))
   for (const [name, versions] of entries) buckets[shardFor(name, of)][name] = Object.fromEntries(versions)
@@ -314,7 +339,7 @@ export async function buildIndex (key: Ed25519PrivateKey, input: BuildIndexInput
       assertVersion(version)
       validateSlot(slot, `${name}@${version}`)
       if (!isTombstone(slot)) releases++
-      approxBytes += 160 + name.length + Object.keys(slot).length * 8 + (isTombstone(slot) ? 0 : Object.keys(slot.variants).length * 48)
+      approxBytes += 160 + name.length + Object.keys(slot).length * 8 + (isTombstone(slot) ? 0 : Object.keys(slot.variants).length * 48 + metadataBytes(slot))
     }
   }
   let of = input.shards ?? 1

@@ -1,0 +1,8 @@
+export { deploymentSchema } from './schema.js'
+export type { DeploymentConfig, DeploymentConfigInput, ModuleSpec } from './schema.js'
+export { parseConfig, loadConfigFile, writeModules, formatPath } from './load.js'
+export type { ConfigIssue } from './load.js'
+export { configDigest } from './digest.js'
+export { hostPlatform, pickVariant } from './platform.js'
+export { editConfigFile, parseConfigText } from './load.js'
+export { starterConfigText } from './starter.js'

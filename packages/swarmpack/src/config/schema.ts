@@ -1,0 +1,107 @@
+/**
+ * The deployment config schema (zod 4). Objects are strict: an unknown key is an error naming
+ * its path, so a misspelt option never silently does nothing. Defaults are filled in here, so
+ * the rest of the node reads one fully-specified `DeploymentConfig`.
+ */
+import { isValidPackageName } from '@swarmpack/core'
+import semver from 'semver'
+import { z } from 'zod'
+
+const packageName = z.string().refine(isValidPackageName, { message: 'not a valid package name' })
+const range = z.string().refine(r => semver.validRange(r) !== null, { message: 'not a valid semver range' })
+const keyId = z.string().regex(/^12D3KooW[1-9A-HJ-NP-Za-km-z]{44,46}$/, { message: 'not an ed25519 key id (12D3KooW…)' })
+const indexerId = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, { message: 'indexer ids are 1-128 of A-Z a-z 0-9 _ -' })
+const httpUrl = z.string().refine(u => {
+  try { return ['http:', 'https:'].includes(new URL(u).protocol) } catch { return false }
+}, { message: 'not an http(s) URL' })
+const multiaddr = z.string().regex(/^\/[a-z0-9]+\//, { message: 'not a multiaddr' })
+const ms = z.int().min(0).max(24 * 3600_000)
+const pattern = z.string().min(1).max(214)
+const variantKey = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}(\+[a-z0-9][a-z0-9._-]{0,63})?$/, { message: 'not a variant key (`linux-x64`, `linux-x64+musl`, `musl`)' })
+
+/** A wanted module: a range, or a range with a variant the host insists on. */
+const moduleSpec = z.union([range, z.strictObject({ range, variant: variantKey.optional() })])
+
+const headSources = z.strictObject({
+  /** Look the head up in the DHT under the indexer's key (default true when the node runs a peer). */
+  dht: z.boolean().default(true),
+  /** Mirrors (base URLs) that publish `indexes/<id>/head`. */
+  mirrors: z.array(httpUrl).default([]),
+  /** Local mirror directories with `indexes/<id>/head`. */
+  directories: z.array(z.string().min(1)).default([])
+})
+
+const indexer = z.strictObject({
+  id: indexerId,
+  keys: z.array(keyId).min(1),
+  heads: headSources.prefault({})
+})
+
+const trust = z.strictObject({
+  indexerThreshold: z.int().min(1).default(1),
+  /** Empty: no release is trusted yet (a fresh `swarmpack init`); `follow` adds an indexer's publishers. */
+  publishers: z.array(z.strictObject({ pattern, roots: z.array(keyId).min(1) })).default([]),
+  attesters: z.array(z.strictObject({ id: z.string().min(1).max(128), keys: z.array(keyId).min(1) })).default([]),
+  attestations: z.array(z.strictObject({
+    pattern,
+    threshold: z.int().min(0).max(64),
+    kinds: z.array(z.enum(['rebuilt', 'mirror-matched'])).min(1).optional()
+  })).default([]),
+  clockSkewMs: ms.optional(),
+  maxChainDepth: z.int().min(1).max(8).optional()
+})
+
+const mirror = z.strictObject({
+  url: httpUrl,
+  priority: z.int().min(0).max(1000).default(0),
+  /** `mirror`: a static swarmpack mirror; `gateway`: an IPFS trustless gateway. */
+  kind: z.enum(['mirror', 'gateway']).default('mirror')
+})
+
+const directory = z.strictObject({ path: z.string().min(1), priority: z.int().min(0).max(1000).default(0) })
+
+const sources = z.strictObject({
+  bootstrap: z.array(multiaddr).default([]),
+  /** `swarmpack` (private DHT), `ipfs` (the public one) or a protocol id. */
+  dhtProtocol: z.string().min(1).default('swarmpack'),
+  mirrors: z.array(mirror).default([]),
+  directories: z.array(directory).default([]),
+  policy: z.enum(['peers-first', 'race', 'peers-only', 'mirrors-only']).default('peers-first'),
+  hedgeAfterMs: ms.optional(),
+  stallTimeoutMs: ms.optional()
+})
+
+const network = z.strictObject({
+  listen: z.array(multiaddr).optional(),
+  announce: z.array(multiaddr).default([]),
+  /** `internet` drops private addresses from the DHT, `lan` keeps them, `loopback` for one machine. */
+  mode: z.enum(['internet', 'lan', 'loopback']).default('internet'),
+  /** HTTP(S) proxy for mirrors; false: never; unset: the environment's HTTP_PROXY. */
+  proxy: z.union([httpUrl, z.literal(false)]).optional(),
+  noProxy: z.string().optional(),
+  maxConnections: z.int().min(1).max(100_000).optional()
+})
+
+export const deploymentSchema = z.strictObject({
+  /** Schema version of this file. */
+  version: z.literal(1).default(1),
+  /** Host platform for variant selection (default `<os>-<arch>` of this process, e.g. linux-x64). */
+  platform: variantKey.optional(),
+  modules: z.record(packageName, moduleSpec).default({}),
+  /** Empty: nothing to resolve against yet (a fresh `swarmpack init`, or a node that only publishes or serves). */
+  indexers: z.array(indexer).default([]),
+  trust: trust.prefault({}),
+  sources: sources.prefault({}),
+  /** `off`: no libp2p peer at all; `consume`: fetch, never serve; `share`: serve what is held; `mirror`. */
+  sharing: z.enum(['off', 'consume', 'share', 'mirror']).default('share'),
+  network: network.prefault({}),
+  cache: z.strictObject({ maxSize: z.int().min(1).optional() }).prefault({}),
+  generations: z.strictObject({ keep: z.int().min(1).max(1000).default(5) }).prefault({}),
+  hooks: z.strictObject({ timeoutMs: z.int().min(1).max(3600_000).default(30_000) }).prefault({})
+})
+
+/** The deployment config as written (defaults optional). */
+export type DeploymentConfigInput = z.input<typeof deploymentSchema>
+/** The deployment config with every default filled in. */
+export type DeploymentConfig = z.output<typeof deploymentSchema>
+export type ModuleSpec = z.output<typeof moduleSpec>
