@@ -88,7 +88,9 @@ export async function publishCmd (ctx: Context, dir: string, opts: PublishOption
   const src = resolve(dir)
   if (!(await exists(src))) throw new CliError('ERR_NOT_FOUND', `no directory ${src}`)
   const meta = await readMeta(src, opts)
-  const node = await ctx.open()
+  // local work: the index head reaches the DHT from `swarmpack serve` (a put from a peer that just
+  // started, with no one to put to, only waits)
+  const node = await ctx.open({ network: false })
   const key = await (await ctx.keys()).load(opts.key ?? 'default')
   const ix = opts.index !== false ? await openIndexer(ctx, node, opts, [keyIdOf(key)]) : undefined
   try {
@@ -102,7 +104,7 @@ export async function publishCmd (ctx: Context, dir: string, opts: PublishOption
         r.index.dht !== undefined && 'stored' in r.index.dht ? `DHT (${r.index.dht.stored} peers)` : undefined
       ].filter(Boolean)
       ctx.out.log(`index ${r.index.indexer} version ${r.index.version} signed (${r.index.releases} releases)${where.length > 0 ? `, published to ${where.join(' and ')}` : ''}`)
-      if (r.index.dht !== undefined && 'error' in r.index.dht) ctx.out.log(`  DHT: ${r.index.dht.error.code} (no peers yet; \`swarmpack serve\` puts the head again)`)
+      ctx.out.log('`swarmpack serve` shares the package and puts the index head into the DHT')
     }
     ctx.out.print(r.release.cid.toString())
     return {
@@ -118,7 +120,7 @@ export async function publishCmd (ctx: Context, dir: string, opts: PublishOption
 }
 
 export async function indexAdd (ctx: Context, releases: string[], opts: IndexerOptions & { publish?: boolean }): Promise<unknown> {
-  const node = await ctx.open()
+  const node = await ctx.open({ network: false })
   const { indexer } = await openIndexer(ctx, node, opts)
   try {
     const added = []
@@ -138,7 +140,7 @@ export async function indexAdd (ctx: Context, releases: string[], opts: IndexerO
 }
 
 export async function indexPublish (ctx: Context, opts: IndexerOptions): Promise<unknown> {
-  const node = await ctx.open()
+  const node = await ctx.open({ network: false })
   const { indexer, mirrorDir } = await openIndexer(ctx, node, opts)
   try {
     const v = await indexer.publish()
@@ -163,7 +165,7 @@ export async function indexList (ctx: Context, opts: IndexerOptions): Promise<un
 
 export async function indexRemove (ctx: Context, spec: string, opts: IndexerOptions & { reason?: string, publish?: boolean }): Promise<unknown> {
   const { name, range: version } = splitSpec(spec)
-  const node = await ctx.open()
+  const node = await ctx.open({ network: false })
   const { indexer } = await openIndexer(ctx, node, opts)
   try {
     await indexer.remove(name, version, opts.reason ?? 'withdrawn by the indexer')

@@ -41,18 +41,26 @@ export async function serveCmd (ctx: Context, opts: ServeOptions, signal: AbortS
       const publisherKey = await (await ctx.keys()).load(opts.key ?? 'default')
       indexerOpen = await openIndexer(ctx, node, opts, [keyIdOf(publisherKey)])
       const { indexer } = indexerOpen
+      const peer = node.peer
+      const every = Math.max(10, Number(opts.republishEvery ?? '3600')) * 1000
+      let last = 0
+      let putting = false
+      // the head goes to the DHT once there are peers to hold it, then again every `every`
       const put = async (): Promise<void> => {
-        const r = await indexer.republish().catch((err: Error) => ({ error: err }))
-        if ('error' in r) ctx.out.log(`index head ${indexer.indexer} v${indexer.version}: DHT put failed (${(r.error as { code?: string }).code ?? r.error.message}), retrying later`)
-        else ctx.out.log(`index head ${indexer.indexer} v${indexer.version} put to ${r.stored} DHT peers`)
-        ctx.out.event('republish', { indexer: indexer.indexer, version: indexer.version, ...r })
+        if (putting || peer.routingTableSize() === 0 || Date.now() - last < every) return
+        putting = true
+        try {
+          const r = await indexer.republish({ signal: AbortSignal.any([signal, AbortSignal.timeout(60_000)]) })
+          last = Date.now()
+          ctx.out.log(`index head ${indexer.indexer} v${indexer.version} put to ${r.stored} DHT peers`)
+          ctx.out.event('republish', { indexer: indexer.indexer, version: indexer.version, ...r })
+        } catch (err) {
+          ctx.out.log(`index head ${indexer.indexer} v${indexer.version}: DHT put failed (${(err as { code?: string }).code ?? (err as Error).message}), retrying`)
+        } finally {
+          putting = false
+        }
       }
-      if (indexer.version > 0) {
-        if (node.config.sources.bootstrap.length > 0) await node.peer.waitForRoutingTable(1, { timeout: 15_000 }).catch(() => {})
-        void put()
-        const every = Math.max(10, Number(opts.republishEvery ?? '3600')) * 1000
-        republish = setInterval(() => { void put() }, every)
-      }
+      if (indexer.version > 0) republish = setInterval(() => { void put() }, 5000)
     }
     if (opts.http !== undefined) {
       const port = Number(opts.http)

@@ -30,8 +30,10 @@ export async function startMirrorServer (options: MirrorServerOptions): Promise<
   const files = options.dir !== undefined ? serveStatic(options.dir, { index: false, dotfiles: 'deny', fallthrough: false, etag: true }) : undefined
   const server = createServer({ keepAliveTimeout: 5000, headersTimeout: 10_000 }, (req, res) => {
     if (gateway !== undefined && req.url?.startsWith('/ipfs/') === true) { gateway(req, res); return }
-    if (files === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      res.statusCode = files === undefined ? 404 : 405
+    // a static directory holds raw blocks only: a CAR asked of it is a miss (as nginx answers), never raw bytes
+    const wantsCar = /[?&]format=car(&|$)/.test(req.url ?? '') || (req.headers.accept ?? '').includes('application/vnd.ipld.car')
+    if (files === undefined || wantsCar || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.statusCode = files === undefined || wantsCar ? 404 : 405
       res.end()
       return
     }
