@@ -159,6 +159,8 @@ export class ProgressView {
         stopOnComplete: false,
         autopadding: true,
         fps: 8,
+        barCompleteChar: '\u2588',
+        barIncompleteChar: '\u2591',
         format: (options, params, payload: { p: PackageProgress }) => this.barLine(options, params, payload.p)
       })
       p.bar = this.multibar.create(p.total, 0, { p })
@@ -170,7 +172,7 @@ export class ProgressView {
   private barLine (options: cliProgress.Options, params: cliProgress.Params, p: PackageProgress): string {
     const share = Math.min(1, params.value / Math.max(1, params.total))
     const filled = Math.round(share * BAR_WIDTH)
-    const bar = (options.barCompleteChar ?? '█').repeat(filled) + (options.barIncompleteChar ?? '░').repeat(BAR_WIDTH - filled)
+    const bar = (options.barCompleteChar ?? '#').repeat(filled) + (options.barIncompleteChar ?? '-').repeat(BAR_WIDTH - filled)
     const elapsed = Math.max(1, Date.now() - p.started) / 1000
     const net = p.from.peers + p.from.mirrors
     const rate = net / elapsed
