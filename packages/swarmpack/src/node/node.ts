@@ -12,7 +12,7 @@ import { CID } from 'multiformats/cid'
 import { CustomProgressEvent } from 'progress-events'
 import { FsBlockstore, isSwarmpackError } from '@swarmpack/core'
 import { createSwarmNode, createSwarmpackPeer, type SwarmNode, type SwarmpackPeer } from '@swarmpack/dht-provider'
-import { TrustVerifier } from '@swarmpack/trust'
+import { TrustVerifier, openIndexRoot } from '@swarmpack/trust'
 import { configDigest } from '../config/digest.js'
 import { loadConfigFile, parseConfig, writeModules } from '../config/load.js'
 import type { DeploymentConfig, DeploymentConfigInput, ModuleSpec } from '../config/schema.js'
@@ -461,7 +461,7 @@ export class Swarmpack {
    * `<dataDir>/indexers` unless `stateDir` is given.
    */
   async indexer (init: Omit<IndexerInit, 'blockstore' | 'stateDir' | 'dht'> & { stateDir?: string }): Promise<Indexer> {
-    return createIndexer({
+    const indexer = await createIndexer({
       ...init,
       blockstore: this.store,
       stateDir: init.stateDir ?? join(this.dataDir, 'indexers'),
@@ -469,6 +469,21 @@ export class Swarmpack {
       getBlock: init.getBlock ?? (async (cid, o) => this.fetcher.getBlock(cid, o?.signal !== undefined ? { signal: o.signal } : {})),
       ...(this.init.now !== undefined && init.now === undefined ? { now: this.init.now } : {})
     })
+    // followers fetch the index and its shards by CID: this node provides them as soon as a version is out
+    const publish = indexer.publish.bind(indexer)
+    indexer.publish = async (options) => {
+      const v = await publish(options)
+      await this.announceIndex(v.index)
+      return v
+    }
+    return indexer
+  }
+
+  /** Announces an index held in the store and its shards (which it names inside its payload, not as links). */
+  private async announceIndex (index: CID): Promise<void> {
+    if (this.swarm === undefined || this.config.sharing === 'consume' || !this.store.has(index)) return
+    const shards = openIndexRoot(await this.store.getBytes(index)).shards
+    await Promise.all([index, ...shards].map(async c => this.swarm?.announce(c).catch(() => false)))
   }
 
   /** Signs attestations for a release (stored as blocks in this node's store). */
