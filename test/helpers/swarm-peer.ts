@@ -1,11 +1,12 @@
 /**
- * A long-lived standalone swarmpack peer. It serves its block store to the swarm, announces the
- * packages it holds, and fetches packages on request, printing progress and which peers served
- * them.
+ * The swarm tests' low-level peer (formerly examples/node.ts): one libp2p peer and block store,
+ * driven by flags and stdin commands, printing JSON lines. It works below the node (no config,
+ * trust or installs), which is what the DHT and Bitswap tests exercise. Users run `swarmpack serve`
+ * (packages/cli) and hosts embed `createSwarmpack` (examples/node.ts).
  *
- *   npm run node -- --data-dir ./peer-a --listen /ip4/0.0.0.0/tcp/4001
- *   npm run node -- --data-dir ./peer-b --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3... --fetch bafy...
- *   npm run node -- --config peer.json --json
+ *   node --import tsx --conditions=swarmpack-src test/helpers/swarm-peer.ts --data-dir ./peer-a --listen /ip4/0.0.0.0/tcp/4001
+ *   node --import tsx --conditions=swarmpack-src test/helpers/swarm-peer.ts --data-dir ./peer-b --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3... --fetch bafy...
+ *   node --import tsx --conditions=swarmpack-src test/helpers/swarm-peer.ts --config peer.json --json
  *
  * Flags (each overrides the same key of the JSON config file):
  *   --config <file>          JSON: { dataDir, listen[], announce[], bootstrap[], mode, mirror[], network,
