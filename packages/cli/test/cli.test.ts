@@ -302,4 +302,20 @@ describe('swarmpack command', { timeout: 900_000 }, () => {
     assert.equal(result.type, 'result')
     assert.equal(result.result.watch, true)
   })
+
+  it('index publish and remove; serve with sharing off and a bad --limit are usage errors', async () => {
+    const p = await sp(server, 'index', 'publish', '--json')
+    expectCode(p, 0)
+    const version = expectJson(p, 'index publish').version
+    const r = await sp(server, 'index', 'remove', 'appa@1.0.0', '--reason', 'withdrawn', '--json')
+    expectCode(r, 0)
+    assert.equal(expectJson(r, 'index remove').index.version, version + 1)
+    const l = await sp(server, 'index', 'list', '--json')
+    assert.equal(expectJson(l, 'index list').entries.find((e: { name: string }) => e.name === 'appa').removed, true)
+    expectCode(await sp(server, 'index', 'remove', 'nothere@1.0.0'), 2)
+    const s = await sp(client, 'serve', '--json')
+    expectCode(s, 2)
+    assert.match(expectJson(s, 'serve', false).message, /sharing is "off"/)
+    expectCode(await sp(client, 'search', '--limit', 'many'), 2)
+  })
 })
