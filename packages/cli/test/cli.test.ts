@@ -112,8 +112,11 @@ describe('swarmpack command', { timeout: 900_000 }, () => {
     expectCode(notCid, 2)
   })
 
-  it('follow: a card with another key is refused (trust), the right one is followed', async () => {
+  it('follow: an unreachable mirror is a network error, a card with another key is refused (trust), the right one is followed', async () => {
     expectCode(await sp(client, 'init', '--sharing', 'off'), 0)
+    const down = await sp(client, 'follow', 'http://127.0.0.1:9/', '--json')
+    expectCode(down, 6)
+    assert.equal(expectJson(down, 'follow', false).class, 'network')
     const wrong = await sp(client, 'follow', mirror, '--key', '12D3KooWRjhsXvGuCtwTgMig44trGR1mwvagWF9Dw1SfN85xNcuE', '--json')
     expectCode(wrong, 4)
     assert.equal(expectJson(wrong, 'follow', false).class, 'trust')
