@@ -1,6 +1,6 @@
 /**
  * The multi-source fetcher (resolver's createFetcher): a 100 MiB package fetched by a separate
- * process (test/helpers/fetch-client.ts) from one peer (examples/node.ts, DHT + Bitswap) and one
+ * process (test/helpers/fetch-client.ts) from one peer (test/helpers/swarm-peer.ts, DHT + Bitswap) and one
  * nginx mirror, together and each alone; then the only peer is SIGKILLed at 50 % and we time how
  * long the mirror takes to carry the transfer. Baselines from memory, measured in the same run:
  * undici reading one file of the same size from the same nginx and discarding it, and node:crypto
@@ -121,7 +121,7 @@ async function main (): Promise<void> {
       return (e.bytes as number) / MIB / ((e.ms as number) / 1000)
     }
 
-    console.log(`${(bytes / MIB).toFixed(1)} MiB package; one peer (examples/node.ts) and one nginx mirror; the fetcher in its own process; ${REPEATS} repeats; load average ${loadStart}\n`)
+    console.log(`${(bytes / MIB).toFixed(1)} MiB package; one peer (test/helpers/swarm-peer.ts) and one nginx mirror; the fetcher in its own process; ${REPEATS} repeats; load average ${loadStart}\n`)
     const cases: Array<[string, string]> = [['peer alone (peers-only)', 'peers-only'], ['mirror alone (mirrors-only)', 'mirrors-only'], ['together, peers-first (default)', 'peers-first'], ['together, race', 'race']]
     const results = new Map<string, Run[]>(cases.map(([name]) => [name, []]))
     await fetchOnce('peers-only') // warm-up: JIT, page cache, DHT records

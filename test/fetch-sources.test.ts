@@ -1,5 +1,5 @@
 /**
- * The resolver's multi-source fetcher with real processes: a swarm (hub + one seed, examples/node.ts),
+ * The resolver's multi-source fetcher with real processes: a swarm (hub + one seed, test/helpers/swarm-peer.ts),
  * nginx serving an exported mirror, small real HTTP servers that misbehave, and a fetching process
  * (test/helpers/fetch-client.ts) composing the swarm and the mirrors. Covers: peers only (the mirror
  * gets no request), a mirror answering 503 while peers serve, mirror only, a corrupting mirror
