@@ -50,7 +50,7 @@ export interface SwarmNodeInit {
   bitswap?: Omit<BitswapInit, 'libp2p' | 'blockstore' | 'serve'>
   /** Provider lookup timeout (ms). */
   findTimeout?: number
-  /** Bitswap session tuning for fetches (wants in flight, wants per peer, slow-peer timeout). */
+  /** Bitswap session tuning for fetches (wants in flight, wants per peer, slow-peer timeout, `stallTimeout`). */
   session?: DhtProviderInit['session']
 }
 
@@ -59,7 +59,11 @@ export interface FetchOptions extends DhtGetOptions {
   peers?: PeerId[]
   /** Pin the fetched root under this name (if the store supports pins). */
   pin?: string
-  /** Fresh provider lookups after the first finds nobody or not everything (default 2, 1 s apart, doubling). */
+  /**
+   * Fresh provider lookups after the first finds nobody or not everything (default 2, 1 s apart,
+   * doubling). Each attempt without progress ends within the stall time (or the lookup timeout, if
+   * longer), so a fetch that gets nothing ends within (retries + 1) × that + the backoff.
+   */
   retries?: number
 }
 
@@ -159,7 +163,7 @@ export class SwarmNode {
         await this.provider.closeSession(root)
         if (attempt >= retries || !isSwarmpackError(err, CoreErrorCode.NOT_FOUND) || options.signal?.aborted === true) throw err
         log('fetch of %c incomplete (%s), looking for providers again', root, (err as Error).message)
-        await new Promise(resolve => setTimeout(resolve, 1000 * 2 ** attempt))
+        await sleep(1000 * 2 ** attempt, options.signal)
       }
     }
     if (options.pin !== undefined && this.blockstore.pin !== undefined) await this.blockstore.pin(options.pin, root)
@@ -220,6 +224,15 @@ export class SwarmNode {
     await this.provider.close()
     await this.bitswap.stop()
   }
+}
+
+/** Waits `ms`, or less if the signal aborts (the next attempt then sees it). */
+async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  await new Promise<void>(resolve => {
+    const done = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve() }
+    const timer = setTimeout(done, ms)
+    signal?.addEventListener('abort', done, { once: true })
+  })
 }
 
 /** Creates and starts a SwarmNode. */
