@@ -7,6 +7,7 @@
  *   fetched; withdraw roots that were unpinned or evicted.
  * - `mirror`: as share, and also fetch, pin and serve everything the given roots reach.
  */
+import { setTimeout as delay } from 'node:timers/promises'
 import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
 import { CoreErrorCode, SwarmpackError, isSwarmpackError } from '@swarmpack/core'
@@ -163,7 +164,8 @@ export class SwarmNode {
         await this.provider.closeSession(root)
         if (attempt >= retries || !isSwarmpackError(err, CoreErrorCode.NOT_FOUND) || options.signal?.aborted === true) throw err
         log('fetch of %c incomplete (%s), looking for providers again', root, (err as Error).message)
-        await sleep(1000 * 2 ** attempt, options.signal)
+        // an abort ends the wait early; the next attempt then rejects with ERR_ABORTED
+        await delay(1000 * 2 ** attempt, undefined, { signal: options.signal }).catch(() => {})
       }
     }
     if (options.pin !== undefined && this.blockstore.pin !== undefined) await this.blockstore.pin(options.pin, root)
@@ -224,15 +226,6 @@ export class SwarmNode {
     await this.provider.close()
     await this.bitswap.stop()
   }
-}
-
-/** Waits `ms`, or less if the signal aborts (the next attempt then sees it). */
-async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
-  await new Promise<void>(resolve => {
-    const done = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve() }
-    const timer = setTimeout(done, ms)
-    signal?.addEventListener('abort', done, { once: true })
-  })
 }
 
 /** Creates and starts a SwarmNode. */
