@@ -182,6 +182,8 @@ export class NetnsNetwork {
     this.addNs(ns)
     const address = this.bridgeAddress(index)
     const hubDev = this.plug(ns, index, 'eth0', address, 16)
+    // multicast (mDNS) leaves through the bridge; there is no default route in a peer namespace
+    inNs(ns, IP!, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0')
     if (options.uplinkMbit !== undefined) this.shape(ns, 'eth0', options.uplinkMbit)
     if (options.downlinkMbit !== undefined) this.shape(this.hub, hubDev, options.downlinkMbit)
     const peer: NetPeer = { index, ns, address, uplinkMbit: options.uplinkMbit }

@@ -5,11 +5,12 @@
  *
  *   peer.ts --data-dir <dir> [--listen <ma>] [--bootstrap <ma>]... [--mode share|consume]
  *           [--seed <dir>] [--report-ms 500] [--network lan|internet] [--mdns]
+ *           [--relay-client] [--relay-server] [--autonat]
  *
  * Events: ready {peerId, multiaddrs}, seeded {root, bytes}, traffic {t, sent, received} every
  * report-ms, fetched {root, bytes, blocks, ms, sources}, verified {root, blocks, bytes, corrupt},
  * peers {peers}, error {command, code, message}.
- * Commands: `fetch <root> [peerId...]` (peers asked from the start besides the DHT's providers),
+ * Commands: `fetch <root> [peerId...]` (peers asked from the start besides the DHT's providers), `announce <root>`,
  * `dial <ma>`, `verify <root>`, `peers`, `quit`.
  */
 import '@swarmpack/core/polyfill'
@@ -31,6 +32,9 @@ const { values } = parseArgs({
     'report-ms': { type: 'string', default: '500' },
     network: { type: 'string', default: 'lan' },
     mdns: { type: 'boolean', default: false },
+    'relay-client': { type: 'boolean', default: false },
+    'relay-server': { type: 'boolean', default: false },
+    autonat: { type: 'boolean', default: false },
     json: { type: 'boolean' }
   }
 })
@@ -45,8 +49,10 @@ const peer = await createSwarmpackPeer({
   network: values.network as NetworkMode,
   // every peer of a lab swarm shares one subnet: don't rate-limit inbound connections per IP
   inboundConnectionThreshold: 1000,
-  ...(values.mdns === true ? { mdns: true } : {})
-} as Parameters<typeof createSwarmpackPeer>[0])
+  mdns: values.mdns,
+  // a lab relay carries whole transfers (no default limits)
+  nat: { relayClient: values['relay-client'], relayServer: values['relay-server'] === true ? { unlimited: true } : false, autonat: values.autonat }
+})
 const node = await createSwarmNode({ peer, blockstore: store, mode: values.mode as 'share' | 'consume' })
 
 if (values.seed !== undefined) {
@@ -89,13 +95,21 @@ async function run (cmd: string, args: string[]): Promise<void> {
     const started = Date.now()
     const r = await node.fetch(root, { peers, pin: `fetched:${args[0]}` })
     out({ event: 'fetched', root: args[0], bytes: r.bytes, blocks: r.blocks, ms: Date.now() - started, at: Date.now(), sources: r.sources.map(s => ({ peer: s.peer, bytes: s.bytes, blocks: s.blocks })) })
+  } else if (cmd === 'announce') {
+    out({ event: 'announced', root: args[0], ok: await node.announce(parseCid(args[0])) })
   } else if (cmd === 'dial') {
     await peer.libp2p.dial(multiaddr(args[0]))
     out({ event: 'dialed', addr: args[0] })
   } else if (cmd === 'verify') {
     out({ event: 'verified', root: args[0], ...await verify(parseCid(args[0])) })
   } else if (cmd === 'peers') {
-    out({ event: 'peers', peers: peer.libp2p.getPeers().map(String), connections: peer.libp2p.getConnections().map(c => ({ peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), limited: c.limits !== undefined })) })
+    out({
+      event: 'peers',
+      peers: peer.libp2p.getPeers().map(String),
+      connections: peer.libp2p.getConnections().map(c => ({ peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), limited: c.limits !== undefined, direction: c.direction })),
+      addresses: peer.libp2p.getMultiaddrs().map(String),
+      routingTable: peer.routingTableSize()
+    })
   } else if (cmd === 'quit') {
     await stop()
   } else {

@@ -36,6 +36,8 @@ export async function startNsPeer (net: NetPeer, name: string, dataDir: string, 
 
 export interface DistributionOptions {
   downloaders: number
+  /** Peers holding the package at the start (default 1). */
+  seeds?: number
   /** Uplink cap of every peer, Mbit/s. */
   uplinkMbit: number
   packageBytes: number
@@ -71,6 +73,7 @@ export interface DistributionResult {
   blocks: number
   /** ms until the last surviving downloader completed. */
   allMs: number
+  /** Bytes the seeds sent (all of them, sockets included). */
   seedSent: number
   peers: PeerOutcome[]
   /** Per peer, [ms since start, bytes received, bytes sent] samples. */
@@ -108,6 +111,14 @@ export async function runDistribution (opts: DistributionOptions): Promise<Distr
     all.push(seed)
     const seeded = await seed.child.waitFor(e => e.event === 'seeded', 60_000, 'seeded')
     const root = seeded.root as string
+    // more seeds of the same content (same root), joined through the first one
+    const moreSeeds = await Promise.all(Array.from({ length: (opts.seeds ?? 1) - 1 }, async (_, i) => {
+      const s = await startNsPeer(net.addPeer(link), `seed${i + 2}`, join(tmp, `seed${i + 2}`), ['--seed', content, '--bootstrap', seed.addr])
+      await s.child.waitFor(e => e.event === 'seeded', 60_000, 'seeded')
+      return s
+    }))
+    all.push(...moreSeeds)
+    const seeds = [seed, ...moreSeeds]
     log(`seed ready (${Date.now() - t0} ms), root ${root}, ${seeded.blocks as number} blocks`)
 
     const startDownloader = async (name: string): Promise<NsChild> =>
@@ -117,6 +128,7 @@ export async function runDistribution (opts: DistributionOptions): Promise<Distr
     if (opts.discovery === 'swarm') {
       // a full mesh, as a tracker's peer list would give
       await Promise.all(downloaders.map(async (d) => {
+        for (const s of moreSeeds) await d.child.command(`dial ${s.addr}`, 'dialed', 60_000)
         for (const o of downloaders) {
           if (o !== d && o.child.peerId > d.child.peerId) await d.child.command(`dial ${o.addr}`, 'dialed', 60_000)
         }
@@ -128,7 +140,7 @@ export async function runDistribution (opts: DistributionOptions): Promise<Distr
     const outcomes = new Map<string, PeerOutcome>()
     const start = Date.now()
     const fetchCommand = (self: NsChild, peers: NsChild[]): string => {
-      const ids = opts.discovery === 'swarm' ? peers.filter(p => p !== self).map(p => p.child.peerId) : [seed.child.peerId]
+      const ids = opts.discovery === 'swarm' ? [...seeds, ...peers].filter(p => p !== self).map(p => p.child.peerId) : [seed.child.peerId]
       return `fetch ${root} ${ids.join(' ')}`
     }
     const waitFetched = async (d: NsChild, joined = false): Promise<void> => {
@@ -195,7 +207,7 @@ export async function runDistribution (opts: DistributionOptions): Promise<Distr
       packageBytes: seeded.bytes as number,
       blocks: seeded.blocks as number,
       allMs,
-      seedSent: lastTraffic(seed.child).sent,
+      seedSent: seeds.reduce((sum, s) => sum + lastTraffic(s.child).sent, 0),
       peers: [...outcomes.values()],
       traffic,
       startupMs,
