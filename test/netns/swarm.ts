@@ -147,10 +147,17 @@ export async function runDistribution (opts: DistributionOptions): Promise<Distr
       const o: PeerOutcome = { name: d.child.name, joined, sent: 0, received: 0 }
       outcomes.set(o.name, o)
       try {
-        const e = await Promise.race([
-          d.child.waitFor(ev => ev.event === 'fetched' || (ev.event === 'error' && ev.command === 'fetch'), opts.timeoutMs, 'fetched'),
-          d.child.exited.then(() => ({ event: 'exited' }) as NodeEvent)
-        ])
+        // polled rather than ChildPeer.waitFor, whose timer would outlive a killed peer by timeoutMs
+        const e = await new Promise<NodeEvent>((resolve, reject) => {
+          const deadline = Date.now() + opts.timeoutMs
+          const timer = setInterval(() => {
+            const ev = d.child.events.find(x => x.event === 'fetched' || (x.event === 'error' && x.command === 'fetch'))
+            if (ev !== undefined || !d.child.running || Date.now() > deadline) clearInterval(timer)
+            if (ev !== undefined) resolve(ev)
+            else if (!d.child.running) resolve({ event: 'exited' })
+            else if (Date.now() > deadline) reject(new Error(`${d.child.name}: no fetched event within ${opts.timeoutMs} ms`))
+          }, 100)
+        })
         if (e.event === 'fetched') o.ms = (e.at as number) - start
         else if (e.event === 'exited') o.killed = true
         else o.error = `${String(e.code)} ${String(e.message)}`
