@@ -1,29 +1,24 @@
 /**
- * `npm start`: a local swarm publishes, verifies and installs a package, showing progress and
- * where every byte came from. Everything runs on 127.0.0.1 in temporary directories, which are
- * removed at the end (pass `--keep` to look at them).
+ * `npm start`: swarmpack nodes publish, verify and install a package, showing progress and where
+ * every byte came from. Everything runs on 127.0.0.1 in temporary directories, which are removed
+ * at the end (pass `--keep` to look at them).
  *
- *  1. Five peers start a private swarm (Kademlia DHT + Bitswap 1.2.0); peer-0 is the publisher.
- *  2. The publisher packs a directory into content-defined chunks and signs a release with a key
- *     that holds a delegation from a trust root; an indexer lists it in a signed index.
- *  3. peer-1 follows the index, checks that the release is trusted, fetches the package from the
- *     swarm (every block verified against its CID) and installs it.
- *  4. peer-2..4 install at once: the blocks now come from the publisher and from peer-1 (F5).
- *  5. A new peer with no swarm at all falls back to an HTTP mirror (R4) and installs from there.
+ *  1. A publishing node starts (peer-0): it packs a directory, signs a release with a key that
+ *     holds a delegation from a trust root, and its indexer lists it in a signed index whose head
+ *     goes into the DHT and into a static mirror directory.
+ *  2. peer-1 follows the index, resolves its deployment, checks that the release is trusted,
+ *     fetches the package from the swarm (every block verified) and installs it as generation 1;
+ *     the host's load hook sees it.
+ *  3. peer-2..4 install at once: the blocks now come from the publisher and from peer-1 (F5).
+ *  4. A node with no swarm at all installs from the mirror directory (R4).
  */
 import '@swarmpack/core/polyfill'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { FsBlockstore, pack, storeProvider, unpack, type CID } from '@swarmpack/core'
-import type { DhtProgressEvents } from '@swarmpack/dht-provider'
-import { HttpProvider, startGatewayServer } from '@swarmpack/http-provider'
-import {
-  IndexView, TrustVerifier, buildIndex, generateSigningKey, issueDelegation, keyIdOf, openIndexHead,
-  openIndexRoot, signRelease, type TrustPolicy
-} from '@swarmpack/trust'
-import { startLocalSwarm, stopSwarm, type LocalPeer } from './local-swarm.js'
+import { generateSigningKey, issueDelegation, keyIdOf } from '@swarmpack/trust'
+import { createSwarmpack, type DeploymentConfigInput, type NodeProgressEvents, type Swarmpack } from 'swarmpack'
 
 const NAME = 'hello-swarm'
 const VERSION = '1.0.0'
@@ -36,24 +31,21 @@ const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`
 const short = (id: string): string => `${id.slice(0, 6)}…${id.slice(-4)}`
 function step (text: string): void { console.log(`\n\x1b[1m${text}\x1b[0m`) }
 
-/** A progress line: redrawn in place on a terminal, every 25% otherwise. */
-function progressBar (label: string, total: number): { onProgress: (evt: DhtProgressEvents) => void, done: () => void } {
+/** A progress line per node: redrawn in place on a terminal, every 25% otherwise. */
+function progressBar (label: string): { onProgress: (evt: NodeProgressEvents) => void, done: () => void } {
   let bytes = 0
+  let total = 0
   let lastQuarter = -1
-  const sources = new Set<string>()
   const draw = (): void => {
-    const share = Math.min(1, bytes / total)
-    const bar = '#'.repeat(Math.round(share * 30)).padEnd(30, '.')
-    const line = `  ${label} [${bar}] ${mib(bytes)} / ${mib(total)} from ${sources.size} source${sources.size === 1 ? '' : 's'}`
+    const share = total > 0 ? Math.min(1, bytes / total) : 0
+    const line = `  ${label} [${'#'.repeat(Math.round(share * 30)).padEnd(30, '.')}] ${mib(bytes)} / ${mib(total)}`
     if (tty) process.stdout.write(`\r${line}`)
     else if (Math.floor(share * 4) > lastQuarter) { lastQuarter = Math.floor(share * 4); console.log(line) }
   }
   return {
     onProgress: (evt) => {
-      if (evt.type !== 'swarmpack:provider:block') return
-      bytes += evt.detail.size
-      sources.add(evt.detail.source)
-      draw()
+      if (evt.type === 'swarmpack:node:fetch-start') total += evt.detail.size
+      if (evt.type === 'swarmpack:fetch:block' && evt.detail.local !== true) { bytes += evt.detail.bytes; draw() }
     },
     done: () => { if (tty) process.stdout.write('\n') }
   }
@@ -72,111 +64,85 @@ async function writeSamplePackage (dir: string): Promise<void> {
 
 async function main (): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'swarmpack-demo-'))
-  let swarm: LocalPeer[] = []
-  let lonelyStore: FsBlockstore | undefined
-  let gateway: Awaited<ReturnType<typeof startGatewayServer>> | undefined
+  const nodes: Swarmpack[] = []
   try {
-    step('1. Five peers start a private swarm on 127.0.0.1 (peer-0 is the publisher)')
-    swarm = await startLocalSwarm(5, work)
-    for (const p of swarm) console.log(`  ${p.name} ${p.peer.peerId.toString()}`)
-    const label = new Map(swarm.map(p => [p.peer.peerId.toString(), p.name]))
-    const who = (id: string): string => label.get(id) ?? id
-
-    step(`2. The publisher packs ${NAME}@${VERSION} and signs its release`)
-    const src = join(work, 'src')
-    await writeSamplePackage(src)
-    const publisherStore = swarm[0].store
-    const packed = await pack(src, { name: NAME, version: VERSION, description: 'demo package', entry: 'index.js', tags: ['demo'] }, { blockstore: publisherStore })
-    await publisherStore.pin(`${NAME}@${VERSION}`, packed.root)
-    console.log(`  packed ${mib(packed.totalSize)} into ${packed.blocks} blocks; root ${packed.root.toString()}`)
-
-    // the trust root (configured by the administrator) delegates "hello-*" to the publisher's key
-    const now = Date.now()
+    step('1. A publishing node packs, signs and indexes the package')
     const trustRoot = await generateSigningKey()
     const publisherKey = await generateSigningKey()
     const indexerKey = await generateSigningKey()
+    const now = Date.now()
     const cert = await issueDelegation(trustRoot, { audience: keyIdOf(publisherKey), scope: ['hello-*'], notBefore: now - DAY, expires: now + 365 * DAY })
-    const variants = { any: { manifest: packed.root, size: packed.totalSize } }
-    const release = await signRelease(publisherKey, { name: NAME, version: VERSION, variants, dependencies: {} }, [cert.bytes])
-    const index = await buildIndex(indexerKey, {
-      indexer: INDEXER,
-      version: 1,
-      issued: now,
-      expires: now + 7 * DAY,
-      entries: new Map([[NAME, new Map([[VERSION, { release: release.cid, size: release.bytes.byteLength, variants, dependencies: {} }]])]])
+    const mirrorDir = join(work, 'mirror')
+    const publisher = await createSwarmpack({ dataDir: join(work, 'peer-0'), config: { network: { mode: 'loopback' } } })
+    nodes.push(publisher)
+    const indexer = await publisher.indexer({ key: indexerKey, indexer: INDEXER, mirrorDir })
+    const src = join(work, 'src')
+    await writeSamplePackage(src)
+    const published = await publisher.publish(src, { name: NAME, version: VERSION, description: 'demo package', entry: 'index.js', tags: ['demo'] }, { key: publisherKey, certs: [cert.bytes], indexer })
+    await indexer.close()
+    console.log(`  peer-0 ${publisher.peer?.peerId.toString()}`)
+    console.log(`  packed ${mib(published.variants[0].size)}; release ${short(published.release.cid.toString())} signed by ${short(keyIdOf(publisherKey))} (delegated by root ${short(keyIdOf(trustRoot))})`)
+    console.log(`  index v${published.index?.version ?? '?'} signed by indexer ${short(keyIdOf(indexerKey))}; head in the DHT and in ${mirrorDir}`)
+
+    // what every installing node is configured with: whom to trust, which index to follow, what to install
+    const deployment = (extra: Partial<DeploymentConfigInput>): DeploymentConfigInput => ({
+      modules: { [NAME]: '^1.0.0' },
+      indexers: [{ id: INDEXER, keys: [keyIdOf(indexerKey)], heads: { directories: [mirrorDir] } }],
+      trust: { publishers: [{ pattern: 'hello-*', roots: [keyIdOf(trustRoot)] }] },
+      network: { mode: 'loopback' },
+      ...extra
     })
-    // release and index blocks travel through the swarm like any other block
-    await publisherStore.put(release.cid, release.bytes)
-    for (const block of index.blocks) await publisherStore.put(block.cid, block.bytes)
-    await publisherStore.pin(`index:${INDEXER}`, index.index.cid)
-    console.log(`  release ${short(release.cid.toString())} signed by ${short(keyIdOf(publisherKey))} (delegated by root ${short(keyIdOf(trustRoot))})`)
-    console.log(`  index v1 ${short(index.index.cid.toString())} signed by indexer ${short(keyIdOf(indexerKey))}`)
-    await swarm[0].node.announce(packed.root)
-    await swarm[0].node.announce(index.index.cid)
-    console.log('  the publisher announced the package and the index in the DHT')
-
-    // what every installing peer does: follow the index, check trust, fetch, verify, install
-    const policy: TrustPolicy = {
-      indexers: [{ id: INDEXER, keys: [keyIdOf(indexerKey)] }],
-      indexerThreshold: 1,
-      publishers: [{ pattern: '*', roots: [keyIdOf(trustRoot)] }]
-    }
-    const install = async ({ node, store, name: tag }: LocalPeer): Promise<CID> => {
-      // the signed head would come from the DHT or a mirror; it is self-verifying either way
-      const head = openIndexHead(index.head.bytes)
-      // index blocks are read lazily: from the local store, else from the index's providers
-      const fromSwarm = node.provider.forRoot(head.index)
-      const getBlock = async (cid: CID): Promise<Uint8Array> => store.has(cid) ? store.getBytes(cid) : fromSwarm.get(cid)
-      const verifier = new TrustVerifier({ policy, stateDir: join(work, tag, 'trust'), getBlock })
-      await verifier.updateIndexer(INDEXER, index.head.bytes)
-      const view = new IndexView(openIndexRoot(await getBlock(head.index)), getBlock)
-      const entry = await view.lookup(NAME, VERSION)
-      if (entry === undefined || 'removed' in entry) throw new Error(`${NAME}@${VERSION} is not listed`)
-      const manifest = entry.variants.any.manifest
-      const decision = await verifier.checkInstallable(NAME, VERSION, manifest)
-      const bar = progressBar(tag.padEnd(6), packed.totalSize)
-      const result = await node.fetch(manifest, { pin: `${NAME}@${VERSION}`, onProgress: bar.onProgress })
+    const boot = publisher.peer?.multiaddrs().map(String) ?? []
+    const label = new Map([[publisher.peer?.peerId.toString() ?? '', 'peer-0']])
+    const who = (id: string): string => label.get(id) ?? short(id)
+    const install = async (name: string, node: Swarmpack): Promise<void> => {
+      const bar = progressBar(name.padEnd(6))
+      const served = new Map<string, number>()
+      const result = await node.apply(undefined, {
+        onProgress: (evt) => {
+          bar.onProgress(evt)
+          if (evt.type === 'swarmpack:node:fetched') for (const s of evt.detail.sources) served.set(s.origin ?? s.source, (served.get(s.origin ?? s.source) ?? 0) + s.bytes)
+        }
+      })
       bar.done()
-      const target = join(work, tag, 'installed', NAME)
-      await mkdir(join(work, tag, 'installed'), { recursive: true })
-      await unpack(manifest, storeProvider(store), target)
-      const from = result.sources.map(s => `${who(s.peer)} ${mib(s.bytes)}`).join(', ')
-      console.log(`  ${tag}: trusted (publisher ${short(decision.publisher)}, indexer ${decision.indexers.join(',')}); ${result.blocks} blocks in ${result.ms} ms from ${from}`)
-      return manifest
+      await node.announceInstalled()
+      const from = [...served].filter(([, b]) => b > 0).map(([s, b]) => `${who(s)} ${mib(b)}`).join(', ')
+      console.log(`  ${name}: generation ${result.generation}, ${mib(result.bytes.network)} fetched from ${from}`)
     }
+    const loaded: string[] = []
+    const host = { load: (pkg: { name: string, version: string, entry?: string }) => { loaded.push(`${pkg.name}@${pkg.version} (${pkg.entry ?? 'no entry'})`) } }
 
-    step(`3. peer-1 follows the index, checks the release and installs ${NAME}`)
-    await install(swarm[1])
+    step(`2. peer-1 follows the index, checks the release and installs ${NAME} from the swarm`)
+    const peer1 = await createSwarmpack({ dataDir: join(work, 'peer-1'), config: deployment({ sources: { bootstrap: boot, policy: 'peers-only' } }), host })
+    nodes.push(peer1)
+    label.set(peer1.peer?.peerId.toString() ?? '', 'peer-1')
+    await install('peer-1', peer1)
+    console.log(`  the host's load hook saw ${loaded.join(', ')}`)
 
-    step('4. peer-2, peer-3 and peer-4 install at once: peer-1 now serves too')
-    await Promise.all(swarm.slice(2).map(install))
+    step('3. peer-2, peer-3 and peer-4 install at once: peer-1 now serves too')
+    const more = await Promise.all([2, 3, 4].map(async i => {
+      const n = await createSwarmpack({ dataDir: join(work, `peer-${i}`), config: deployment({ sources: { bootstrap: boot, policy: 'peers-only' } }) })
+      nodes.push(n)
+      label.set(n.peer?.peerId.toString() ?? '', `peer-${i}`)
+      return n
+    }))
+    await Promise.all(more.map(async (n, i) => install(`peer-${i + 2}`, n)))
 
-    step('5. A peer with no swarm falls back to an HTTP mirror')
-    gateway = await startGatewayServer({ blockstore: publisherStore })
-    lonelyStore = await FsBlockstore.open(join(work, 'peer-E', 'store'), { fsync: false })
-    const http = new HttpProvider({ mirrors: [gateway.url] })
-    const bar = progressBar('peer-E', packed.totalSize)
-    let blocks = 0
-    for await (const block of http.getDag(packed.root, { onProgress: bar.onProgress })) {
-      await lonelyStore.put(block.cid, block.bytes) // the store re-checks every block against its CID
-      blocks++
-    }
-    bar.done()
-    await http.close()
-    const target = join(work, 'peer-E', 'installed', NAME)
-    await mkdir(join(work, 'peer-E', 'installed'), { recursive: true })
-    await unpack(packed.root, storeProvider(lonelyStore), target)
-    console.log(`  peer-E: ${blocks} blocks from ${gateway.url} (${http.stats().requests} HTTP request(s), ${http.stats().carRequests} as CAR)`)
+    step('4. A node with no swarm installs from the mirror directory')
+    const lonely = await createSwarmpack({ dataDir: join(work, 'peer-E'), config: deployment({ sharing: 'off', sources: { directories: [{ path: mirrorDir }] } }) })
+    nodes.push(lonely)
+    await install('peer-E', lonely)
 
-    const greeting = await import(join(target, 'index.js')) as { hello: (n: string) => string }
-    const readme = await readFile(join(target, 'README.md'), 'utf8')
+    const g = await lonely.current()
+    const pkg = g?.packages[NAME]
+    if (pkg === undefined) throw new Error('not installed')
+    const greeting = await import(join(pkg.path, 'index.js')) as { hello: (n: string) => string }
+    const readme = await readFile(join(pkg.path, 'README.md'), 'utf8')
     step('Done')
-    console.log(`  ${greeting.hello('demo')}  (${readme.split('\n')[0]})`)
+    console.log(`  ${greeting.hello('demo')}  (${readme.split('\n')[0]}, installed in ${pkg.path})`)
     if (keep) console.log(`  files kept in ${work}`)
   } finally {
-    await gateway?.close()
-    await stopSwarm(swarm).catch(() => {})
-    await lonelyStore?.close()
+    for (const n of nodes.reverse()) await n.stop().catch(() => {})
     if (!keep) await rm(work, { recursive: true, force: true })
   }
 }

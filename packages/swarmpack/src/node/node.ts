@@ -6,43 +6,43 @@
  */
 import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join, resolve as resolvePath } from 'node:path'
-import { logger } from '@libp2p/logger'
 import type { ComponentLogger, Libp2p, Logger } from '@libp2p/interface'
+import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
 import { CustomProgressEvent } from 'progress-events'
+import type { Dispatcher } from 'undici'
 import { FsBlockstore, decodeManifest, isSwarmpackError } from '@swarmpack/core'
-import { mapLimit } from '../util/limit.js'
 import { createSwarmNode, createSwarmpackPeer, type SwarmNode, type SwarmpackPeer } from '@swarmpack/dht-provider'
+import { createDispatcher } from '@swarmpack/http-provider'
+import { createFetcher } from '@swarmpack/resolver'
 import { TrustVerifier, openIndexRoot } from '@swarmpack/trust'
-
-const DAG_CBOR = 0x71
-import { configDigest } from '../config/digest.js'
-import { loadConfigFile, parseConfig, writeModules } from '../config/load.js'
-import type { DeploymentConfig, DeploymentConfigInput, ModuleSpec } from '../config/schema.js'
-import { SwarmpackNodeErrorCode, nodeError } from '../errors.js'
-import type { NodeProgressEvents } from '../events.js'
 import { applyPlan, switchToGeneration, syncPins, type ApplyContext, type ApplyResult } from '../apply/apply.js'
 import type { NodeFetcher } from '../apply/fetcher.js'
 import { Generations, type Generation } from '../apply/generations.js'
 import { hookPackage, runHook, type HostHooks } from '../apply/hooks.js'
 import { Journal, type Recovery } from '../apply/journal.js'
 import { recover } from '../apply/recover.js'
+import { catalogFromVerifier, type PackageInfo, type SearchHit, type SearchQuery } from '../catalog/catalog.js'
+import { configDigest } from '../config/digest.js'
+import { loadConfigFile, parseConfig, writeModules } from '../config/load.js'
+import type { DeploymentConfig, DeploymentConfigInput, ModuleSpec } from '../config/schema.js'
+import { SwarmpackNodeErrorCode, nodeError } from '../errors.js'
+import type { NodeProgressEvents } from '../events.js'
 import { followIndexers, followedIndexes, type FollowContext, type FollowReport } from '../follow/follow.js'
+import { indexHeadRecordFormat } from '../heads/format.js'
 import { LOCKFILE_NAME, parseLock, type Lockfile } from '../lock/format.js'
 import { computePlan, type Plan } from '../plan/plan.js'
-import { resolveLock } from '../resolve/resolve.js'
-import { buildSources, closeSources, type BuiltSource } from '../sources/build.js'
-import { createFetcher } from '@swarmpack/resolver'
-import { createDispatcher } from '@swarmpack/http-provider'
-import type { Dispatcher } from 'undici'
-import { indexHeadRecordFormat } from '../heads/format.js'
-import { httpProxyOption } from '../sources/build.js'
-import { trustPolicyOf } from './trust.js'
-import { exportNodeMirror, gcPreview, verifyStore, type GcPreview, type MirrorExport, type MirrorExportOptions, type VerifyReport } from './maintenance.js'
 import { attest, type AttestOptions, type SignedAttestation } from '../publish/attest.js'
 import { createIndexer, type Indexer, type IndexerInit } from '../publish/indexer.js'
-import { catalogFromVerifier, type PackageInfo, type SearchHit, type SearchQuery } from '../catalog/catalog.js'
 import { publish, type PublishMeta, type PublishOptions, type PublishResult, type VariantSource } from '../publish/publish.js'
+import { resolveLock } from '../resolve/resolve.js'
+import { buildSources, closeSources, httpProxyOption, type BuiltSource } from '../sources/build.js'
+import { mapLimit } from '../util/limit.js'
+import { exportNodeMirror, gcPreview, verifyStore, type GcPreview, type MirrorExport, type MirrorExportOptions, type VerifyReport } from './maintenance.js'
+import { trustPolicyOf } from './trust.js'
+
+/** Multicodec of dag-cbor: index envelopes are dag-cbor blocks. */
+const DAG_CBOR = 0x71
 
 export interface SwarmpackInit {
   /** Everything the node keeps (layout in the README). */
@@ -251,6 +251,8 @@ export class Swarmpack {
       hookTimeoutMs: this.config.hooks.timeoutMs,
       keepGenerations: this.config.generations.keep,
       ...(this.init.logger !== undefined ? { log: this.init.logger.forComponent('swarmpack:node:apply') } : {}),
+      // the fetcher cannot close the swarm's per-root Bitswap session itself (it only knows Providers)
+      afterFetch: async (root) => { await this.swarm?.provider.closeSession(root) },
       onInstalled: (roots) => {
         for (const r of roots) void this.swarm?.announce(r).catch(() => {})
       }
@@ -512,7 +514,7 @@ export class Swarmpack {
    * `<dataDir>/indexers` unless `stateDir` is given.
    */
   async indexer (init: Omit<IndexerInit, 'blockstore' | 'stateDir' | 'dht'> & { stateDir?: string }): Promise<Indexer> {
-    return createIndexer({
+    const indexer = await createIndexer({
       ...init,
       blockstore: this.store,
       stateDir: init.stateDir ?? join(this.dataDir, 'indexers'),
@@ -520,6 +522,15 @@ export class Swarmpack {
       getBlock: init.getBlock ?? (async (cid, o) => this.getBlock(cid, o)),
       ...(this.init.now !== undefined && init.now === undefined ? { now: this.init.now } : {})
     })
+    // followers ask the swarm for the index block by its CID (and for its shards through the
+    // index's providers): announce each new index as it is published
+    const publishVersion = indexer.publish
+    indexer.publish = async (options) => {
+      const version = await publishVersion(options)
+      void this.swarm?.announce(version.index).catch(() => {})
+      return version
+    }
+    return indexer
   }
 
   /** Searches the followed indexes (their accepted versions) by words, category or tag; answers from index entries only. */
