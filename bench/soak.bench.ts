@@ -2,10 +2,9 @@
  * Soak: one node (createSwarmpack, in this process) installs, updates and uninstalls a package
  * with a dependency in a loop against a small swarm (a seed node that installed from a mirror
  * directory, and one more node that installed from the seed), with `gc({ keep: 1 })` after each
- * round so every install fetches again (peers first, a mirror directory for what they lack). Every
- * round samples RSS, heap after a full
- * GC, open file descriptors and the DHT routing table; the report compares the first minute with
- * the last. Not part of the test suite.
+ * round so every install fetches again (peers first, a mirror directory for what they lack).
+ * Every round samples RSS, heap after a full GC, open file descriptors and the DHT routing table;
+ * the report compares the first minute with the last. Not part of the test suite.
  *
  *   flock /work/coord/bench.lock npm run bench -- soak          (SOAK_SECONDS, default 600)
  */

@@ -46,12 +46,14 @@ export function netnsUnavailable (): string | undefined {
   const probe = `${NETNS_PREFIX}probe${process.pid}`
   try {
     ip('netns', 'add', probe)
+    inNs(probe, IP, 'link', 'add', 'pa', 'type', 'veth', 'peer', 'name', 'pb')
   } catch (err) {
-    return `cannot create a network namespace: ${(err as { stderr?: string }).stderr?.trim() ?? (err as Error).message}`
-  } finally {
     tryRun(IP, ['netns', 'del', probe])
+    return `cannot create a network namespace with a veth pair: ${(err as { stderr?: string }).stderr?.trim() ?? (err as Error).message}`
   }
-  return undefined
+  const noTbf = tbfUnavailable(probe, 'pa')
+  tryRun(IP, ['netns', 'del', probe])
+  return noTbf === undefined ? undefined : `tbf shaping is unavailable: ${noTbf}`
 }
 
 /** Why tbf shaping is unavailable (the qdisc kind missing), or undefined. Run inside a namespace. */

@@ -30,7 +30,7 @@ export async function startNsPeer (net: NetPeer, name: string, dataDir: string, 
     child.kill()
     throw err
   }
-  const addr = `/ip4/${net.natPublic !== undefined ? net.address : net.address}/tcp/${PEER_PORT}/p2p/${child.peerId}`
+  const addr = `/ip4/${net.address}/tcp/${PEER_PORT}/p2p/${child.peerId}`
   return { net, child, addr }
 }
 
@@ -82,7 +82,7 @@ export interface DistributionResult {
   load: number[]
 }
 
-/** Throughput of a tbf-capped link as TCP payload: ~95 % of the rate (headers, ACK pacing). */
+/** The swarming lower bound S/u and the client-server time N·S/u, at the link's nominal rate. */
 export function lowerBounds (bytes: number, mbit: number, downloaders: number): { swarmSec: number, clientServerSec: number } {
   const perSec = mbit * 1e6 / 8
   return { swarmSec: bytes / perSec, clientServerSec: downloaders * bytes / perSec }
