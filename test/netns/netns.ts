@@ -43,7 +43,7 @@ export function netnsUnavailable (): string | undefined {
   if (process.platform !== 'linux') return 'network namespaces need Linux'
   if (process.getuid?.() !== 0) return 'network namespaces need root (run as root, as CI does)'
   if (IP === undefined) return 'the `ip` command (iproute2) is not installed'
-  const probe = `${NETNS_PREFIX}probe${process.pid}`
+  const probe = `${NETNS_PREFIX}${process.pid.toString(36)}xprobe`
   try {
     ip('netns', 'add', probe)
     inNs(probe, IP, 'link', 'add', 'pa', 'type', 'veth', 'peer', 'name', 'pb')
@@ -73,12 +73,23 @@ export function nftPath (): string | undefined {
   return undefined
 }
 
-/** Removes every namespace whose name starts with `prefix` (left by a killed run). */
+/** Whether the process that made a namespace (its pid is in the name) still runs. */
+function ownerAlive (name: string, prefix: string): boolean {
+  const m = name.slice(prefix.length).match(/^([0-9a-z]+)x/)
+  if (m === null) return false
+  const pid = parseInt(m[1], 36)
+  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+}
+
+/**
+ * Removes the namespaces of `prefix` left by runs that are gone (killed); those of a run still
+ * going (another test or benchmark at the same time) are left alone.
+ */
 export function cleanupStale (prefix = NETNS_PREFIX): number {
   if (IP === undefined) return 0
   let names: string[] = []
   try {
-    names = ip('netns', 'list').split('\n').map(l => l.trim().split(/\s+/)[0]).filter(n => n !== undefined && n.startsWith(prefix))
+    names = ip('netns', 'list').split('\n').map(l => l.trim().split(/\s+/)[0]).filter(n => n !== undefined && n.startsWith(prefix) && !ownerAlive(n, prefix))
   } catch { return 0 }
   for (const n of names) tryRun(IP, ['netns', 'del', n])
   return names.length
@@ -111,6 +122,8 @@ export function nsCommand (ns: string, cmd: string, args: string[]): { cmd: stri
 
 export class NetnsNetwork {
   readonly tag: string
+  /** The random part of the tag, for interface names (15 characters at most). */
+  private readonly short: string
   readonly hub: string
   readonly bridge = 'br0'
   readonly peers: NetPeer[] = []
@@ -121,7 +134,9 @@ export class NetnsNetwork {
   private readonly onExit = (): void => { this.remove() }
 
   private constructor (readonly prefix: string) {
-    this.tag = randomBytes(2).toString('hex')
+    // the pid lets cleanupStale tell a killed run's namespaces from a live one's
+    this.short = randomBytes(2).toString('hex')
+    this.tag = `${process.pid.toString(36)}x${this.short}`
     this.hub = `${prefix}${this.tag}hub`
   }
 
@@ -157,8 +172,8 @@ export class NetnsNetwork {
 
   /** Joins namespace `ns` to the bridge through a veth pair; returns the hub side's name. */
   private plug (ns: string, i: number, nsDev: string, address: string, prefixLen: number): string {
-    const hubDev = `h${this.tag}${i}`
-    const tmp = `t${this.tag}${i}`
+    const hubDev = `h${this.short}${i}`
+    const tmp = `t${this.short}${i}`
     // created in the hub namespace, one end then moved: nothing appears in the root namespace
     inNs(this.hub, IP!, 'link', 'add', hubDev, 'type', 'veth', 'peer', 'name', tmp)
     inNs(this.hub, IP!, 'link', 'set', tmp, 'netns', ns)
@@ -212,9 +227,9 @@ export class NetnsNetwork {
     this.plug(router, index, 'wan', publicAddress, 16)
     const lanRouter = `10.78.${r}.1`
     const address = `10.78.${r}.2`
-    inNs(router, IP!, 'link', 'add', 'lan', 'type', 'veth', 'peer', 'name', `t${this.tag}n${r}`)
-    inNs(router, IP!, 'link', 'set', `t${this.tag}n${r}`, 'netns', ns)
-    inNs(ns, IP!, 'link', 'set', `t${this.tag}n${r}`, 'name', 'eth0')
+    inNs(router, IP!, 'link', 'add', 'lan', 'type', 'veth', 'peer', 'name', `t${this.short}n${r}`)
+    inNs(router, IP!, 'link', 'set', `t${this.short}n${r}`, 'netns', ns)
+    inNs(ns, IP!, 'link', 'set', `t${this.short}n${r}`, 'name', 'eth0')
     inNs(router, IP!, 'addr', 'add', `${lanRouter}/24`, 'dev', 'lan')
     inNs(router, IP!, 'link', 'set', 'lan', 'up')
     inNs(ns, IP!, 'addr', 'add', `${address}/24`, 'dev', 'eth0')
