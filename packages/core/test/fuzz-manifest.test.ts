@@ -8,38 +8,14 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
+import { expectTypedOutcome as typed, mutatedBytes } from '../src/fuzzing.js'
 import { CID } from 'multiformats/cid'
 import { SwarmpackError, blockLinks, createManifest, decodeManifest, encodeCborBlock, encodeManifest, rawCid, type Block } from '../src/index.js'
 
 const RUNS = Number(process.env.SWARMPACK_FUZZ_RUNS ?? 1000)
 
-/** Runs a decoder; passes on success or a typed error, fails on anything else or > 1 s of CPU. */
-async function typed (what: string, fn: () => unknown): Promise<void> {
-  const cpu = process.cpuUsage()
-  try {
-    await fn()
-  } catch (err) {
-    if (!(err instanceof SwarmpackError) || !/^ERR_[A-Z0-9_]+$/.test(err.code)) throw new Error(`${what}: untyped error ${String(err)}`, { cause: err })
-  } finally {
-    const used = process.cpuUsage(cpu)
-    if (used.user + used.system > 1e6) throw new Error(`${what}: over 1 s of CPU`)
-  }
-}
 
-/** Byte flips, a cut and an insertion applied to a valid encoding. */
-function mutated (seed: Uint8Array): fc.Arbitrary<Uint8Array> {
-  return fc.tuple(
-    fc.array(fc.tuple(fc.nat(seed.length - 1), fc.integer({ min: 1, max: 255 })), { maxLength: 6 }),
-    fc.option(fc.nat(seed.length)),
-    fc.option(fc.tuple(fc.nat(seed.length), fc.uint8Array({ minLength: 1, maxLength: 16 })))
-  ).map(([flips, cut, insert]) => {
-    let b = seed.slice()
-    for (const [at, x] of flips) b[at] ^= x
-    if (insert !== null) b = new Uint8Array([...b.subarray(0, insert[0]), ...insert[1], ...b.subarray(insert[0])])
-    if (cut !== null) b = b.subarray(0, cut)
-    return b
-  })
-}
+const mutated = (seed: Uint8Array): fc.Arbitrary<Uint8Array> => mutatedBytes(fc, seed)
 
 function manifestOf (files: number): { root: Block, blocks: Block[] } {
   const chunk = rawCid(new Uint8Array([1, 2, 3]))

@@ -7,24 +7,14 @@
 import '@swarmpack/core/polyfill'
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { SwarmpackError, encodeCborBlock, rawCid } from '@swarmpack/core'
+import { encodeCborBlock, rawCid } from '@swarmpack/core'
 import fc from 'fast-check'
+import { expectTypedOutcomeSync as typed, mutatedBytes } from '@swarmpack/core/fuzzing'
 import { BlockPresenceType, WantType } from '../src/bitswap/pb/message.js'
 import { cidOfPayload, decodeCid, decodeMessage, encodeMessage } from '../src/bitswap/wire.js'
 
 const RUNS = Number(process.env.SWARMPACK_FUZZ_RUNS ?? 1000)
 
-function typed (what: string, fn: () => unknown): void {
-  const cpu = process.cpuUsage()
-  try {
-    fn()
-  } catch (err) {
-    if (!(err instanceof SwarmpackError) || !/^ERR_[A-Z0-9_]+$/.test(err.code)) throw new Error(`${what}: untyped error ${String(err)}`, { cause: err })
-  } finally {
-    const used = process.cpuUsage(cpu)
-    if (used.user + used.system > 1e6) throw new Error(`${what}: over 1 s of CPU`)
-  }
-}
 
 /** Everything the network layer does with one frame. */
 function handleFrame (bytes: Uint8Array): void {
@@ -43,19 +33,7 @@ const seed = encodeMessage({
   pendingBytes: 7
 })
 
-function mutated (s: Uint8Array): fc.Arbitrary<Uint8Array> {
-  return fc.tuple(
-    fc.array(fc.tuple(fc.nat(s.length - 1), fc.integer({ min: 1, max: 255 })), { maxLength: 6 }),
-    fc.option(fc.nat(s.length)),
-    fc.option(fc.tuple(fc.nat(s.length), fc.uint8Array({ minLength: 1, maxLength: 16 })))
-  ).map(([flips, cut, insert]) => {
-    let b = s.slice()
-    for (const [at, x] of flips) b[at] ^= x
-    if (insert !== null) b = new Uint8Array([...b.subarray(0, insert[0]), ...insert[1], ...b.subarray(insert[0])])
-    if (cut !== null) b = b.subarray(0, cut)
-    return b
-  })
-}
+const mutated = (seed: Uint8Array): fc.Arbitrary<Uint8Array> => mutatedBytes(fc, seed)
 
 describe('fuzz: bitswap wire', () => {
   it('the seed frame decodes', () => {

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import fc from 'fast-check'
-import { SwarmpackError, rawCid } from '@swarmpack/core'
+import { expectTypedOutcome as typed, mutatedBytes } from '@swarmpack/core/fuzzing'
+import { rawCid } from '@swarmpack/core'
 import { INDEX_HEAD_NAMESPACE, indexHeadKey } from '@swarmpack/dht-provider'
 import { generateSigningKey, keyIdOf, signIndexHead } from '@swarmpack/trust'
 import { parseConfig, parseConfigText } from '../src/config/load.js'
@@ -18,31 +19,8 @@ import { indexHeadDhtRecords } from '../src/heads/format.js'
 
 const RUNS = Number(process.env.SWARMPACK_FUZZ_RUNS ?? 1000)
 
-async function typed (what: string, fn: () => unknown): Promise<void> {
-  const cpu = process.cpuUsage()
-  try {
-    await fn()
-  } catch (err) {
-    if (!(err instanceof SwarmpackError) || !/^ERR_[A-Z0-9_]+$/.test(err.code)) throw new Error(`${what}: untyped error ${String(err)}`, { cause: err })
-  } finally {
-    const used = process.cpuUsage(cpu)
-    if (used.user + used.system > 1e6) throw new Error(`${what}: over 1 s of CPU`)
-  }
-}
 
-function mutated (s: Uint8Array): fc.Arbitrary<Uint8Array> {
-  return fc.tuple(
-    fc.array(fc.tuple(fc.nat(s.length - 1), fc.integer({ min: 1, max: 255 })), { maxLength: 6 }),
-    fc.option(fc.nat(s.length)),
-    fc.option(fc.tuple(fc.nat(s.length), fc.uint8Array({ minLength: 1, maxLength: 16 })))
-  ).map(([flips, cut, insert]) => {
-    let b = s.slice()
-    for (const [at, x] of flips) b[at] ^= x
-    if (insert !== null) b = new Uint8Array([...b.subarray(0, insert[0]), ...insert[1], ...b.subarray(insert[0])])
-    if (cut !== null) b = b.subarray(0, cut)
-    return b
-  })
-}
+const mutated = (seed: Uint8Array): fc.Arbitrary<Uint8Array> => mutatedBytes(fc, seed)
 /** Text mutations: the byte mutations above, read back as UTF-8 (invalid sequences included). */
 const mutatedText = (s: string): fc.Arbitrary<string> => mutated(new TextEncoder().encode(s)).map(b => Buffer.from(b).toString('utf8'))
 

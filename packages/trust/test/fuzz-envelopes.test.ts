@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
-import { SwarmpackError } from '@swarmpack/core'
+import { expectTypedOutcomeSync as typed, mutatedBytes } from '@swarmpack/core/fuzzing'
 import {
   PayloadType, buildIndex, generateSigningKey, issueDelegation, keyIdOf, openAttestation, openDelegation, openEnvelope,
   openIndexHead, openIndexRoot, openRelease, openShard, signAttestation, signRelease, type IndexSlot
@@ -18,31 +18,8 @@ import { DAY, T0, rawManifestCid } from './helpers.js'
 
 const RUNS = Number(process.env.SWARMPACK_FUZZ_RUNS ?? 1000)
 
-function typed (what: string, fn: () => unknown): void {
-  const cpu = process.cpuUsage()
-  try {
-    fn()
-  } catch (err) {
-    if (!(err instanceof SwarmpackError) || !/^ERR_[A-Z0-9_]+$/.test(err.code)) throw new Error(`${what}: untyped error ${String(err)}`, { cause: err })
-  } finally {
-    const used = process.cpuUsage(cpu)
-    if (used.user + used.system > 1e6) throw new Error(`${what}: over 1 s of CPU`)
-  }
-}
 
-function mutated (s: Uint8Array): fc.Arbitrary<Uint8Array> {
-  return fc.tuple(
-    fc.array(fc.tuple(fc.nat(s.length - 1), fc.integer({ min: 1, max: 255 })), { maxLength: 6 }),
-    fc.option(fc.nat(s.length)),
-    fc.option(fc.tuple(fc.nat(s.length), fc.uint8Array({ minLength: 1, maxLength: 16 })))
-  ).map(([flips, cut, insert]) => {
-    let b = s.slice()
-    for (const [at, x] of flips) b[at] ^= x
-    if (insert !== null) b = new Uint8Array([...b.subarray(0, insert[0]), ...insert[1], ...b.subarray(insert[0])])
-    if (cut !== null) b = b.subarray(0, cut)
-    return b
-  })
-}
+const mutated = (seed: Uint8Array): fc.Arbitrary<Uint8Array> => mutatedBytes(fc, seed)
 
 const cborValue = fc.letrec(tie => ({
   node: fc.oneof({ depthSize: 'small' },
