@@ -1,148 +1,150 @@
 /**
- * `npm start`: swarmpack nodes publish, verify and install a package, showing progress and where
- * every byte came from. Everything runs on 127.0.0.1 in temporary directories, which are removed
- * at the end (pass `--keep` to look at them).
+ * `npm start`: swarmpack end to end on the node API, in well under a minute, on 127.0.0.1 in a
+ * temporary directory (removed at the end; `--keep` keeps it).
  *
- *  1. A publishing node starts (peer-0): it packs a directory, signs a release with a key that
- *     holds a delegation from a trust root, and its indexer lists it in a signed index whose head
- *     goes into the DHT and into a static mirror directory.
- *  2. peer-1 follows the index, resolves its deployment, checks that the release is trusted,
- *     fetches the package from the swarm (every block verified) and installs it as generation 1;
- *     the host's load hook sees it.
- *  3. peer-2..4 install at once: the blocks now come from the publisher and from peer-1 (F5).
- *  4. A node with no swarm at all installs from the mirror directory (R4).
+ *  1. A publisher signs `greet` and `hello` (hello depends on greet ^1) and lists them in its index.
+ *  2. Two hosts follow the index through the swarm and install hello: its dependency comes too,
+ *     every byte from peers, and the modules are loaded dependencies first.
+ *  3. greet 1.1.0 changes 1 % of its data: the update fetches only the changed chunks.
+ *  4. hello 1.3.0 fails to start: the update is rolled back and 1.2.0 keeps running.
+ *  5. The peers are gone: a new host installs from the publisher's static HTTP mirror.
  */
-import '@swarmpack/core/polyfill'
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { generateSigningKey, issueDelegation, keyIdOf } from '@swarmpack/trust'
-import { createSwarmpack, type DeploymentConfigInput, type NodeProgressEvents, type Swarmpack } from 'swarmpack'
+import { pathToFileURL } from 'node:url'
+import {
+  KeyStore, createSwarmpack, startMirrorServer,
+  type DeploymentConfigInput, type HookPackage, type NodeProgressEvents, type Swarmpack
+} from 'swarmpack'
 
-const NAME = 'hello-swarm'
-const VERSION = '1.0.0'
-const INDEXER = 'demo-index'
-const DAY = 24 * 3600_000
 const keep = process.argv.includes('--keep')
-const tty = process.stdout.isTTY === true
+const MiB = 1024 * 1024
+const mib = (n: number): string => `${(n / MiB).toFixed(2)} MiB`
+const step = (text: string): void => { console.log(`\n\x1b[1m${text}\x1b[0m`) }
+const names = new Map<string, string>()
+const who = (id: string): string => names.get(id) ?? id
 
-const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`
-const short = (id: string): string => `${id.slice(0, 6)}…${id.slice(-4)}`
-function step (text: string): void { console.log(`\n\x1b[1m${text}\x1b[0m`) }
-
-/** A progress line per node: redrawn in place on a terminal, every 25% otherwise. */
-function progressBar (label: string): { onProgress: (evt: NodeProgressEvents) => void, done: () => void } {
-  let bytes = 0
-  let total = 0
-  let lastQuarter = -1
-  const draw = (): void => {
-    const share = total > 0 ? Math.min(1, bytes / total) : 0
-    const line = `  ${label} [${'#'.repeat(Math.round(share * 30)).padEnd(30, '.')}] ${mib(bytes)} / ${mib(total)}`
-    if (tty) process.stdout.write(`\r${line}`)
-    else if (Math.floor(share * 4) > lastQuarter) { lastQuarter = Math.floor(share * 4); console.log(line) }
-  }
+/** A host: loads a module by importing its entry and calling start(); unloads with stop(). */
+function hostFor (tag: string): { load: (p: HookPackage) => Promise<void>, unload: (p: HookPackage) => Promise<void> } {
+  const running = new Map<string, { stop?: () => void }>()
   return {
-    onProgress: (evt) => {
-      if (evt.type === 'swarmpack:node:fetch-start') total += evt.detail.size
-      if (evt.type === 'swarmpack:fetch:block' && evt.detail.local !== true) { bytes += evt.detail.bytes; draw() }
+    load: async (p) => {
+      const mod = await import(pathToFileURL(p.entry!).href) as { start: (who: string) => void, stop?: () => void }
+      mod.start(tag)
+      running.set(p.name, mod)
     },
-    done: () => { if (tty) process.stdout.write('\n') }
+    unload: async (p) => { running.get(p.name)?.stop?.(); running.delete(p.name) }
   }
 }
 
-/** Writes the package the publisher ships: some code, an executable, and 12 MiB of data. */
-async function writeSamplePackage (dir: string): Promise<void> {
-  await mkdir(join(dir, 'lib'), { recursive: true })
-  await mkdir(join(dir, 'bin'), { recursive: true })
-  await writeFile(join(dir, 'index.js'), "export function hello (name) { return `hello, ${name}, from the swarm` }\n")
-  await writeFile(join(dir, 'README.md'), '# hello-swarm\n\nA package installed from a peer-to-peer swarm.\n')
-  await writeFile(join(dir, 'bin', 'hello'), '#!/usr/bin/env node\nimport("../index.js").then(m => console.log(m.hello(process.argv[2] ?? "world")))\n')
-  await chmod(join(dir, 'bin', 'hello'), 0o755)
-  await writeFile(join(dir, 'lib', 'model.bin'), randomBytes(12 * 1024 * 1024))
+/** One line per package fetched: how many bytes, from whom. */
+function report (tag: string) {
+  return (evt: NodeProgressEvents): void => {
+    if (evt.type !== 'swarmpack:node:fetched') return
+    const d = evt.detail as { name: string, version: string, bytes: { network: number, local: number }, sources: Array<{ origin?: string, source: string, kind: string, bytes: number }> }
+    const from = d.sources.map(s => `${s.kind === 'peer' ? who(s.origin ?? s.source) : s.origin ?? s.source} ${mib(s.bytes)}`).join(', ')
+    console.log(`  ${tag}: ${d.name}@${d.version} ${mib(d.bytes.network)} downloaded${from !== '' ? ` from ${from}` : ''}, ${mib(d.bytes.local)} already here`)
+  }
+}
+
+async function writePackage (dir: string, version: string, start: string, data: Uint8Array): Promise<string> {
+  await mkdir(dir, { recursive: true })
+  await writeFile(join(dir, 'index.mjs'), `export function start (host) { ${start} }\nexport function stop () {}\n`)
+  await writeFile(join(dir, 'data.bin'), data)
+  return dir
 }
 
 async function main (): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'swarmpack-demo-'))
   const nodes: Swarmpack[] = []
+  let mirrorServer: Awaited<ReturnType<typeof startMirrorServer>> | undefined
+  const t0 = Date.now()
   try {
-    step('1. A publishing node packs, signs and indexes the package')
-    const trustRoot = await generateSigningKey()
-    const publisherKey = await generateSigningKey()
-    const indexerKey = await generateSigningKey()
-    const now = Date.now()
-    const cert = await issueDelegation(trustRoot, { audience: keyIdOf(publisherKey), scope: ['hello-*'], notBefore: now - DAY, expires: now + 365 * DAY })
-    const mirrorDir = join(work, 'mirror')
-    const publisher = await createSwarmpack({ dataDir: join(work, 'peer-0'), config: { network: { mode: 'loopback' } } })
+    step('1. The publisher signs greet and hello (hello needs greet ^1) and lists them in its index')
+    const keys = KeyStore.of(join(work, 'publisher'))
+    const key = await keys.load('default').catch(async () => { await keys.generate('default'); return keys.load('default') })
+    const keyId = (await keys.info('default')).id
+    const loopback = { mode: 'loopback' as const, listen: ['/ip4/127.0.0.1/tcp/0'] }
+    const publisher = await createSwarmpack({ dataDir: join(work, 'publisher'), config: { network: loopback, sharing: 'share' }, followOnStart: false })
     nodes.push(publisher)
-    const indexer = await publisher.indexer({ key: indexerKey, indexer: INDEXER, mirrorDir })
-    const src = join(work, 'src')
-    await writeSamplePackage(src)
-    const published = await publisher.publish(src, { name: NAME, version: VERSION, description: 'demo package', entry: 'index.js', tags: ['demo'] }, { key: publisherKey, certs: [cert.bytes], indexer })
-    await indexer.close()
-    console.log(`  peer-0 ${publisher.peer?.peerId.toString()}`)
-    console.log(`  packed ${mib(published.variants[0].size)}; release ${short(published.release.cid.toString())} signed by ${short(keyIdOf(publisherKey))} (delegated by root ${short(keyIdOf(trustRoot))})`)
-    console.log(`  index v${published.index?.version ?? '?'} signed by indexer ${short(keyIdOf(indexerKey))}; head in the DHT and in ${mirrorDir}`)
-
-    // what every installing node is configured with: whom to trust, which index to follow, what to install
-    const deployment = (extra: Partial<DeploymentConfigInput>): DeploymentConfigInput => ({
-      modules: { [NAME]: '^1.0.0' },
-      indexers: [{ id: INDEXER, keys: [keyIdOf(indexerKey)], heads: { directories: [mirrorDir] } }],
-      trust: { publishers: [{ pattern: 'hello-*', roots: [keyIdOf(trustRoot)] }] },
-      network: { mode: 'loopback' },
-      ...extra
-    })
-    const boot = publisher.peer?.multiaddrs().map(String) ?? []
-    const label = new Map([[publisher.peer?.peerId.toString() ?? '', 'peer-0']])
-    const who = (id: string): string => label.get(id) ?? short(id)
-    const install = async (name: string, node: Swarmpack): Promise<void> => {
-      const bar = progressBar(name.padEnd(6))
-      const served = new Map<string, number>()
-      const result = await node.apply(undefined, {
-        onProgress: (evt) => {
-          bar.onProgress(evt)
-          if (evt.type === 'swarmpack:node:fetched') for (const s of evt.detail.sources) served.set(s.origin ?? s.source, (served.get(s.origin ?? s.source) ?? 0) + s.bytes)
-        }
-      })
-      bar.done()
-      await node.announceInstalled()
-      const from = [...served].filter(([, b]) => b > 0).map(([s, b]) => `${who(s)} ${mib(b)}`).join(', ')
-      console.log(`  ${name}: generation ${result.generation}, ${mib(result.bytes.network)} fetched from ${from}`)
+    names.set(publisher.peer!.peerId.toString(), 'publisher')
+    const boot = publisher.peer!.multiaddrs().map(String)
+    const follows: DeploymentConfigInput = {
+      indexers: [{ id: 'demo', keys: [keyId] }],
+      trust: { publishers: [{ pattern: '*', roots: [keyId] }] },
+      network: loopback,
+      sources: { bootstrap: boot }
     }
-    const loaded: string[] = []
-    const host = { load: (pkg: { name: string, version: string, entry?: string }) => { loaded.push(`${pkg.name}@${pkg.version} (${pkg.entry ?? 'no entry'})`) } }
-
-    step(`2. peer-1 follows the index, checks the release and installs ${NAME} from the swarm`)
-    const peer1 = await createSwarmpack({ dataDir: join(work, 'peer-1'), config: deployment({ sources: { bootstrap: boot, policy: 'peers-only' } }), host })
-    nodes.push(peer1)
-    label.set(peer1.peer?.peerId.toString() ?? '', 'peer-1')
-    await install('peer-1', peer1)
-    console.log(`  the host's load hook saw ${loaded.join(', ')}`)
-
-    step('3. peer-2, peer-3 and peer-4 install at once: peer-1 now serves too')
-    const more = await Promise.all([2, 3, 4].map(async i => {
-      const n = await createSwarmpack({ dataDir: join(work, `peer-${i}`), config: deployment({ sources: { bootstrap: boot, policy: 'peers-only' } }) })
+    const host = async (tag: string, modules: Record<string, string>): Promise<Swarmpack> => {
+      const n = await createSwarmpack({ dataDir: join(work, tag), config: { ...follows, modules }, host: hostFor(tag), followOnStart: false, onProgress: report(tag) })
       nodes.push(n)
-      label.set(n.peer?.peerId.toString() ?? '', `peer-${i}`)
+      names.set(n.peer!.peerId.toString(), tag)
+      await n.peer!.waitForRoutingTable(1, { timeout: 20_000 })
       return n
-    }))
-    await Promise.all(more.map(async (n, i) => install(`peer-${i + 2}`, n)))
+    }
+    // the hosts join first, so the index head put into the DHT has peers to land on
+    const [hostA, hostB] = await Promise.all([host('host-a', { hello: '^1.0.0' }), host('host-b', { hello: '^1.0.0' })])
+    const mirrorDir = join(work, 'mirror')
+    const indexer = await publisher.indexer({ key, indexer: 'demo', mirrorDir })
+    const greetData = randomBytes(4 * MiB)
+    const greet = await publisher.publish(await writePackage(join(work, 'src', 'greet-1.0.0'), '1.0.0', 'console.log(`    [${host}] greet 1.0.0 started`)', greetData),
+      { name: 'greet', version: '1.0.0', entry: 'index.mjs', description: 'says hello' }, { key, indexer })
+    const hello = await publisher.publish(await writePackage(join(work, 'src', 'hello-1.2.0'), '1.2.0', 'console.log(`    [${host}] hello 1.2.0 started`)', randomBytes(MiB)),
+      { name: 'hello', version: '1.2.0', entry: 'index.mjs', dependencies: { greet: '^1.0.0' } }, { key, indexer })
+    console.log(`  greet@1.0.0 ${mib(greet.variants[0].size)}, hello@1.2.0 ${mib(hello.variants[0].size)}; index version ${hello.index?.version} signed by ${keyId.slice(0, 14)}…`)
 
-    step('4. A node with no swarm installs from the mirror directory')
-    const lonely = await createSwarmpack({ dataDir: join(work, 'peer-E'), config: deployment({ sharing: 'off', sources: { directories: [{ path: mirrorDir }] } }) })
+    step('2. Two hosts follow the index through the swarm and install hello (greet comes with it)')
+    await publisher.announceInstalled()
+    await hostA.follow()
+    let r = await hostA.install({})
+    console.log(`  host-a: generation ${r.generation}, ${mib(r.bytes.network)} from the network`)
+    await hostA.announceInstalled()
+    await hostB.follow()
+    r = await hostB.install({})
+    console.log(`  host-b: generation ${r.generation}, ${mib(r.bytes.network)} from the network (from the publisher and host-a)`)
+
+    step('3. greet 1.1.0 changes 1 % of its data: the update fetches only the changed chunks')
+    const changed = Buffer.from(greetData)
+    randomBytes(greetData.length / 100).copy(changed, greetData.length / 2)
+    await publisher.publish(await writePackage(join(work, 'src', 'greet-1.1.0'), '1.1.0', 'console.log(`    [${host}] greet 1.1.0 started`)', changed),
+      { name: 'greet', version: '1.1.0', entry: 'index.mjs' }, { key, indexer })
+    await publisher.announceInstalled()
+    r = await hostA.update()
+    console.log(`  host-a: generation ${r.generation}: ${mib(r.bytes.network)} downloaded for a ${mib(changed.length)} package that changed 1 %; the rest was already here`)
+
+    step('4. hello 1.3.0 fails to start: the update is rolled back, 1.2.0 keeps running')
+    await publisher.publish(await writePackage(join(work, 'src', 'hello-1.3.0'), '1.3.0', 'throw new Error("hello 1.3.0: missing configuration")', randomBytes(MiB)),
+      { name: 'hello', version: '1.3.0', entry: 'index.mjs', dependencies: { greet: '^1.1.0' } }, { key, indexer })
+    await publisher.announceInstalled()
+    try {
+      await hostA.update()
+    } catch (err) {
+      console.log(`  host-a: ${(err as { code?: string }).code}: ${(err as Error).message.split(':').slice(0, 2).join(':')}`)
+    }
+    const now = await hostA.current()
+    console.log(`  host-a runs generation ${now?.number}: ${Object.values(now?.packages ?? {}).map(p => `${p.name}@${p.version}`).join(', ')}`)
+
+    step('5. The peers are gone: a new host installs from the publisher\'s static HTTP mirror')
+    await indexer.close()
+    for (const n of nodes.splice(0)) await n.stop()
+    mirrorServer = await startMirrorServer({ dir: mirrorDir })
+    const lonely = await createSwarmpack({
+      dataDir: join(work, 'host-c'),
+      config: { ...follows, sources: { mirrors: [{ url: mirrorServer.url }] }, sharing: 'off', modules: { hello: '~1.2.0' } },
+      host: hostFor('host-c'),
+      onProgress: report('host-c')
+    })
     nodes.push(lonely)
-    await install('peer-E', lonely)
+    r = await lonely.install({})
+    console.log(`  host-c: generation ${r.generation} from ${mirrorServer.url}`)
 
-    const g = await lonely.current()
-    const pkg = g?.packages[NAME]
-    if (pkg === undefined) throw new Error('not installed')
-    const greeting = await import(join(pkg.path, 'index.js')) as { hello: (n: string) => string }
-    const readme = await readFile(join(pkg.path, 'README.md'), 'utf8')
-    step('Done')
-    console.log(`  ${greeting.hello('demo')}  (${readme.split('\n')[0]}, installed in ${pkg.path})`)
+    step(`Done in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
     if (keep) console.log(`  files kept in ${work}`)
   } finally {
-    for (const n of nodes.reverse()) await n.stop().catch(() => {})
+    for (const n of nodes) await n.stop().catch(() => {})
+    await mirrorServer?.close()
     if (!keep) await rm(work, { recursive: true, force: true })
   }
 }

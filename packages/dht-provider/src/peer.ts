@@ -15,6 +15,7 @@ import { logger } from '@libp2p/logger'
 import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { uPnPNAT } from '@libp2p/upnp-nat'
 import { multiaddr } from '@multiformats/multiaddr'
 import { SwarmpackError, throwIfAborted } from '@swarmpack/core'
@@ -148,6 +149,15 @@ function parseAddrs (name: string, list: string[] | undefined): string[] {
     try { multiaddr(a) } catch (err) { throw configError(`${name}: invalid multiaddr ${JSON.stringify(a)}`, err) }
   }
   return list
+}
+
+/** A peer id from its text form (`12D3KooW...`); ERR_DHT_INVALID_CONFIG if it is not one. */
+export function parsePeerId (text: string): PeerId {
+  try {
+    return peerIdFromString(text)
+  } catch (err) {
+    throw new SwarmpackError(DhtErrorCode.INVALID_CONFIG, `not a peer id: ${JSON.stringify(text)}`, { cause: err, details: { peerId: text } })
+  }
 }
 
 export function dhtProtocolName (name: string | undefined): string {

@@ -271,9 +271,14 @@ export class Swarmpack {
   private progress (options: OperationOptions): OperationOptions {
     const a = options.onProgress
     const b = this.init.onProgress
-    if (a === undefined && b === undefined) return options
-    return { ...options, onProgress: (evt) => { a?.(evt); b?.(evt) } }
+    // operations call each other (install → resolve → follow): an already combined listener is passed on as is
+    if ((a === undefined && b === undefined) || (a !== undefined && this.combined.has(a))) return options
+    const onProgress = (evt: NodeProgressEvents): void => { a?.(evt); b?.(evt) }
+    this.combined.add(onProgress)
+    return { ...options, onProgress }
   }
+
+  private readonly combined = new WeakSet<(evt: NodeProgressEvents) => void>()
 
   /** Loads every module of the current generation, dependencies first (at start, after a restart). */
   private async loadCurrent (): Promise<void> {
@@ -527,7 +532,8 @@ export class Swarmpack {
     const publishVersion = indexer.publish
     indexer.publish = async (options) => {
       const version = await publishVersion(options)
-      void this.swarm?.announce(version.index).catch(() => {})
+      // awaited: a follower that reads the new head right after finds the index's provider
+      await this.swarm?.announce(version.index).catch(() => false)
       return version
     }
     return indexer
