@@ -47,8 +47,11 @@ export interface DhtProviderInit {
   maxProviders?: number
   /** Sessions kept open for reuse (least recently used closed first). Default 16. */
   maxSessions?: number
-  /** Session tuning: wants in flight, wants per peer, slow-peer timeout (defaults: DEFAULT_SESSION_TUNING). */
-  session?: Pick<SessionOptions, 'maxWantsInFlight' | 'maxWantsPerPeer' | 'wantTimeout'>
+  /**
+   * Session tuning: wants in flight, wants per peer, slow-peer timeout (defaults: DEFAULT_SESSION_TUNING),
+   * and `stallTimeout`: pending wants that get no verified block this long fail (default 30 s).
+   */
+  session?: Pick<SessionOptions, 'maxWantsInFlight' | 'maxWantsPerPeer' | 'wantTimeout' | 'stallTimeout'>
 }
 
 /**
@@ -250,8 +253,9 @@ export class DhtProvider implements Provider {
       }
       throwIfAborted(options.signal)
       if (wanted.size > 0) {
-        throw new SwarmpackError(CoreErrorCode.NOT_FOUND, `${wanted.size} blocks of ${root.toString()} were not found in the swarm`, {
-          details: { root: root.toString(), missing: [...wanted].slice(0, 20) }
+        const d = session.diagnostics()
+        throw new SwarmpackError(CoreErrorCode.NOT_FOUND, `${wanted.size} blocks of ${root.toString()} were not found in the swarm (asked ${d.peersAsked.length > 0 ? d.peersAsked.join(', ') : 'no peer: none found'}; provider lookup ${d.lookupFinished ? 'finished' : 'still running'})`, {
+          details: { root: root.toString(), missing: [...wanted].slice(0, 20), missingCount: wanted.size, ...d }
         })
       }
       level = next

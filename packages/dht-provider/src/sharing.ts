@@ -7,6 +7,7 @@
  *   fetched; withdraw roots that were unpinned or evicted.
  * - `mirror`: as share, and also fetch, pin and serve everything the given roots reach.
  */
+import { setTimeout as delay } from 'node:timers/promises'
 import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
 import { CoreErrorCode, SwarmpackError, isSwarmpackError } from '@swarmpack/core'
@@ -50,7 +51,7 @@ export interface SwarmNodeInit {
   bitswap?: Omit<BitswapInit, 'libp2p' | 'blockstore' | 'serve'>
   /** Provider lookup timeout (ms). */
   findTimeout?: number
-  /** Bitswap session tuning for fetches (wants in flight, wants per peer, slow-peer timeout). */
+  /** Bitswap session tuning for fetches (wants in flight, wants per peer, slow-peer timeout, `stallTimeout`). */
   session?: DhtProviderInit['session']
 }
 
@@ -59,7 +60,11 @@ export interface FetchOptions extends DhtGetOptions {
   peers?: PeerId[]
   /** Pin the fetched root under this name (if the store supports pins). */
   pin?: string
-  /** Fresh provider lookups after the first finds nobody or not everything (default 2, 1 s apart, doubling). */
+  /**
+   * Fresh provider lookups after the first finds nobody or not everything (default 2, 1 s apart,
+   * doubling). Each attempt without progress ends within the stall time (or the lookup timeout, if
+   * longer), so a fetch that gets nothing ends within (retries + 1) × that + the backoff.
+   */
   retries?: number
 }
 
@@ -159,7 +164,8 @@ export class SwarmNode {
         await this.provider.closeSession(root)
         if (attempt >= retries || !isSwarmpackError(err, CoreErrorCode.NOT_FOUND) || options.signal?.aborted === true) throw err
         log('fetch of %c incomplete (%s), looking for providers again', root, (err as Error).message)
-        await new Promise(resolve => setTimeout(resolve, 1000 * 2 ** attempt))
+        // an abort ends the wait early; the next attempt then rejects with ERR_ABORTED
+        await delay(1000 * 2 ** attempt, undefined, { signal: options.signal }).catch(() => {})
       }
     }
     if (options.pin !== undefined && this.blockstore.pin !== undefined) await this.blockstore.pin(options.pin, root)

@@ -40,6 +40,13 @@ export const MAX_ADAPTIVE_WANTS_PER_PEER = 512
 /** A peer that delivers nothing for this long while holding our wants is slow: ask another. */
 export const DEFAULT_WANT_TIMEOUT_MS = 4000
 
+/**
+ * A session whose pending wants get no verified block for this long fails them (ERR_NOT_FOUND).
+ * Longer than the provider lookup (20 s) so a lookup can finish and its peers answer first; well
+ * under a minute, so nothing appears to hang. Each block re-arms it: slow but progressing is fine.
+ */
+export const DEFAULT_SESSION_STALL_TIMEOUT_MS = 30_000
+
 /** An idle outgoing stream is closed after this long (Helia drops idle inbound streams after 10 s). */
 export const OUTBOUND_STREAM_IDLE_MS = 5000
 

@@ -9,7 +9,7 @@ import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { CoreErrorCode, SwarmpackError, assertSupportedCid, throwIfAborted } from '@swarmpack/core'
 import { CustomProgressEvent } from 'progress-events'
-import { DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT, DEFAULT_WANT_TIMEOUT_MS, MAX_ADAPTIVE_WANTS_PER_PEER, MIN_ADAPTIVE_WANTS_PER_PEER } from './constants.js'
+import { DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT, DEFAULT_SESSION_STALL_TIMEOUT_MS, DEFAULT_WANT_TIMEOUT_MS, MAX_ADAPTIVE_WANTS_PER_PEER, MIN_ADAPTIVE_WANTS_PER_PEER } from './constants.js'
 import { multihashKey, readBlock as readAll } from './engine.js'
 import { BitswapErrorCode } from './errors.js'
 import { WantType } from './wire.js'
@@ -31,6 +31,12 @@ export interface SessionOptions {
   findProviders?: FindProviders
   /** A peer holding our wants that delivers nothing for this long is passed over. */
   wantTimeout?: number
+  /**
+   * While wants are pending and no verified block arrives for this long, every pending want fails
+   * with ERR_NOT_FOUND (default 30 s). Each block re-arms it, so a slow peer that keeps delivering
+   * is never failed.
+   */
+  stallTimeout?: number
   /** Wants in flight at once for getMany. */
   maxWantsInFlight?: number
   /**
@@ -41,6 +47,26 @@ export interface SessionOptions {
   /** Target bytes requested from one peer at once when maxWantsPerPeer is adaptive (default 8 MiB). */
   bytesInFlightPerPeer?: number
 }
+
+/** What a session tried, for errors that say why blocks are missing. */
+export interface SessionDiagnostics {
+  /** Peers asked (still in the session or gone), at most 20. */
+  peersAsked: string[]
+  /** Whether the provider lookups are done (true when the session has no lookup). */
+  lookupFinished: boolean
+}
+
+/** Details of the ERR_NOT_FOUND a session fails wants with. */
+export interface SessionNotFoundDetails extends SessionDiagnostics {
+  reason: 'no-peers' | 'stalled'
+  /** Missing CIDs, at most 20. */
+  missing: string[]
+  missingCount: number
+  /** For `stalled`: ms since the last verified block (or since the wants were made). */
+  stalledMs?: number
+}
+
+const MAX_LISTED = 20
 
 export interface SessionPeerStats {
   peer: string
@@ -114,6 +140,8 @@ export class BitswapSession implements Provider {
   private discovering?: Promise<void>
   private readonly controller = new AbortController()
   private readonly timer: ReturnType<typeof setInterval>
+  /** Last verified block, or when wants were made after none were pending: the stall clock. */
+  private lastProgress = Date.now()
   private closed = false
 
   constructor (host: SessionHost, options: SessionOptions = {}) {
@@ -123,12 +151,14 @@ export class BitswapSession implements Provider {
     this.name = `bitswap${options.root !== undefined ? `:${options.root.toString()}` : ''}`
     this.opts = {
       wantTimeout: options.wantTimeout ?? DEFAULT_WANT_TIMEOUT_MS,
+      stallTimeout: options.stallTimeout ?? DEFAULT_SESSION_STALL_TIMEOUT_MS,
       maxWantsInFlight: options.maxWantsInFlight ?? DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT,
       bytesInFlightPerPeer: options.bytesInFlightPerPeer ?? DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER
     }
     this.fixedWantsPerPeer = options.maxWantsPerPeer
     for (const peer of options.peers ?? []) this.addPeer(peer)
-    this.timer = setInterval(() => { this.checkSlowPeers() }, Math.max(50, Math.floor(this.opts.wantTimeout / 4)))
+    // one timer per session: slow peers and the stall deadline (no per-block timers)
+    this.timer = setInterval(() => { this.checkSlowPeers() }, Math.max(50, Math.floor(Math.min(this.opts.wantTimeout, this.opts.stallTimeout) / 4)))
     this.timer.unref?.()
     if (this.root !== undefined && this.findProvidersFn !== undefined) this.discover(this.root)
   }
@@ -188,6 +218,8 @@ export class BitswapSession implements Provider {
       let want = this.wants.get(key)
       if (want === undefined) {
         want = { cid, key, waiters: new Set(), assigned: new Map(), dontHave: new Set(), lastAssign: 0 }
+        // the stall clock starts when the session has something to wait for
+        if (this.wants.size === 0) this.lastProgress = Date.now()
         this.wants.set(key, want)
         this.host.register(this, key)
         want.waiters.add(waiter)
@@ -211,6 +243,7 @@ export class BitswapSession implements Provider {
     let inflight = 0
     const iterator = (Symbol.asyncIterator in cids ? cids[Symbol.asyncIterator]() : (cids as Iterable<CID>)[Symbol.iterator]()) as AsyncIterator<CID> | Iterator<CID>
     let exhausted = false
+    let stalled = false
     const start = (cid: CID): void => {
       inflight++
       let source = 'local'
@@ -225,7 +258,8 @@ export class BitswapSession implements Provider {
     }
     try {
       while (true) {
-        while (!exhausted && inflight < this.opts.maxWantsInFlight) {
+        // after a stall, asking for more would only wait another stall time: what is left is missing
+        while (!exhausted && !stalled && inflight < this.opts.maxWantsInFlight) {
           const next = await iterator.next()
           if (next.done === true) { exhausted = true; break }
           start(next.value)
@@ -233,13 +267,16 @@ export class BitswapSession implements Provider {
         while (done.length > 0) {
           const item = done.shift() as ProvidedBlock | Error
           if (item instanceof Error) {
-            if (item instanceof SwarmpackError && item.code === CoreErrorCode.NOT_FOUND) continue
+            if (item instanceof SwarmpackError && item.code === CoreErrorCode.NOT_FOUND) {
+              if ((item.details as Partial<SessionNotFoundDetails> | undefined)?.reason === 'stalled') stalled = true
+              continue
+            }
             throw item
           }
           yield item
         }
-        if (exhausted && inflight === 0 && done.length === 0) return
-        if (done.length === 0 && (exhausted || inflight >= this.opts.maxWantsInFlight)) {
+        if ((exhausted || stalled) && inflight === 0 && done.length === 0) return
+        if (done.length === 0 && (exhausted || stalled || inflight >= this.opts.maxWantsInFlight)) {
           await new Promise<void>(resolve => { wake = resolve })
           wake = undefined
         }
@@ -304,6 +341,7 @@ export class BitswapSession implements Provider {
 
   /** A verified, stored block arrived from `peer`. */
   receiveBlock (key: string, bytes: Uint8Array, peer: string): void {
+    this.lastProgress = Date.now()
     this.averageBlockSize = Math.round(this.averageBlockSize * 0.9 + bytes.byteLength * 0.1)
     const p = this.peers.get(peer)
     if (p !== undefined) {
@@ -369,7 +407,46 @@ export class BitswapSession implements Provider {
     this.pumpUnassigned()
   }
 
+  /** Peers asked and whether the provider lookups are done. */
+  diagnostics (): SessionDiagnostics {
+    return {
+      peersAsked: [...this.peers.keys(), ...this.formerPeers.keys()].slice(0, MAX_LISTED),
+      lookupFinished: this.findProvidersFn === undefined || (this.discovered.size > 0 && this.discovering === undefined)
+    }
+  }
+
   // --- internals ---
+
+  private notFound (wants: SessionWant[], reason: SessionNotFoundDetails['reason'], stalledMs?: number): SwarmpackError {
+    const d = this.diagnostics()
+    const details: SessionNotFoundDetails = {
+      reason,
+      missing: wants.slice(0, MAX_LISTED).map(w => w.cid.toString()),
+      missingCount: wants.length,
+      ...d,
+      ...(stalledMs !== undefined ? { stalledMs } : {})
+    }
+    const what = wants.length === 1 ? wants[0].cid.toString() : `${wants.length} blocks (first ${details.missing[0]})`
+    const why = reason === 'stalled' ? `no verified block arrived for ${stalledMs} ms` : 'no peer left to ask'
+    const asked = d.peersAsked.length === 0 ? 'no peer was found' : `asked ${d.peersAsked.join(', ')}`
+    return new SwarmpackError(CoreErrorCode.NOT_FOUND, `${what} not found: ${why}; ${asked}; provider lookup ${d.lookupFinished ? 'finished' : 'still running'}`, { details: { ...details } })
+  }
+
+  /** Nothing verified arrived for the stall time: every pending want fails (bounded wait). */
+  private failStalled (stalledMs: number): void {
+    const wants = [...this.wants.values()]
+    const err = this.notFound(wants, 'stalled', stalledMs)
+    log('session %s stalled for %d ms, failing %d wants', this.name, stalledMs, wants.length)
+    // take them all out first, so failing one does not hand the next to a peer
+    this.wants.clear()
+    this.unassigned.clear()
+    for (const want of wants) {
+      for (const peer of want.assigned.keys()) this.peers.get(peer)?.inflight.delete(want.key)
+      if (!this.probes.has(want.key)) this.host.unregister(this, want.key)
+      this.cancelEverywhere(want)
+    }
+    for (const want of wants) for (const w of want.waiters) w.reject(err)
+  }
 
   private assertOpen (): void {
     if (this.closed) throw new SwarmpackError(BitswapErrorCode.SESSION_CLOSED, 'bitswap session closed')
@@ -474,7 +551,7 @@ export class BitswapSession implements Provider {
     this.host.unregister(this, want.key)
     // peers that said DontHave still keep the want, to answer if the block reaches them later
     this.cancelEverywhere(want)
-    const err = new SwarmpackError(CoreErrorCode.NOT_FOUND, `no peer could provide ${want.cid.toString()}`, { details: { cid: want.cid.toString() } })
+    const err = this.notFound([want], 'no-peers')
     for (const w of want.waiters) w.reject(err)
   }
 
@@ -510,6 +587,10 @@ export class BitswapSession implements Provider {
   /** Wants whose peers went quiet are also sent to another peer (the first may still answer). */
   private checkSlowPeers (): void {
     const now = Date.now()
+    if (this.wants.size > 0 && now - this.lastProgress >= this.opts.stallTimeout) {
+      this.failStalled(now - this.lastProgress)
+      return
+    }
     for (const want of [...this.wants.values()]) {
       if (want.assigned.size === 0 || now - want.lastAssign < this.opts.wantTimeout) continue
       let slow: string | undefined
