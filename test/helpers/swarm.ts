@@ -33,8 +33,11 @@ export class ChildPeer {
   private exitCode: number | null | undefined
   readonly exited: Promise<number | null>
 
-  constructor (readonly name: string, script: string, args: string[], env: Record<string, string> = {}) {
-    this.proc = spawn(process.execPath, ['--import', 'tsx', '--conditions=swarmpack-src', script, '--json', ...args], {
+  /** `launcher`: a command the node process runs under, e.g. `['ip', 'netns', 'exec', ns]`. */
+  constructor (readonly name: string, script: string, args: string[], env: Record<string, string> = {}, launcher: string[] = []) {
+    const argv = [process.execPath, '--import', 'tsx', '--conditions=swarmpack-src', script, '--json', ...args]
+    const [cmd, ...rest] = [...launcher, ...argv]
+    this.proc = spawn(cmd, rest, {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['pipe', 'pipe', 'pipe']

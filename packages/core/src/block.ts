@@ -144,6 +144,13 @@ export function blockLinks (cid: CID, bytes: Uint8Array): CID[] {
     seen.add(value)
     for (const v of Array.isArray(value) ? value : Object.values(value)) walk(v, depth + 1)
   }
-  walk(dagCbor.decode(bytes), 0)
+  let value: unknown
+  try {
+    value = dagCbor.decode(bytes)
+  } catch (err) {
+    // bytes can hash to a dag-cbor CID without being dag-cbor (a peer or mirror made them so)
+    throw new SwarmpackError(CoreErrorCode.INVALID_MANIFEST, `block ${cid.toString()} is not valid dag-cbor: ${(err as Error).message}`, { cause: err })
+  }
+  walk(value, 0)
   return out
 }

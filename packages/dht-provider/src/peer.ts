@@ -6,12 +6,17 @@
 import '@swarmpack/core/polyfill'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { autoNAT } from '@libp2p/autonat'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
 import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper } from '@libp2p/kad-dht'
 import { logger } from '@libp2p/logger'
+import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { uPnPNAT } from '@libp2p/upnp-nat'
 import { multiaddr } from '@multiformats/multiaddr'
 import { SwarmpackError, throwIfAborted } from '@swarmpack/core'
 import { createLibp2p } from 'libp2p'
@@ -81,6 +86,36 @@ export interface SwarmpackPeerConfig {
    * verification). Without it this peer neither stores nor serves head records.
    */
   headRecords?: HeadRecordFormat
+  /**
+   * LAN discovery with mDNS (`@libp2p/mdns`): peers on one link find each other with no bootstrap
+   * list; every peer found is dialled, so the DHT fills its table from them. Default off.
+   */
+  mdns?: boolean | { interval?: number }
+  /** Reachability behind NATs. Everything is off by default. */
+  nat?: NatTraversalConfig
+}
+
+/**
+ * NAT traversal services (libp2p 3). A peer behind a NAT takes a circuit relay v2 reservation on a
+ * public peer (`relayClient`), so others reach it through `/p2p-circuit` addresses, and DCUtR
+ * (`holePunch`) upgrades such a relayed connection to a direct one where the NAT allows it.
+ */
+export interface NatTraversalConfig {
+  /** AutoNAT: ask peers to dial back our addresses, so we learn which are publicly reachable (and answer their asks). Public addresses only. */
+  autonat?: boolean
+  /** Listen on `/p2p-circuit`: take reservations on relays among our peers and announce the relayed addresses. */
+  relayClient?: boolean
+  /**
+   * Act as a circuit relay v2 for others (a public peer). Relayed connections carry libp2p's
+   * default limits (2 min, 128 KiB), too small for a package, and Bitswap does not run on limited
+   * connections; `unlimited: true` lifts them, so a private swarm's own relay carries whole
+   * transfers to and from peers that no hole punch reaches (at the cost of the relay's bandwidth).
+   */
+  relayServer?: boolean | { maxReservations?: number, unlimited?: boolean }
+  /** DCUtR hole punching over relayed connections. Default: on when relayClient or relayServer is. */
+  holePunch?: boolean
+  /** Map a port on a UPnP gateway (home routers). Off by default: with no gateway it only costs SSDP queries. */
+  upnp?: boolean
 }
 
 export interface SwarmpackPeer {
@@ -177,10 +212,24 @@ export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2
   const traffic = config.countTraffic === false ? undefined : new TrafficCounter()
   const records = createSwarmpackDhtRecords(config.headRecords)
 
+  const nat = config.nat ?? {}
+  const relayed = nat.relayClient === true || (nat.relayServer !== undefined && nat.relayServer !== false)
+  const optional: Record<string, unknown> = {}
+  if (nat.autonat === true) optional.autoNAT = autoNAT()
+  if (nat.relayServer !== undefined && nat.relayServer !== false) {
+    const init = typeof nat.relayServer === 'object' ? nat.relayServer : {}
+    optional.relay = circuitRelayServer({ reservations: { maxReservations: init.maxReservations ?? 64, applyDefaultLimit: init.unlimited !== true } })
+  }
+  if (nat.holePunch ?? relayed) optional.dcutr = dcutr()
+  if (nat.upnp === true) optional.upnp = uPnPNAT()
+  if (nat.relayClient === true) listen.push('/p2p-circuit')
+  const mdnsInit = config.mdns === true ? {} : config.mdns === false || config.mdns === undefined ? undefined : config.mdns
+
   const node = await createLibp2p({
     ...(privateKey !== undefined ? { privateKey } : {}),
     addresses: { listen, announce },
-    transports: [tcp()],
+    transports: relayed ? [tcp(), circuitRelayTransport()] : [tcp()],
+    ...(mdnsInit !== undefined ? { peerDiscovery: [mdns(mdnsInit)] } : {}),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux({ enableKeepAlive: true, keepAliveInterval: config.keepAliveInterval ?? 90_000 })],
     connectionManager: {
@@ -203,12 +252,24 @@ export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2
         validators: records.validators,
         selectors: records.selectors,
         querySelfInterval: config.querySelfInterval ?? 15 * 60_000
-      })
+      }),
+      ...optional
     }
   })
+  if (mdnsInit !== undefined) dialDiscovered(node as unknown as Libp2p)
   setRoutingTableRefreshInterval(findDhtService(node as unknown as Libp2p), config.routingTableRefreshInterval ?? 30 * 60_000)
   log('started %p on %s', node.peerId, node.getMultiaddrs().map(String).join(' '))
   return wrapPeer(node as unknown as Libp2p, bootstrap, traffic, undefined, false)
+}
+
+/** Dials peers found by mDNS (libp2p 3 does not dial discovered peers by itself). */
+function dialDiscovered (node: Libp2p): void {
+  node.addEventListener('peer:discovery', (evt) => {
+    const id = evt.detail.id
+    if (id.equals(node.peerId) || node.getConnections(id).length > 0) return
+    log('mdns found %p, dialling', id)
+    node.dial(id, { signal: AbortSignal.timeout(30_000) }).catch((err: Error) => { log('dialling %p found by mdns failed: %s', id, err.message) })
+  })
 }
 
 async function wrapPeer (node: Libp2p, bootstrapAddrs: string[], traffic: TrafficCounter | undefined, headRecords: HeadRecordFormat | undefined, register = true): Promise<SwarmpackPeer> {

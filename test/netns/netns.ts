@@ -1,0 +1,260 @@
+/**
+ * Network namespaces for swarm tests and benchmarks: a hub namespace holding a bridge, one
+ * namespace per peer joined to it by a veth pair, an optional per-peer uplink cap (tbf on the
+ * peer's side of its veth), and NAT routers (a namespace with an nftables masquerade rule between
+ * the bridge and a private link). Addresses exist only inside the namespaces made here
+ * (10.77.0.0/16 on the bridge, 10.78.<n>.0/24 behind router n); the root namespace is never touched
+ * beyond creating and deleting these namespaces.
+ *
+ * Every name starts with a prefix ("spk" by default); `cleanupStale(prefix)` removes what an
+ * earlier, killed run left. `remove()` is idempotent and also runs at process exit.
+ */
+import { execFileSync, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+
+export const NETNS_PREFIX = 'spk'
+export const BRIDGE_SUBNET = '10.77'
+
+function findIp (): string | undefined {
+  for (const p of ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip']) if (existsSync(p)) return p
+  return undefined
+}
+const IP = findIp()
+
+function sh (cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+}
+function ip (...args: string[]): string {
+  return sh(IP!, args)
+}
+function inNs (ns: string, cmd: string, ...args: string[]): string {
+  return ip('netns', 'exec', ns, cmd, ...args)
+}
+function tryRun (cmd: string, args: string[]): void {
+  spawnSync(cmd, args, { stdio: 'ignore' })
+}
+
+/**
+ * Why namespaces can't be used here, or undefined when they can: needs root, `ip`, and a
+ * successful probe (creating and deleting one namespace).
+ */
+export function netnsUnavailable (): string | undefined {
+  if (process.platform !== 'linux') return 'network namespaces need Linux'
+  if (process.getuid?.() !== 0) return 'network namespaces need root (run as root, as CI does)'
+  if (IP === undefined) return 'the `ip` command (iproute2) is not installed'
+  const probe = `${NETNS_PREFIX}${process.pid.toString(36)}xprobe`
+  try {
+    ip('netns', 'add', probe)
+    inNs(probe, IP, 'link', 'add', 'pa', 'type', 'veth', 'peer', 'name', 'pb')
+  } catch (err) {
+    tryRun(IP, ['netns', 'del', probe])
+    return `cannot create a network namespace with a veth pair: ${(err as { stderr?: string }).stderr?.trim() ?? (err as Error).message}`
+  }
+  const noTbf = tbfUnavailable(probe, 'pa')
+  tryRun(IP, ['netns', 'del', probe])
+  return noTbf === undefined ? undefined : `tbf shaping is unavailable: ${noTbf}`
+}
+
+/** Why tbf shaping is unavailable (the qdisc kind missing), or undefined. Run inside a namespace. */
+function tbfUnavailable (ns: string, dev: string): string | undefined {
+  try {
+    inNs(ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'tbf', 'rate', '10mbit', 'burst', '32kbit', 'latency', '400ms')
+    inNs(ns, 'tc', 'qdisc', 'del', 'dev', dev, 'root')
+    return undefined
+  } catch (err) {
+    return (err as { stderr?: string }).stderr?.trim() ?? (err as Error).message
+  }
+}
+
+/** Which binary provides nft, or undefined. */
+export function nftPath (): string | undefined {
+  for (const p of ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft']) if (existsSync(p)) return p
+  return undefined
+}
+
+/** Whether the process that made a namespace (its pid is in the name) still runs. */
+function ownerAlive (name: string, prefix: string): boolean {
+  const m = name.slice(prefix.length).match(/^([0-9a-z]+)x/)
+  if (m === null) return false
+  const pid = parseInt(m[1], 36)
+  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+}
+
+/**
+ * Removes the namespaces of `prefix` left by runs that are gone (killed); those of a run still
+ * going (another test or benchmark at the same time) are left alone.
+ */
+export function cleanupStale (prefix = NETNS_PREFIX): number {
+  if (IP === undefined) return 0
+  let names: string[] = []
+  try {
+    names = ip('netns', 'list').split('\n').map(l => l.trim().split(/\s+/)[0]).filter(n => n !== undefined && n.startsWith(prefix) && !ownerAlive(n, prefix))
+  } catch { return 0 }
+  for (const n of names) tryRun(IP, ['netns', 'del', n])
+  return names.length
+}
+
+export interface NetPeer {
+  /** Index on the bridge (1-based; the address is 10.77.<i / 250>.<i % 250 + 2>). */
+  index: number
+  /** Namespace the peer's processes run in. */
+  ns: string
+  /** The peer's address (on the bridge, or behind its NAT router). */
+  address: string
+  /** Uplink cap in Mbit/s, if any. */
+  uplinkMbit?: number
+  /** Set for a peer behind a NAT: the router's public address on the bridge. */
+  natPublic?: string
+}
+
+export interface AddPeerOptions {
+  /** Cap the peer's uplink (egress of its interface) with tbf at this rate. */
+  uplinkMbit?: number
+  /** Cap the peer's downlink too (egress of the hub side). */
+  downlinkMbit?: number
+}
+
+/** Command prefix that runs a program inside a namespace. */
+export function nsCommand (ns: string, cmd: string, args: string[]): { cmd: string, args: string[] } {
+  return { cmd: IP!, args: ['netns', 'exec', ns, cmd, ...args] }
+}
+
+export class NetnsNetwork {
+  readonly tag: string
+  /** The random part of the tag, for interface names (15 characters at most). */
+  private readonly short: string
+  readonly hub: string
+  readonly bridge = 'br0'
+  readonly peers: NetPeer[] = []
+  private readonly namespaces: string[] = []
+  private next = 1
+  private routers = 0
+  private removed = false
+  private readonly onExit = (): void => { this.remove() }
+
+  private constructor (readonly prefix: string) {
+    // the pid lets cleanupStale tell a killed run's namespaces from a live one's
+    this.short = randomBytes(2).toString('hex')
+    this.tag = `${process.pid.toString(36)}x${this.short}`
+    this.hub = `${prefix}${this.tag}hub`
+  }
+
+  /** Creates the hub namespace with its bridge. Removes stale namespaces of the prefix first. */
+  static create (options: { prefix?: string } = {}): NetnsNetwork {
+    const prefix = options.prefix ?? NETNS_PREFIX
+    const reason = netnsUnavailable()
+    if (reason !== undefined) throw new Error(reason)
+    cleanupStale(prefix)
+    const net = new NetnsNetwork(prefix)
+    process.once('exit', net.onExit)
+    try {
+      net.addNs(net.hub)
+      inNs(net.hub, IP!, 'link', 'add', net.bridge, 'type', 'bridge')
+      inNs(net.hub, IP!, 'link', 'set', net.bridge, 'up')
+      inNs(net.hub, IP!, 'link', 'set', 'lo', 'up')
+    } catch (err) {
+      net.remove()
+      throw err
+    }
+    return net
+  }
+
+  private addNs (name: string): void {
+    ip('netns', 'add', name)
+    this.namespaces.push(name)
+    inNs(name, IP!, 'link', 'set', 'lo', 'up')
+  }
+
+  private bridgeAddress (i: number): string {
+    return `${BRIDGE_SUBNET}.${Math.floor(i / 250)}.${(i % 250) + 2}`
+  }
+
+  /** Joins namespace `ns` to the bridge through a veth pair; returns the hub side's name. */
+  private plug (ns: string, i: number, nsDev: string, address: string, prefixLen: number): string {
+    const hubDev = `h${this.short}${i}`
+    const tmp = `t${this.short}${i}`
+    // created in the hub namespace, one end then moved: nothing appears in the root namespace
+    inNs(this.hub, IP!, 'link', 'add', hubDev, 'type', 'veth', 'peer', 'name', tmp)
+    inNs(this.hub, IP!, 'link', 'set', tmp, 'netns', ns)
+    inNs(ns, IP!, 'link', 'set', tmp, 'name', nsDev)
+    inNs(ns, IP!, 'addr', 'add', `${address}/${prefixLen}`, 'dev', nsDev)
+    inNs(ns, IP!, 'link', 'set', nsDev, 'up')
+    inNs(this.hub, IP!, 'link', 'set', hubDev, 'master', this.bridge)
+    inNs(this.hub, IP!, 'link', 'set', hubDev, 'up')
+    return hubDev
+  }
+
+  private shape (ns: string, dev: string, mbit: number): void {
+    const why = tbfUnavailable(ns, dev)
+    if (why !== undefined) throw new Error(`tbf shaping unavailable: ${why}`)
+    // burst of ~4 full frames at 10 Mbit/s, latency bounds the queue (400 ms of data)
+    inNs(ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'tbf', 'rate', `${mbit}mbit`, 'burst', '32kbit', 'latency', '400ms')
+  }
+
+  /** Adds a peer namespace on the bridge. */
+  addPeer (options: AddPeerOptions = {}): NetPeer {
+    const index = this.next++
+    const ns = `${this.prefix}${this.tag}p${index}`
+    this.addNs(ns)
+    const address = this.bridgeAddress(index)
+    const hubDev = this.plug(ns, index, 'eth0', address, 16)
+    // multicast (mDNS) leaves through the bridge; there is no default route in a peer namespace
+    inNs(ns, IP!, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0')
+    if (options.uplinkMbit !== undefined) this.shape(ns, 'eth0', options.uplinkMbit)
+    if (options.downlinkMbit !== undefined) this.shape(this.hub, hubDev, options.downlinkMbit)
+    const peer: NetPeer = { index, ns, address, uplinkMbit: options.uplinkMbit }
+    this.peers.push(peer)
+    return peer
+  }
+
+  /**
+   * Adds a peer behind a NAT: a router namespace on the bridge (public address) with a private
+   * link to the peer's namespace, forwarding and an nftables masquerade rule for traffic leaving
+   * through the public side. Inbound connections to the private address are impossible from the
+   * bridge (no route, no port forward). Needs `nft`.
+   */
+  addNattedPeer (options: AddPeerOptions = {}): NetPeer {
+    const nft = nftPath()
+    if (nft === undefined) throw new Error('nft (nftables) is not installed: apt-get install nftables')
+    const r = ++this.routers
+    const index = this.next++
+    const router = `${this.prefix}${this.tag}r${r}`
+    const ns = `${this.prefix}${this.tag}n${r}`
+    this.addNs(router)
+    this.addNs(ns)
+    const publicAddress = this.bridgeAddress(index)
+    this.plug(router, index, 'wan', publicAddress, 16)
+    const lanRouter = `10.78.${r}.1`
+    const address = `10.78.${r}.2`
+    inNs(router, IP!, 'link', 'add', 'lan', 'type', 'veth', 'peer', 'name', `t${this.short}n${r}`)
+    inNs(router, IP!, 'link', 'set', `t${this.short}n${r}`, 'netns', ns)
+    inNs(ns, IP!, 'link', 'set', `t${this.short}n${r}`, 'name', 'eth0')
+    inNs(router, IP!, 'addr', 'add', `${lanRouter}/24`, 'dev', 'lan')
+    inNs(router, IP!, 'link', 'set', 'lan', 'up')
+    inNs(ns, IP!, 'addr', 'add', `${address}/24`, 'dev', 'eth0')
+    inNs(ns, IP!, 'link', 'set', 'eth0', 'up')
+    inNs(ns, IP!, 'route', 'add', 'default', 'via', lanRouter)
+    inNs(router, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1')
+    inNs(router, nft, 'add', 'table', 'ip', 'nat')
+    inNs(router, nft, 'add chain ip nat post { type nat hook postrouting priority 100 ; }')
+    inNs(router, nft, 'add', 'rule', 'ip', 'nat', 'post', 'oifname', 'wan', 'masquerade')
+    if (options.uplinkMbit !== undefined) this.shape(ns, 'eth0', options.uplinkMbit)
+    const peer: NetPeer = { index, ns, address, uplinkMbit: options.uplinkMbit, natPublic: publicAddress }
+    this.peers.push(peer)
+    return peer
+  }
+
+  /** Runs a command in a namespace (setup checks, e.g. `ip addr`). */
+  exec (ns: string, cmd: string, ...args: string[]): string {
+    return inNs(ns, cmd, ...args)
+  }
+
+  /** Deletes every namespace made here (their veths, bridge and rules go with them). */
+  remove (): void {
+    if (this.removed) return
+    this.removed = true
+    process.removeListener('exit', this.onExit)
+    for (const ns of this.namespaces.reverse()) tryRun(IP!, ['netns', 'del', ns])
+  }
+}

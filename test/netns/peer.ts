@@ -1,0 +1,137 @@
+/**
+ * One swarm peer for the namespace harness (a child process, usually inside a namespace). It runs
+ * a swarmpack peer (createSwarmpackPeer) with a SwarmNode over an on-disk FsBlockstore, prints
+ * JSON lines on stdout and takes commands on stdin.
+ *
+ *   peer.ts --data-dir <dir> [--listen <ma>] [--bootstrap <ma>]... [--mode share|consume]
+ *           [--seed <dir>] [--report-ms 500] [--network lan|internet] [--mdns]
+ *           [--relay-client] [--relay-server] [--autonat]
+ *
+ * Events: ready {peerId, multiaddrs}, seeded {root, bytes}, traffic {t, sent, received} every
+ * report-ms, fetched {root, bytes, blocks, ms, sources}, verified {root, blocks, bytes, corrupt},
+ * peers {peers}, error {command, code, message}.
+ * Commands: `fetch <root> [peerId...]` (peers asked from the start besides the DHT's providers), `announce <root>`,
+ * `dial <ma>`, `verify <root>`, `peers`, `quit`.
+ */
+import '@swarmpack/core/polyfill'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { parseArgs } from 'node:util'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { FsBlockstore, blockLinks, pack, parseCid, verifyBlock, type CID } from '@swarmpack/core'
+import { createSwarmNode, createSwarmpackPeer, type NetworkMode } from '@swarmpack/dht-provider'
+
+const { values } = parseArgs({
+  options: {
+    'data-dir': { type: 'string' },
+    listen: { type: 'string', multiple: true },
+    bootstrap: { type: 'string', multiple: true },
+    mode: { type: 'string', default: 'share' },
+    seed: { type: 'string' },
+    'report-ms': { type: 'string', default: '500' },
+    network: { type: 'string', default: 'lan' },
+    mdns: { type: 'boolean', default: false },
+    'relay-client': { type: 'boolean', default: false },
+    'relay-server': { type: 'boolean', default: false },
+    autonat: { type: 'boolean', default: false },
+    json: { type: 'boolean' }
+  }
+})
+const out = (o: Record<string, unknown>): void => { process.stdout.write(JSON.stringify(o) + '\n') }
+const t0 = Date.now()
+
+const store = await FsBlockstore.open(join(values['data-dir']!, 'store'), { fsync: false })
+const peer = await createSwarmpackPeer({
+  dataDir: values['data-dir'],
+  listen: values.listen ?? ['/ip4/0.0.0.0/tcp/4001'],
+  bootstrap: values.bootstrap ?? [],
+  network: values.network as NetworkMode,
+  // every peer of a lab swarm shares one subnet: don't rate-limit inbound connections per IP
+  inboundConnectionThreshold: 1000,
+  mdns: values.mdns,
+  // a lab relay carries whole transfers (no default limits)
+  nat: { relayClient: values['relay-client'], relayServer: values['relay-server'] === true ? { unlimited: true } : false, autonat: values.autonat }
+})
+const node = await createSwarmNode({ peer, blockstore: store, mode: values.mode as 'share' | 'consume' })
+
+if (values.seed !== undefined) {
+  const r = await pack(values.seed, { name: 'bench-pkg', version: '1.0.0' }, { blockstore: store })
+  await store.pin('bench-pkg@1.0.0', r.root)
+  out({ event: 'seeded', root: r.root.toString(), bytes: r.totalSize, blocks: r.blocks })
+  void node.announce(r.root).then(ok => { out({ event: 'announced', root: r.root.toString(), ok }) })
+}
+
+out({ event: 'ready', peerId: peer.peerId.toString(), multiaddrs: peer.multiaddrs().map(String), ms: Date.now() - t0 })
+
+const report = Number(values['report-ms'])
+if (report > 0) {
+  setInterval(() => {
+    const tr = peer.traffic?.totals()
+    out({ event: 'traffic', t: Date.now(), sent: tr?.sent ?? 0, received: tr?.received ?? 0, peers: peer.libp2p.getPeers().length, routingTable: peer.routingTableSize() })
+  }, report).unref()
+}
+
+/** Re-reads every block the root reaches from the store and checks it against its CID. */
+async function verify (root: CID): Promise<{ blocks: number, bytes: number, corrupt: number }> {
+  const queue: CID[] = [root]
+  let blocks = 0
+  let bytes = 0
+  let corrupt = 0
+  for (let cid = queue.shift(); cid !== undefined; cid = queue.shift()) {
+    const b = await store.getBytes(cid)
+    blocks++
+    bytes += b.byteLength
+    try { await verifyBlock(cid, b) } catch { corrupt += b.byteLength }
+    queue.push(...blockLinks(cid, b))
+  }
+  return { blocks, bytes, corrupt }
+}
+
+async function run (cmd: string, args: string[]): Promise<void> {
+  if (cmd === 'fetch') {
+    const root = parseCid(args[0])
+    const peers = args.slice(1).map(p => peerIdFromString(p))
+    const started = Date.now()
+    const r = await node.fetch(root, { peers, pin: `fetched:${args[0]}` })
+    out({ event: 'fetched', root: args[0], bytes: r.bytes, blocks: r.blocks, ms: Date.now() - started, at: Date.now(), sources: r.sources.map(s => ({ peer: s.peer, bytes: s.bytes, blocks: s.blocks })) })
+  } else if (cmd === 'announce') {
+    out({ event: 'announced', root: args[0], ok: await node.announce(parseCid(args[0])) })
+  } else if (cmd === 'dial') {
+    await peer.libp2p.dial(multiaddr(args[0]))
+    out({ event: 'dialed', addr: args[0] })
+  } else if (cmd === 'verify') {
+    out({ event: 'verified', root: args[0], ...await verify(parseCid(args[0])) })
+  } else if (cmd === 'peers') {
+    out({
+      event: 'peers',
+      peers: peer.libp2p.getPeers().map(String),
+      connections: peer.libp2p.getConnections().map(c => ({ peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), limited: c.limits !== undefined, direction: c.direction })),
+      addresses: peer.libp2p.getMultiaddrs().map(String),
+      routingTable: peer.routingTableSize()
+    })
+  } else if (cmd === 'quit') {
+    await stop()
+  } else {
+    throw new Error(`unknown command ${cmd}`)
+  }
+}
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  const [cmd, ...args] = line.trim().split(/\s+/)
+  if (cmd === undefined || cmd === '') return
+  run(cmd, args).catch((err: Error & { code?: string }) => { out({ event: 'error', command: cmd, code: err.code ?? 'ERR_UNKNOWN', message: err.message }) })
+})
+
+let stopping = false
+async function stop (): Promise<void> {
+  if (stopping) return
+  stopping = true
+  const tr = peer.traffic?.totals()
+  out({ event: 'stopping', sent: tr?.sent ?? 0, received: tr?.received ?? 0 })
+  await node.stop().catch(() => {})
+  await peer.stop().catch(() => {})
+  await store.close().catch(() => {})
+  process.exit(0)
+}
+process.on('SIGTERM', () => { void stop() })
