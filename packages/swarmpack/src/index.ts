@@ -22,3 +22,4 @@ export type { GcPreview, VerifyReport, MirrorExport, MirrorExportOptions } from 
 export { INDEXER_CARD_FILE, INDEXER_CARD_FORMAT, readIndexerCard, writeIndexerCard, specFromCard, followIndexerConfig } from './follow/card.js'
 export type { IndexerCard, FollowSpec } from './follow/card.js'
 export * from './catalog/index.js'
+export * from './ops/index.js'
