@@ -1,7 +1,8 @@
 /**
  * A byte-rate limit for background I/O (scrub): callers report what they read and wait as long
  * as it takes to stay under `bytesPerSec` on average, so a scrub of a large store never starves
- * the host's own disk use. Waits are unref'd timers that an AbortSignal cuts short.
+ * the host's own disk use. Waits are timers that an AbortSignal cuts short (ref'd: someone awaits
+ * them; the schedules that start a scrub are the unref'd part).
  */
 import { throwIfAborted } from '@swarmpack/core'
 
@@ -25,7 +26,7 @@ export class Throttle {
   }
 }
 
-/** An abortable, unref'd sleep. */
+/** An abortable sleep. */
 export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
   throwIfAborted(signal)
   await new Promise<void>((resolve, reject) => {
@@ -34,7 +35,6 @@ export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
       try { throwIfAborted(signal) } catch (err) { reject(err) }
     }
     const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
-    timer.unref?.()
     signal?.addEventListener('abort', onAbort, { once: true })
   })
 }
