@@ -67,6 +67,20 @@ describe('node: generations, rollback, gc, uninstall, hook bounds, revocation', 
     assert.equal(await deploymentState(node.dataDir), before)
   })
 
+  it('stop releases the data dir; a restarted node keeps the generation and its pins', async () => {
+    const node = await w.node('g5', { solo: '1.0.0' })
+    await node.apply()
+    const pins = node.store.pins().map(p => p.name).sort()
+    await node.stop()
+    await assert.rejects(node.apply(), (err: unknown) => isSwarmpackError(err, SwarmpackNodeErrorCode.STOPPED))
+    w.takeCalls()
+    const again = await w.node('g5', { solo: '1.0.0' })
+    assert.deepEqual(w.takeCalls(), ['load solo@1.0.0 (start)'])
+    assert.equal(again.recovery, undefined)
+    assert.deepEqual(again.store.pins().map(p => p.name).sort(), pins)
+    assert.equal((await again.apply()).changed, false, 'nothing to do: the lock and the generation match')
+  })
+
   it('a revoked publisher key makes its releases uninstallable, explained', async () => {
     const node = await w.node('g4', {})
     w.pub.revokePublisher()

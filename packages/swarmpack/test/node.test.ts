@@ -29,8 +29,12 @@ describe('node: install, update, hooks, trust', () => {
     assert.deepEqual(plan.changes.map(c => `${c.action} ${c.name}`), ['add a', 'add b'])
     assert.deepEqual(plan.load, ['b', 'a'])
     assert.ok(plan.bytes.fetch > 512 * 1024, `bytes to fetch known before fetching: ${plan.bytes.fetch}`)
-    const result = await node.apply(plan)
+    const events: string[] = []
+    const result = await node.apply(plan, { onProgress: (evt) => { if (evt.type.startsWith('swarmpack:node:')) events.push(`${evt.type.slice(15)}${evt.detail?.name !== undefined ? ` ${evt.detail.name}` : ''}${evt.detail?.hook !== undefined ? ` ${evt.detail.hook}` : ''}`) } })
     assert.equal(result.generation, 1)
+    // one stream for the operation: verify, fetch per package, unpack, journal steps, hooks, switch
+    for (const e of ['verify a', 'fetch-start b', 'fetched a', 'unpack b', 'step', 'hook b load', 'hook a load', 'switch']) assert.ok(events.includes(e), `${e} in ${events.join(', ')}`)
+    assert.ok(events.indexOf('switch') < events.indexOf('hook b load') && events.indexOf('hook b load') < events.indexOf('hook a load'))
     assert.deepEqual(w.takeCalls(), ['load b@1.0.0', 'load a@1.0.0'])
     const g = await node.current()
     assert.ok(g !== undefined)
@@ -60,6 +64,10 @@ describe('node: install, update, hooks, trust', () => {
     await w.pub.publishIndex()
     const result = await node.update(['a'])
     assert.equal(result.generation, 2)
+    // manifests are fetched before planning, so the plan knew the bytes exactly
+    assert.equal(result.plan.bytes.exact, true)
+    assert.ok(result.plan.bytes.fetch > 0 && result.plan.bytes.fetch <= result.bytes.network, `planned ${result.plan.bytes.fetch}, fetched ${result.bytes.network}`)
+    assert.ok(result.bytes.network - result.plan.bytes.fetch < 8 * 1024, `only chunks beyond the plan: the release block (planned ${result.plan.bytes.fetch}, fetched ${result.bytes.network})`)
     assert.deepEqual(w.takeCalls(), ['unload a@1.0.0', 'load a@1.1.0'])
     assert.ok(result.bytes.network < 0.2 * 512 * 1024, `fetched ${result.bytes.network} bytes for a 5 KB change`)
     assert.ok(result.bytes.network >= 5000, `fetched at least the changed bytes (${result.bytes.network})`)

@@ -9,6 +9,7 @@
 import { rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
+import type { Logger } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { CustomProgressEvent } from 'progress-events'
 import { decodeManifest, storeProvider, unpack, isSwarmpackError, writeFileAtomic, type FsBlockstore } from '@swarmpack/core'
@@ -22,9 +23,9 @@ import type { NodeFetcher } from './fetcher.js'
 import type { Generations, Generation, InstalledPackage } from './generations.js'
 import { hookPackage, runHook, type HostHooks } from './hooks.js'
 import { Journal, type ApplyStep, type JournalRecord } from './journal.js'
-import { generationRoots, indexShardRoots, lockRoots, protect, reconcilePins } from './pins.js'
+import { generationRoots, lockRoots, protect, reconcilePins } from './pins.js'
 
-const log = logger('swarmpack:node:apply')
+const defaultLog = logger('swarmpack:node:apply')
 
 export interface ApplyContext {
   dataDir: string
@@ -37,6 +38,8 @@ export interface ApplyContext {
   hookTimeoutMs: number
   keepGenerations: number
   attestations?: (name: string, version: string, manifest: CID) => Promise<Uint8Array[]>
+  /** The host's logger for this component (default: the libp2p logger `swarmpack:node:apply`). */
+  log?: Logger
   /** Called with roots that became installed (announce them). */
   onInstalled?: (roots: CID[]) => void
 }
@@ -46,7 +49,7 @@ export interface ApplyOptions {
   onProgress?: (evt: NodeProgressEvents) => void
   /** Compute and return the plan, change nothing. */
   dryRun?: boolean
-  /** Packages fetched and unpacked at once (default 4). */
+  /** Packages fetched (default 8) and unpacked (default 4) at once. */
   concurrency?: number
 }
 
@@ -159,7 +162,7 @@ async function switchHost (ctx: ApplyContext, rec: JournalRecord, from: Generati
     errors.push(err)
   }
   // undo, collecting every further error: unload what was loaded, switch back, reload the old set
-  log.error('%s to generation %d failed, undoing: %s', reason, to.number, (errors[0] as Error)?.message)
+  ;(ctx.log ?? defaultLog).error('%s to generation %d failed, undoing: %s', reason, to.number, (errors[0] as Error)?.message)
   for (const name of loaded.reverse()) {
     try { await hook('unload', to, name, 'undo') } catch (err) { errors.push(err) }
   }
@@ -183,7 +186,7 @@ async function switchHost (ctx: ApplyContext, rec: JournalRecord, from: Generati
 /** Keeps the pins equal to the kept generations plus the current lock. */
 export async function syncPins (ctx: ApplyContext): Promise<void> {
   const roots: string[] = []
-  for (const g of await ctx.generations.list()) roots.push(...generationRoots(g), ...await indexShardRoots(ctx.store, g.lock))
+  for (const g of await ctx.generations.list()) roots.push(...generationRoots(g))
   await reconcilePins(ctx.store, roots)
 }
 
@@ -214,7 +217,7 @@ export async function applyPlan (ctx: ApplyContext, plan: Plan, options: ApplyOp
     // pinned before fetching: a partial download is protected from eviction
     await protect(ctx.store, lockRoots(plan.lock))
     const entries = lockEntries(plan.lock)
-    await mapLimit(entries, options.concurrency ?? 4, async e => fetchPackage(ctx, e, options, totals))
+    await mapLimit(entries, options.concurrency ?? 8, async e => fetchPackage(ctx, e, options, totals))
     await ctx.journal.record({ ...rec, step: 'fetched' })
     const built = await mapLimit(entries, options.concurrency ?? 4, async e => unpackPackage(ctx, e, options, created))
     await ctx.journal.record({ ...rec, step: 'unpacked' })

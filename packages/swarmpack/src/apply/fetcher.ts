@@ -12,6 +12,8 @@ export interface NodeFetchResult {
 
 export interface NodeFetchOptions {
   signal?: AbortSignal
+  /** For single blocks: the root they belong to (the swarm asks that root's providers). */
+  root?: CID
   onProgress?: (evt: any) => void
 }
 

@@ -6,12 +6,17 @@
  */
 import { CID } from 'multiformats/cid'
 import type { FsBlockstore } from '@swarmpack/core'
-import { openIndexRoot } from '@swarmpack/trust'
 import type { Lockfile } from '../lock/format.js'
 import type { Generation } from './generations.js'
 
 const PREFIX = 'swarmpack:'
 
+/**
+ * What a lock keeps: each package's manifest and release, and the index envelopes it was resolved
+ * against. Not the index shards: a shard links every release and manifest it lists, so pinning it
+ * would keep the whole index's packages; followers find shards through the index's providers
+ * (the fetcher's per-root hint, see node.ts).
+ */
 export function lockRoots (lock: Lockfile): string[] {
   return [
     ...Object.values(lock.packages).flatMap(p => [p.manifest, p.release]),
@@ -21,23 +26,6 @@ export function lockRoots (lock: Lockfile): string[] {
 
 export function generationRoots (g: Generation): string[] {
   return [...Object.values(g.packages).flatMap(p => [p.root, p.release]), ...lockRoots(g.lock)]
-}
-
-/**
- * The shards of the indexes a lock was resolved against: the signed index names them inside its
- * payload (not as links), so they are pinned one by one, which also has them announced: peers that
- * follow the same index find its shards at this node.
- */
-export async function indexShardRoots (store: FsBlockstore, lock: Lockfile): Promise<string[]> {
-  const out: string[] = []
-  for (const ix of lock.indexes) {
-    const cid = CID.parse(ix.root)
-    if (!store.has(cid)) continue
-    try {
-      out.push(...openIndexRoot(await store.getBytes(cid)).shards.map(s => s.toString()))
-    } catch { /* not an index we can read: nothing more to keep */ }
-  }
-  return out
 }
 
 /** Pins these roots (missing ones are pinned before their blocks arrive, which protects partial downloads). */

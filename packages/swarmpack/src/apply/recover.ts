@@ -4,13 +4,14 @@
  * switched to is removed; `swarmpack.lock` is rewritten from the generation in force.
  */
 import { logger } from '@libp2p/logger'
+import type { Logger } from '@libp2p/interface'
 import type { Generations } from './generations.js'
 import type { Journal, Recovery } from './journal.js'
 import { writeCurrentLock } from './apply.js'
 
-const log = logger('swarmpack:node:recover')
+const defaultLog = logger('swarmpack:node:recover')
 
-export async function recover (dataDir: string, generations: Generations, journal: Journal): Promise<Recovery | undefined> {
+export async function recover (dataDir: string, generations: Generations, journal: Journal, log: Logger = defaultLog): Promise<Recovery | undefined> {
   await generations.sweep()
   const rec = await journal.read()
   if (rec === undefined) return undefined

@@ -68,7 +68,7 @@ export interface MirrorExport {
   heads: string[]
 }
 
-export async function exportNodeMirror (store: FsBlockstore, verifier: TrustVerifier, config: DeploymentConfig, dir: string, options: MirrorExportOptions = {}): Promise<MirrorExport> {
+export async function exportNodeMirror (store: FsBlockstore, verifier: TrustVerifier | undefined, config: DeploymentConfig, dir: string, options: MirrorExportOptions = {}): Promise<MirrorExport> {
   const roots = new Map<string, CID>()
   const add = (c: CID): void => { roots.set(c.toString(), c) }
   const heads: Record<string, Uint8Array> = { ...options.heads }
@@ -77,7 +77,7 @@ export async function exportNodeMirror (store: FsBlockstore, verifier: TrustVeri
   } else {
     for (const p of store.pins()) add(p.root)
     for (const ix of config.indexers) {
-      const st = await verifier.state.read(ix.id)
+      const st = await verifier?.state.read(ix.id)
       if (st === undefined) continue
       add(st.index)
       heads[ix.id] ??= st.head

@@ -7,12 +7,15 @@
 import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join, resolve as resolvePath } from 'node:path'
 import { logger } from '@libp2p/logger'
-import type { Libp2p } from '@libp2p/interface'
+import type { ComponentLogger, Libp2p, Logger } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { CustomProgressEvent } from 'progress-events'
-import { FsBlockstore, isSwarmpackError } from '@swarmpack/core'
+import { FsBlockstore, decodeManifest, isSwarmpackError } from '@swarmpack/core'
+import { mapLimit } from '../util/limit.js'
 import { createSwarmNode, createSwarmpackPeer, type SwarmNode, type SwarmpackPeer } from '@swarmpack/dht-provider'
-import { TrustVerifier } from '@swarmpack/trust'
+import { TrustVerifier, openIndexRoot } from '@swarmpack/trust'
+
+const DAG_CBOR = 0x71
 import { configDigest } from '../config/digest.js'
 import { loadConfigFile, parseConfig, writeModules } from '../config/load.js'
 import type { DeploymentConfig, DeploymentConfigInput, ModuleSpec } from '../config/schema.js'
@@ -38,6 +41,7 @@ import { trustPolicyOf } from './trust.js'
 import { exportNodeMirror, gcPreview, verifyStore, type GcPreview, type MirrorExport, type MirrorExportOptions, type VerifyReport } from './maintenance.js'
 import { attest, type AttestOptions, type SignedAttestation } from '../publish/attest.js'
 import { createIndexer, type Indexer, type IndexerInit } from '../publish/indexer.js'
+import { catalogFromVerifier, type PackageInfo, type SearchHit, type SearchQuery } from '../catalog/catalog.js'
 import { publish, type PublishMeta, type PublishOptions, type PublishResult, type VariantSource } from '../publish/publish.js'
 // operations (issue #12): updates, scrub, status, doctor, cache policy — src/ops
 import { NodeOps } from '../ops/ops.js'
@@ -64,6 +68,8 @@ export interface SwarmpackInit {
   loadOnStart?: boolean
   /** Attestations for a release (bytes), for trust's attestation thresholds. */
   attestations?: (name: string, version: string, manifest: CID) => Promise<Uint8Array[]>
+  /** The host's logger (libp2p's ComponentLogger); default: the libp2p logger under `swarmpack:node*` (DEBUG=swarmpack:*). */
+  logger?: ComponentLogger
   /** Clock for trust decisions (tests). */
   now?: () => number
   /** Follow the indexers during start (default true). */
@@ -75,7 +81,7 @@ export interface SwarmpackInit {
   /** Asked before an automatic update is applied (policy `apply`); false, a throw or a timeout vetoes it. */
   approveUpdate?: ApproveUpdate
   /** Receives every structured log entry (fetch sources, follows, updates, scrub, errors). */
-  log?: (entry: LogEntry) => void
+  onLog?: (entry: LogEntry) => void
   /** How often the peer's socket traffic is sampled for the idle upkeep rate, ms. Default 60 s. */
   upkeepSampleMs?: number
 }
@@ -120,7 +126,8 @@ export class Swarmpack {
   store!: FsBlockstore
   peer?: SwarmpackPeer
   swarm?: SwarmNode
-  verifier!: TrustVerifier
+  /** Trust; undefined while the config follows no indexer (a publishing-only node, a fresh init). */
+  private trust?: TrustVerifier
   fetcher!: NodeFetcher
   readonly generations: Generations
   /** What start-up recovery found after a crash in apply/rollback (undefined: none). */
@@ -129,11 +136,13 @@ export class Swarmpack {
   followed: FollowReport[] = []
   private sources: BuiltSource[] = []
   private dispatcher?: Dispatcher
+  /** shard CID -> the index that lists it (the fetch hint, see getBlock) */
+  private readonly shardIndex = new Map<string, CID>()
   private readonly journal: Journal
   private ownsStore = false
   private queue: Promise<unknown> = Promise.resolve()
   private stopped = false
-  private readonly log = logger('swarmpack:node')
+  private readonly log: Logger
   /** Updates, scrub, diagnostics and cache policy (src/ops). */
   ops?: NodeOps
 
@@ -141,6 +150,7 @@ export class Swarmpack {
     this.dataDir = resolvePath(init.dataDir)
     this.config = config
     if (configFile !== undefined) this.configFile = configFile
+    this.log = init.logger?.forComponent('swarmpack:node') ?? logger('swarmpack:node')
     this.generations = new Generations(this.dataDir)
     this.journal = new Journal(this.dataDir)
   }
@@ -162,21 +172,16 @@ export class Swarmpack {
         ...(this.init.now !== undefined ? { now: this.init.now } : {}),
         ...(this.init.approveUpdate !== undefined ? { approveUpdate: this.init.approveUpdate } : {}),
         ...(this.init.attestations !== undefined ? { attestations: this.init.attestations } : {}),
-        ...(this.init.log !== undefined ? { log: this.init.log } : {}),
+        ...(this.init.onLog !== undefined ? { log: this.init.onLog } : {}),
         ...(this.init.upkeepSampleMs !== undefined ? { upkeepSampleMs: this.init.upkeepSampleMs } : {})
       })
       await this.ops.load()
       await this.startNetwork()
-      this.verifier = new TrustVerifier({
-        policy: trustPolicyOf(this.config),
-        stateDir: join(this.dataDir, 'trust'),
-        getBlock: async (cid, o) => this.fetcher.getBlock(cid, o?.signal !== undefined ? { signal: o.signal } : {}),
-        ...(this.init.now !== undefined ? { now: this.init.now } : {})
-      })
-      const recovered = await recover(this.dataDir, this.generations, this.journal)
+      this.trust = this.createVerifier(this.config)
+      const recovered = await recover(this.dataDir, this.generations, this.journal, this.init.logger?.forComponent('swarmpack:node:recover'))
       if (recovered !== undefined) this.recovery = recovered
       await syncPins(this.ctx())
-      if (this.init.followOnStart !== false) this.followed = await followIndexers(this.followContext(this.init.onProgress !== undefined ? { onProgress: this.init.onProgress } : {}))
+      if (this.init.followOnStart !== false) this.followed = await this.follow()
       if (this.init.loadOnStart !== false) await this.loadCurrent()
       this.ops.recordFollows(this.followed)
       this.ops.start()
@@ -214,6 +219,23 @@ export class Swarmpack {
     })
   }
 
+  /**
+   * Index, shard and release blocks for trust and the resolver. An index names its shards inside
+   * its signed payload, and only the index envelope is pinned and announced by the nodes that
+   * follow it, so shards are fetched with the index as the fetcher's root hint: the swarm then asks
+   * the index's providers (a Bitswap session) instead of looking each shard up in the DHT.
+   */
+  private async getBlock (cid: CID, o?: { signal?: AbortSignal }): Promise<Uint8Array> {
+    const root = this.shardIndex.get(cid.toString())
+    const bytes = await this.fetcher.getBlock(cid, { ...(o?.signal !== undefined ? { signal: o.signal } : {}), ...(root !== undefined ? { root } : {}) })
+    if (root === undefined && cid.code === DAG_CBOR) {
+      try {
+        for (const shard of openIndexRoot(bytes).shards) this.shardIndex.set(shard.toString(), cid)
+      } catch { /* not an index envelope */ }
+    }
+    return bytes
+  }
+
   private headFormatOptions (): { now?: () => number, skewMs?: number } {
     return {
       ...(this.init.now !== undefined ? { now: this.init.now } : {}),
@@ -230,17 +252,36 @@ export class Swarmpack {
     return ctx
   }
 
+  private createVerifier (config: DeploymentConfig): TrustVerifier | undefined {
+    if (config.indexers.length === 0) return undefined
+    return new TrustVerifier({
+      policy: trustPolicyOf(config),
+      stateDir: join(this.dataDir, 'trust'),
+      getBlock: async (cid, o) => this.getBlock(cid, o),
+      ...(this.init.now !== undefined ? { now: this.init.now } : {})
+    })
+  }
+
+  /** The trust verifier; ERR_INDEX_UNAVAILABLE while the config follows no indexer. */
+  get verifier (): TrustVerifier {
+    if (this.trust === undefined) throw nodeError(SwarmpackNodeErrorCode.INDEX_UNAVAILABLE, 'no indexer followed: the deployment config lists no indexers')
+    return this.trust
+  }
+
   private ctx (): ApplyContext {
+    const self = this
     const ctx: ApplyContext = {
       dataDir: this.dataDir,
       store: this.store,
       fetcher: this.fetcher,
-      verifier: this.verifier,
+      // read when a release is checked, so a node that follows nothing can still gc and roll back
+      get verifier () { return self.verifier },
       generations: this.generations,
       journal: this.journal,
       hooks: this.init.host ?? {},
       hookTimeoutMs: this.config.hooks.timeoutMs,
       keepGenerations: this.config.generations.keep,
+      ...(this.init.logger !== undefined ? { log: this.init.logger.forComponent('swarmpack:node:apply') } : {}),
       onInstalled: (roots) => {
         for (const r of roots) void this.swarm?.announce(r).catch(() => {})
       }
@@ -277,6 +318,7 @@ export class Swarmpack {
   /** Finds each followed indexer's newest head and has trust accept it. */
   async follow (options: OperationOptions = {}): Promise<FollowReport[]> {
     const opts = this.progress(options)
+    if (this.trust === undefined) return []
     const reports = await followIndexers(this.followContext(opts))
     for (const r of reports) {
       opts.onProgress?.(new CustomProgressEvent('swarmpack:node:follow', { indexer: r.indexer, version: r.version ?? -1, changed: r.changed, source: r.source ?? '', ...(r.error !== undefined ? { error: r.error } : {}) }))
@@ -294,7 +336,7 @@ export class Swarmpack {
     const lock = await resolveLock({
       config: this.config,
       verifier: this.verifier,
-      getBlock: async (cid, o) => this.fetcher.getBlock(cid, o?.signal !== undefined ? { signal: o.signal } : {}),
+      getBlock: async (cid, o) => this.getBlock(cid, o),
       indexes: await followedIndexes(this.config, this.verifier, this.followed),
       ...(current !== undefined ? { locked: current.lock } : {}),
       ...(options.update !== undefined ? { update: options.update } : {}),
@@ -305,7 +347,19 @@ export class Swarmpack {
     return lock
   }
 
-  /** What applying `lock` would change, and the bytes to fetch; reads only local state. */
+  /**
+   * Brings the manifests of the packages a lock adds or replaces into the store (a few KiB each,
+   * fetched anyway by apply), so the plan's byte counts are exact rather than package sizes.
+   */
+  async fetchManifests (lock: Lockfile, options: OperationOptions = {}): Promise<void> {
+    const installed = new Set(Object.values((await this.generations.current())?.packages ?? {}).map(p => p.root))
+    const roots = Object.values(lock.packages).map(p => p.manifest).filter(m => !installed.has(m)).map(m => CID.parse(m))
+    await mapLimit(roots, 8, async (root) => {
+      await decodeManifest(root, { get: async (cid, o) => this.fetcher.getBlock(cid, { root, ...(o?.signal !== undefined ? { signal: o.signal } : options.signal !== undefined ? { signal: options.signal } : {}) }) })
+    })
+  }
+
+  /** What applying `lock` would change, and the bytes to fetch; reads only local state (see fetchManifests). */
   async plan (lock: Lockfile, options: OperationOptions = {}): Promise<Plan> {
     const plan = await computePlan(lock, await this.generations.current(), { has: (cid) => this.store.has(cid), get: async (cid, o) => this.store.getBytes(cid, o) })
     const count = (a: string): number => plan.changes.filter(c => c.action === a).length
@@ -345,6 +399,7 @@ export class Swarmpack {
       } else {
         lock = await this.resolve(opts)
       }
+      await this.fetchManifests(lock, opts)
       plan = await this.plan(lock, opts)
     }
     return applyPlan(this.ctx(), plan, { ...opts, ...(options.dryRun !== undefined ? { dryRun: options.dryRun } : {}) })
@@ -361,6 +416,7 @@ export class Swarmpack {
       try {
         const opts = this.progress(options)
         const lock = await this.resolve({ ...opts, ...(update !== undefined ? { update } : {}) })
+        await this.fetchManifests(lock, opts)
         const plan = await this.plan(lock, opts)
         const result = await applyPlan(this.ctx(), plan, { ...opts, ...(options.dryRun !== undefined ? { dryRun: options.dryRun } : {}) })
         if (options.dryRun === true) this.config = before
@@ -418,7 +474,7 @@ export class Swarmpack {
 
   /** Writes a static mirror (core's layout) of these roots, or of everything the node pins, plus the heads it holds. */
   async exportMirror (dir: string, options: MirrorExportOptions = {}): Promise<MirrorExport> {
-    return exportNodeMirror(this.store, this.verifier, this.config, dir, options)
+    return exportNodeMirror(this.store, this.trust, this.config, dir, options)
   }
 
   /** Switches to generation n (same hook order as apply: unload dependents first, switch, load). */
@@ -499,9 +555,19 @@ export class Swarmpack {
       blockstore: this.store,
       stateDir: init.stateDir ?? join(this.dataDir, 'indexers'),
       ...(this.peer !== undefined ? { dht: this.peer.dht } : {}),
-      getBlock: init.getBlock ?? (async (cid, o) => this.fetcher.getBlock(cid, o?.signal !== undefined ? { signal: o.signal } : {})),
+      getBlock: init.getBlock ?? (async (cid, o) => this.getBlock(cid, o)),
       ...(this.init.now !== undefined && init.now === undefined ? { now: this.init.now } : {})
     })
+  }
+
+  /** Searches the followed indexes (their accepted versions) by words, category or tag; answers from index entries only. */
+  async search (query: SearchQuery = {}): Promise<SearchHit[]> {
+    return (await catalogFromVerifier(this.verifier, async (cid, o) => this.getBlock(cid, o))).search(query)
+  }
+
+  /** Everything the followed indexes say about one package (versions, variants, dependencies, description); ERR_CATALOG_NOT_FOUND when none knows it. */
+  async info (name: string, options: { signal?: AbortSignal } = {}): Promise<PackageInfo> {
+    return (await catalogFromVerifier(this.verifier, async (cid, o) => this.getBlock(cid, o))).info(name, options)
   }
 
   /** Signs attestations for a release (stored as blocks in this node's store). */

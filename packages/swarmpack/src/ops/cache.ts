@@ -12,7 +12,7 @@ import { CID } from 'multiformats/cid'
 import { blockLinks, isSwarmpackError, loadManifest, RAW_CODEC, throwIfAborted, type FsBlockstore } from '@swarmpack/core'
 import { SwarmpackNodeErrorCode, nodeError } from '../errors.js'
 import type { Generation } from '../apply/generations.js'
-import { generationRoots, indexShardRoots } from '../apply/pins.js'
+import { generationRoots } from '../apply/pins.js'
 import { syncPins } from '../apply/apply.js'
 import type { OpsHost } from './host.js'
 
@@ -93,12 +93,12 @@ export async function selectGenerations (host: OpsHost, keep: number): Promise<G
   return { ...(current !== undefined ? { current } : {}), removedGenerations: removed.map(g => g.number), kept, removed, removedDirs: await gens.unusedPackageDirs(kept) }
 }
 
-/** Roots pinned after a gc: the kept generations, their index shards, and pins the node does not own. */
+/** Roots pinned after a gc: the kept generations (as syncPins pins them) and pins the node does not own. */
 async function keptRoots (store: FsBlockstore, kept: Generation[]): Promise<{ roots: string[], manifests: Set<string> }> {
   const roots: string[] = []
   const manifests = new Set<string>()
   for (const g of kept) {
-    roots.push(...generationRoots(g), ...await indexShardRoots(store, g.lock))
+    roots.push(...generationRoots(g))
     for (const p of Object.values(g.lock.packages)) manifests.add(p.manifest)
   }
   for (const p of store.pins()) if (!p.name.startsWith(NODE_PIN)) roots.push(p.root.toString())

@@ -1,0 +1,180 @@
+/**
+ * Process-spawning helpers for integration tests and benchmarks: start swarmpack peers
+ * (examples/node.ts or a fixture) as child processes, read their JSON-lines output, send them
+ * commands, and build package data directories for them.
+ */
+import '@swarmpack/core/polyfill';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { FsBlockstore, pack } from '@swarmpack/core';
+export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
+export const NODE_SCRIPT = join(ROOT, 'examples/node.ts');
+export class ChildPeer {
+    name;
+    proc;
+    events = [];
+    stderr = [];
+    peerId = '';
+    multiaddrs = [];
+    waiters = new Set();
+    exitCode;
+    exited;
+    constructor(name, script, args, env = {}) {
+        this.name = name;
+        this.proc = spawn(process.execPath, ['--import', 'tsx', '--conditions=swarmpack-src', script, '--json', ...args], {
+            cwd: ROOT,
+            env: { ...process.env, ...env },
+            stdio: ['pipe', 'pipe', 'pipe']
+        });
+        createInterface({ input: this.proc.stdout }).on('line', (line) => {
+            let e;
+            try {
+                e = JSON.parse(line);
+            }
+            catch {
+                return;
+            }
+            this.events.push(e);
+            for (const w of [...this.waiters])
+                if (w.match(e)) {
+                    this.waiters.delete(w);
+                    w.resolve(e);
+                }
+        });
+        createInterface({ input: this.proc.stderr }).on('line', (line) => {
+            this.stderr.push(line);
+            if (this.stderr.length > 200)
+                this.stderr.shift();
+        });
+        this.exited = new Promise(resolve => { this.proc.once('exit', (code) => { this.exitCode = code; resolve(code); }); });
+    }
+    /** Resolves with the first event (past or future) matching; rejects after `timeout` ms. */
+    async waitFor(match, timeout = 60_000, what = 'event') {
+        return this.events.find(match) ?? this.next(match, timeout, what);
+    }
+    /** Like waitFor, but only events from now on. */
+    async next(match, timeout = 60_000, what = 'event') {
+        return new Promise((resolve, reject) => {
+            const w = { match, resolve: (e) => { clearTimeout(timer); resolve(e); } };
+            const timer = setTimeout(() => {
+                this.waiters.delete(w);
+                reject(new Error(`${this.name}: no ${what} within ${timeout} ms; stderr tail:\n${this.stderr.slice(-15).join('\n')}`));
+            }, timeout);
+            this.waiters.add(w);
+        });
+    }
+    async ready(timeout = 150_000) {
+        const e = await this.waitFor(ev => ev.event === 'ready' || (ev.event === 'error' && ev.command === 'start'), timeout, 'ready line');
+        if (e.event === 'error')
+            throw new Error(`${this.name} failed to start: ${String(e.message)}`);
+        this.peerId = e.peerId;
+        this.multiaddrs = e.multiaddrs;
+        return this;
+    }
+    send(command) {
+        this.proc.stdin.write(command + '\n');
+    }
+    /** Sends a command and waits for the reply event (or an error naming the command). */
+    async command(command, replyEvent, timeout = 60_000) {
+        const reply = this.next(e => e.event === replyEvent || (e.event === 'error' && e.command === command), timeout, `reply to "${command}"`);
+        this.send(command);
+        const e = await reply;
+        if (e.event === 'error')
+            throw new Error(`${this.name}: ${command}: ${String(e.code)} ${String(e.message)}`);
+        return e;
+    }
+    get running() {
+        return this.exitCode === undefined;
+    }
+    kill(signal = 'SIGKILL') {
+        if (this.running)
+            this.proc.kill(signal);
+    }
+    /** SIGTERM (clean shutdown), SIGKILL if it lingers. */
+    async stop(timeout = 10_000) {
+        if (!this.running)
+            return this.exitCode ?? null;
+        this.proc.kill('SIGTERM');
+        const timer = setTimeout(() => { this.kill('SIGKILL'); }, timeout);
+        const code = await this.exited;
+        clearTimeout(timer);
+        return code;
+    }
+}
+/** Starts examples/node.ts (JSON output) with the given flags and waits for its ready line. */
+export async function startNode(name, args, options = {}) {
+    const peer = new ChildPeer(name, options.script ?? NODE_SCRIPT, args, options.env);
+    try {
+        return await peer.ready(options.timeout);
+    }
+    catch (err) {
+        peer.kill();
+        throw err;
+    }
+}
+/** Writes a package directory of random files (deterministic per seed) totalling about `bytes`. */
+export async function writePackageDir(dir, bytes, seed = 'swarmpack') {
+    await mkdir(join(dir, 'lib'), { recursive: true });
+    await writeFile(join(dir, 'README.md'), `# test package ${seed}\n`);
+    // pseudo-random but reproducible content: sha256 counter stream
+    const files = Math.max(1, Math.ceil(bytes / (4 * 1024 * 1024)));
+    let left = bytes;
+    for (let f = 0; f < files; f++) {
+        const size = Math.min(left, Math.ceil(bytes / files));
+        left -= size;
+        const buf = Buffer.allocUnsafe(size);
+        const block = createHash('sha256').update(`${seed}/${f}`).digest();
+        let state = randomFromSeed(block);
+        for (let off = 0; off < size; off += 4) {
+            state = (state * 1664525 + 1013904223) >>> 0;
+            buf.writeUInt32LE(state, Math.min(off, size - 4));
+        }
+        await writeFile(join(dir, 'lib', `part-${f}.bin`), buf);
+    }
+}
+function randomFromSeed(digest) {
+    return digest.readUInt32LE(0);
+}
+/** sha256 of every file under dir, keyed by relative path. */
+export async function hashTree(dir) {
+    const out = {};
+    const walk = async (d) => {
+        for (const entry of await readdir(d, { withFileTypes: true })) {
+            const p = join(d, entry.name);
+            if (entry.isDirectory())
+                await walk(p);
+            else
+                out[relative(dir, p)] = createHash('sha256').update(await readFile(p)).digest('hex');
+        }
+    };
+    await walk(dir);
+    return out;
+}
+/**
+ * Packs `contentDir` into the block store of a node data directory (`<dataDir>/store`) and pins
+ * it, so examples/node.ts started on that data dir serves and announces it.
+ */
+export async function seedDataDir(dataDir, contentDir, name = 'test-pkg', version = '1.0.0') {
+    const store = await FsBlockstore.open(join(dataDir, 'store'), { fsync: false });
+    try {
+        const r = await pack(contentDir, { name, version }, { blockstore: store });
+        await store.pin(`${name}@${version}`, r.root);
+        return { root: r.root, blocks: r.blocks, bytes: r.totalSize };
+    }
+    finally {
+        await store.close();
+    }
+}
+/** A fresh random id for temp names. */
+export function tag() {
+    return randomBytes(4).toString('hex');
+}
+/** Stops every peer (clean first, SIGKILL after a few seconds). */
+export async function stopAll(peers) {
+    await Promise.all([...peers].map(async (p) => p.stop(5000).catch(() => { })));
+}
+//# sourceMappingURL=swarm.js.map
