@@ -205,7 +205,7 @@ export class Swarmpack {
           announce: c.network.announce,
           ...(c.network.listen !== undefined ? { listen: c.network.listen } : {}),
           ...(c.network.maxConnections !== undefined ? { maxConnections: c.network.maxConnections } : {})
-        })
+        }).catch((err) => { throw listenError(err, c.network.listen) })
       this.swarm = await createSwarmNode({ peer: this.peer, blockstore: this.store, mode: c.sharing })
     }
     this.sources = await buildSources(c, this.swarm)
@@ -620,6 +620,12 @@ export class Swarmpack {
     if (this.init.libp2p === undefined) await this.peer?.stop().catch((err) => { this.log.error('stopping the peer: %e', err) })
     if (this.ownsStore) await this.store?.close().catch((err) => { if (!isSwarmpackError(err)) throw err })
   }
+}
+
+/** libp2p's failure to bind a listen address (port taken, address not local) as a typed error (ops). */
+function listenError (err: unknown, listen: string[] | undefined): unknown {
+  if (!/UnsupportedListenAddress/.test((err as Error)?.name ?? '')) return err
+  return nodeError(SwarmpackNodeErrorCode.LISTEN_NOT_BOUND, `cannot listen on ${(listen ?? []).join(' ') || 'the default addresses'}: ${(err as Error).message.split('\n').filter(l => l.includes('/')).map(l => l.trim()).join('; ')}`, { listen }, err)
 }
 
 /** Creates and starts a node. */
