@@ -97,6 +97,22 @@ describe('ops: network settings', () => {
     assert.equal(sd.findings.find(f => f.check === 'dht')?.status, 'ok', JSON.stringify(sd.findings))
   })
 
+  it('doctor: a bootstrap peer that is gone, and the idle upkeep rate from the traffic samples', async () => {
+    const hub = await w.node('upkeep-hub', {}, { followOnStart: false }, peerConfig())
+    const gone = `/ip4/127.0.0.1/tcp/${await freePort()}/p2p/${hub.peer?.peerId.toString() ?? ''}`
+    const node = await w.node('upkeep', {}, { followOnStart: false, upkeepSampleMs: 100 }, peerConfig({ bootstrap: [...boot(hub), gone] }))
+    await waitFor(async () => (await node.status()).upkeep !== undefined, 'two traffic samples', 30_000)
+    const d = await node.doctor({ timeoutMs: 3000, sample: 4 })
+    const bootstrap = d.findings.filter(f => f.check === 'bootstrap')
+    assert.deepEqual(bootstrap.map(f => f.status).sort(), ['fail', 'ok'])
+    assert.equal(bootstrap.find(f => f.status === 'fail')?.code, SwarmpackNodeErrorCode.BOOTSTRAP_UNREACHABLE)
+    const upkeep = d.findings.find(f => f.check === 'upkeep')
+    assert.notEqual(upkeep?.status, 'skip')
+    assert.ok(Number.isFinite(Number(upkeep?.details?.bytesPerSec)) && Number(upkeep?.details?.bytesPerSec) >= 0, JSON.stringify(upkeep))
+    const measured = await node.doctor({ upkeepMs: 500, sample: 4, timeoutMs: 3000 })
+    assert.ok(Number(measured.findings.find(f => f.check === 'upkeep')?.details?.seconds) >= 0)
+  })
+
   it('listen and announce addresses (port forwarding)', async () => {
     const port = await freePort()
     const announce = '/ip4/203.0.113.7/tcp/40001'
