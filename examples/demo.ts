@@ -1,182 +1,150 @@
 /**
- * `npm start`: a local swarm publishes, verifies and installs a package, showing progress and
- * where every byte came from. Everything runs on 127.0.0.1 in temporary directories, which are
- * removed at the end (pass `--keep` to look at them).
+ * `npm start`: swarmpack end to end on the node API, in well under a minute, on 127.0.0.1 in a
+ * temporary directory (removed at the end; `--keep` keeps it).
  *
- *  1. Five peers start a private swarm (Kademlia DHT + Bitswap 1.2.0); peer-0 is the publisher.
- *  2. The publisher packs a directory into content-defined chunks and signs a release with a key
- *     that holds a delegation from a trust root; an indexer lists it in a signed index.
- *  3. peer-1 follows the index, checks that the release is trusted, fetches the package from the
- *     swarm (every block verified against its CID) and installs it.
- *  4. peer-2..4 install at once: the blocks now come from the publisher and from peer-1 (F5).
- *  5. A new peer with no swarm at all falls back to an HTTP mirror (R4) and installs from there.
+ *  1. A publisher signs `greet` and `hello` (hello depends on greet ^1) and lists them in its index.
+ *  2. Two hosts follow the index through the swarm and install hello: its dependency comes too,
+ *     every byte from peers, and the modules are loaded dependencies first.
+ *  3. greet 1.1.0 changes 1 % of its data: the update fetches only the changed chunks.
+ *  4. hello 1.3.0 fails to start: the update is rolled back and 1.2.0 keeps running.
+ *  5. The peers are gone: a new host installs from the publisher's static HTTP mirror.
  */
-import '@swarmpack/core/polyfill'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { FsBlockstore, pack, storeProvider, unpack, type CID } from '@swarmpack/core'
-import type { DhtProgressEvents } from '@swarmpack/dht-provider'
-import { HttpProvider, startGatewayServer } from '@swarmpack/http-provider'
+import { pathToFileURL } from 'node:url'
 import {
-  IndexView, TrustVerifier, buildIndex, generateSigningKey, issueDelegation, keyIdOf, openIndexHead,
-  openIndexRoot, signRelease, type TrustPolicy
-} from '@swarmpack/trust'
-import { startLocalSwarm, stopSwarm, type LocalPeer } from './local-swarm.js'
+  KeyStore, createSwarmpack, startMirrorServer,
+  type DeploymentConfigInput, type HookPackage, type NodeProgressEvents, type Swarmpack
+} from 'swarmpack'
 
-const NAME = 'hello-swarm'
-const VERSION = '1.0.0'
-const INDEXER = 'demo-index'
-const DAY = 24 * 3600_000
 const keep = process.argv.includes('--keep')
-const tty = process.stdout.isTTY === true
+const MiB = 1024 * 1024
+const mib = (n: number): string => `${(n / MiB).toFixed(2)} MiB`
+const step = (text: string): void => { console.log(`\n\x1b[1m${text}\x1b[0m`) }
+const names = new Map<string, string>()
+const who = (id: string): string => names.get(id) ?? id
 
-const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`
-const short = (id: string): string => `${id.slice(0, 6)}…${id.slice(-4)}`
-function step (text: string): void { console.log(`\n\x1b[1m${text}\x1b[0m`) }
-
-/** A progress line: redrawn in place on a terminal, every 25% otherwise. */
-function progressBar (label: string, total: number): { onProgress: (evt: DhtProgressEvents) => void, done: () => void } {
-  let bytes = 0
-  let lastQuarter = -1
-  const sources = new Set<string>()
-  const draw = (): void => {
-    const share = Math.min(1, bytes / total)
-    const bar = '#'.repeat(Math.round(share * 30)).padEnd(30, '.')
-    const line = `  ${label} [${bar}] ${mib(bytes)} / ${mib(total)} from ${sources.size} source${sources.size === 1 ? '' : 's'}`
-    if (tty) process.stdout.write(`\r${line}`)
-    else if (Math.floor(share * 4) > lastQuarter) { lastQuarter = Math.floor(share * 4); console.log(line) }
-  }
+/** A host: loads a module by importing its entry and calling start(); unloads with stop(). */
+function hostFor (tag: string): { load: (p: HookPackage) => Promise<void>, unload: (p: HookPackage) => Promise<void> } {
+  const running = new Map<string, { stop?: () => void }>()
   return {
-    onProgress: (evt) => {
-      if (evt.type !== 'swarmpack:provider:block') return
-      bytes += evt.detail.size
-      sources.add(evt.detail.source)
-      draw()
+    load: async (p) => {
+      const mod = await import(pathToFileURL(p.entry!).href) as { start: (who: string) => void, stop?: () => void }
+      mod.start(tag)
+      running.set(p.name, mod)
     },
-    done: () => { if (tty) process.stdout.write('\n') }
+    unload: async (p) => { running.get(p.name)?.stop?.(); running.delete(p.name) }
   }
 }
 
-/** Writes the package the publisher ships: some code, an executable, and 12 MiB of data. */
-async function writeSamplePackage (dir: string): Promise<void> {
-  await mkdir(join(dir, 'lib'), { recursive: true })
-  await mkdir(join(dir, 'bin'), { recursive: true })
-  await writeFile(join(dir, 'index.js'), "export function hello (name) { return `hello, ${name}, from the swarm` }\n")
-  await writeFile(join(dir, 'README.md'), '# hello-swarm\n\nA package installed from a peer-to-peer swarm.\n')
-  await writeFile(join(dir, 'bin', 'hello'), '#!/usr/bin/env node\nimport("../index.js").then(m => console.log(m.hello(process.argv[2] ?? "world")))\n')
-  await chmod(join(dir, 'bin', 'hello'), 0o755)
-  await writeFile(join(dir, 'lib', 'model.bin'), randomBytes(12 * 1024 * 1024))
+/** One line per package fetched: how many bytes, from whom. */
+function report (tag: string) {
+  return (evt: NodeProgressEvents): void => {
+    if (evt.type !== 'swarmpack:node:fetched') return
+    const d = evt.detail as { name: string, version: string, bytes: { network: number, local: number }, sources: Array<{ origin?: string, source: string, kind: string, bytes: number }> }
+    const from = d.sources.map(s => `${s.kind === 'peer' ? who(s.origin ?? s.source) : s.origin ?? s.source} ${mib(s.bytes)}`).join(', ')
+    console.log(`  ${tag}: ${d.name}@${d.version} ${mib(d.bytes.network)} downloaded${from !== '' ? ` from ${from}` : ''}, ${mib(d.bytes.local)} already here`)
+  }
+}
+
+async function writePackage (dir: string, version: string, start: string, data: Uint8Array): Promise<string> {
+  await mkdir(dir, { recursive: true })
+  await writeFile(join(dir, 'index.mjs'), `export function start (host) { ${start} }\nexport function stop () {}\n`)
+  await writeFile(join(dir, 'data.bin'), data)
+  return dir
 }
 
 async function main (): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'swarmpack-demo-'))
-  let swarm: LocalPeer[] = []
-  let lonelyStore: FsBlockstore | undefined
-  let gateway: Awaited<ReturnType<typeof startGatewayServer>> | undefined
+  const nodes: Swarmpack[] = []
+  let mirrorServer: Awaited<ReturnType<typeof startMirrorServer>> | undefined
+  const t0 = Date.now()
   try {
-    step('1. Five peers start a private swarm on 127.0.0.1 (peer-0 is the publisher)')
-    swarm = await startLocalSwarm(5, work)
-    for (const p of swarm) console.log(`  ${p.name} ${p.peer.peerId.toString()}`)
-    const label = new Map(swarm.map(p => [p.peer.peerId.toString(), p.name]))
-    const who = (id: string): string => label.get(id) ?? id
+    step('1. The publisher signs greet and hello (hello needs greet ^1) and lists them in its index')
+    const keys = KeyStore.of(join(work, 'publisher'))
+    const key = await keys.load('default').catch(async () => { await keys.generate('default'); return keys.load('default') })
+    const keyId = (await keys.info('default')).id
+    const loopback = { mode: 'loopback' as const, listen: ['/ip4/127.0.0.1/tcp/0'] }
+    const publisher = await createSwarmpack({ dataDir: join(work, 'publisher'), config: { network: loopback, sharing: 'share' }, followOnStart: false })
+    nodes.push(publisher)
+    names.set(publisher.peer!.peerId.toString(), 'publisher')
+    const boot = publisher.peer!.multiaddrs().map(String)
+    const follows: DeploymentConfigInput = {
+      indexers: [{ id: 'demo', keys: [keyId] }],
+      trust: { publishers: [{ pattern: '*', roots: [keyId] }] },
+      network: loopback,
+      sources: { bootstrap: boot }
+    }
+    const host = async (tag: string, modules: Record<string, string>): Promise<Swarmpack> => {
+      const n = await createSwarmpack({ dataDir: join(work, tag), config: { ...follows, modules }, host: hostFor(tag), followOnStart: false, onProgress: report(tag) })
+      nodes.push(n)
+      names.set(n.peer!.peerId.toString(), tag)
+      await n.peer!.waitForRoutingTable(1, { timeout: 20_000 })
+      return n
+    }
+    // the hosts join first, so the index head put into the DHT has peers to land on
+    const [hostA, hostB] = await Promise.all([host('host-a', { hello: '^1.0.0' }), host('host-b', { hello: '^1.0.0' })])
+    const mirrorDir = join(work, 'mirror')
+    const indexer = await publisher.indexer({ key, indexer: 'demo', mirrorDir })
+    const greetData = randomBytes(4 * MiB)
+    const greet = await publisher.publish(await writePackage(join(work, 'src', 'greet-1.0.0'), '1.0.0', 'console.log(`    [${host}] greet 1.0.0 started`)', greetData),
+      { name: 'greet', version: '1.0.0', entry: 'index.mjs', description: 'says hello' }, { key, indexer })
+    const hello = await publisher.publish(await writePackage(join(work, 'src', 'hello-1.2.0'), '1.2.0', 'console.log(`    [${host}] hello 1.2.0 started`)', randomBytes(MiB)),
+      { name: 'hello', version: '1.2.0', entry: 'index.mjs', dependencies: { greet: '^1.0.0' } }, { key, indexer })
+    console.log(`  greet@1.0.0 ${mib(greet.variants[0].size)}, hello@1.2.0 ${mib(hello.variants[0].size)}; index version ${hello.index?.version} signed by ${keyId.slice(0, 14)}…`)
 
-    step(`2. The publisher packs ${NAME}@${VERSION} and signs its release`)
-    const src = join(work, 'src')
-    await writeSamplePackage(src)
-    const publisherStore = swarm[0].store
-    const packed = await pack(src, { name: NAME, version: VERSION, description: 'demo package', entry: 'index.js', tags: ['demo'] }, { blockstore: publisherStore })
-    await publisherStore.pin(`${NAME}@${VERSION}`, packed.root)
-    console.log(`  packed ${mib(packed.totalSize)} into ${packed.blocks} blocks; root ${packed.root.toString()}`)
+    step('2. Two hosts follow the index through the swarm and install hello (greet comes with it)')
+    await publisher.announceInstalled()
+    await hostA.follow()
+    let r = await hostA.install({})
+    console.log(`  host-a: generation ${r.generation}, ${mib(r.bytes.network)} from the network`)
+    await hostA.announceInstalled()
+    await hostB.follow()
+    r = await hostB.install({})
+    console.log(`  host-b: generation ${r.generation}, ${mib(r.bytes.network)} from the network (from the publisher and host-a)`)
 
-    // the trust root (configured by the administrator) delegates "hello-*" to the publisher's key
-    const now = Date.now()
-    const trustRoot = await generateSigningKey()
-    const publisherKey = await generateSigningKey()
-    const indexerKey = await generateSigningKey()
-    const cert = await issueDelegation(trustRoot, { audience: keyIdOf(publisherKey), scope: ['hello-*'], notBefore: now - DAY, expires: now + 365 * DAY })
-    const variants = { any: { manifest: packed.root, size: packed.totalSize } }
-    const release = await signRelease(publisherKey, { name: NAME, version: VERSION, variants, dependencies: {} }, [cert.bytes])
-    const index = await buildIndex(indexerKey, {
-      indexer: INDEXER,
-      version: 1,
-      issued: now,
-      expires: now + 7 * DAY,
-      entries: new Map([[NAME, new Map([[VERSION, { release: release.cid, size: release.bytes.byteLength, variants, dependencies: {} }]])]])
+    step('3. greet 1.1.0 changes 1 % of its data: the update fetches only the changed chunks')
+    const changed = Buffer.from(greetData)
+    randomBytes(greetData.length / 100).copy(changed, greetData.length / 2)
+    await publisher.publish(await writePackage(join(work, 'src', 'greet-1.1.0'), '1.1.0', 'console.log(`    [${host}] greet 1.1.0 started`)', changed),
+      { name: 'greet', version: '1.1.0', entry: 'index.mjs' }, { key, indexer })
+    await publisher.announceInstalled()
+    r = await hostA.update()
+    console.log(`  host-a: generation ${r.generation}: ${mib(r.bytes.network)} downloaded for a ${mib(changed.length)} package that changed 1 %; the rest was already here`)
+
+    step('4. hello 1.3.0 fails to start: the update is rolled back, 1.2.0 keeps running')
+    await publisher.publish(await writePackage(join(work, 'src', 'hello-1.3.0'), '1.3.0', 'throw new Error("hello 1.3.0: missing configuration")', randomBytes(MiB)),
+      { name: 'hello', version: '1.3.0', entry: 'index.mjs', dependencies: { greet: '^1.1.0' } }, { key, indexer })
+    await publisher.announceInstalled()
+    try {
+      await hostA.update()
+    } catch (err) {
+      console.log(`  host-a: ${(err as { code?: string }).code}: ${(err as Error).message.split(':').slice(0, 2).join(':')}`)
+    }
+    const now = await hostA.current()
+    console.log(`  host-a runs generation ${now?.number}: ${Object.values(now?.packages ?? {}).map(p => `${p.name}@${p.version}`).join(', ')}`)
+
+    step('5. The peers are gone: a new host installs from the publisher\'s static HTTP mirror')
+    await indexer.close()
+    for (const n of nodes.splice(0)) await n.stop()
+    mirrorServer = await startMirrorServer({ dir: mirrorDir })
+    const lonely = await createSwarmpack({
+      dataDir: join(work, 'host-c'),
+      config: { ...follows, sources: { mirrors: [{ url: mirrorServer.url }] }, sharing: 'off', modules: { hello: '~1.2.0' } },
+      host: hostFor('host-c'),
+      onProgress: report('host-c')
     })
-    // release and index blocks travel through the swarm like any other block
-    await publisherStore.put(release.cid, release.bytes)
-    for (const block of index.blocks) await publisherStore.put(block.cid, block.bytes)
-    await publisherStore.pin(`index:${INDEXER}`, index.index.cid)
-    console.log(`  release ${short(release.cid.toString())} signed by ${short(keyIdOf(publisherKey))} (delegated by root ${short(keyIdOf(trustRoot))})`)
-    console.log(`  index v1 ${short(index.index.cid.toString())} signed by indexer ${short(keyIdOf(indexerKey))}`)
-    await swarm[0].node.announce(packed.root)
-    await swarm[0].node.announce(index.index.cid)
-    console.log('  the publisher announced the package and the index in the DHT')
+    nodes.push(lonely)
+    r = await lonely.install({})
+    console.log(`  host-c: generation ${r.generation} from ${mirrorServer.url}`)
 
-    // what every installing peer does: follow the index, check trust, fetch, verify, install
-    const policy: TrustPolicy = {
-      indexers: [{ id: INDEXER, keys: [keyIdOf(indexerKey)] }],
-      indexerThreshold: 1,
-      publishers: [{ pattern: '*', roots: [keyIdOf(trustRoot)] }]
-    }
-    const install = async ({ node, store, name: tag }: LocalPeer): Promise<CID> => {
-      // the signed head would come from the DHT or a mirror; it is self-verifying either way
-      const head = openIndexHead(index.head.bytes)
-      // index blocks are read lazily: from the local store, else from the index's providers
-      const fromSwarm = node.provider.forRoot(head.index)
-      const getBlock = async (cid: CID): Promise<Uint8Array> => store.has(cid) ? store.getBytes(cid) : fromSwarm.get(cid)
-      const verifier = new TrustVerifier({ policy, stateDir: join(work, tag, 'trust'), getBlock })
-      await verifier.updateIndexer(INDEXER, index.head.bytes)
-      const view = new IndexView(openIndexRoot(await getBlock(head.index)), getBlock)
-      const entry = await view.lookup(NAME, VERSION)
-      if (entry === undefined || 'removed' in entry) throw new Error(`${NAME}@${VERSION} is not listed`)
-      const manifest = entry.variants.any.manifest
-      const decision = await verifier.checkInstallable(NAME, VERSION, manifest)
-      const bar = progressBar(tag.padEnd(6), packed.totalSize)
-      const result = await node.fetch(manifest, { pin: `${NAME}@${VERSION}`, onProgress: bar.onProgress })
-      bar.done()
-      const target = join(work, tag, 'installed', NAME)
-      await mkdir(join(work, tag, 'installed'), { recursive: true })
-      await unpack(manifest, storeProvider(store), target)
-      const from = result.sources.map(s => `${who(s.peer)} ${mib(s.bytes)}`).join(', ')
-      console.log(`  ${tag}: trusted (publisher ${short(decision.publisher)}, indexer ${decision.indexers.join(',')}); ${result.blocks} blocks in ${result.ms} ms from ${from}`)
-      return manifest
-    }
-
-    step(`3. peer-1 follows the index, checks the release and installs ${NAME}`)
-    await install(swarm[1])
-
-    step('4. peer-2, peer-3 and peer-4 install at once: peer-1 now serves too')
-    await Promise.all(swarm.slice(2).map(install))
-
-    step('5. A peer with no swarm falls back to an HTTP mirror')
-    gateway = await startGatewayServer({ blockstore: publisherStore })
-    lonelyStore = await FsBlockstore.open(join(work, 'peer-E', 'store'), { fsync: false })
-    const http = new HttpProvider({ mirrors: [gateway.url] })
-    const bar = progressBar('peer-E', packed.totalSize)
-    let blocks = 0
-    for await (const block of http.getDag(packed.root, { onProgress: bar.onProgress })) {
-      await lonelyStore.put(block.cid, block.bytes) // the store re-checks every block against its CID
-      blocks++
-    }
-    bar.done()
-    await http.close()
-    const target = join(work, 'peer-E', 'installed', NAME)
-    await mkdir(join(work, 'peer-E', 'installed'), { recursive: true })
-    await unpack(packed.root, storeProvider(lonelyStore), target)
-    console.log(`  peer-E: ${blocks} blocks from ${gateway.url} (${http.stats().requests} HTTP request(s), ${http.stats().carRequests} as CAR)`)
-
-    const greeting = await import(join(target, 'index.js')) as { hello: (n: string) => string }
-    const readme = await readFile(join(target, 'README.md'), 'utf8')
-    step('Done')
-    console.log(`  ${greeting.hello('demo')}  (${readme.split('\n')[0]})`)
+    step(`Done in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
     if (keep) console.log(`  files kept in ${work}`)
   } finally {
-    await gateway?.close()
-    await stopSwarm(swarm).catch(() => {})
-    await lonelyStore?.close()
+    for (const n of nodes) await n.stop().catch(() => {})
+    await mirrorServer?.close()
     if (!keep) await rm(work, { recursive: true, force: true })
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Index heads in a DHT of separate processes: the record value is trust's signed head envelope
  * (the one head format, injected into dht-provider by swarmpack). Publishers in this process put
- * heads for one indexer key, examples/node.ts peers resolve them. The highest version wins; a
+ * heads for one indexer key, test/helpers/swarm-peer.ts peers resolve them. The highest version wins; a
  * stale re-publish, a forged head (signed by another key) and a second head with the same
  * version are refused by every peer.
  */

@@ -1,5 +1,5 @@
 /**
- * A swarm of ten separate processes (examples/node.ts): a bootstrap peer, two seeds holding a
+ * A swarm of ten separate processes (test/helpers/swarm-peer.ts): a bootstrap peer, two seeds holding a
  * multi-megabyte package, six peers that discover the seeds through the DHT and fetch it, then
  * (F5) a last peer that gets it from those six alone after the seeds are gone.
  */

@@ -1,6 +1,6 @@
 /**
  * Process-spawning helpers for integration tests and benchmarks: start swarmpack peers
- * (examples/node.ts or a fixture) as child processes, read their JSON-lines output, send them
+ * (test/helpers/swarm-peer.ts or a fixture) as child processes, read their JSON-lines output, send them
  * commands, and build package data directories for them.
  */
 import '@swarmpack/core/polyfill'
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { FsBlockstore, pack, type CID } from '@swarmpack/core'
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..')
-export const NODE_SCRIPT = join(ROOT, 'examples/node.ts')
+export const NODE_SCRIPT = join(ROOT, 'test/helpers/swarm-peer.ts')
 
 export interface NodeEvent {
   event: string
@@ -106,7 +106,7 @@ export class ChildPeer {
   }
 }
 
-/** Starts examples/node.ts (JSON output) with the given flags and waits for its ready line. */
+/** Starts test/helpers/swarm-peer.ts (JSON output) with the given flags and waits for its ready line. */
 export async function startNode (name: string, args: string[], options: { script?: string, env?: Record<string, string>, timeout?: number } = {}): Promise<ChildPeer> {
   const peer = new ChildPeer(name, options.script ?? NODE_SCRIPT, args, options.env)
   try {
@@ -158,7 +158,7 @@ export async function hashTree (dir: string): Promise<Record<string, string>> {
 
 /**
  * Packs `contentDir` into the block store of a node data directory (`<dataDir>/store`) and pins
- * it, so examples/node.ts started on that data dir serves and announces it.
+ * it, so test/helpers/swarm-peer.ts started on that data dir serves and announces it.
  */
 export async function seedDataDir (dataDir: string, contentDir: string, name = 'test-pkg', version = '1.0.0'): Promise<{ root: CID, blocks: number, bytes: number }> {
   const store = await FsBlockstore.open(join(dataDir, 'store'), { fsync: false })

@@ -22,4 +22,6 @@ export type { GcPreview, VerifyReport, MirrorExport, MirrorExportOptions } from 
 export { INDEXER_CARD_FILE, INDEXER_CARD_FORMAT, readIndexerCard, writeIndexerCard, specFromCard, followIndexerConfig } from './follow/card.js'
 export type { IndexerCard, FollowSpec } from './follow/card.js'
 export * from './catalog/index.js'
+export { startMirrorServer } from './serve/http.js'
+export type { MirrorServer, MirrorServerOptions } from './serve/http.js'
 export * from './ops/index.js'

@@ -3,7 +3,7 @@
  * the publisher's, the indexer's, an attester's. A key's id (`12D3KooW…`) is its public key, the
  * form followers put into their configs.
  */
-import { readdir } from 'node:fs/promises'
+import { mkdir, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateSigningKey, keyIdOf, loadKeyFile, saveKeyFile, type Ed25519PrivateKey } from '@swarmpack/trust'
 import { SwarmpackNodeErrorCode, nodeError } from '../errors.js'
@@ -27,6 +27,7 @@ export class KeyStore {
   /** Creates a key; an existing one is kept unless `overwrite` (ERR_TRUST_KEY_FILE). */
   async generate (name: string, options: { overwrite?: boolean } = {}): Promise<KeyInfo> {
     const path = this.path(name)
+    await mkdir(this.dir, { recursive: true, mode: 0o700 })
     const key = await generateSigningKey()
     await saveKeyFile(path, key, options)
     return { name, id: keyIdOf(key), path }

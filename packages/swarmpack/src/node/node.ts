@@ -301,9 +301,15 @@ export class Swarmpack {
     const a = options.onProgress
     const b = this.init.onProgress
     const ops = this.ops
-    if (a === undefined && b === undefined && ops === undefined) return options
-    return { ...options, onProgress: (evt) => { ops?.observe(evt); a?.(evt); b?.(evt) } }
+    // operations call each other (install → resolve → follow): an already combined listener is passed on as is
+    if ((a === undefined && b === undefined && ops === undefined) || (a !== undefined && this.combined.has(a))) return options
+    // the operations layer (src/ops) sees every event too: fetch sources and follows for status() and the logs
+    const onProgress = (evt: NodeProgressEvents): void => { ops?.observe(evt); a?.(evt); b?.(evt) }
+    this.combined.add(onProgress)
+    return { ...options, onProgress }
   }
+
+  private readonly combined = new WeakSet<(evt: NodeProgressEvents) => void>()
 
   /** Loads every module of the current generation, dependencies first (at start, after a restart). */
   private async loadCurrent (): Promise<void> {
@@ -550,7 +556,7 @@ export class Swarmpack {
    * `<dataDir>/indexers` unless `stateDir` is given.
    */
   async indexer (init: Omit<IndexerInit, 'blockstore' | 'stateDir' | 'dht'> & { stateDir?: string }): Promise<Indexer> {
-    return createIndexer({
+    const indexer = await createIndexer({
       ...init,
       blockstore: this.store,
       stateDir: init.stateDir ?? join(this.dataDir, 'indexers'),
@@ -558,6 +564,21 @@ export class Swarmpack {
       getBlock: init.getBlock ?? (async (cid, o) => this.getBlock(cid, o)),
       ...(this.init.now !== undefined && init.now === undefined ? { now: this.init.now } : {})
     })
+    // followers fetch the index and its shards by CID: this node provides them as soon as a version is out
+    const publish = indexer.publish.bind(indexer)
+    indexer.publish = async (options) => {
+      const v = await publish(options)
+      await this.announceIndex(v.index)
+      return v
+    }
+    return indexer
+  }
+
+  /** Announces an index held in the store and its shards (which it names inside its payload, not as links). */
+  private async announceIndex (index: CID): Promise<void> {
+    if (this.swarm === undefined || this.config.sharing === 'consume' || !this.store.has(index)) return
+    const shards = openIndexRoot(await this.store.getBytes(index)).shards
+    await Promise.all([index, ...shards].map(async c => this.swarm?.announce(c).catch(() => false)))
   }
 
   /** Searches the followed indexes (their accepted versions) by words, category or tag; answers from index entries only. */
