@@ -85,6 +85,8 @@ export interface ScrubReport {
     findings: FileFinding[]
     /** Files in a package directory that its manifest does not list (reported, left alone). */
     extra: Array<{ name: string, version: string, path: string }>
+    /** Packages whose manifest could not be read from the store or any source. */
+    unchecked: Array<{ name: string, version: string, code: string, message: string }>
   }
   indexes: {
     checked: number
@@ -105,7 +107,7 @@ function emptyReport (): ScrubReport {
     started: Date.now(),
     ms: 0,
     store: { checked: 0, bytes: 0, corrupt: [], refetched: [], unrecoverable: [] },
-    installed: { packages: 0, files: 0, bytes: 0, findings: [], extra: [] },
+    installed: { packages: 0, files: 0, bytes: 0, findings: [], extra: [], unchecked: [] },
     indexes: { checked: 0, follow: [], findings: [], uninstalled: [], unchecked: [] },
     throttledMs: 0,
     ok: true
@@ -265,7 +267,7 @@ async function scrubInstalled (host: OpsHost, report: ScrubReport, throttle: Thr
       manifest = await decodeManifest(CID.parse(p.root), getter, signal !== undefined ? { signal } : {})
     } catch (err) {
       if (isSwarmpackError(err, 'ERR_ABORTED')) throw err
-      report.indexes.unchecked.push({ name: p.name, version: p.version, code: (err as { code?: string }).code ?? 'ERR_UNKNOWN', message: `manifest unavailable: ${(err as Error).message}` })
+      report.installed.unchecked.push({ name: p.name, version: p.version, code: (err as { code?: string }).code ?? 'ERR_UNKNOWN', message: `manifest unavailable: ${(err as Error).message}` })
       continue
     }
     const listed = new Set<string>()
@@ -392,6 +394,6 @@ export async function scrub (host: OpsHost, ctx: ScrubContext, options: ScrubOpt
   report.ms = Date.now() - t0
   report.throttledMs = Math.round(throttle.waitedMs)
   report.ok = report.store.corrupt.length === 0 && report.store.unrecoverable.length === 0 &&
-    report.installed.findings.length === 0 && report.indexes.findings.length === 0
+    report.installed.findings.length === 0 && report.installed.unchecked.length === 0 && report.indexes.findings.length === 0
   return report
 }
