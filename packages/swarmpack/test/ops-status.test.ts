@@ -133,6 +133,29 @@ describe('ops: status, logs, doctor', () => {
   })
 })
 
+describe('ops: a node that follows no indexer', () => {
+  it('scrubs, reports status and runs doctor', async () => {
+    const w = await World.create()
+    try {
+      const node = await createSwarmpack({ dataDir: join(w.dir, 'bare'), config: { sharing: 'off' } })
+      try {
+        const r = await node.scrub()
+        assert.equal(r.ok, true)
+        assert.deepEqual(r.indexes.follow, [])
+        const s = await node.status()
+        assert.deepEqual(s.indexers, [])
+        assert.equal(s.generation, undefined)
+        const d = await node.doctor()
+        assert.equal(d.ok, true, JSON.stringify(d.findings))
+      } finally {
+        await node.stop()
+      }
+    } finally {
+      await w.close()
+    }
+  })
+})
+
 describe('ops: cache policy and gc dry run', () => {
   let w: World
   before(async () => {

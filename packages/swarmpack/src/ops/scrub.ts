@@ -324,6 +324,8 @@ export function affectedModules (g: Generation, wanted: string[], names: Set<str
 async function scrubIndexes (host: OpsHost, report: ScrubReport, options: ScrubOptions, attestations: ((name: string, version: string, manifest: CID) => Promise<Uint8Array[]>) | undefined): Promise<void> {
   const { node } = host
   const signal = options.signal
+  // a node that follows no indexer (publishing or serving only) has nothing to compare with
+  if (node.config.indexers.length === 0) return
   const follow = await node.follow(signal !== undefined ? { signal } : {})
   report.indexes.follow = follow.map(f => ({ indexer: f.indexer, ...(f.version !== undefined ? { version: f.version } : {}), ...(f.error !== undefined ? { error: `${f.error.code}: ${f.error.message}` } : {}) }))
   const g = await node.generations.current()
