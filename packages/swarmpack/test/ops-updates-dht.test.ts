@@ -60,11 +60,15 @@ describe('ops: automatic updates from DHT heads and peers only', () => {
     const applied = collect(follower.events, 'update:applied')
     await release('1.0.0')
     // nothing installed yet: with policy apply the first update installs the deployment
-    const first = await waitFor(() => applied[0], 'the follower to install 1.0.0 from the swarm', 120_000)
+    const diagnose = async (err: unknown): Promise<never> => {
+      const s = await follower.status()
+      throw new Error(`${(err as Error).message}; follower errors: ${JSON.stringify(s.errors.slice(0, 4))}; routing tables ${follower.peer?.routingTableSize()}/${pub.peer?.routingTableSize()}`)
+    }
+    const first = await waitFor(() => applied[0], 'the follower to install 1.0.0 from the swarm', 120_000).catch(diagnose)
     assert.deepEqual(first.changes.map((c: any) => `${c.action} ${c.name} ${c.to?.version}`), ['add toolkit 1.0.0'])
 
     await release('1.1.0')
-    const second = await waitFor(() => applied[1], 'the follower to apply 1.1.0 from the DHT head', 120_000)
+    const second = await waitFor(() => applied[1], 'the follower to apply 1.1.0 from the DHT head', 120_000).catch(diagnose)
     assert.deepEqual(second.changes.map((c: any) => `${c.action} ${c.name} ${c.to?.version}`), ['replace toolkit 1.1.0'])
     const g = await follower.current()
     assert.equal(await readFile(join(g!.packages.toolkit.path, 'main.js'), 'utf8'), "export default '1.1.0'\n")
