@@ -13,6 +13,8 @@ const log = logger('swarmpack:ops')
 
 /** Recent errors kept. */
 export const MAX_ERRORS = 50
+/** Fetch records kept (the newest; installed packages are refetched rarely, so this spans many updates). */
+export const MAX_FETCHES = 500
 
 export interface FetchRecord {
   name: string
@@ -67,6 +69,16 @@ export class OpsJournal {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.error('ignoring unreadable %s: %s', this.file, (err as Error).message)
     }
+  }
+
+  fetched (rec: FetchRecord): void {
+    this.state.fetches[`${rec.name}@${rec.version}`] = rec
+    const keys = Object.keys(this.state.fetches)
+    if (keys.length > MAX_FETCHES) {
+      const oldest = keys.sort((a, b) => this.state.fetches[a].at - this.state.fetches[b].at).slice(0, keys.length - MAX_FETCHES)
+      for (const k of oldest) delete this.state.fetches[k]
+    }
+    this.changed()
   }
 
   error (op: string, err: unknown, details?: Record<string, unknown>): RecentError {

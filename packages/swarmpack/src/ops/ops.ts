@@ -77,8 +77,7 @@ export class NodeOps {
     const d = evt.detail
     if (evt.type === 'swarmpack:node:fetched') {
       const rec: FetchRecord = { name: d.name, version: d.version, at: Date.now(), ms: d.ms, bytes: d.bytes, sources: d.sources }
-      this.journal.state.fetches[`${d.name}@${d.version}`] = rec
-      this.journal.changed()
+      this.journal.fetched(rec)
       this.meter?.markBusy()
       this.log.write('info', 'fetch', { package: `${d.name}@${d.version}`, bytes: d.bytes, ms: d.ms, sources: d.sources })
     } else if (evt.type === 'swarmpack:node:fetch-start') {
