@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { SwarmpackNodeErrorCode, windowState, type UpdateAvailable } from '../src/index.js'
+import { SwarmpackNodeErrorCode, parseConfig, windowState, type UpdateAvailable } from '../src/index.js'
 import { seededBytes } from './helpers/publisher.js'
 import { World, deploymentState } from './helpers/world.js'
 import { collect, waitFor } from './helpers/ops.js'
@@ -21,6 +21,20 @@ describe('ops: automatic updates', () => {
     await w.pub.publishIndex()
   })
   after(async () => { await w.close() })
+
+  it('config: operations keys have defaults and bad values name their path', () => {
+    const c = parseConfig({})
+    assert.deepEqual(c.updates, { policy: 'off', intervalMs: 3600_000 })
+    assert.deepEqual(c.scrub, { intervalMs: 24 * 3600_000, rateBytesPerSec: 32 * 1024 * 1024, restore: true, revoked: 'report' })
+    assert.deepEqual(c.logs, { json: false })
+    assert.equal(c.cache.checkIntervalMs, 600_000)
+    assert.throws(() => parseConfig({ updates: { policy: 'sometimes', window: { start: '25:00', end: '01:00' } }, scrub: { rateBytesPerSec: 10 }, logs: { colour: true } }), (err: any) => {
+      assert.equal(err.code, SwarmpackNodeErrorCode.CONFIG_INVALID)
+      const paths = err.details.issues.map((i: { path: string }) => i.path).sort()
+      assert.deepEqual(paths, ['logs.colour', 'scrub.rateBytesPerSec', 'updates.policy', 'updates.window.start'])
+      return true
+    })
+  })
 
   it('windowState: open inside the daily window, closed outside, crossing midnight', () => {
     const t = Date.parse('2026-11-30T10:30:00Z')
