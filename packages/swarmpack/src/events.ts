@@ -14,7 +14,7 @@ export interface FetchedDetail {
 }
 
 export type NodeProgressEvents =
-  ProgressEvent<'swarmpack:node:follow', { indexer: string, version: number, changed: boolean, source: string }> |
+  ProgressEvent<'swarmpack:node:follow', { indexer: string, version: number, changed: boolean, source: string, error?: { code: string, message: string } }> |
   ProgressEvent<'swarmpack:node:resolve', { packages: number, ms: number }> |
   ProgressEvent<'swarmpack:node:plan', { add: number, remove: number, replace: number, unchanged: number, fetchBytes: number }> |
   ProgressEvent<'swarmpack:node:verify', { name: string, version: string, publisher: string, indexers: string[] }> |

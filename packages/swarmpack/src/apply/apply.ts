@@ -219,8 +219,10 @@ export async function applyPlan (ctx: ApplyContext, plan: Plan, options: ApplyOp
     const entries = lockEntries(plan.lock)
     await mapLimit(entries, options.concurrency ?? 8, async e => fetchPackage(ctx, e, options, totals))
     await ctx.journal.record({ ...rec, step: 'fetched' })
+    emit(options, 'swarmpack:node:step', { step: 'fetched', generation: number })
     const built = await mapLimit(entries, options.concurrency ?? 4, async e => unpackPackage(ctx, e, options, created))
     await ctx.journal.record({ ...rec, step: 'unpacked' })
+    emit(options, 'swarmpack:node:step', { step: 'unpacked', generation: number })
     const packages = Object.fromEntries(built.map(p => [p.name, p]))
     next = {
       number,
@@ -231,6 +233,7 @@ export async function applyPlan (ctx: ApplyContext, plan: Plan, options: ApplyOp
     }
     await ctx.generations.write(next)
     await ctx.journal.record({ ...rec, step: 'staged' })
+    emit(options, 'swarmpack:node:step', { step: 'staged', generation: number })
   } catch (err) {
     // nothing touched the host or `current`: drop what this apply built
     await dropBuilt()
