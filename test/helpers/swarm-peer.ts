@@ -222,9 +222,13 @@ async function runCommand (line: string): Promise<void> {
       default: emit('error', { code: 'ERR_UNKNOWN_COMMAND', message: `unknown command ${cmd}`, command: line }, `unknown command ${cmd} (fetch, add, announce, withdraw, pin, unpin, status, quit)`)
     }
   } catch (err) {
+    failures++
     fail(err, line)
   }
 }
+
+/** Commands that failed: with --exit, any failure makes the exit code 1. */
+let failures = 0
 
 process.on('SIGINT', () => { void shutdown(0) })
 process.on('SIGTERM', () => { void shutdown(0) })
@@ -262,7 +266,7 @@ for (const cid of flags.fetch ?? []) startup.push(runCommand(`fetch ${cid}`))
 if (flags.exit === true) {
   await Promise.all(startup)
   await node?.mirrored()
-  await shutdown(0)
+  await shutdown(failures > 0 ? 1 : 0)
 }
 
 const rl = createInterface({ input: process.stdin })

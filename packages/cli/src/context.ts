@@ -66,6 +66,8 @@ export interface OpenOptions {
 export class Context {
   readonly paths: Paths
   readonly view: ProgressView
+  /** Aborted on Ctrl-C: long node operations stop at their next step. */
+  signal?: AbortSignal
   private node?: Swarmpack
 
   constructor (readonly globals: GlobalOptions, readonly out: Output) {

@@ -78,6 +78,7 @@ export async function main (argv: string[], options: MainOptions = {}): Promise<
         return
       }
       const ctx = new Context(globals, out)
+      ctx.signal = controller.signal
       // long-running commands stop gracefully on the first signal; the others stop the node and exit
       const interruptible = new Promise<never>((_resolve, reject) => {
         controller.signal.addEventListener('abort', () => { reject(controller.signal.reason) }, { once: true })

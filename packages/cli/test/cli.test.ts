@@ -112,8 +112,11 @@ describe('swarmpack command', { timeout: 900_000 }, () => {
     expectCode(notCid, 2)
   })
 
-  it('follow: a card with another key is refused (trust), the right one is followed', async () => {
+  it('follow: an unreachable mirror is a network error, a card with another key is refused (trust), the right one is followed', async () => {
     expectCode(await sp(client, 'init', '--sharing', 'off'), 0)
+    const down = await sp(client, 'follow', 'http://127.0.0.1:9/', '--json')
+    expectCode(down, 6)
+    assert.equal(expectJson(down, 'follow', false).class, 'network')
     const wrong = await sp(client, 'follow', mirror, '--key', '12D3KooWRjhsXvGuCtwTgMig44trGR1mwvagWF9Dw1SfN85xNcuE', '--json')
     expectCode(wrong, 4)
     assert.equal(expectJson(wrong, 'follow', false).class, 'trust')
@@ -301,5 +304,21 @@ describe('swarmpack command', { timeout: 900_000 }, () => {
     const result = w.lines.at(-1)
     assert.equal(result.type, 'result')
     assert.equal(result.result.watch, true)
+  })
+
+  it('index publish and remove; serve with sharing off and a bad --limit are usage errors', async () => {
+    const p = await sp(server, 'index', 'publish', '--json')
+    expectCode(p, 0)
+    const version = expectJson(p, 'index publish').version
+    const r = await sp(server, 'index', 'remove', 'appa@1.0.0', '--reason', 'withdrawn', '--json')
+    expectCode(r, 0)
+    assert.equal(expectJson(r, 'index remove').index.version, version + 1)
+    const l = await sp(server, 'index', 'list', '--json')
+    assert.equal(expectJson(l, 'index list').entries.find((e: { name: string }) => e.name === 'appa').removed, true)
+    expectCode(await sp(server, 'index', 'remove', 'nothere@1.0.0'), 2)
+    const s = await sp(client, 'serve', '--json')
+    expectCode(s, 2)
+    assert.match(expectJson(s, 'serve', false).message, /sharing is "off"/)
+    expectCode(await sp(client, 'search', '--limit', 'many'), 2)
   })
 })

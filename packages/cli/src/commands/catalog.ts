@@ -1,19 +1,20 @@
 /** `search` and `info`: the followed indexes' catalog (answered from index entries; nothing is downloaded). */
-import { catalogFromVerifier, type Catalog } from 'swarmpack'
+import type { Swarmpack } from 'swarmpack'
 import { CliError, type Context } from '../context.js'
 import { bytes, table } from '../format.js'
 
-async function catalogOf (ctx: Context): Promise<Catalog> {
+/** The node, having looked for newer index heads (the catalog answers from the followed indexes). */
+async function followed (ctx: Context): Promise<Swarmpack> {
   const node = await ctx.open({ network: true })
   await node.follow()
-  return catalogFromVerifier(node.verifier, async (cid, o) => node.fetcher.getBlock(cid, o?.signal !== undefined ? { signal: o.signal } : {}))
+  return node
 }
 
 export async function searchCmd (ctx: Context, text: string | undefined, opts: { category?: string, tag?: string, limit?: string }): Promise<unknown> {
   const limit = Number(opts.limit ?? '50')
   if (!Number.isInteger(limit) || limit < 1) throw new CliError('ERR_USAGE', `--limit takes a whole number, not ${opts.limit}`)
-  const catalog = await catalogOf(ctx)
-  const hits = await catalog.search({
+  const node = await followed(ctx)
+  const hits = await node.search({
     ...(text !== undefined ? { text } : {}),
     ...(opts.category !== undefined ? { category: opts.category } : {}),
     ...(opts.tag !== undefined ? { tag: opts.tag } : {}),
@@ -25,8 +26,8 @@ export async function searchCmd (ctx: Context, text: string | undefined, opts: {
 }
 
 export async function infoCmd (ctx: Context, name: string): Promise<unknown> {
-  const catalog = await catalogOf(ctx)
-  const info = await catalog.info(name)
+  const node = await followed(ctx)
+  const info = await node.info(name)
   const newest = info.versions[0]
   ctx.out.print(`${info.name}${info.latest !== undefined ? ` ${info.latest}` : ''}${newest?.description !== undefined ? ` - ${newest.description}` : ''}`)
   if (newest !== undefined) {

@@ -6,9 +6,14 @@
 import { writeFile } from 'node:fs/promises'
 import { resolve as resolvePath } from 'node:path'
 import { followIndexerConfig, readIndexerCard, serializeLock, specFromCard, type ApplyResult, type FollowReport, type FollowSpec, type Plan } from 'swarmpack'
-import { CliError, type Context } from '../context.js'
+import { CliError, exists, type Context } from '../context.js'
 import { bytes, shortId, table } from '../format.js'
 import { splitSpec } from '../specs.js'
+
+/** Ctrl-C reaches the node operation. */
+function sig (ctx: Context): { signal?: AbortSignal } {
+  return ctx.signal !== undefined ? { signal: ctx.signal } : {}
+}
 
 function followLines (ctx: Context, reports: FollowReport[]): void {
   for (const r of reports) {
@@ -33,7 +38,8 @@ export interface FollowOptions {
 export async function followCmd (ctx: Context, source: string, opts: FollowOptions): Promise<unknown> {
   await ctx.requireConfig()
   let spec: FollowSpec
-  const manual = /^[A-Za-z0-9_-]{1,128}$/.test(source) && (opts.key ?? []).length > 0 && !source.includes('/')
+  // an indexer id with --key, unless a directory of that name exists here
+  const manual = /^[A-Za-z0-9_-]{1,128}$/.test(source) && (opts.key ?? []).length > 0 && !(await exists(source))
   if (manual) {
     spec = { indexer: source, keys: opts.key ?? [] }
   } else {
@@ -56,7 +62,7 @@ export async function followCmd (ctx: Context, source: string, opts: FollowOptio
   ctx.out.log(`following indexer ${spec.indexer} (key ${spec.keys.map(k => shortId(k)).join(', ')}) in ${ctx.paths.config}`)
   if (opts.follow === false) return { indexer: spec.indexer, spec }
   const node = await ctx.open()
-  const reports = await node.follow()
+  const reports = await node.follow(sig(ctx))
   const mine = reports.find(r => r.indexer === spec.indexer)
   if (mine?.error !== undefined && mine.version === undefined) {
     throw new CliError(mine.error.code, `indexer ${spec.indexer} was added to the config, but no valid head was found yet: ${mine.error.message}`, { indexer: spec.indexer })
@@ -83,9 +89,9 @@ function printPlan (ctx: Context, plan: Plan): void {
 /** Resolves and prints the plan; writes the lockfile only with --write. */
 export async function resolveCmd (ctx: Context, opts: { write?: string | boolean, update?: string[] | boolean, follow?: boolean }): Promise<unknown> {
   const node = await ctx.open({ network: opts.follow !== false })
-  if (opts.follow !== false) followLines(ctx, await node.follow())
+  if (opts.follow !== false) followLines(ctx, await node.follow(sig(ctx)))
   const update = opts.update === true ? true : Array.isArray(opts.update) && opts.update.length > 0 ? opts.update : undefined
-  const lock = await node.resolve(update !== undefined ? { update } : {})
+  const lock = await node.resolve({ ...sig(ctx), ...(update !== undefined ? { update } : {}) })
   const plan = await node.plan(lock)
   printPlan(ctx, plan)
   let written: string | undefined
@@ -126,29 +132,29 @@ export interface InstallOptions { frozen?: boolean, lock?: string, dryRun?: bool
 export async function installCmd (ctx: Context, specs: string[], opts: InstallOptions): Promise<unknown> {
   if (opts.frozen === true && specs.length > 0) throw new CliError('ERR_USAGE', '--frozen installs exactly the lockfile: name no packages (edit the config and `swarmpack resolve --write` instead)')
   const node = await ctx.open()
-  if (opts.follow !== false && opts.frozen !== true) followLines(ctx, await node.follow())
+  if (opts.follow !== false && opts.frozen !== true) followLines(ctx, await node.follow(sig(ctx)))
   const dryRun = opts.dryRun === true
   let r: ApplyResult
   if (specs.length > 0) {
     const modules = Object.fromEntries(specs.map(s => { const { name, range } = splitSpec(s); return [name, range] }))
-    r = await node.install(modules, { dryRun })
+    r = await node.install(modules, { dryRun, ...sig(ctx) })
   } else {
     const lock = opts.frozen === true ? resolvePath(opts.lock ?? ctx.paths.lock) : undefined
-    r = await node.apply(undefined, { dryRun, ...(opts.frozen === true ? { frozen: true, lock } : {}) })
+    r = await node.apply(undefined, { dryRun, ...sig(ctx), ...(opts.frozen === true ? { frozen: true, lock } : {}) })
   }
   return summarize(ctx, r, dryRun)
 }
 
 export async function uninstallCmd (ctx: Context, names: string[], opts: { dryRun?: boolean }): Promise<unknown> {
   const node = await ctx.open()
-  const r = await node.uninstall(names, { dryRun: opts.dryRun === true })
+  const r = await node.uninstall(names, { dryRun: opts.dryRun === true, ...sig(ctx) })
   return summarize(ctx, r, opts.dryRun === true)
 }
 
 export async function updateCmd (ctx: Context, names: string[], opts: { dryRun?: boolean, watch?: boolean, interval?: string }, signal: AbortSignal): Promise<unknown> {
   const node = await ctx.open()
   if (opts.watch !== true) {
-    const r = await node.update(names, { dryRun: opts.dryRun === true })
+    const r = await node.update(names, { dryRun: opts.dryRun === true, ...sig(ctx) })
     return summarize(ctx, r, opts.dryRun === true)
   }
   // watch: follow and update within the ranges every interval until interrupted

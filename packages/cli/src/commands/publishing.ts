@@ -155,7 +155,7 @@ export async function indexList (ctx: Context, opts: IndexerOptions): Promise<un
   const node = await ctx.open({ network: false })
   const { indexer } = await openIndexer(ctx, node, opts)
   try {
-    const entries = indexer.entries().map(e => ({ name: e.name, version: e.version, removed: 'reason' in e.slot, ...('release' in e.slot ? { release: e.slot.release, variants: Object.keys(e.slot.variants) } : {}) }))
+    const entries = indexer.entries().map(e => ({ name: e.name, version: e.version, removed: 'removed' in e.slot, ...('release' in e.slot ? { release: e.slot.release, variants: Object.keys(e.slot.variants) } : {}) }))
     ctx.out.print(table(entries.map(e => [`${e.name}@${e.version}`, e.removed ? 'removed' : (e.variants ?? []).join(',')])))
     return { indexer: indexer.indexer, version: indexer.version, key: indexer.keyId, entries }
   } finally {
