@@ -79,6 +79,11 @@ describe('ops: network settings', () => {
     const same = await w.node('ipfs-peer', {}, { followOnStart: false }, peerConfig({ dhtProtocol: 'ipfs', bootstrap: boot(ipfsHub) }))
     const other = await w.node('private-peer', {}, { followOnStart: false }, peerConfig({ bootstrap: boot(ipfsHub) }))
     await waitFor(() => (same.peer?.routingTableSize() ?? 0) >= 1, 'the IPFS-protocol peer to fill its routing table', 60_000)
+    // status shows the routing table and when it was last refreshed (kad-dht's refresh walk)
+    await same.peer?.dht.refreshRoutingTable()
+    const refreshed = await waitFor(async () => (await same.status()).peer?.dht.lastRefresh, 'a routing table refresh to be recorded', 60_000)
+    assert.ok(refreshed > Date.now() - 120_000 && refreshed <= Date.now())
+    assert.equal((await same.status()).peer?.dht.routingTable, same.peer?.routingTableSize())
     // the private-DHT peer is connected to the IPFS hub (identify ran) yet has nobody in its table
     const hubId = ipfsHub.peer?.peerId.toString()
     await waitFor(async () => {
