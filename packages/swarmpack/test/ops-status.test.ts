@@ -133,6 +133,29 @@ describe('ops: status, logs, doctor', () => {
   })
 })
 
+describe('ops: schedules', () => {
+  it('after stop() no scheduled job runs again', async () => {
+    const w = await World.create()
+    try {
+      await w.publish('a', '1.0.0')
+      await w.pub.publishIndex()
+      const entries: LogEntry[] = []
+      const node = await w.node('timers', { a: '^1.0.0' }, { onLog: e => entries.push(e) }, { updates: { policy: 'notify', intervalMs: 100 }, scrub: { intervalMs: 150 } })
+      await node.apply()
+      await waitFor(async () => (await node.status()).scrub.last !== undefined && (await node.status()).updates.lastCheck !== undefined, 'a scheduled scrub and update check', 60_000)
+      await node.stop()
+      const state = await readFile(join(node.dataDir, 'ops', 'state.json'), 'utf8')
+      const logged = entries.length
+      // ten intervals of the fastest schedule: with a timer left behind, a check or a scrub would run and log
+      await new Promise(resolve => setTimeout(resolve, 1000))
+      assert.equal(entries.length, logged, JSON.stringify(entries.slice(logged)))
+      assert.equal(await readFile(join(node.dataDir, 'ops', 'state.json'), 'utf8'), state)
+    } finally {
+      await w.close()
+    }
+  })
+})
+
 describe('ops: a node that follows no indexer', () => {
   it('scrubs, reports status and runs doctor', async () => {
     const w = await World.create()
