@@ -40,6 +40,8 @@ export interface ApplyContext {
   attestations?: (name: string, version: string, manifest: CID) => Promise<Uint8Array[]>
   /** The host's logger for this component (default: the libp2p logger `swarmpack:node:apply`). */
   log?: Logger
+  /** Called after a package's blocks were fetched (the node closes the swarm's session for that root). */
+  afterFetch?: (root: CID) => Promise<void>
   /** Called with roots that became installed (announce them). */
   onInstalled?: (roots: CID[]) => void
 }
@@ -91,7 +93,12 @@ async function fetchPackage (ctx: ApplyContext, e: LockEntry, options: ApplyOpti
   // several packages download at once: the fetcher's events are tagged with theirs (per-package bars)
   const onProgress = options.onProgress
   const tagged = onProgress !== undefined ? { onProgress: (evt: { type: string, detail?: unknown }) => { onProgress(new CustomProgressEvent(evt.type, { ...(evt.detail as object), package: { name: e.name, version: e.version } }) as NodeProgressEvents) } } : {}
-  const result = await ctx.fetcher.fetchDag(manifest, { ...(options.signal !== undefined ? { signal: options.signal } : {}), ...tagged })
+  let result
+  try {
+    result = await ctx.fetcher.fetchDag(manifest, { ...(options.signal !== undefined ? { signal: options.signal } : {}), ...tagged })
+  } finally {
+    await ctx.afterFetch?.(manifest).catch(() => {})
+  }
   totals.network += result.bytes.network
   totals.local += result.bytes.local
   emit(options, 'swarmpack:node:fetched', { name: e.name, version: e.version, bytes: result.bytes, sources: result.sources, ms: result.ms })

@@ -38,13 +38,18 @@ export interface FollowContext {
 function headSources (ctx: FollowContext, id: string): HeadSource[] {
   const ix = ctx.config.indexers.find(i => i.id === id)
   const out: HeadSource[] = []
-  if (ctx.peer !== undefined && ix?.heads.dht !== false) out.push({ kind: 'dht', dht: ctx.peer.dht })
+  // a DHT with an empty routing table cannot answer: asking it would only wait out the timeout
+  if (ctx.peer !== undefined && ix?.heads.dht !== false && ctx.peer.routingTableSize() > 0) out.push({ kind: 'dht', dht: ctx.peer.dht })
   for (const url of new Set([...(ix?.heads.mirrors ?? []), ...ctx.config.sources.mirrors.filter(m => m.kind === 'mirror').map(m => m.url)])) out.push({ kind: 'mirror', url })
   for (const path of new Set([...(ix?.heads.directories ?? []), ...ctx.config.sources.directories.map(d => d.path)])) out.push({ kind: 'dir', path })
   return out
 }
 
 export async function followIndexers (ctx: FollowContext): Promise<FollowReport[]> {
+  // just after start the bootstrap peers may still be joining: give the routing table a moment
+  if (ctx.peer !== undefined && ctx.peer.routingTableSize() === 0 && ctx.config.sources.bootstrap.length > 0 && ctx.config.indexers.some(ix => ix.heads.dht)) {
+    await ctx.peer.waitForRoutingTable(1, { timeout: 3000, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) }).catch(() => {})
+  }
   return Promise.all(ctx.config.indexers.map(async (ix): Promise<FollowReport> => {
     const sources = headSources(ctx, ix.id)
     try {

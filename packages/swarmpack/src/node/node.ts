@@ -282,6 +282,8 @@ export class Swarmpack {
       hookTimeoutMs: this.config.hooks.timeoutMs,
       keepGenerations: this.config.generations.keep,
       ...(this.init.logger !== undefined ? { log: this.init.logger.forComponent('swarmpack:node:apply') } : {}),
+      // the fetcher cannot close the swarm's per-root Bitswap session itself (it only knows Providers)
+      afterFetch: async (root) => { await this.swarm?.provider.closeSession(root) },
       onInstalled: (roots) => {
         for (const r of roots) void this.swarm?.announce(r).catch(() => {})
       }
@@ -564,21 +566,16 @@ export class Swarmpack {
       getBlock: init.getBlock ?? (async (cid, o) => this.getBlock(cid, o)),
       ...(this.init.now !== undefined && init.now === undefined ? { now: this.init.now } : {})
     })
-    // followers fetch the index and its shards by CID: this node provides them as soon as a version is out
-    const publish = indexer.publish.bind(indexer)
+    // followers ask the swarm for the index block by its CID (and for its shards through the
+    // index's providers): announce each new index as it is published
+    const publishVersion = indexer.publish
     indexer.publish = async (options) => {
-      const v = await publish(options)
-      await this.announceIndex(v.index)
-      return v
+      const version = await publishVersion(options)
+      // awaited: a follower that reads the new head right after finds the index's provider
+      await this.swarm?.announce(version.index).catch(() => false)
+      return version
     }
     return indexer
-  }
-
-  /** Announces an index held in the store and its shards (which it names inside its payload, not as links). */
-  private async announceIndex (index: CID): Promise<void> {
-    if (this.swarm === undefined || this.config.sharing === 'consume' || !this.store.has(index)) return
-    const shards = openIndexRoot(await this.store.getBytes(index)).shards
-    await Promise.all([index, ...shards].map(async c => this.swarm?.announce(c).catch(() => false)))
   }
 
   /** Searches the followed indexes (their accepted versions) by words, category or tag; answers from index entries only. */
