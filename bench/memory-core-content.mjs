@@ -9,6 +9,18 @@ import { readFileSync } from 'node:fs'
 import { FsBlockstore, pack, parseCid, storeProvider, unpack } from '@swarmpack/core'
 
 const [mode, a, b, c] = process.argv.slice(2)
+// Peak private memory (RssAnon) and peak file-backed resident pages (RssFile: code, and the store's
+// LMDB memory map, i.e. page cache the kernel can drop at any time), sampled, next to VmHWM (their sum).
+const peaks = { anon: 0, file: 0 }
+const sample = () => {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8')
+    const kb = (name) => Number(status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm'))?.[1] ?? 0)
+    peaks.anon = Math.max(peaks.anon, kb('RssAnon'))
+    peaks.file = Math.max(peaks.file, kb('RssFile'))
+  } catch {}
+}
+const sampler = setInterval(sample, 20)
 const t0 = performance.now()
 let out = {}
 if (mode === 'pack') {
@@ -23,6 +35,10 @@ if (mode === 'pack') {
   out = { totalSize: r.totalSize }
 }
 out.ms = performance.now() - t0
+sample()
+clearInterval(sampler)
+out.rssAnonPeakMiB = peaks.anon / 1024
+out.rssFilePeakMiB = peaks.file / 1024
 out.maxRssMiB = process.resourceUsage().maxRSS / 1024
 // VmHWM: the high-water mark of this process's own address space. On Linux, getrusage's maxRSS
 // also counts the parent's resident size at fork time (it survives exec), so a child of a large

@@ -1,14 +1,16 @@
 /**
  * R1: a downloader killed mid-transfer (SIGKILL, no clean shutdown) resumes after a restart on
  * the same data directory. Blocks were persisted as they arrived, so the second run fetches only
- * what is missing, and the package still unpacks byte-for-byte.
+ * what is missing, and the package still unpacks byte-for-byte. The seed holds back everything
+ * after the first third of the blocks until the test releases it, so the kill lands mid-transfer
+ * however slow the machine is.
  */
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { hashTree, seedDataDir, startNode, stopAll, writePackageDir, type ChildPeer } from './helpers/swarm.js'
+import { FAULTY_PEER_SCRIPT, hashTree, seedDataDir, startNode, stopAll, writePackageDir, type ChildPeer } from './helpers/swarm.js'
 
 const SIZE = 24 * 1024 * 1024
 
@@ -41,19 +43,22 @@ describe('a downloader restarted after a crash', { timeout: 300_000 }, () => {
 
   it('fetches only the blocks it did not have, and the package is intact', async () => {
     const common = ['--network', 'loopback', '--listen', '/ip4/127.0.0.1/tcp/0']
-    const seed = await startNode('seed', [...common, '--data-dir', join(dir, 'seed')])
+    const third = Math.floor(totalBlocks / 3)
+    const seed = await startNode('seed', [...common, '--data-dir', join(dir, 'seed'), '--stall-after', String(third)], { script: FAULTY_PEER_SCRIPT })
     peers.push(seed)
     const fetcherArgs = [...common, '--bootstrap', seed.multiaddrs[0], '--data-dir', join(dir, 'fetcher'), '--progress-interval', '0']
 
-    // first run: killed once about a third of the blocks are in
+    // first run: killed once what the seed served before stalling is in. The seed's last message
+    // may be held with the stalled block (one turn's message, at most 2 MiB), the rest arrives.
     const first = await startNode('fetcher-1', fetcherArgs)
     peers.push(first)
-    const third = first.next(e => e.event === 'progress' && (e.blocks as number) >= totalBlocks / 3, 120_000, 'a third of the blocks')
     first.send(`fetch ${root}`)
-    const atKill = await third
+    const stalled = await seed.waitFor(e => e.event === 'stalled', 120_000, 'the seed to stall')
+    const atKill = await first.waitFor(e => e.event === 'progress' && (e.bytes as number) >= (stalled.bytes as number) - 2 * 1024 * 1024, 60_000, 'the blocks served before the stall')
     first.kill('SIGKILL')
     await first.exited
     assert.equal(first.events.some(e => e.event === 'fetched'), false, 'the kill landed before the fetch completed')
+    seed.send('release')
 
     // nothing half-written under a valid block name: every file is a block or a store file
     const leftovers = (await listFiles(join(dir, 'fetcher', 'store'))).filter(f => /\.tmp|tmp-|\.partial/.test(f))

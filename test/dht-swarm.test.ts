@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { hashTree, seedDataDir, startNode, stopAll, writePackageDir, type ChildPeer } from './helpers/swarm.js'
+import { hashTree, seedDataDir, startNode, stopAll, waitForProviders, writePackageDir, type ChildPeer } from './helpers/swarm.js'
 
 const SIZE = 8 * 1024 * 1024
 const FETCHERS = 6
@@ -49,14 +49,9 @@ describe('DHT swarm of 10 processes', { timeout: 300_000 }, () => {
   })
 
   it('six peers discover the seeds through the DHT and fetch the package intact', async () => {
-    // routing tables fill as peers join: poll each fetcher's status instead of sleeping
-    for (const f of fetchers) {
-      for (let i = 0; i < 100; i++) {
-        const s = await f.command('status', 'status')
-        if (s.routingTable >= 3) break
-        await new Promise(resolve => setTimeout(resolve, 200))
-      }
-    }
+    // each fetcher's DHT must list a seed first: a lookup made before the seeds' announcements
+    // are stored finds nobody, and its retries are over in seconds on a busy machine
+    await Promise.all(fetchers.map(async f => waitForProviders(f, root, 1)))
     const results = await Promise.all(fetchers.map(async (f, i) => f.command(`fetch ${root} ${join(dir, `out-${i}`)}`, 'unpacked', 90_000)))
     assert.equal(results.length, FETCHERS)
     for (const [i, f] of fetchers.entries()) {
@@ -79,7 +74,12 @@ describe('DHT swarm of 10 processes', { timeout: 300_000 }, () => {
   it('after the seeds leave, the last peer gets the package from the peers that fetched it', async () => {
     const seedIds = new Set(seeds.map(s => s.peerId))
     await stopAll(seeds)
-    await late.command(`fetch ${root} ${join(dir, 'out-late')}`, 'unpacked', 90_000)
+    // the fetchers announce in the background after their fetch: wait until the late peer's DHT
+    // lists one of them, or its lookup can find only the seeds that just left
+    const fetcherIds = new Set(fetchers.map(f => f.peerId))
+    const found = await waitForProviders(late, root, found => found.some(p => fetcherIds.has(p)))
+    const ask = found.filter(p => fetcherIds.has(p)).map(p => `--peer ${p}`).join(' ')
+    await late.command(`fetch ${root} ${join(dir, 'out-late')} ${ask}`, 'unpacked', 90_000)
     const fetched = late.events.find(e => e.event === 'fetched')!
     const sources = (fetched.sources as Array<{ peer: string }>).map(s => s.peer)
     assert.ok(sources.length >= 1)

@@ -144,7 +144,9 @@ describe('HTTP mirror served by nginx', { skip }, () => {
     const spare = await startNginx(join(tmp, 'mirror')) as TestNginx
     const backup: TestServer = await startStaticServer(join(tmp, 'mirror'))
     closers.push(backup.close)
-    const p = new HttpProvider({ mirrors: [{ url: spare.url, car: false }, backup.url], concurrency: 2, timeoutMs: 2000 })
+    // a request cut by nginx's exit fails at once; the timeout only guards a hung one, and must not
+    // fire on a slow but healthy request on a loaded machine
+    const p = new HttpProvider({ mirrors: [{ url: spare.url, car: false }, backup.url], concurrency: 2, timeoutMs: 20_000 })
     try {
       const sources = new Set<string>()
       let n = 0

@@ -2,14 +2,17 @@
  * Benchmark child process (bench/dht-transfer.bench.ts). One process plays one peer and runs,
  * side by side on the same machine state:
  *   - a swarmpack peer (createSwarmpackPeer + SwarmNode over Bitswap),
- *   - a raw libp2p stream protocol sending a package's block bytes back to back (baseline a),
- *   - a Helia 7 node with its own bitswap holding the same blocks (baseline b).
+ *   - a raw libp2p stream protocol sending a package's block bytes, held in memory, back to back
+ *     (baseline a: no store on either side),
+ *   - a Helia 7 node with its own bitswap holding the same blocks (baseline b); the fetching Helia
+ *     writes into its own `blockstore-fs` (as a Helia user runs it) or into memory.
  *
  *   bench-peer.ts --role provider --store <dir with a packed package> --root <cid>
  *   bench-peer.ts --role fetcher
  *
- * The fetcher takes JSON commands on stdin ({cmd:'raw'|'ours'|'helia', ...}) and answers each
- * with one JSON line: {cmd, bytes, blocks, ms, sources}.
+ * The fetcher takes JSON commands on stdin ({cmd:'raw'|'ours'|'helia', sink:'memory'|'store', ...})
+ * and answers each with one JSON line: {cmd, bytes, blocks, ms, sources}. `sink: 'store'` fetches
+ * into a fresh on-disk store (FsBlockstore, durable, for swarmpack; blockstore-fs for Helia).
  */
 import '@swarmpack/core/polyfill'
 import { createInterface } from 'node:readline'
@@ -23,7 +26,12 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { FsBlockstore, blockLinks, parseCid, type CID } from '@swarmpack/core'
 import { createSwarmNode, createSwarmpackPeer, type SwarmNode } from '@swarmpack/dht-provider'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { MemoryBlockstore } from 'blockstore-core/memory'
+import { FsBlockstore as HeliaFsBlockstore } from 'blockstore-fs'
+import type { Blockstore } from 'interface-blockstore'
 import { createHeliaLight } from 'helia'
 import type { Stream } from '@libp2p/interface'
 
@@ -46,7 +54,7 @@ async function dagCids (get: (cid: CID) => Promise<Uint8Array>, root: CID): Prom
   return order
 }
 
-async function createHelia (blockstore: MemoryBlockstore): Promise<any> {
+async function createHelia (blockstore: Blockstore): Promise<any> {
   const helia = withBitswap(withLibp2pLight(createHeliaLight({ blockstore }), {
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
@@ -66,15 +74,11 @@ if (values.role === 'provider') {
   const root = parseCid(values.root!)
   const node = await createSwarmNode({ peer, blockstore: store })
   const order = await dagCids(async c => store.getBytes(c), root)
-  // raw baseline: the same block bytes, read from the same store, back to back on one stream
+  // raw baseline: the same block bytes, held in memory, back to back on one stream
+  const inMemory = await Promise.all(order.map(async c => await store.getBytes(c)))
   await peer.libp2p.handle(RAW_PROTOCOL, async (stream: Stream) => {
     try {
-      // reads run a few blocks ahead of the sends, so disk latency does not throttle the baseline
-      const AHEAD = 16
-      const reads: Array<Promise<Uint8Array>> = order.slice(0, AHEAD).map(async c => store.getBytes(c))
-      for (let i = 0; i < order.length; i++) {
-        const bytes = await reads.shift()!
-        if (i + AHEAD < order.length) reads.push(store.getBytes(order[i + AHEAD]))
+      for (const bytes of inMemory) {
         if (!stream.send(bytes)) await stream.onDrain()
       }
       await stream.close()
@@ -84,7 +88,7 @@ if (values.role === 'provider') {
   })
   // Helia baseline: a Helia node holding the same blocks in memory
   const heliaStore = new MemoryBlockstore()
-  for (const cid of order) await heliaStore.put(cid, await store.getBytes(cid))
+  for (let i = 0; i < order.length; i++) await heliaStore.put(order[i], inMemory[i])
   const helia = await createHelia(heliaStore)
   out({ event: 'ready', peerId: peer.peerId.toString(), multiaddrs: peer.multiaddrs().map(String), helia: helia.libp2p.getMultiaddrs().map(String), blocks: order.length })
   const stop = async (): Promise<void> => {
@@ -99,8 +103,17 @@ if (values.role === 'provider') {
 } else {
   let node: SwarmNode | undefined
   out({ event: 'ready', peerId: peer.peerId.toString(), multiaddrs: peer.multiaddrs().map(String) })
-  const run = async (msg: { cmd: string, root: string, peers: string[], helia?: string }): Promise<Record<string, unknown>> => {
+  let scratch: string | undefined
+  /** A fresh, empty directory for one run's on-disk store (the previous one is removed). */
+  const freshDir = async (): Promise<string> => {
+    if (scratch !== undefined) await rm(scratch, { recursive: true, force: true })
+    scratch = await mkdtemp(join(tmpdir(), 'swarmpack-bench-fetch-'))
+    return scratch
+  }
+  let ourStore: FsBlockstore | undefined
+  const run = async (msg: { cmd: string, root: string, peers: string[], helia?: string, sink?: string }): Promise<Record<string, unknown>> => {
     const root = parseCid(msg.root)
+    const toDisk = msg.sink === 'store'
     if (msg.cmd === 'raw') {
       const stream = await peer.libp2p.dialProtocol(multiaddr(msg.peers[0]), RAW_PROTOCOL)
       const t0 = performance.now()
@@ -111,14 +124,22 @@ if (values.role === 'provider') {
     if (msg.cmd === 'ours') {
       // a fresh, empty store and node per run, so nothing is served from a previous run
       await node?.stop()
-      node = await createSwarmNode({ peer, blockstore: new MemoryBlockstore(), mode: 'consume', ...(sessionTuning !== undefined ? { session: sessionTuning } : {}) })
+      await ourStore?.close()
+      ourStore = toDisk ? await FsBlockstore.open(await freshDir()) : undefined
+      node = await createSwarmNode({ peer, blockstore: ourStore ?? new MemoryBlockstore(), mode: 'consume', ...(sessionTuning !== undefined ? { session: sessionTuning } : {}) })
       const ids = await Promise.all(msg.peers.map(async a => (await peer.libp2p.dial(multiaddr(a))).remotePeer))
       const t0 = performance.now()
       const r = await node.fetch(root, { peers: ids })
       return { bytes: r.bytes, blocks: r.blocks, ms: performance.now() - t0, sources: r.sources }
     }
     if (msg.cmd === 'helia') {
-      const helia = await createHelia(new MemoryBlockstore())
+      let blockstore: Blockstore = new MemoryBlockstore()
+      if (toDisk) {
+        const fs = new HeliaFsBlockstore(await freshDir())
+        await fs.open()
+        blockstore = fs
+      }
+      const helia = await createHelia(blockstore)
       try {
         await helia.libp2p.dial(multiaddr(msg.helia!))
         const t0 = performance.now()
@@ -149,7 +170,7 @@ if (values.role === 'provider') {
   let chain = Promise.resolve()
   createInterface({ input: process.stdin }).on('line', (line) => {
     chain = chain.then(async () => {
-      const msg = JSON.parse(line) as { cmd: string, root: string, peers: string[], helia?: string }
+      const msg = JSON.parse(line) as { cmd: string, root: string, peers: string[], helia?: string, sink?: string }
       try {
         out({ event: 'result', cmd: msg.cmd, ...await run(msg) })
       } catch (err) {
@@ -157,5 +178,11 @@ if (values.role === 'provider') {
       }
     })
   })
-  process.on('SIGTERM', () => { void (async () => { await node?.stop(); await peer.stop(); process.exit(0) })() })
+  process.on('SIGTERM', () => {
+    void (async () => {
+      await node?.stop(); await ourStore?.close(); await peer.stop()
+      if (scratch !== undefined) await rm(scratch, { recursive: true, force: true })
+      process.exit(0)
+    })()
+  })
 }

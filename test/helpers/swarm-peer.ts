@@ -26,9 +26,11 @@
  *   --progress-interval <ms> least time between two progress lines (default 250; 0 = every block)
  *
  * Commands on stdin, one per line:
- *   fetch <cid> [unpack-dir]   add <dir> [name] [version]   announce <cid>   withdraw <cid>
- *   pin <name> <cid>           unpin <name>                 status           quit
+ *   fetch <cid> [unpack-dir] [--peer <peer-id>]...   (--peer: ask this peer from the start too)
+ *   add <dir> [name] [version]   announce <cid>   withdraw <cid>   pin <name> <cid>   unpin <name>
+ *   providers <cid>            look the providers of a CID up in the DHT (waits 2 s for more after the first)
  *   head <indexer-key-id>      resolve an indexer's signed index head (trust's head envelope) in the DHT
+ *   status                     quit
  */
 import '@swarmpack/core/polyfill'
 import { readFile } from 'node:fs/promises'
@@ -38,7 +40,7 @@ import { parseArgs } from 'node:util'
 import { FsBlockstore, SwarmpackError, pack, parseCid, unpack } from '@swarmpack/core'
 import { openIndexHead } from '@swarmpack/trust'
 import { indexHeadRecordFormat } from 'swarmpack'
-import { SHARING_MODES, createSwarmNode, getHeadRecords, indexHeadKey, createSwarmpackPeer, type DhtProgressEvents, type FetchResult, type NetworkMode, type SharingMode, type SwarmNode, type SwarmpackPeer } from '@swarmpack/dht-provider'
+import { SHARING_MODES, createSwarmNode, findProviders, parsePeerId, getHeadRecords, indexHeadKey, createSwarmpackPeer, type DhtProgressEvents, type FetchResult, type NetworkMode, type SharingMode, type SwarmNode, type SwarmpackPeer } from '@swarmpack/dht-provider'
 
 interface NodeConfig {
   dataDir?: string
@@ -165,11 +167,14 @@ function reportFetched (r: FetchResult): void {
     (r.localBlocks > 0 ? `\n  local: ${r.localBlocks} blocks` : ''))
 }
 
-async function fetchRoot (text: string, target?: string): Promise<void> {
+async function fetchRoot (args: string[]): Promise<void> {
+  // fetch <cid> [unpack-dir] [--peer <peer-id>]...
+  const peers = args.flatMap((a, i) => args[i - 1] === '--peer' ? [parsePeerId(a)] : [])
+  const [text = '', target] = args.filter((a, i) => a !== '--peer' && args[i - 1] !== '--peer')
   const root = parseCid(text)
   // a fetch right after start waits until the node has joined the DHT
   if (peer!.routingTableSize() === 0) await peer!.waitForRoutingTable(1, { timeout: 30_000 })
-  const result = await node!.fetch(root, { onProgress: progressPrinter(text.slice(0, 16)) })
+  const result = await node!.fetch(root, { peers, onProgress: progressPrinter(text.slice(0, 16)) })
   reportFetched(result)
   if (target !== undefined) {
     const out = await unpack(root, { get: async (cid, o) => store!.getBytes(cid, o ?? {}) }, resolve(target))
@@ -204,7 +209,13 @@ async function runCommand (line: string): Promise<void> {
   if (cmd === undefined || cmd === '') return
   try {
     switch (cmd) {
-      case 'fetch': await fetchRoot(args[0] ?? '', args[1]); break
+      case 'fetch': await fetchRoot(args); break
+      case 'providers': {
+        const found = await findProviders(peer!.dht, parseCid(args[0] ?? ''), { self: peer!.peerId, settle: 2000, timeout: 20_000 })
+        const ids = found.map(p => p.id.toString())
+        emit('found-providers', { cid: args[0], peers: ids }, `providers of ${args[0]}: ${ids.join(', ')}`)
+        break
+      }
       case 'add': await addDir(args[0] ?? '.', args[1], args[2]); break
       case 'announce': emit('announced', { root: args[0], ok: await node!.announce(parseCid(args[0] ?? '')) }, `announced ${args[0]}`); break
       case 'withdraw': await node!.withdraw(parseCid(args[0] ?? '')); emit('withdrawn', { root: args[0] }, `withdrew ${args[0]}`); break
@@ -219,7 +230,7 @@ async function runCommand (line: string): Promise<void> {
       }
       case 'status': { const s = status(); emit('status', s, JSON.stringify(s, null, 2)); break }
       case 'quit': case 'exit': await shutdown(0); break
-      default: emit('error', { code: 'ERR_UNKNOWN_COMMAND', message: `unknown command ${cmd}`, command: line }, `unknown command ${cmd} (fetch, add, announce, withdraw, pin, unpin, status, quit)`)
+      default: emit('error', { code: 'ERR_UNKNOWN_COMMAND', message: `unknown command ${cmd}`, command: line }, `unknown command ${cmd} (fetch, add, announce, withdraw, pin, unpin, providers, head, status, quit)`)
     }
   } catch (err) {
     failures++

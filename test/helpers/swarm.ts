@@ -9,11 +9,14 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
+import { setTimeout as delay } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { FsBlockstore, pack, type CID } from '@swarmpack/core'
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..')
 export const NODE_SCRIPT = join(ROOT, 'test/helpers/swarm-peer.ts')
+/** A peer that corrupts, dies or stalls on cue (see the file). */
+export const FAULTY_PEER_SCRIPT = join(ROOT, 'test/helpers/faulty-peer.ts')
 
 export interface NodeEvent {
   event: string
@@ -115,6 +118,28 @@ export async function startNode (name: string, args: string[], options: { script
     peer.kill()
     throw err
   }
+}
+
+/**
+ * Asks `peer` (`providers <root>`, a DHT lookup) until the DHT lists every peer id in `wanted` (at
+ * least `wanted` providers when it is a number; a list `wanted` accepts when a function); returns
+ * the last list. A fetch's own lookup
+ * settles soon after the first answers and announcements take a while to be stored, so a test
+ * that needs particular providers asked waits for them here (and passes them to the fetch).
+ */
+export async function waitForProviders (peer: ChildPeer, root: string, wanted: string[] | number | ((found: string[]) => boolean), timeout = 120_000): Promise<string[]> {
+  const enough = (found: string[]): boolean => typeof wanted === 'number' ? found.length >= wanted : typeof wanted === 'function' ? wanted(found) : wanted.every(p => found.includes(p))
+  let found: string[] = []
+  for (const deadline = Date.now() + timeout; !enough(found);) {
+    if (Date.now() > deadline) throw new Error(`${peer.name}: the DHT did not list the providers wanted (${typeof wanted === 'function' ? 'by the test' : String(wanted)}) within ${timeout} ms; found ${found.join(', ') || 'none'}`)
+    try {
+      found = (await peer.command(`providers ${root}`, 'found-providers', 30_000)).peers as string[]
+    } catch (err) {
+      if (!/ERR_DHT_NO_PROVIDERS|ERR_DHT_QUERY_FAILED/.test((err as Error).message)) throw err
+    }
+    if (!enough(found)) await delay(500) // routing tables or announcements not there yet: ask again
+  }
+  return found
 }
 
 /** Writes a package directory of random files (deterministic per seed) totalling about `bytes`. */

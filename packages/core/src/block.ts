@@ -2,9 +2,12 @@
  * Blocks: bytes addressed by a CIDv1 with a sha2-256 multihash. File chunks use the raw codec,
  * structured objects (manifests, releases, indexes, certificates) use dag-cbor.
  */
+import * as crypto from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
+import * as Digest from 'multiformats/hashes/digest'
+import type { MultihashDigest } from 'multiformats/hashes/interface'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { equals } from 'uint8arrays/equals'
@@ -25,11 +28,42 @@ export interface Block {
   bytes: Uint8Array
 }
 
-/** sha2-256 multihash; multiformats hashes synchronously in Node (node:crypto). */
-function sha256Digest (bytes: Uint8Array): ReturnType<typeof sha256.digest> extends Promise<infer D> | infer D ? Exclude<D, Promise<unknown>> : never {
-  const digest = sha256.digest(bytes)
-  if (digest instanceof Promise) throw new Error('sha256 must be synchronous in Node')
-  return digest as never
+/** One-shot sha2-256 (crypto.hash exists from Node 20.12; createHash before that). */
+const sha256Buffer: (bytes: Uint8Array) => Buffer = typeof crypto.hash === 'function'
+  ? bytes => crypto.hash('sha256', bytes, 'buffer')
+  : bytes => crypto.createHash('sha256').update(bytes).digest()
+
+/** As a plain Uint8Array, so CIDs compare equal (deepStrictEqual) to those multiformats builds. */
+function sha256Bytes (bytes: Uint8Array): Uint8Array {
+  const buf = sha256Buffer(bytes)
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
+}
+
+/**
+ * Hash once: the sha2-256 digest core last computed for each Uint8Array object (weakly held).
+ * verifyBlock, and so FsBlockstore.put, compare against it instead of hashing the same bytes
+ * again; a block received from the network is hashed by the receive path and trusted by the store
+ * on that one hash. Only core's own hashing fills it, so nothing can be marked verified without
+ * having been hashed. Contract: bytes are not modified after they were hashed (a buffer that is
+ * refilled must be hashed again with `sha256Of`, which always computes and records anew).
+ */
+const hashed = new WeakMap<Uint8Array, Uint8Array>()
+
+/** sha2-256 of `bytes`, always computed, and remembered for verifyBlock / the store (see `hashed`). */
+export function sha256Of (bytes: Uint8Array): Uint8Array {
+  const digest = sha256Bytes(bytes)
+  hashed.set(bytes, digest)
+  return digest
+}
+
+/** The digest core already computed for this very Uint8Array, else a fresh one. */
+function knownSha256 (bytes: Uint8Array): Uint8Array {
+  return hashed.get(bytes) ?? sha256Of(bytes)
+}
+
+/** sha2-256 multihash of `bytes` (computed, and remembered for verifyBlock). */
+export function sha256Multihash (bytes: Uint8Array): MultihashDigest<typeof SHA2_256_CODE> {
+  return Digest.create(SHA2_256_CODE, sha256Of(bytes))
 }
 
 function checkSize (bytes: Uint8Array): void {
@@ -43,14 +77,14 @@ function checkSize (bytes: Uint8Array): void {
 /** CID of a raw block (a file chunk). */
 export function rawCid (bytes: Uint8Array): CID {
   checkSize(bytes)
-  return CID.createV1(RAW_CODEC, sha256Digest(bytes))
+  return CID.createV1(RAW_CODEC, sha256Multihash(bytes))
 }
 
 /** Encodes a value as deterministic dag-cbor and returns the block. */
 export function encodeCborBlock (value: unknown): Block {
   const bytes = dagCbor.encode(value)
   checkSize(bytes)
-  return { cid: CID.createV1(DAG_CBOR_CODEC, sha256Digest(bytes)), bytes }
+  return { cid: CID.createV1(DAG_CBOR_CODEC, sha256Multihash(bytes)), bytes }
 }
 
 /** Decodes dag-cbor bytes. Callers validate the shape before trusting it. */
@@ -67,7 +101,8 @@ export function assertSupportedCid (cid: CID): void {
 }
 
 /**
- * Checks that `bytes` is the block addressed by `cid`: size cap, then the hash. Throws
+ * Checks that `bytes` is the block addressed by `cid`: size cap, then the hash (reusing the digest
+ * core computed for these very bytes, if any: see `sha256Of`). Throws
  * ERR_BLOCK_MISMATCH otherwise. Call this on every block that arrives, before storing or passing it on.
  */
 export function verifyBlock (cid: CID, bytes: Uint8Array): void {
@@ -77,7 +112,7 @@ export function verifyBlock (cid: CID, bytes: Uint8Array): void {
   if (cid.multihash.code === IDENTITY_CODE) {
     ok = equals(cid.multihash.digest, bytes)
   } else {
-    ok = equals(sha256Digest(bytes).digest, cid.multihash.digest)
+    ok = equals(knownSha256(bytes), cid.multihash.digest)
   }
   if (!ok) {
     throw new SwarmpackError(CoreErrorCode.BLOCK_MISMATCH, `block does not match ${cid.toString()}`, { details: { cid: cid.toString() } })

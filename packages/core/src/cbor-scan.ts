@@ -3,7 +3,9 @@
  * dag-cbor decoder recurses, so hostile nesting could exhaust the stack). It walks the item
  * headers without building values, iteratively, and refuses nesting deeper than `maxDepth`, more
  * than `maxItems` items, lengths that run past the end, indefinite-length items and reserved
- * headers (never valid dag-cbor), and trailing bytes. A tag wraps one item and adds no depth.
+ * headers (never valid dag-cbor), and trailing bytes. A tag wraps one item and counts as one level
+ * of nesting, like an array of one: the decoder recurses into tags too, so a block of nothing but
+ * nested tags must be cut here as well (a CID link, tag 42 around bytes, is one level).
  *
  * Each caller says which typed error a refusal is (a malformed manifest, a malformed signed
  * object, ...); by default it is ERR_INVALID_MANIFEST.
@@ -61,7 +63,9 @@ export function scanCbor (bytes: Uint8Array, limits: CborScanLimits): void {
         stack.push(children)
       }
     } else if (major === 6) {
-      stack[stack.length - 1]++ // the tagged item follows at the same depth
+      // the tagged item follows one level down: the recursive decoder descends into it
+      if (stack.length > limits.maxDepth) fail(`nested deeper than ${limits.maxDepth}`)
+      stack.push(1)
     }
     if (++items > maxItems) fail(`more than ${maxItems} items`)
     while (stack.length > 0 && stack[stack.length - 1] === 0) stack.pop()

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
@@ -12,49 +11,68 @@ import { tempDir } from './fixtures/blocks.js'
 
 const writer = fileURLToPath(new URL('./fixtures/crash-writer.ts', import.meta.url))
 
+interface Killed { confirmed: string[], unconfirmed: string[], lockedWhileAlive: boolean }
+
 /**
- * Starts the writer and lets it store `atLeast` blocks. Then freezes it (SIGSTOP) at random moments
- * until it is caught with a temp file open, i.e. in the middle of a block write, and SIGKILLs it there.
+ * Starts the writer, lets it confirm `atLeast` puts, checks that a second opener is refused, then
+ * SIGKILLs it after a random moment: with 16 puts in flight it is always in the middle of a batch
+ * (`unconfirmed` proves it).
  */
-async function writeAndKill (dir: string, atLeast: number): Promise<{ confirmed: string[], midWrite: boolean, lockedWhileAlive: boolean }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=swarmpack-src', writer, dir], { stdio: ['ignore', 'pipe', 'inherit'] })
+async function writeAndKill (dir: string, atLeast: number, mode: 'sync' | 'nosync'): Promise<Killed> {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=swarmpack-src', writer, dir, mode], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const queued = new Set<string>()
   const confirmed: string[] = []
   let buffer = ''
   const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
+  const read = (chunk: Buffer): void => {
+    buffer += chunk.toString()
+    const lines = buffer.split('\n')
+    buffer = lines.pop() ?? ''
+    for (const line of lines) {
+      const [kind, cid] = line.split(' ')
+      if (kind === 'q') queued.add(cid)
+      else { queued.delete(cid); confirmed.push(cid) }
+    }
+  }
+  child.stdout.on('data', read)
   await new Promise<void>((resolve, reject) => {
     child.once('error', reject)
     child.once('exit', (code) => { reject(new Error(`writer exited early with ${code}`)) })
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString()
-      const lines = buffer.split('\n')
-      buffer = lines.pop() ?? ''
-      confirmed.push(...lines)
-      if (confirmed.length >= atLeast) resolve()
-    })
+    const check = (): void => { if (confirmed.length >= atLeast) { child.stdout.off('data', check); resolve() } }
+    child.stdout.on('data', check)
   })
   // a live writer holds the lock
   const lockedWhileAlive = await FsBlockstore.open(dir).then(async s => { await s.close(); return false }, (err: unknown) => isSwarmpackError(err, StoreErrorCode.STORE_LOCKED))
-  let midWrite = false
-  for (let attempt = 0; attempt < 400 && !midWrite; attempt++) {
-    await new Promise(resolve => setTimeout(resolve, Math.random() * 3))
-    child.kill('SIGSTOP')
-    midWrite = (await listFiles(dir)).temps.length > 0
-    if (!midWrite) child.kill('SIGCONT')
-  }
+  await new Promise(resolve => setTimeout(resolve, Math.random() * 200))
   child.kill('SIGKILL')
   await exited // reaped: its pid no longer holds the lock
-  return { confirmed, midWrite, lockedWhileAlive }
+  return { confirmed, unconfirmed: [...queued], lockedWhileAlive }
 }
 
-async function listFiles (dir: string): Promise<{ blocks: string[], temps: string[] }> {
-  const blocks: string[] = []
-  const temps: string[] = []
-  for (const shard of await readdir(join(dir, 'blocks'))) {
-    for (const name of await readdir(join(dir, 'blocks', shard))) {
-      (name.startsWith('.') ? temps : blocks).push(join(dir, 'blocks', shard, name))
+/** Reopens the store and checks it: every readable block verifies, accounting matches the contents, confirmed puts survived. */
+async function checkAfterCrash (path: string, killed: Killed): Promise<void> {
+  const store = await FsBlockstore.open(path)
+  try {
+    let bytes = 0
+    let blocks = 0
+    for await (const pair of store.getAll()) {
+      const parts: Uint8Array[] = []
+      for await (const p of pair.bytes) parts.push(p)
+      const content = new Uint8Array(Buffer.concat(parts))
+      verifyBlock(pair.cid, content)
+      bytes += content.byteLength
+      blocks++
     }
+    assert.deepEqual(store.stats(), { bytes, blocks, maxSize: Infinity, pins: 0 })
+    // every put that resolved before the kill is there
+    for (const cid of killed.confirmed) assert.equal(store.has(CID.parse(cid)), true, `confirmed ${cid} lost`)
+    const report = await store.verify()
+    assert.deepEqual(report.corrupt, [])
+    assert.equal(report.adopted, 0, 'blocks and index entries are written together')
+    assert.deepEqual(store.stats(), { bytes, blocks, maxSize: Infinity, pins: 0 })
+  } finally {
+    await store.close()
   }
-  return { blocks, temps }
 }
 
 describe('crash during block writes', () => {
@@ -63,26 +81,20 @@ describe('crash during block writes', () => {
   before(async () => { ({ dir, cleanup } = await tempDir('swarmpack-crash-')) })
   after(async () => { await cleanup() })
 
-  it('leaves only whole, verifiable blocks; temp files are swept and accounting is right on reopen', async () => {
+  it('SIGKILL mid-batch (fsync on): only whole, verifiable blocks; accounting right; confirmed puts kept', async () => {
     const path = join(dir, 'store')
-    const { confirmed, midWrite, lockedWhileAlive } = await writeAndKill(path, 3)
-    assert.ok(lockedWhileAlive, 'a second opener must be refused while the writer lives')
-    assert.ok(midWrite, 'never caught the writer mid-write; the test did not exercise a partial write')
-    assert.ok((await listFiles(path)).temps.length > 0)
-
-    const store = await FsBlockstore.open(path)
-    const { blocks, temps } = await listFiles(path)
-    assert.deepEqual(temps, [])
-    let bytes = 0
-    for (const file of blocks) {
-      const content = await readFile(file)
-      verifyBlock(CID.parse(file.slice(file.lastIndexOf('/') + 1)), content)
-      bytes += content.byteLength
+    for (let round = 0; round < 3; round++) {
+      const killed = await writeAndKill(path, 8 + round * 8, 'sync')
+      assert.ok(killed.lockedWhileAlive, 'a second opener must be refused while the writer lives')
+      assert.ok(killed.unconfirmed.length > 0, 'the writer had no put in flight; the kill did not hit a batch')
+      await checkAfterCrash(path, killed)
     }
-    assert.deepEqual(store.stats(), { bytes, blocks: blocks.length, maxSize: Infinity, pins: 0 })
-    // every put that returned before the kill is there
-    for (const cid of confirmed) assert.equal(store.has(CID.parse(cid)), true)
-    assert.deepEqual((await store.verify()).corrupt, [])
-    await store.close()
+  })
+
+  it('SIGKILL mid-batch with fsync off: committed puts survive a process crash too', async () => {
+    const path = join(dir, 'nosync')
+    const killed = await writeAndKill(path, 8, 'nosync')
+    assert.ok(killed.unconfirmed.length > 0)
+    await checkAfterCrash(path, killed)
   })
 })

@@ -1,16 +1,11 @@
 import assert from 'node:assert/strict'
-import { readdir, rm, stat, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { CID } from 'multiformats/cid'
 import { isSwarmpackError } from '../src/errors.js'
 import { FsBlockstore, StoreErrorCode } from '../src/store/index.js'
 import { linkBlock, rawBlock, tempDir } from './fixtures/blocks.js'
-
-function blockFile (store: FsBlockstore, cid: CID): string {
-  const name = cid.toString()
-  return join(store.dir, 'blocks', name.slice(-3, -1), name)
-}
+import { rawBlocks, rawIndex } from './fixtures/store-db.js'
 
 describe('LRU eviction', () => {
   let dir: string
@@ -72,21 +67,19 @@ describe('LRU eviction', () => {
     await store.close()
   })
 
-  it('remembers recency across a restart without a snapshot (file mtimes, the crash path)', async () => {
+  it('remembers recency across a restart after a crash (index entries written by reads)', async () => {
     const path = join(dir, 'restart')
     let store = await FsBlockstore.open(path, { recencyInterval: 0 })
     const blocks = [rawBlock(1000), rawBlock(1000), rawBlock(1000)]
-    for (const x of blocks) await store.put(x.cid, x.bytes)
+    // recency is persisted in ms: distinct times, so the order after a restart is not a tie
+    for (const x of blocks) {
+      await store.put(x.cid, x.bytes)
+      await new Promise(resolve => setTimeout(resolve, 3))
+    }
+    await store.getBytes(blocks[0].cid) // block 0 becomes the most recent; its index entry says so
     await store.close()
-    // as after a crash: no snapshot, so the next open scans and orders blocks by mtime
-    await rm(join(path, 'index.snapshot'))
-    // give the files distinct, old times (2 newest), then read block 0 so it becomes the most recent
-    const t0 = Date.now() / 1000 - 3600
-    for (let i = 0; i < 3; i++) await utimes(blockFile(store, blocks[i].cid), t0 + i, t0 + i)
-    store = await FsBlockstore.open(path, { recencyInterval: 0 })
-    await store.getBytes(blocks[0].cid)
-    await store.close()
-    await rm(join(path, 'index.snapshot'))
+    const used = await rawIndex(path)
+    assert.ok(used.get(blocks[0].cid.toString())![1] > used.get(blocks[2].cid.toString())![1])
     // reopen with a limit that fits two blocks: block 1 (oldest now) goes
     store = await FsBlockstore.open(path, { maxSize: 2000 })
     assert.equal(store.has(blocks[1].cid), false)
@@ -96,13 +89,15 @@ describe('LRU eviction', () => {
     await store.close()
   })
 
-  it('keeps the exact LRU order across a clean restart (index snapshot)', async () => {
+  it('keeps the LRU order across a restart (index entries)', async () => {
     const path = join(dir, 'snapshot-order')
-    // recency writes throttled: mtimes alone could not tell these reads apart
-    let store = await FsBlockstore.open(path, { recencyInterval: 3_600_000 })
+    let store = await FsBlockstore.open(path, { recencyInterval: 0 })
     const blocks = [rawBlock(1000), rawBlock(1000), rawBlock(1000), rawBlock(1000)]
     for (const x of blocks) await store.put(x.cid, x.bytes)
-    for (const i of [2, 0, 3, 1]) await store.getBytes(blocks[i].cid) // LRU order now 2, 0, 3, 1
+    for (const i of [2, 0, 3, 1]) { // LRU order now 2, 0, 3, 1
+      await new Promise(resolve => setTimeout(resolve, 2))
+      await store.getBytes(blocks[i].cid)
+    }
     await store.close()
     store = await FsBlockstore.open(path, { maxSize: 2000 })
     assert.deepEqual(blocks.map(b => store.has(b.cid)), [false, true, false, true])
@@ -146,20 +141,14 @@ describe('LRU eviction', () => {
         if (!cid.equals(last.cid)) assert.equal(await store.isPinned(cid), true, `${cid.toString()} should have been evicted`)
       }
     }
-    let bytes = 0
-    let blocks = 0
-    for (const shard of await readdir(join(path, 'blocks'))) {
-      for (const name of await readdir(join(path, 'blocks', shard))) {
-        assert.ok(!name.startsWith('.'))
-        bytes += (await stat(join(path, 'blocks', shard, name))).size
-        blocks++
-      }
-    }
     const before = store.stats()
+    await store.close()
+    const onDisk = await rawBlocks(path)
+    const bytes = [...onDisk.values()].reduce((n, b) => n + b.byteLength, 0)
+    const blocks = onDisk.size
     assert.deepEqual([before.bytes, before.blocks], [bytes, blocks])
     // with the small limit the pinned DAGs alone may exceed it
     if (maxSize === 40_000) assert.ok(bytes <= maxSize)
-    await store.close()
     // reopened without a limit (with one, an over-limit store evicts at open)
     store = await FsBlockstore.open(path)
     assert.deepEqual(store.stats(), { ...before, maxSize: Infinity })

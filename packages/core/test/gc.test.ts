@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { isSwarmpackError } from '../src/errors.js'
@@ -46,6 +47,56 @@ describe('gc', () => {
     ac.abort()
     await store.put(leaf.cid, leaf.bytes)
     await assert.rejects(store.gc({ signal: ac.signal }), (err: unknown) => isSwarmpackError(err, 'ERR_ABORTED'))
+    await store.close()
+  })
+
+  it('reuses freed space, reports the file size, and gives space back by compaction (explicit, and in gc)', async () => {
+    const path = join(dir, 'space')
+    let store = await FsBlockstore.open(path, { fsync: false })
+    const batch = (): ReturnType<typeof rawBlock>[] => Array.from({ length: 320 }, () => rawBlock(64 * 1024)) // 20 MiB
+    const first = batch()
+    await Promise.all(first.map(async b => await store.put(b.cid, b.bytes)))
+    const full = await store.diskUsage()
+    assert.equal(full.fileBytes, (await stat(join(path, 'store.lmdb'))).size)
+    assert.ok(full.usedBytes >= 20 * 1024 * 1024, `used ${full.usedBytes}`)
+    // removed blocks free their pages: the same amount again fits without growing the file much
+    const none = await store.gc({ compact: false })
+    assert.equal(none.removedBlocks, first.length)
+    assert.equal(none.compacted, false)
+    const freed = await store.diskUsage()
+    assert.ok(freed.reusableBytes >= 19 * 1024 * 1024, `reusable ${freed.reusableBytes}`)
+    // LMDB keeps the snapshot before a commit readable, so pages freed by one transaction are
+    // reused from the one after next: any later write (here one small block) moves it on
+    const small = rawBlock(10)
+    await store.put(small.cid, small.bytes)
+    await new Promise(resolve => setTimeout(resolve, 20))
+    const second = batch()
+    await Promise.all(second.map(async b => await store.put(b.cid, b.bytes)))
+    const reused = await store.diskUsage()
+    assert.ok(reused.fileBytes <= full.fileBytes * 1.25, `file grew from ${full.fileBytes} to ${reused.fileBytes}`)
+    // explicit compaction keeps the blocks and shrinks the file to what is used
+    await store.delete(small.cid)
+    for (const b of second.slice(0, 200)) await store.delete(b.cid)
+    const before = await store.diskUsage()
+    const after = await store.compact()
+    assert.ok(after.fileBytes < before.fileBytes / 2, `${before.fileBytes} -> ${after.fileBytes}`)
+    for (const b of second.slice(200)) assert.deepEqual(await store.getBytes(b.cid), b.bytes)
+    assert.equal(store.stats().blocks, 120)
+    await store.close()
+    // gc compacts in 'auto' mode only when at least 16 MiB and a quarter of the file are free;
+    // with compact: true always; the store reopens intact after either
+    store = await FsBlockstore.open(path, { fsync: false })
+    assert.equal(store.stats().blocks, 120)
+    const report = await store.gc()
+    assert.equal(report.removedBlocks, 120)
+    assert.equal(report.compacted, false) // 7.5 MiB freed
+    const forced = await store.gc({ compact: true })
+    assert.equal(forced.compacted, true)
+    assert.ok(forced.fileBytes < 1024 * 1024, `${forced.fileBytes}`)
+    assert.deepEqual(await readdir(path).then(names => names.filter(n => n.includes('.compact'))), [])
+    await store.close()
+    store = await FsBlockstore.open(path)
+    assert.equal(store.stats().blocks, 0)
     await store.close()
   })
 })

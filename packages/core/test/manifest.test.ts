@@ -243,3 +243,66 @@ test('loadManifestPacked packs each block\'s chunk refs before fetching the next
   const notRaw = rawRoot({ totalSize: 4 }, [{ type: 'file', path: 'a', mode: 0o644, size: 4, chunks: [[bad.cid, 4]] }])
   await assert.rejects(loadManifestPacked(notRaw.cid, mapSource([notRaw]), { newList: () => new ChunkList() }), code(CoreErrorCode.INVALID_MANIFEST))
 })
+
+test('issue 10 #6: expansion stops at the first chunk list past the declared size, for both decoders', async () => {
+  // One full chunk list (16384 one-byte chunks) named 64 times (1M refs) by a file that declares 1 byte.
+  const refs: ChunkRef[] = []
+  for (let i = 0; i < 16384; i++) refs.push(chunk(i, 1))
+  const list = encodeCborBlock({ format: 'swarmpack/chunk-list@1', chunks: refs })
+  const root = rawRoot({ totalSize: 1 }, [{ type: 'file', path: 'a', mode: 0o644, size: 1, chunkLists: Array(64).fill(list.cid) }])
+  for (const load of [
+    async (src: { get: (cid: CID) => Promise<Uint8Array> }) => await loadManifest(root.cid, src),
+    async (src: { get: (cid: CID) => Promise<Uint8Array> }) => await loadManifestPacked(root.cid, src, { newList: () => new ChunkList() })
+  ]) {
+    const src = mapSource([root, list])
+    let listReads = 0
+    const counting = { get: async (cid: CID) => { if (cid.equals(list.cid)) listReads++; return await src.get(cid) } }
+    await assert.rejects(load(counting), code(CoreErrorCode.SIZE_MISMATCH))
+    assert.equal(listReads, 1, 'one chunk list read, not every repeat')
+  }
+  // Files are checked against the manifest's totalSize as they are read: a second file past it is
+  // refused before its chunk lists are fetched.
+  const two = rawRoot({ totalSize: 1 }, [
+    { type: 'file', path: 'a', mode: 0o644, size: 1, chunks: [chunk(1, 1)] },
+    { type: 'file', path: 'b', mode: 0o644, size: 16384, chunkLists: [list.cid] }
+  ])
+  let reads = 0
+  const src2 = mapSource([two, list])
+  await assert.rejects(loadManifest(two.cid, { get: async (cid: CID) => { if (cid.equals(list.cid)) reads++; return await src2.get(cid) } }), code(CoreErrorCode.SIZE_MISMATCH))
+  assert.equal(reads, 0)
+})
+
+test('issue 10 #7: path collisions use full Unicode case folding, also through symlinks', async () => {
+  const dir = (path: string): unknown => ({ type: 'dir', path, mode: 0o755 })
+  const trees: unknown[][] = [
+    [dir('s'), dir('\u017f')], // ſ folds to s
+    [dir('stra\u00dfe'), dir('STRASSE')], // ß folds to ss
+    [dir('\ufb01le'), dir('file')], // the ligature ﬁ folds to fi
+    [dir('\u0131'), dir('I')], // dotless ı: NTFS's upper-case table makes it I
+    [dir('\u212a'), dir('k')], // Kelvin sign
+    // a/d/s is a symlink to ..; a/d/ſ/e lands on a/d/s/e on a case-insensitive disk, i.e. in a, not in a/d
+    [dir('a'), dir('a/d'), { type: 'symlink', path: 'a/d/s', target: '..' }, dir('a/d/\u017f'), dir('a/d/\u017f/e')],
+    [dir('a'), dir('a/d'), { type: 'symlink', path: 'a/d/\u017f', target: '..' }, dir('a/d/S/e')],
+    // a link whose target walks through a link spelled another way
+    [dir('a'), dir('a/b'), { type: 'symlink', path: 'a/b/s', target: '..' }, dir('a/b/x'), { type: 'symlink', path: 'a/b/x/l', target: '../\u017f/y' }]
+  ]
+  for (const t of trees) {
+    const root = rawRoot({}, t)
+    await assert.rejects(decodeManifest(root.cid, mapSource([root])), code(CoreErrorCode.UNSAFE_PATH), JSON.stringify(t))
+  }
+  // names that only look alike stay distinct
+  const fine = rawRoot({}, [dir('s'), dir('t'), dir('\u00e9'), dir('e')])
+  await decodeManifest(fine.cid, mapSource([fine]))
+})
+
+test('issue 10 #11: CBOR tags count toward the nesting depth in the pre-scan', () => {
+  // 1 MiB of nested tags around one integer: nothing but tags, so no array or map adds depth
+  const tags = new Uint8Array(1024 * 1024).fill(0xc6); tags[tags.length - 1] = 0x00
+  assert.throws(() => scanCbor(tags, { maxDepth: 12, maxItems: 1e7 }), code(CoreErrorCode.INVALID_MANIFEST))
+  // a tag inside 11 arrays is at depth 12: allowed; one more array and it is refused
+  const at = (arrays: number): Uint8Array => Uint8Array.from([...Array(arrays).fill(0x81), 0xc6, 0x00])
+  scanCbor(at(11), { maxDepth: 12 })
+  assert.throws(() => scanCbor(at(12), { maxDepth: 12 }), code(CoreErrorCode.INVALID_MANIFEST))
+  // CID links (tag 42) in real manifests still pass
+  scanCbor(encodeManifest(small()).root.bytes, { maxDepth: 12 })
+})

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
@@ -12,6 +12,7 @@ import { blockKey, isBlockKey, keyToCid } from '../src/store/keys.js'
 import { MAX_BLOCK_SIZE, rawCid } from '../src/block.js'
 import { isSwarmpackError } from '../src/errors.js'
 import { cborBlock, rawBlock, tempDir } from './fixtures/blocks.js'
+import { rawBlocks, rawIndex, removeRawBlock, removeRawIndexEntry, writeRawBlock } from './fixtures/store-db.js'
 
 const code = (c: string) => (err: unknown) => isSwarmpackError(err, c)
 
@@ -42,9 +43,8 @@ describe('FsBlockstore', () => {
       assert.deepEqual(await store.getBytes(b.cid), b.bytes)
       assert.deepEqual(await collect(store.get(b.cid)), b.bytes)
     }
-    // sharded layout: blocks/<2 chars>/<cid>
-    const shards = await readdir(join(dir, 'a', 'blocks'))
-    assert.ok(shards.every(s => s.length === 2))
+    // one database file for all blocks
+    assert.deepEqual((await readdir(join(dir, 'a'))).sort(), ['store.lmdb', 'store.lmdb-lock', 'store.lock'])
     await store.close()
   })
 
@@ -65,10 +65,9 @@ describe('FsBlockstore', () => {
     await assert.rejects(store.getBytes({} as never), code('ERR_INVALID_ARGUMENT'))
     await assert.rejects(store.delete(null as never), code('ERR_INVALID_ARGUMENT'))
     assert.deepEqual(store.stats().blocks, 0)
-    // nothing half-written anywhere
-    const files = await readdir(join(dir, 'bad', 'blocks'), { recursive: true })
-    assert.deepEqual(files, [])
     await store.close()
+    // nothing written anywhere
+    assert.deepEqual((await rawBlocks(join(dir, 'bad'))).size, 0)
   })
 
   it('meets the interface-blockstore contract: put/get/has/delete, many, all, iterables, identity', async () => {
@@ -130,27 +129,28 @@ describe('FsBlockstore', () => {
     await assert.rejects(store.getBytes(blocks[5].cid), code(StoreErrorCode.STORE_CLOSED))
   })
 
-  it('a read aborted in flight rejects with ERR_ABORTED; first reads persist recency (mtime) before close returns', async () => {
+  it('an aborted read rejects with ERR_ABORTED; first reads persist recency before close returns', async () => {
     const path = join(dir, 'read-abort')
-    const store = await FsBlockstore.open(path, { recencyInterval: 0 })
+    let store = await FsBlockstore.open(path, { recencyInterval: 0 })
     const blocks = Array.from({ length: 64 }, (_, i) => rawBlock(20_000 + i))
-    for (const b of blocks) await store.put(b.cid, b.bytes)
-    const files = (await readdir(join(path, 'blocks'), { recursive: true, withFileTypes: true })).filter(e => e.isFile()).map(e => join(e.parentPath, e.name))
-    assert.equal(files.length, blocks.length)
-    const old = new Date(Date.now() - 3_600_000)
-    for (const f of files) await utimes(f, old, old)
+    await Promise.all(blocks.map(async b => await store.put(b.cid, b.bytes)))
+    await store.close()
+    const written = await rawIndex(path)
+    assert.equal(written.size, blocks.length)
+    store = await FsBlockstore.open(path, { recencyInterval: 0 })
     const ac = new AbortController()
-    const reads = blocks.map(async b => await store.getBytes(b.cid, { signal: ac.signal }))
     ac.abort()
-    const settled = await Promise.allSettled(reads)
-    for (const r of settled) {
-      if (r.status === 'rejected') assert.ok(isSwarmpackError(r.reason, 'ERR_ABORTED'), String(r.reason))
-    }
-    assert.ok(settled.some(r => r.status === 'rejected'))
+    await assert.rejects(store.getBytes(blocks[0].cid, { signal: ac.signal }), code('ERR_ABORTED'))
+    await new Promise(resolve => setTimeout(resolve, 5))
     // the store still works, and every block read returns its bytes
     for (const b of blocks) assert.deepEqual(await store.getBytes(b.cid), b.bytes)
     await store.close()
-    for (const f of files) assert.ok((await stat(f)).mtimeMs > old.getTime() + 1000, `${f} touched`)
+    const touched = await rawIndex(path)
+    for (const b of blocks) {
+      const key = b.cid.toString()
+      assert.ok(touched.get(key)![1] > written.get(key)![1], `${key} touched`)
+      assert.equal(touched.get(key)![0], b.bytes.byteLength)
+    }
   })
 
   it('accepts non-swarmpack codecs with sha2-256 (e.g. dag-pb from Helia)', async () => {
@@ -183,78 +183,54 @@ describe('FsBlockstore', () => {
     await store.close()
   })
 
-  it('loads a clean close\'s index snapshot, scans without one, and verify adopts untracked files', async () => {
-    const path = join(dir, 'snapshot')
+  it('heals an index entry whose block is gone, adopts a block without an entry on verify', async () => {
+    const path = join(dir, 'index')
     let store = await FsBlockstore.open(path)
     const blocks = Array.from({ length: 5 }, (_, i) => rawBlock(200 + i))
     for (const b of blocks) await store.put(b.cid, b.bytes)
     await store.close()
-    const snapshot = join(path, 'index.snapshot')
-    assert.match(await readFile(snapshot, 'utf8'), /^swarmpack-store-index 1 5\n/)
-    // changed behind the store's back while it was closed: one file removed, one added
-    const file = (cid: CID): string => join(path, 'blocks', cid.toString().slice(-3, -1), cid.toString())
-    await rm(file(blocks[0].cid))
-    const extra = rawBlock(300)
-    await mkdir(join(file(extra.cid), '..'), { recursive: true })
-    await writeFile(file(extra.cid), extra.bytes)
+    // changed behind the store's back while it was closed: one block removed, one index entry lost
+    await removeRawBlock(path, blocks[0].cid.toString())
+    await removeRawIndexEntry(path, blocks[1].cid.toString())
     store = await FsBlockstore.open(path)
-    await assert.rejects(readFile(snapshot), { code: 'ENOENT' }) // taken: a crash from now on means a scan
-    assert.equal(store.stats().blocks, 5) // the snapshot's view
-    await assert.rejects(store.getBytes(blocks[0].cid), code('ERR_NOT_FOUND')) // and it heals on use
-    assert.equal(store.stats().blocks, 4)
-    assert.equal(store.has(extra.cid), false)
+    assert.equal(store.has(blocks[0].cid), false)
+    assert.equal(store.has(blocks[1].cid), false)
+    assert.deepEqual([store.stats().blocks, store.stats().bytes], [3, 202 + 203 + 204])
     const report = await store.verify()
     assert.equal(report.adopted, 1)
-    assert.deepEqual(await store.getBytes(extra.cid), extra.bytes)
-    assert.deepEqual([store.stats().blocks, store.stats().bytes], [5, 201 + 202 + 203 + 204 + 300])
-    const expected = store.stats()
+    assert.deepEqual(await store.getBytes(blocks[1].cid), blocks[1].bytes)
+    assert.deepEqual([store.stats().blocks, store.stats().bytes], [4, 201 + 202 + 203 + 204])
     await store.close()
-    // a damaged snapshot is ignored: the scan gives the same answer
-    await writeFile(snapshot, 'swarmpack-store-index 1 9\nnonsense\n')
-    store = await FsBlockstore.open(path)
-    assert.deepEqual(store.stats(), expected)
-    await store.close()
-    // a snapshot with a duplicate entry is ignored too
-    const text = await readFile(snapshot, 'utf8')
-    const lines = text.trim().split('\n')
-    await writeFile(snapshot, `swarmpack-store-index 1 6\n${lines.slice(1).join('\n')}\n${lines[1]}\n`)
-    store = await FsBlockstore.open(path)
-    assert.deepEqual(store.stats(), expected)
-    await store.close()
-    // lines with a field too many, too few, or an empty field are refused (sizes set to 1, so
-    // trusting the snapshot would show in the stats); the untouched text is still accepted
-    const good = (await readFile(snapshot, 'utf8')).trim().split('\n')
-    const body = good.slice(1).map(l => l.replace(/ \d+ /, ' 1 '))
-    const [k0, , m0] = body[0].split(' ')
-    for (const bad of [`${k0} 1 ${m0} x`, `${k0} 1`, `${k0}  ${m0}`, `${k0} 1 `]) {
-      await writeFile(snapshot, `${good[0]}\n${[bad, ...body.slice(1)].join('\n')}\n`)
-      store = await FsBlockstore.open(path)
-      assert.deepEqual(store.stats(), expected, bad)
-      await store.close()
-    }
-    await writeFile(snapshot, `${good[0]}\n${body.join('\n')}\n`)
-    store = await FsBlockstore.open(path)
-    assert.equal(store.stats().bytes, 5) // trusted: five blocks of "1" byte each
-    await store.close()
+    assert.equal((await rawIndex(path)).size, 4)
   })
 
-  it('raises ERR_STORE_IO when the file system refuses, and recovers a removed shard directory', async () => {
-    const path = join(dir, 'io')
-    const store = await FsBlockstore.open(path, { fsync: false })
-    const a = rawBlock(10)
-    const shard = a.cid.toString().slice(-3, -1)
-    await writeFile(join(path, 'blocks', shard), 'a file where a shard directory belongs')
-    await assert.rejects(store.put(a.cid, a.bytes), (err: unknown) => isSwarmpackError(err, StoreErrorCode.STORE_IO) && typeof (err as { details: { errno?: string } }).details.errno === 'string')
-    assert.equal(store.has(a.cid), false)
-    await rm(join(path, 'blocks', shard))
-    await store.put(a.cid, a.bytes)
-    // shard directory removed behind the store's back: the next write in it makes it again
-    await rm(join(path, 'blocks', shard), { recursive: true })
-    let b = rawBlock(11)
-    while (b.cid.toString().slice(-3, -1) !== shard) b = rawBlock(11)
-    await store.put(b.cid, b.bytes)
-    assert.deepEqual(await store.getBytes(b.cid), b.bytes)
+  it('refuses a directory of the old one-file-per-block layout, and a path it cannot create, with typed errors', async () => {
+    const path = join(dir, 'old')
+    await mkdir(join(path, 'blocks', 'ab'), { recursive: true })
+    await assert.rejects(FsBlockstore.open(path), (err: unknown) => isSwarmpackError(err, StoreErrorCode.STORE_FORMAT) && /remove that directory/.test((err as Error).message))
+    await rm(join(path, 'blocks'), { recursive: true })
+    const store = await FsBlockstore.open(path)
     await store.close()
+    await writeFile(join(dir, 'a-file'), 'not a directory')
+    await assert.rejects(FsBlockstore.open(join(dir, 'a-file')), (err: unknown) => isSwarmpackError(err, StoreErrorCode.STORE_IO) && typeof (err as { details: { errno?: string } }).details.errno === 'string')
+  })
+
+  it('refuses a damaged database file with ERR_STORE_CORRUPT instead of crashing in native code', async () => {
+    const path = join(dir, 'damaged')
+    const store = await FsBlockstore.open(path)
+    const b = rawBlock(100)
+    await store.put(b.cid, b.bytes)
+    await store.close()
+    const file = join(path, 'store.lmdb')
+    const good = await readFile(file)
+    for (const bad of [Buffer.alloc(64 * 1024, 7), Buffer.from('short'), good.subarray(0, 4096), Buffer.concat([good.subarray(0, 4096), Buffer.alloc(good.length - 4096)])]) {
+      await writeFile(file, bad)
+      await assert.rejects(FsBlockstore.open(path), code(StoreErrorCode.STORE_CORRUPT))
+    }
+    await writeFile(file, good)
+    const again = await FsBlockstore.open(path)
+    assert.deepEqual(await again.getBytes(b.cid), b.bytes)
+    await again.close()
   })
 
   it('refuses a second opener and reopens after close; reports a size-changed block as corrupt', async () => {
@@ -264,24 +240,15 @@ describe('FsBlockstore', () => {
     const b = rawBlock(1000)
     await store.put(b.cid, b.bytes)
     await store.close()
-    // truncate the file behind the store's back
-    const shard = b.cid.toString().slice(-3, -1)
-    const file = join(path, 'blocks', shard, b.cid.toString())
-    assert.equal((await readFile(file)).byteLength, 1000)
+    // truncate the block behind the store's back
+    assert.equal((await rawBlocks(path)).get(b.cid.toString())?.byteLength, 1000)
+    await writeRawBlock(path, b.cid.toString(), b.bytes.subarray(0, 10))
     const again = await FsBlockstore.open(path)
-    await writeFile(file, b.bytes.subarray(0, 10))
     await assert.rejects(again.getBytes(b.cid), code('ERR_CORRUPT_BLOCK'))
     assert.equal(again.has(b.cid), false)
     assert.equal(again.stats().bytes, 0)
-    // an empty file under a non-empty block's name (power loss with fsync off) is dropped at open
-    await again.put(b.cid, b.bytes)
     await again.close()
-    await writeFile(file, '')
-    await rm(join(path, 'index.snapshot')) // a power loss means no clean close, so no snapshot
-    const third = await FsBlockstore.open(path)
-    assert.equal(third.has(b.cid), false)
-    assert.equal(third.stats().blocks, 0)
-    await third.close()
+    assert.equal((await rawBlocks(path)).size, 0)
   })
 
   it('serves as a core Provider', async () => {

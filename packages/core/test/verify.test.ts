@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict'
-import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import type { CID } from 'multiformats/cid'
 import { isSwarmpackError } from '../src/errors.js'
 import { FsBlockstore } from '../src/store/index.js'
 import { linkBlock, rawBlock, tempDir } from './fixtures/blocks.js'
+import { rawBlocks, writeRawBlock } from './fixtures/store-db.js'
 
-function blockFile (store: FsBlockstore, cid: CID): string {
-  const name = cid.toString()
-  return join(store.dir, 'blocks', name.slice(-3, -1), name)
+/** Flips one byte of a stored block in the closed store at `path` (same size, so reads don't notice). */
+async function flip (path: string, key: string, at: number): Promise<void> {
+  const bytes = (await rawBlocks(path)).get(key)
+  if (bytes === undefined) throw new Error(`no block ${key}`)
+  bytes[at] ^= 0xff
+  await writeRawBlock(path, key, bytes)
 }
 
 describe('verify', () => {
@@ -19,19 +21,17 @@ describe('verify', () => {
   after(async () => { await cleanup() })
 
   it('reports and removes a block with a flipped byte, and names pinned blocks to refetch', async () => {
-    const store = await FsBlockstore.open(join(dir, 'a'))
+    const path = join(dir, 'a')
+    let store = await FsBlockstore.open(path)
     const blocks = Array.from({ length: 8 }, (_, i) => rawBlock(4096 + i))
     for (const b of blocks) await store.put(b.cid, b.bytes)
     const root = linkBlock([blocks[3].cid])
     await store.put(root.cid, root.bytes)
     await store.pin('p', root.cid)
-    // flip one byte of two blocks, behind the store's back (same size, so reads don't notice)
-    for (const victim of [blocks[2], blocks[3]]) {
-      const file = blockFile(store, victim.cid)
-      const bytes = await readFile(file)
-      bytes[100] ^= 0xff
-      await writeFile(file, bytes)
-    }
+    // flip one byte of two blocks, behind the store's back
+    await store.close()
+    for (const victim of [blocks[2], blocks[3]]) await flip(path, victim.cid.toString(), 100)
+    store = await FsBlockstore.open(path)
     const events: Array<{ checked: number, ok: boolean }> = []
     const report = await store.verify({ onProgress: e => { if (e.type === 'swarmpack:store:verify') events.push(e.detail as never) } })
     assert.equal(report.checked, 9)
@@ -45,10 +45,9 @@ describe('verify', () => {
     // a second pass is clean
     assert.deepEqual((await store.verify()).corrupt, [])
     // getBytes({ verify: true }) catches it on read too
-    const file = blockFile(store, blocks[0].cid)
-    const bytes = await readFile(file)
-    bytes[0] ^= 1
-    await writeFile(file, bytes)
+    await store.close()
+    await flip(path, blocks[0].cid.toString(), 0)
+    store = await FsBlockstore.open(path)
     await assert.rejects(store.getBytes(blocks[0].cid, { verify: true }), (err: unknown) => isSwarmpackError(err, 'ERR_CORRUPT_BLOCK'))
     assert.equal(store.has(blocks[0].cid), false)
     // abort

@@ -11,6 +11,7 @@ import { kadDHT, passthroughMapper, removePrivateAddressesMapper } from '@libp2p
 import { logger } from '@libp2p/logger'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { SwarmpackError, throwIfAborted } from '@swarmpack/core'
 import { createLibp2p } from 'libp2p'
@@ -113,6 +114,15 @@ function parseAddrs (name: string, list: string[] | undefined): string[] {
     try { multiaddr(a) } catch (err) { throw configError(`${name}: invalid multiaddr ${JSON.stringify(a)}`, err) }
   }
   return list
+}
+
+/** A peer id from its text form (`12D3KooW...`); ERR_DHT_INVALID_CONFIG if it is not one. */
+export function parsePeerId (text: string): PeerId {
+  try {
+    return peerIdFromString(text)
+  } catch (err) {
+    throw new SwarmpackError(DhtErrorCode.INVALID_CONFIG, `not a peer id: ${JSON.stringify(text)}`, { cause: err, details: { peerId: text } })
+  }
 }
 
 export function dhtProtocolName (name: string | undefined): string {

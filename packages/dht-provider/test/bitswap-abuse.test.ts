@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import { varint } from 'multiformats'
 import { BITSWAP_PROTOCOL, cidPrefix, splitMessages } from '../src/bitswap/index.js'
 import { WantType } from '../src/bitswap/pb/message.js'
-import { connect, createNode, createPeer, putAll, randomBlocks, stopPeers } from './bitswap-helpers.js'
+import { connect, createNode, createPeer, putAll, randomBlocks, stopPeers, waitUntil } from './bitswap-helpers.js'
 import type { TestBlock, TestPeer } from './bitswap-helpers.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 
@@ -20,20 +20,12 @@ function frame (bytes: Uint8Array): Uint8Array {
 }
 
 /** Resolves with the stream's final status once it closes (or 'timeout'). */
-async function closedStatus (stream: Stream, ms = 5000): Promise<string> {
+async function closedStatus (stream: Stream, ms = 30_000): Promise<string> {
   if (stream.status !== 'open') return stream.status
   return new Promise(resolve => {
     const timer = setTimeout(() => { resolve('timeout') }, ms)
     stream.addEventListener('close', () => { clearTimeout(timer); resolve(stream.status) }, { once: true })
   })
-}
-
-async function waitFor (check: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise(resolve => setTimeout(resolve, 25))
-  }
 }
 
 describe('bitswap: misbehaving peers', () => {
@@ -78,7 +70,7 @@ describe('bitswap: misbehaving peers', () => {
       }
     }
     const me = attacker.peerId.toString()
-    await waitFor(() => (target.bitswap.stats().peers.find(p => p.peer === me)?.wantsReceived ?? 0) >= cids.length)
+    await waitUntil(() => (target.bitswap.stats().peers.find(p => p.peer === me)?.wantsReceived ?? 0) >= cids.length)
     const stats = target.bitswap.stats().peers.find(p => p.peer === me)
     assert.ok(stats !== undefined)
     assert.equal(stats.wantlistSize, 100)
@@ -98,13 +90,13 @@ describe('bitswap: misbehaving peers', () => {
     }
     const me = attacker.peerId.toString()
     await send(junk.slice(0, 2))
-    await waitFor(() => (target.bitswap.stats().peers.find(p => p.peer === me)?.unsolicitedBlocks ?? 0) >= 2)
+    await waitUntil(() => (target.bitswap.stats().peers.find(p => p.peer === me)?.unsolicitedBlocks ?? 0) >= 2)
     for (const b of junk) assert.equal(await target.blockstore.has(b.cid), false, 'unsolicited block not stored')
     assert.equal(target.bitswap.isBanned(attacker.peerId), false, 'a couple of stray blocks are tolerated')
     await send(junk.slice(2))
-    await waitFor(() => target.bitswap.isBanned(attacker.peerId))
+    await waitUntil(() => target.bitswap.isBanned(attacker.peerId))
     for (const b of junk) assert.equal(await target.blockstore.has(b.cid), false)
-    await waitFor(() => target.libp2p.getConnections(attacker.peerId).length === 0)
+    await waitUntil(() => target.libp2p.getConnections(attacker.peerId).length === 0)
     await assertServes()
     // later tests need the attacker connected again
     target.bitswap.banList.unban(attacker.peerId)
@@ -164,7 +156,7 @@ describe('bitswap: misbehaving peers', () => {
     }
     assert.ok(target.bitswap.isBanned(attacker.peerId))
     assert.ok(sent <= 8)
-    await waitFor(() => target.libp2p.getConnections(attacker.peerId).length === 0)
+    await waitUntil(() => target.libp2p.getConnections(attacker.peerId).length === 0)
     await assertServes()
   })
 })

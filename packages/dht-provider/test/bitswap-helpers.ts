@@ -138,3 +138,15 @@ export class RawBitswapClient {
     await this.libp2p.stop()
   }
 }
+
+/**
+ * Polls `check` until it holds. The bound is generous (30 s) because these tests share a loaded
+ * machine: it only decides how long a broken build takes to fail, never whether a good one passes.
+ */
+export async function waitUntil (check: () => boolean | Promise<boolean>, what = 'condition', timeout = 30_000): Promise<void> {
+  const end = Date.now() + timeout
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`${what}: not met within ${timeout} ms`)
+    await new Promise(resolve => setTimeout(resolve, 25))
+  }
+}

@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test'
 import { MemoryBlockstore } from 'blockstore-core/memory'
 import { BlockPresenceType, WantType } from '../src/bitswap/pb/message.js'
 import { cidPrefix } from '../src/bitswap/wire.js'
-import { RawBitswapClient, connect, createPeer, putAll, randomBlocks, stopPeers } from './bitswap-helpers.js'
+import { RawBitswapClient, connect, createPeer, putAll, randomBlocks, stopPeers, waitUntil } from './bitswap-helpers.js'
 import type { TestPeer } from './bitswap-helpers.js'
 import type { CID } from 'multiformats/cid'
 
@@ -99,14 +99,10 @@ describe('bitswap: serving', () => {
     const pending = session.get(slowBlock.cid, { signal: controller.signal })
     const me = fetcher.libp2p.peerId.toString()
     const wantlistSize = (): number => server.bitswap.stats().peers.find(p => p.peer === me)?.wantlistSize ?? 0
-    const until = async (check: () => boolean): Promise<void> => {
-      for (let i = 0; i < 200 && !check(); i++) await new Promise(resolve => setTimeout(resolve, 25))
-      assert.ok(check())
-    }
-    await until(() => wantlistSize() === 1)
+    await waitUntil(() => wantlistSize() === 1, 'the want reached the server')
     controller.abort()
     await assert.rejects(pending, { code: 'ERR_ABORTED' })
-    await until(() => wantlistSize() === 0)
+    await waitUntil(() => wantlistSize() === 0, 'the cancel reached the server')
     store.release()
     await new Promise(resolve => setTimeout(resolve, 300))
     assert.equal(server.bitswap.stats().blocksSent, 0, 'a cancelled want is not answered')
@@ -125,7 +121,7 @@ describe('bitswap: serving', () => {
     await assert.rejects(session.get(absent.cid), { code: 'ERR_NOT_FOUND' })
     const me = fetcher.libp2p.peerId.toString()
     for (const p of [a, b]) {
-      for (let i = 0; i < 100 && (p.bitswap.stats().peers.find(x => x.peer === me)?.wantlistSize ?? 0) > 0; i++) await new Promise(resolve => setTimeout(resolve, 25))
+      await waitUntil(() => (p.bitswap.stats().peers.find(x => x.peer === me)?.wantlistSize ?? 0) === 0, 'the wants were cancelled')
       assert.equal(p.bitswap.stats().peers.find(x => x.peer === me)?.wantlistSize, 0)
     }
     await session.close()

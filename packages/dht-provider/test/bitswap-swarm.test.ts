@@ -6,7 +6,7 @@ import '@swarmpack/core/polyfill'
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { MemoryBlockstore } from 'blockstore-core/memory'
-import { connect, createPeer, putAll, randomBlocks, readAll, stopPeers } from './bitswap-helpers.js'
+import { connect, createPeer, putAll, randomBlocks, readAll, stopPeers, waitUntil } from './bitswap-helpers.js'
 import type { TestBlock, TestPeer } from './bitswap-helpers.js'
 import type { ProviderProgressEvents } from '@swarmpack/core'
 import type { CID } from 'multiformats/cid'
@@ -72,8 +72,7 @@ describe('bitswap: several providers', () => {
     assert.ok(fetcher.bitswap.stats().banned.some(b => b.peer === liar.libp2p.peerId.toString()))
     // and it is not let back in: a new connection is hung up on at once
     await connect(fetcher, liar).catch(() => {})
-    for (let i = 0; i < 200 && fetcher.libp2p.getConnections(liar.libp2p.peerId).length > 0; i++) await new Promise(resolve => setTimeout(resolve, 25))
-    assert.equal(fetcher.libp2p.getConnections(liar.libp2p.peerId).length, 0)
+    await waitUntil(() => fetcher.libp2p.getConnections(liar.libp2p.peerId).length === 0, 'the banned peer was hung up on again')
     await session.close()
   })
 
@@ -88,13 +87,12 @@ describe('bitswap: several providers', () => {
     await connect(fetcher, partial)
     await connect(fetcher, full)
     const retries: string[] = []
-    const session = fetcher.bitswap.createSession({ peers: [partial.libp2p.peerId, full.libp2p.peerId], wantTimeout: 60_000 })
-    const started = Date.now()
+    // the wantTimeout is longer than the test may run: only DontHave answers can move the wants
+    // for the missing blocks to the other peer (no wall-clock bound, which load would break)
+    const session = fetcher.bitswap.createSession({ peers: [partial.libp2p.peerId, full.libp2p.peerId], wantTimeout: 3_600_000 })
     const sources = await fetchAll(fetcher, blocks, session, (evt) => {
       if (evt.type === 'swarmpack:provider:retry') retries.push(evt.detail.source)
     })
-    // the wantTimeout is a minute: only DontHave answers can explain a quick finish
-    assert.ok(Date.now() - started < 20_000)
     assert.ok(retries.length > 0 && retries.every(r => r === partial.libp2p.peerId.toString()))
     for (const b of blocks.slice(10)) assert.equal(sources.get(b.cid.toString()), full.libp2p.peerId.toString())
     await session.close()

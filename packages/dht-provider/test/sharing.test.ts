@@ -6,7 +6,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FsBlockstore, isSwarmpackError, pack, type CID } from '@swarmpack/core'
-import { createSwarmNode, createSwarmpackPeer, type SharingMode, type SwarmNode, type SwarmpackPeer } from '../src/index.js'
+import { createSwarmNode, createSwarmpackPeer, findProviders, type SharingMode, type SwarmNode, type SwarmpackPeer } from '../src/index.js'
+import { waitUntil } from './bitswap-helpers.js'
 
 describe('sharing modes (5 loopback peers, real stores)', () => {
   let dir: string
@@ -39,7 +40,13 @@ describe('sharing modes (5 loopback peers, real stores)', () => {
     await add('consumer', 'consume')
     await add('other', 'share')
     await Promise.all(peers.map(async p => p.waitForRoutingTable(3, { timeout: 30_000, refreshEvery: 2000 })))
-    for (let i = 0; i < 100 && !nodes.seed.announcer.has(root); i++) await new Promise(resolve => setTimeout(resolve, 100))
+    await waitUntil(() => nodes.seed.announcer.has(root), 'the seed announces its pinned root')
+    // the announcement is stored in the background: wait until the others' DHT lists the seed, so
+    // the fetches below do not depend on how fast that went
+    const seedId = nodes.seed.peer.peerId
+    for (const p of peers.filter(p => !p.peerId.equals(seedId))) {
+      await waitUntil(async () => (await findProviders(p.dht, root, { timeout: 10_000, self: p.peerId }).catch(() => [])).some(x => x.id.equals(seedId)), 'the DHT lists the seed', 120_000)
+    }
   })
 
   after(async () => {

@@ -1,10 +1,12 @@
 /**
  * Mirror health: each mirror keeps a small record of how it behaved lately. A mirror that fails
- * (network errors, bad status, timeouts) is put on a cool-down that doubles with every consecutive
- * failure; one that serves bad data gets a long cool-down at once. A slow mirror (latency well
- * above its peers) is ranked after the fast ones. Mirrors on cool-down are still tried, last, so
- * a set of mirrors that are all "down" keeps working and a mirror that comes back recovers as soon
- * as it answers correctly once.
+ * (network errors, bad status, timeouts, too slow) rests for a cool-down that doubles with every
+ * consecutive failure, or for as long as its `Retry-After` said (capped); nothing is sent to a
+ * resting mirror. When it wakes, one request (the probe) checks whether it is back while the
+ * others wait for its answer, so a recovering mirror is not hit by every block at once. Requests
+ * that were already in flight when it failed report the same outage and do not lengthen the
+ * cool-down. A mirror that serves bad data is ranked last for a long time (it is not resting: it
+ * is still asked when nobody else can answer). A slow mirror is ranked after the fast ones.
  */
 
 export interface HealthOptions {
@@ -29,6 +31,8 @@ export interface MirrorHealthSnapshot {
   latencyMs: number | undefined
   /** Epoch ms until which the mirror is ranked last. */
   downUntil: number
+  /** Epoch ms of the first failure of the current run of failures (undefined when it last answered well). */
+  failingSince: number | undefined
 }
 
 export class MirrorHealth {
@@ -44,6 +48,12 @@ export class MirrorHealth {
   badUntil = 0
   /** Whether the mirror answers CAR requests (learned from its first answer). */
   supportsCar: boolean | undefined
+  /** Start of the current run of failures; the retry budget is measured from here. */
+  failingSince: number | undefined
+  /** When the last failure was recorded (requests started before it do not escalate the cool-down). */
+  private lastFailureAt = 0
+  /** The request checking whether a mirror that failed is back; others wait for it. */
+  probe: Promise<void> | undefined
   private readonly opts: Required<HealthOptions>
 
   constructor (url: string, preference: number, opts: Required<HealthOptions>) {
@@ -61,6 +71,11 @@ export class MirrorHealth {
     return Math.max(this.downUntil, this.badUntil)
   }
 
+  /** Resting after failures or a Retry-After: no request goes to it before `downUntil`. */
+  isResting (now = Date.now()): boolean {
+    return this.downUntil > now
+  }
+
   isSlow (): boolean {
     return this.latencyMs !== undefined && this.latencyMs > this.opts.slowMs
   }
@@ -69,14 +84,33 @@ export class MirrorHealth {
     this.successes++
     this.consecutiveFailures = 0
     this.downUntil = 0
+    this.failingSince = undefined
     this.latencyMs = this.latencyMs === undefined ? latencyMs : this.latencyMs * 0.8 + latencyMs * 0.2
   }
 
-  recordFailure (): void {
+  /**
+   * Records an answer that is not a success (a 404): the server is up, so a run of failures that
+   * ended before the request started is over. Not counted as a success (latency, successes).
+   */
+  recordAnswer (startedAt = Date.now()): void {
+    if (this.consecutiveFailures === 0 || startedAt < this.lastFailureAt) return
+    this.consecutiveFailures = 0
+    this.downUntil = 0
+    this.failingSince = undefined
+  }
+
+  /**
+   * Records a failure of a request started at `startedAt`. `retryAfterMs` (already capped) replaces
+   * the doubling cool-down: the server knows when it expects to be back.
+   */
+  recordFailure (startedAt = Date.now(), retryAfterMs?: number): void {
+    const now = Date.now()
     this.failures++
-    this.consecutiveFailures++
-    const cooldown = Math.min(this.opts.maxCooldownMs, this.opts.baseCooldownMs * 2 ** (this.consecutiveFailures - 1))
-    this.downUntil = Math.max(this.downUntil, Date.now() + cooldown)
+    this.failingSince ??= now
+    if (this.consecutiveFailures === 0 || startedAt >= this.lastFailureAt) this.consecutiveFailures++
+    this.lastFailureAt = now
+    const cooldown = retryAfterMs ?? Math.min(this.opts.maxCooldownMs, this.opts.baseCooldownMs * 2 ** (this.consecutiveFailures - 1))
+    this.downUntil = Math.max(this.downUntil, now + cooldown)
   }
 
   recordBadData (): void {
@@ -87,9 +121,9 @@ export class MirrorHealth {
   }
 
   /** Records a timeout: counts as a failure and pushes the latency estimate up. */
-  recordTimeout (timeoutMs: number): void {
+  recordTimeout (timeoutMs: number, startedAt = Date.now()): void {
     this.latencyMs = this.latencyMs === undefined ? timeoutMs : this.latencyMs * 0.5 + timeoutMs * 0.5
-    this.recordFailure()
+    this.recordFailure(startedAt)
   }
 
   snapshot (): MirrorHealthSnapshot {
@@ -101,7 +135,8 @@ export class MirrorHealth {
       successes: this.successes,
       badData: this.badData,
       latencyMs: this.latencyMs,
-      downUntil: this.until()
+      downUntil: this.until(),
+      failingSince: this.failingSince
     }
   }
 }

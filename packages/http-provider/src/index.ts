@@ -2,7 +2,7 @@ import '@swarmpack/core/polyfill'
 
 export { HttpErrorCode } from './errors.js'
 export { HttpProvider, RAW_ACCEPT, CAR_ACCEPT } from './provider.js'
-export type { HttpProviderOptions, HttpProviderStats, MirrorConfig } from './provider.js'
+export type { HttpGetOptions, HttpProviderOptions, HttpProviderStats, MirrorConfig } from './provider.js'
 export { createDispatcher, envHasProxy } from './dispatcher.js'
 export type { DispatcherOptions, ProxyConfig, TlsOptions } from './dispatcher.js'
 export type { HealthOptions, MirrorHealthSnapshot } from './health.js'

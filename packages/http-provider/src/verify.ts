@@ -3,20 +3,16 @@
  * sha2-256) the digest is computed with one node:crypto call and compared in place, without the
  * multiformats Digest objects core's verifyBlock builds. Anything else, and any mismatch, goes to
  * core's verifyBlock, which applies the full rules and throws the canonical typed error.
+ * Hashing through core's `sha256Of` lets the block store trust this hash instead of hashing again.
  */
-import * as crypto from 'node:crypto'
-import { DAG_CBOR_CODEC, MAX_BLOCK_SIZE, RAW_CODEC, SHA2_256_CODE, verifyBlock } from '@swarmpack/core'
+import { DAG_CBOR_CODEC, MAX_BLOCK_SIZE, RAW_CODEC, SHA2_256_CODE, sha256Of, verifyBlock } from '@swarmpack/core'
 import type { CID } from 'multiformats/cid'
-
-/** One-shot sha2-256 (crypto.hash exists from Node 20.12; createHash before that). */
-const sha256: (bytes: Uint8Array) => Buffer = typeof crypto.hash === 'function'
-  ? bytes => crypto.hash('sha256', bytes, 'buffer')
-  : bytes => crypto.createHash('sha256').update(bytes).digest()
+import { equals } from 'uint8arrays/equals'
 
 /** Throws unless `bytes` is the block `cid` names (same errors as core's verifyBlock). */
 export function verifyBlockFast (cid: CID, bytes: Uint8Array): void {
   const mh = cid.multihash
   if (mh.code === SHA2_256_CODE && cid.version === 1 && (cid.code === RAW_CODEC || cid.code === DAG_CBOR_CODEC) &&
-    bytes.byteLength <= MAX_BLOCK_SIZE && mh.digest.byteLength === 32 && sha256(bytes).equals(mh.digest)) return
+    bytes.byteLength <= MAX_BLOCK_SIZE && mh.digest.byteLength === 32 && equals(sha256Of(bytes), mh.digest)) return
   verifyBlock(cid, bytes)
 }

@@ -22,6 +22,22 @@ describe('mirror health', () => {
     assert.deepEqual(order(ms), ['m0', 'm1', 'm2'])
   })
 
+  it('counts one outage once: requests already in flight do not lengthen the cool-down; Retry-After replaces it', () => {
+    const [m] = make(1, { baseCooldownMs: 1000 })
+    const started = Date.now() - 50
+    for (let i = 0; i < 16; i++) m.recordFailure(started)
+    assert.equal(m.consecutiveFailures, 1)
+    assert.equal(m.failures, 16)
+    assert.ok(m.downUntil - Date.now() <= 1000, 'one failure\'s cool-down')
+    assert.equal(m.isResting(), true)
+    m.recordFailure(Date.now() + 1, 5000)
+    assert.ok(m.downUntil - Date.now() > 4000, 'Retry-After decides')
+    // A 404 to a request sent after the failures shows the server is up again.
+    m.recordAnswer(Date.now() + 1)
+    assert.equal(m.isResting(), false)
+    assert.equal(m.snapshot().failingSince, undefined)
+  })
+
   it('does not forgive bad data on the next good answer', () => {
     const ms = make(2)
     ms[0].recordBadData()

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FsBlockstore, FsProvider, exportMirror, listManifestCids, isSwarmpackError, mirrorBlockPath, pack, storeProvider, unpack, CoreErrorCode } from '@swarmpack/core'
 import type { CID, Provider, ProviderGetOptions } from '@swarmpack/core'
-import { createFetcher, isFetchIncomplete, ResolverErrorCode, type FetchProgressEvents } from '../src/index.js'
+import { createFetcher, isFetchIncomplete, ResolverErrorCode, type Fetcher, type FetchProgressEvents, type SourcePolicy } from '../src/index.js'
 
 /** Counts the requests a provider receives (the fetcher must not ask a source it was told not to). */
 function counted (provider: Provider): Provider & { requests: number } {
@@ -17,6 +17,28 @@ function counted (provider: Provider): Provider & { requests: number } {
     name: provider.name,
     requests: 0,
     async get (cid: CID, options?: ProviderGetOptions) { wrapped.requests++; return provider.get(cid, options) }
+  }
+  return wrapped
+}
+
+/**
+ * A real provider answering late: every request waits `ms` (or until aborted, which is counted),
+ * as a congested peer or a slow mirror would.
+ */
+function slowed (provider: Provider, ms: number, name: string): Provider & { aborted: number, requests: number } {
+  const wrapped = {
+    name,
+    aborted: 0,
+    requests: 0,
+    async get (cid: CID, options: ProviderGetOptions = {}) {
+      wrapped.requests++
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => { options.signal?.removeEventListener('abort', onAbort); resolve() }, ms)
+        const onAbort = (): void => { clearTimeout(timer); wrapped.aborted++; reject(new Error('aborted')) }
+        options.signal?.addEventListener('abort', onAbort, { once: true })
+      })
+      return provider.get(cid, options)
+    }
   }
   return wrapped
 }
@@ -70,12 +92,17 @@ describe('createFetcher over directory mirrors', () => {
     assert.equal((await readFile(join(target, 'index.js'), 'utf8')), 'export const x = 1\n')
   }
 
+  /** A "peer" and a "mirror" over the same full mirror directory, each counting its requests. */
+  function peerAndMirror (store: FsBlockstore, policy: SourcePolicy, mirrorName: string): { peer: ReturnType<typeof counted>, mirror: ReturnType<typeof counted>, fetcher: Fetcher } {
+    const peer = counted(new FsProvider(fullMirror))
+    const mirror = Object.assign(counted(new FsProvider(fullMirror)), { name: mirrorName })
+    const fetcher = createFetcher({ blockstore: store, sources: [{ provider: peer, kind: 'peer' }, { provider: mirror, kind: 'mirror' }], policy })
+    return { peer, mirror, fetcher }
+  }
+
   it('fetches a whole package from one source, with exact totals up front', async () => {
     const store = await freshStore('one')
-    const peer = counted(new FsProvider(fullMirror))
-    const mirror = counted(new FsProvider(join(work, 'mirror-full')))
-    Object.assign(mirror, { name: 'mirror-b' })
-    const fetcher = createFetcher({ blockstore: store, sources: [{ provider: peer, kind: 'peer' }, { provider: mirror, kind: 'mirror' }], policy: 'peers-only' })
+    const { peer, mirror, fetcher } = peerAndMirror(store, 'peers-only', 'mirror-b')
     const events: FetchProgressEvents[] = []
     const result = await fetcher.fetchDag(root, { onProgress: (e) => events.push(e) })
     assert.equal(result.blocks.network, blockCids.length)
@@ -139,7 +166,19 @@ describe('createFetcher over directory mirrors', () => {
     for (const cid of have) await store.put(cid, await source.get(cid))
     const mirror = counted(new FsProvider(fullMirror))
     const fetcher = createFetcher({ blockstore: store, sources: [{ provider: mirror, kind: 'mirror' }] })
-    const result = await fetcher.fetchDag(root)
+    let start: { totalBlocks?: number, totalBytes?: number } = {}
+    let local = 0
+    const result = await fetcher.fetchDag(root, {
+      onProgress: (e) => {
+        if (e.type === 'swarmpack:fetch:start') start = e.detail
+        if (e.type === 'swarmpack:fetch:block' && e.detail.local) local += e.detail.bytes
+      }
+    })
+    // local blocks are counted apart, and network + local add up to the total announced up front
+    assert.equal(start.totalBlocks, blockCids.length)
+    assert.equal(start.totalBytes, result.bytes.total)
+    assert.equal(result.bytes.local, local)
+    assert.ok(local > 0)
     assert.equal(result.blocks.local, have.length)
     assert.equal(result.blocks.network, blockCids.length - have.length)
     assert.equal(mirror.requests, blockCids.length - have.length)
@@ -180,10 +219,7 @@ describe('createFetcher over directory mirrors', () => {
 
   it('mirrors-only and peers-only never touch the other kind; getBlock and fetchBlocks', async () => {
     const store = await freshStore('kinds')
-    const peer = counted(new FsProvider(fullMirror))
-    const mirror = counted(new FsProvider(join(work, 'mirror-full', '.')))
-    Object.assign(mirror, { name: 'mirror-2' })
-    const fetcher = createFetcher({ blockstore: store, sources: [{ provider: peer, kind: 'peer' }, { provider: mirror, kind: 'mirror' }], policy: 'mirrors-only' })
+    const { peer, mirror, fetcher } = peerAndMirror(store, 'mirrors-only', 'mirror-2')
     const bytes = await fetcher.getBlock(root)
     assert.ok(bytes.byteLength > 0)
     assert.equal(peer.requests, 0)
@@ -191,6 +227,18 @@ describe('createFetcher over directory mirrors', () => {
     const r = await fetcher.fetchBlocks(some, { policy: 'peers-only' })
     assert.equal(r.blocks.total, 5)
     assert.equal(mirror.requests, 1)
+    await store.close()
+  })
+
+  it('race asks a peer and a mirror for every block; the first verified answer wins', async () => {
+    const store = await freshStore('race')
+    const { peer, mirror, fetcher } = peerAndMirror(store, 'race', 'mirror-race')
+    const result = await fetcher.fetchDag(root)
+    assert.equal(result.blocks.network, blockCids.length)
+    assert.ok(result.hedges > 0, 'second requests went out at once')
+    assert.ok(peer.requests > 0 && mirror.requests > 0)
+    assert.ok(peer.requests + mirror.requests > blockCids.length, 'blocks were asked of both')
+    await assertIntact(store, 'race')
     await store.close()
   })
 
@@ -203,6 +251,42 @@ describe('createFetcher over directory mirrors', () => {
       signal: controller.signal,
       onProgress: (e) => { if (e.type === 'swarmpack:fetch:block' && ++seen === 3) controller.abort() }
     }), (err: any) => isSwarmpackError(err, CoreErrorCode.ABORTED))
+    await store.close()
+  })
+
+  it('hedges blocks a slow source sits on: the other source answers, the slow request is cancelled', async () => {
+    const store = await freshStore('hedge')
+    const slowPeer = slowed(new FsProvider(fullMirror), 20_000, 'slow-peer')
+    // a mirror at 30 ms a block, 4 at a time: the fetch lasts long enough for the silent peer to be demoted
+    const mirror = slowed(new FsProvider(fullMirror), 30, 'mirror')
+    const fetcher = createFetcher({ blockstore: store, sources: [{ provider: slowPeer, kind: 'peer' }, { provider: mirror, kind: 'mirror', concurrency: 4 }], hedgeAfterMs: 100 })
+    const switches: unknown[] = []
+    const started = Date.now()
+    const result = await fetcher.fetchDag(root, { onProgress: (e) => { if (e.type === 'swarmpack:fetch:source-switch') switches.push(e.detail) } })
+    assert.ok(Date.now() - started < 20_000, `no block waited for the slow source (${Date.now() - started} ms)`)
+    assert.ok(result.hedges > 0 && result.hedgeWins > 0, `hedges ${result.hedges}, won ${result.hedgeWins}`)
+    assert.equal(result.sources.length, 1)
+    assert.equal(result.sources[0].source, mirror.name)
+    assert.equal(slowPeer.aborted, slowPeer.requests, 'every request to the slow source was cancelled')
+    assert.ok(switches.some(s => (s as { state: string }).state === 'demoted'), 'the slow source was demoted')
+    await assertIntact(store, 'hedge')
+    await store.close()
+  })
+
+  it('a source that never answers: the stall deadline fails the fetch, naming the outstanding blocks', async () => {
+    const store = await freshStore('stall')
+    const silent = slowed(new FsProvider(fullMirror), 3_600_000, 'silent')
+    const fetcher = createFetcher({ blockstore: store, sources: [{ provider: silent, kind: 'peer' }], stallTimeoutMs: 500, blockTimeoutMs: 60_000 })
+    const started = Date.now()
+    await assert.rejects(fetcher.fetchDag(root), (err: unknown) => {
+      assert.ok(isFetchIncomplete(err), String(err))
+      assert.equal(err.details.cause, 'stalled')
+      assert.deepEqual(err.missing, [root.toString()])
+      assert.deepEqual(err.tried, ['silent'])
+      return true
+    })
+    assert.ok(Date.now() - started < 5_000)
+    assert.equal(silent.aborted, silent.requests, 'nothing is left running')
     await store.close()
   })
 

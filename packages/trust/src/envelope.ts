@@ -21,7 +21,9 @@ export const PayloadType = {
   RELEASE: 'swarmpack/release@1',
   INDEX: 'swarmpack/index@1',
   INDEX_HEAD: 'swarmpack/index-head@1',
-  ATTESTATION: 'swarmpack/attestation@1'
+  ATTESTATION: 'swarmpack/attestation@1',
+  /** A new indexer key's co-signature of a hand-over to it (proof that someone holds it). */
+  INDEXER_KEY: 'swarmpack/indexer-key@1'
 } as const
 export type PayloadType = typeof PayloadType[keyof typeof PayloadType]
 
@@ -31,7 +33,8 @@ export const MAX_ENVELOPE_BYTES: Record<PayloadType, number> = {
   [PayloadType.RELEASE]: 512 * 1024,
   [PayloadType.INDEX]: 1024 * 1024,
   [PayloadType.INDEX_HEAD]: 8 * 1024,
-  [PayloadType.ATTESTATION]: 8 * 1024
+  [PayloadType.ATTESTATION]: 8 * 1024,
+  [PayloadType.INDEXER_KEY]: 1024
 }
 
 const PAE_PREFIX = 'SWARMPACK-ENVELOPE-V1'

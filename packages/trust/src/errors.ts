@@ -44,7 +44,9 @@ export const TrustErrorCode = {
   /** A key file is missing, unreadable, of the wrong type or readable by others. */
   KEY_FILE: 'ERR_TRUST_KEY_FILE',
   /** A block the check needs is not available. */
-  MISSING_BLOCK: 'ERR_TRUST_MISSING_BLOCK'
+  MISSING_BLOCK: 'ERR_TRUST_MISSING_BLOCK',
+  /** Another process held an indexer's state lock for longer than the wait allows. */
+  STATE_LOCKED: 'ERR_TRUST_STATE_LOCKED'
 } as const
 
 export type TrustErrorCode = typeof TrustErrorCode[keyof typeof TrustErrorCode]

@@ -1,7 +1,9 @@
 /**
  * Signed indexes, their shards and head records.
  *
- *   head   (signed, swarmpack/index-head@1): { indexer, version, index: CID, issued, expires, nextKeys? }
+ *   head   (signed, swarmpack/index-head@1): { indexer, version, index: CID, issued, expires,
+ *                                              nextKeys?, nextKeyProofs? }
+ *   proof  (signed by a next key, swarmpack/indexer-key@1): { indexer, version }
  *   index  (signed, swarmpack/index@1):      { indexer, version, issued, expires, releases,
  *                                              shards: CID[], revocations: { keys, certificates } }
  *   shard  (plain dag-cbor block):           { type, bucket, of, entries: name -> version -> entry }
@@ -13,15 +15,15 @@
  * older one: whatever the old one listed must still be there, unchanged, or tombstoned.
  */
 import { createHash } from 'node:crypto'
-import { CoreErrorCode, encodeCborBlock, isSwarmpackError, verifyBlock, MAX_BLOCK_SIZE, type Block } from '@swarmpack/core'
+import { CoreErrorCode, DAG_CBOR_CODEC, SHA2_256_CODE, encodeCborBlock, isSwarmpackError, verifyBlock, MAX_BLOCK_SIZE, type Block } from '@swarmpack/core'
 import { CID } from 'multiformats/cid'
 import { decodeStrict } from './cbor.js'
-import { PayloadType, openEnvelope, signEnvelope, type SignedObject } from './envelope.js'
+import { MAX_ENVELOPE_BYTES, PayloadType, openEnvelope, signEnvelope, type SignedObject } from './envelope.js'
 import { TrustErrorCode, trustError } from './errors.js'
 import { publicKeyFromKeyId, type Ed25519PrivateKey, type KeyId } from './keys.js'
 import { assertName, assertVersion } from './names.js'
 import { validateDependencies, validateVariants, type Variant } from './release.js'
-import { asArray, asCid, asObject, asString, asStringList, asUint, expectKeys, malformed } from './schema.js'
+import { asArray, asBytes, asCid, asObject, asString, asStringList, asUint, expectKeys, malformed } from './schema.js'
 
 export const SHARD_TYPE = 'swarmpack/index-shard@1'
 export const MAX_SHARDS = 16384
@@ -70,6 +72,11 @@ export interface IndexHead {
   expires: number
   /** Key rotation: from the next version on, heads and indexes are signed by one of these keys. */
   nextKeys?: KeyId[]
+  /**
+   * With `nextKeys`: one `swarmpack/indexer-key@1` envelope per next key, signed by that key over
+   * `{ indexer, version }` of this head (proof that each new key is held; see acceptIndexerKey).
+   */
+  nextKeyProofs?: Uint8Array[]
 }
 
 export interface IndexRoot {
@@ -101,7 +108,7 @@ export function shardFor (name: string, of: number): number {
 function validateHead (raw: unknown): IndexHead {
   const what = 'index head'
   const obj = asObject(raw, what)
-  expectKeys(obj, what, ['indexer', 'version', 'index', 'issued', 'expires'], ['nextKeys'])
+  expectKeys(obj, what, ['indexer', 'version', 'index', 'issued', 'expires'], ['nextKeys', 'nextKeyProofs'])
   const head: IndexHead = {
     indexer: assertIndexerId(obj.indexer, `${what}.indexer`),
     version: asUint(obj.version, `${what}.version`),
@@ -114,8 +121,44 @@ function validateHead (raw: unknown): IndexHead {
     head.nextKeys = asStringList(obj.nextKeys, `${what}.nextKeys`, 16, 80)
     if (head.nextKeys.length === 0) throw malformed(what, 'empty nextKeys')
     head.nextKeys.forEach(k => publicKeyFromKeyId(k))
+    if (new Set(head.nextKeys).size !== head.nextKeys.length) throw malformed(what, 'a key listed twice in nextKeys')
+    head.nextKeyProofs = asArray(obj.nextKeyProofs ?? [], `${what}.nextKeyProofs`, 16).map((p, i) => asBytes(p, `${what}.nextKeyProofs[${i}]`, MAX_ENVELOPE_BYTES[PayloadType.INDEXER_KEY]))
+    checkHandover(head, head.nextKeys, head.nextKeyProofs)
+  } else if (obj.nextKeyProofs !== undefined) {
+    throw malformed(what, 'nextKeyProofs without nextKeys')
   }
   return head
+}
+
+/**
+ * A hand-over to new keys counts only when every new key co-signed it: a head signed by the old
+ * key alone could hand the indexer to a key nobody holds (or a typo), and the indexer would be
+ * frozen for good. Each proof is an envelope by one next key over `{ indexer, version }` of this
+ * very head, so it cannot be replayed into another indexer's or another version's hand-over.
+ */
+function checkHandover (head: IndexHead, nextKeys: KeyId[], proofs: Uint8Array[]): void {
+  const signed = new Set<KeyId>()
+  for (const bytes of proofs) {
+    const env = openEnvelope(bytes, PayloadType.INDEXER_KEY)
+    const what = 'indexer key proof'
+    const obj = asObject(env.value, what)
+    expectKeys(obj, what, ['indexer', 'version'])
+    if (obj.indexer !== head.indexer || obj.version !== head.version) {
+      throw trustError(TrustErrorCode.BAD_SIGNATURE, `hand-over proof by ${env.signer} is for ${String(obj.indexer).slice(0, 128)}@${String(obj.version).slice(0, 20)}, not ${head.indexer}@${head.version}`, { indexer: head.indexer, signer: env.signer })
+    }
+    if (!nextKeys.includes(env.signer)) throw trustError(TrustErrorCode.BAD_SIGNATURE, `hand-over proof by ${env.signer}, which is not one of the next keys`, { indexer: head.indexer, signer: env.signer })
+    signed.add(env.signer)
+  }
+  const missing = nextKeys.filter(k => !signed.has(k))
+  if (missing.length > 0) {
+    throw trustError(TrustErrorCode.BAD_SIGNATURE, `hand-over of ${head.indexer}@${head.version} not co-signed by next key(s) ${missing.join(', ')}`, { indexer: head.indexer, missing })
+  }
+}
+
+/** A new indexer key's co-signature of the hand-over head `{ indexer, version }` that names it in nextKeys. */
+export async function acceptIndexerKey (newKey: Ed25519PrivateKey, handover: { indexer: string, version: number }): Promise<SignedObject> {
+  assertIndexerId(handover.indexer)
+  return signEnvelope(newKey, PayloadType.INDEXER_KEY, { indexer: handover.indexer, version: asUint(handover.version, 'hand-over version') })
 }
 
 function validateRevocations (raw: unknown, what: string): Revocations {
@@ -125,7 +168,13 @@ function validateRevocations (raw: unknown, what: string): Revocations {
   keys.forEach(k => publicKeyFromKeyId(k))
   const certificates = asStringList(obj.certificates, `${what}.certificates`, MAX_REVOCATIONS, 128)
   for (const c of certificates) {
-    try { CID.parse(c) } catch { throw malformed(what, 'revoked certificate is not a CID') }
+    // certificate ids are written one way only (as envelope CIDs print): a revocation in another
+    // multibase, case or CID version would never match an id, so it is refused, not ignored
+    let cid: CID
+    try { cid = CID.parse(c) } catch { throw malformed(what, 'revoked certificate is not a CID') }
+    if (cid.version !== 1 || cid.code !== DAG_CBOR_CODEC || cid.multihash.code !== SHA2_256_CODE || cid.toString() !== c) {
+      throw malformed(what, `revoked certificate ${c.slice(0, 128)} is not written as a certificate id (base32 dag-cbor sha2-256 CIDv1)`)
+    }
   }
   return { keys, certificates }
 }
@@ -243,6 +292,8 @@ export interface BuildIndexInput {
   revocations?: Partial<Revocations>
   /** Rotation: keys that sign from the next version on. */
   nextKeys?: KeyId[]
+  /** With nextKeys: each next key's `acceptIndexerKey` envelope bytes for this indexer and version. */
+  nextKeyProofs?: Uint8Array[]
   /** Force a shard count (a power of two); picked from the size otherwise. */
   shards?: number
 }
@@ -312,12 +363,18 @@ export async function buildIndex (key: Ed25519PrivateKey, input: BuildIndexInput
   const index = await signEnvelope(key, PayloadType.INDEX, root)
   const head: IndexHead = { indexer: input.indexer, version: input.version, index: index.cid, issued: input.issued, expires: input.expires }
   if (input.nextKeys !== undefined) head.nextKeys = input.nextKeys
+  if (input.nextKeyProofs !== undefined) head.nextKeyProofs = input.nextKeyProofs
   validateHead(head)
   const signedHead = await signEnvelope(key, PayloadType.INDEX_HEAD, head)
   return { head: signedHead, index, shards, blocks: [{ cid: index.cid, bytes: index.bytes }, ...shards] }
 }
 
-/** Signs a head for an existing index (re-publishing a fresh expiry, or rotating keys). */
+/**
+ * Signs a head for an index already built (same indexer and version). A head, once published, is
+ * final: a second, different head for one version is equivocation, whatever changed (a later
+ * expiry, a hand-over). To refresh an expiry or hand over keys, build the next version with the
+ * same entries: unchanged shards keep their CIDs, so only the index and the head are new.
+ */
 export async function signIndexHead (key: Ed25519PrivateKey, head: IndexHead): Promise<SignedObject> {
   validateHead(head)
   return signEnvelope(key, PayloadType.INDEX_HEAD, head)

@@ -11,7 +11,7 @@ export { issueDelegation, openDelegation, verifyChain, MAX_CHAIN_DEPTH, MAX_PROO
 export type { Delegation, VerifiedDelegation, IssueDelegationInput, ChainContext, ChainResult } from './delegation.js'
 export { signRelease, openRelease } from './release.js'
 export type { Release, VerifiedRelease, Variant } from './release.js'
-export { buildIndex, signIndexHead, openIndexHead, openIndexRoot, openShard, shardFor, isTombstone, IndexView, assertNoDrops, fetchVerified, SHARD_TYPE, MAX_ENTRY_DESCRIPTION, MAX_ENTRY_LABELS, MAX_ENTRY_LABEL_LENGTH } from './index-record.js'
+export { acceptIndexerKey, buildIndex, signIndexHead, openIndexHead, openIndexRoot, openShard, shardFor, isTombstone, IndexView, assertNoDrops, fetchVerified, SHARD_TYPE, MAX_ENTRY_DESCRIPTION, MAX_ENTRY_LABELS, MAX_ENTRY_LABEL_LENGTH } from './index-record.js'
 export type { IndexEntry, Tombstone, IndexSlot, Revocations, IndexHead, IndexRoot, GetBlock, BuildIndexInput, BuiltIndex, VerifiedHead, VerifiedIndexRoot, ShardEntries } from './index-record.js'
 export { AttestationKind, signAttestation, openAttestation } from './attestation.js'
 export type { Attestation, VerifiedAttestation } from './attestation.js'

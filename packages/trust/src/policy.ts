@@ -130,13 +130,9 @@ export class CompiledPolicy {
     return all
   }
 
-  /** The strictest attestation rule matching `name`: the highest threshold wins. */
-  attestationRuleFor (name: string): AttestationRule {
-    let rule: AttestationRule = { pattern: '*', threshold: 0 }
-    for (const r of this.policy.attestations ?? []) {
-      if (patternMatches(r.pattern, name) && r.threshold > rule.threshold) rule = r
-    }
-    return rule
+  /** Every attestation rule matching `name`; each must hold (none overrides another, whatever the order). */
+  attestationRulesFor (name: string): AttestationRule[] {
+    return (this.policy.attestations ?? []).filter(r => patternMatches(r.pattern, name))
   }
 
   attesterOf (key: KeyId): string | undefined {

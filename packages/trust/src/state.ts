@@ -3,12 +3,17 @@
  * the index it names and the keys currently accepted for the indexer (after any rotation).
  *
  *   <dir>/<indexer>.state                      dag-cbor, replaced atomically, mode 0600
+ *   <dir>/<indexer>.state.lock                 held (proper-lockfile) while an update re-reads and writes
  *   <dir>/evidence/<indexer>-<version>-<h>.cbor two conflicting signed heads (equivocation)
  *
+ * Several verifiers (processes) may share one directory: each verifies a head against the state it
+ * read, then takes the indexer's lock, re-reads the state and, if it moved meanwhile, checks again
+ * against what is on disk before writing.
  * The state file only ever moves forward, and only after every check on a new head passed.
  * Evidence is written beside it, never into it, so a refused head leaves the state file as it was.
  */
-import { writeFileAtomic } from '@swarmpack/core'
+import { throwIfAborted, writeFileAtomic } from '@swarmpack/core'
+import lockfile from 'proper-lockfile'
 import { createHash } from 'node:crypto'
 import { mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -45,6 +50,14 @@ export interface Evidence {
 }
 
 const STATE_MAX_BYTES = 64 * 1024
+/** How long an update waits for another process's lock on the same indexer (held for a re-read, a drop check and one write). */
+const LOCK_WAIT_MS = 60_000
+/** A lock not refreshed for this long belongs to a dead process and is taken over (proper-lockfile refreshes it every half). */
+const LOCK_STALE_MS = 20_000
+const LOCK_POLL_MS = 25
+
+/** A held lock: `release()` frees it; `lost` is set if the lock was taken from us (then nothing may be written). */
+export interface StateLock { release: () => Promise<void>, lost: () => Error | undefined }
 
 export class TrustStateStore {
   readonly dir: string
@@ -86,6 +99,25 @@ export class TrustStateStore {
   async write (state: IndexerState): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 })
     await writeFileAtomic(this.statePath(state.indexer), encodeCanonical({ ...state }), { mode: 0o600, syncDir: true })
+  }
+
+  /** Takes the cross-process lock of one indexer's state, waiting at most LOCK_WAIT_MS (and no longer than `signal`). */
+  async lock (indexer: string, signal?: AbortSignal): Promise<StateLock> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 })
+    const path = this.statePath(indexer)
+    const deadline = Date.now() + LOCK_WAIT_MS
+    let lost: Error | undefined
+    for (;;) {
+      throwIfAborted(signal)
+      try {
+        const release = await lockfile.lock(path, { realpath: false, stale: LOCK_STALE_MS, retries: 0, onCompromised: (err) => { lost = err } })
+        return { release: async () => { await release().catch(() => {}) }, lost: () => lost }
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'ELOCKED') throw err
+        if (Date.now() >= deadline) throw trustError(TrustErrorCode.STATE_LOCKED, `trust state of ${indexer} stayed locked for ${LOCK_WAIT_MS} ms (${path}.lock)`, { indexer, lock: `${path}.lock` })
+      }
+      await new Promise(resolve => setTimeout(resolve, LOCK_POLL_MS))
+    }
   }
 
   async recordEvidence (evidence: Evidence): Promise<string> {

@@ -9,15 +9,16 @@
 import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
+import { raceSignal } from 'race-signal'
 import { equals } from 'uint8arrays/equals'
 import { SwarmpackError, throwIfAborted } from '@swarmpack/core'
 import { openAttestation } from './attestation.js'
 import { verifyChain, type VerifiedDelegation } from './delegation.js'
 import { TrustErrorCode, trustError } from './errors.js'
-import { IndexView, assertNoDrops, fetchVerified, isTombstone, openIndexHead, type GetBlock, type IndexEntry } from './index-record.js'
+import { IndexView, assertNoDrops, fetchVerified, isTombstone, openIndexHead, type GetBlock, type IndexEntry, type VerifiedHead } from './index-record.js'
 import type { KeyId } from './keys.js'
 import { assertName, assertVersion } from './names.js'
-import { CompiledPolicy, type TrustPolicy } from './policy.js'
+import { CompiledPolicy, type AttestationRule, type IndexerPolicy, type TrustPolicy } from './policy.js'
 import { openRelease, type Variant } from './release.js'
 import { TrustStateStore, type IndexerState } from './state.js'
 
@@ -25,7 +26,9 @@ const log = logger('swarmpack:trust')
 
 export type TrustProgressEvents =
   ProgressEvent<'swarmpack:trust:index-shard', { indexer: string, bucket: number, of: number }> |
-  ProgressEvent<'swarmpack:trust:index-accepted', { indexer: string, version: number }>
+  ProgressEvent<'swarmpack:trust:index-accepted', { indexer: string, version: number }> |
+  /** The policy's keys for the indexer changed: the state accepted at `version` was set aside. */
+  ProgressEvent<'swarmpack:trust:indexer-reset', { indexer: string, version: number }>
 
 export interface TrustVerifierOptions {
   policy: TrustPolicy | CompiledPolicy
@@ -50,6 +53,8 @@ export interface UpdateResult {
   /** Keys the indexer signs with from now on. */
   keys: KeyId[]
   releases: number
+  /** Set when the policy's keys for the indexer had changed: the state at `previous` was set aside. */
+  reset?: true
 }
 
 export interface CheckOptions {
@@ -99,6 +104,12 @@ function sameKeys (a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every(k => b.includes(k))
 }
 
+/** Same state file contents (as far as the update rules look at them). */
+function sameState (a: IndexerState | undefined, b: IndexerState | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b
+  return a.version === b.version && equals(a.head, b.head) && sameKeys(a.keys, b.keys) && sameKeys(a.policyKeys, b.policyKeys)
+}
+
 function sameRecord (a: Record<string, string>, b: Record<string, string>): boolean {
   const ka = Object.keys(a).sort()
   const kb = Object.keys(b).sort()
@@ -121,15 +132,22 @@ export class TrustVerifier {
     this.now = options.now ?? Date.now
   }
 
-  /** One update per indexer at a time, so two heads never race for the state file. */
-  private async exclusive<T> (indexer: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(indexer) ?? Promise.resolve()
-    const run = prev.then(fn, fn)
-    const tail = run.catch(() => {})
+  /**
+   * One update per indexer at a time in this verifier, so two heads never race for the state file
+   * (other processes are kept out by the state lock). A call waiting its turn still honours its
+   * own signal: a stuck update ahead of it (a block that never comes) cannot wedge later callers.
+   */
+  private async exclusive<T> (indexer: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    const ahead = this.locks.get(indexer) ?? Promise.resolve()
+    let done!: () => void
+    const mine = new Promise<void>(resolve => { done = resolve })
+    const tail = ahead.then(async () => await mine)
     this.locks.set(indexer, tail)
     try {
-      return await run
+      await raceSignal(ahead, signal).catch((err: unknown) => { throwIfAborted(signal); throw err })
+      return await fn()
     } finally {
+      done()
       if (this.locks.get(indexer) === tail) this.locks.delete(indexer)
     }
   }
@@ -140,7 +158,16 @@ export class TrustVerifier {
    * heads as evidence), DROPPED, BAD_SIGNATURE, ... and leaves the state file untouched.
    */
   async updateIndexer (indexer: string, headBytes: Uint8Array, options: UpdateOptions = {}): Promise<UpdateResult> {
-    return this.exclusive(indexer, async () => this.update(indexer, headBytes, options))
+    return this.exclusive(indexer, options.signal, async () => this.update(indexer, headBytes, options))
+  }
+
+  /**
+   * The stored state as far as it still binds: a state written under other policy keys for the
+   * indexer does not (the administrator's out-of-band reset, as TUF's root rotation): its keys,
+   * its version and its index are set aside and the policy's keys start afresh.
+   */
+  private binding (stored: IndexerState | undefined, ix: IndexerPolicy): IndexerState | undefined {
+    return stored !== undefined && sameKeys(stored.policyKeys, ix.keys) ? stored : undefined
   }
 
   private async update (indexer: string, headBytes: Uint8Array, options: UpdateOptions): Promise<UpdateResult> {
@@ -148,62 +175,96 @@ export class TrustVerifier {
     throwIfAborted(signal)
     const ix = this.policy.indexer(indexer)
     if (ix === undefined) throw trustError(TrustErrorCode.POLICY, `indexer ${indexer} is not followed`, { indexer })
-    const stored = await this.state.read(indexer)
-    // rotations recorded in the state hold only while the policy still names the keys it named then
-    const keys = stored !== undefined && sameKeys(stored.policyKeys, ix.keys) ? stored.keys : ix.keys
+    const onDisk = await this.state.read(indexer)
+    const stored = this.binding(onDisk, ix)
     const head = openIndexHead(headBytes)
-    if (!keys.includes(head.signer)) {
+    if (!(stored?.keys ?? ix.keys).includes(head.signer)) {
       throw trustError(TrustErrorCode.BAD_SIGNATURE, `head signed by ${head.signer}, which is not a key of indexer ${indexer}`, { indexer, signer: head.signer })
     }
     if (head.indexer !== indexer) throw trustError(TrustErrorCode.MISMATCH, `head is for indexer ${head.indexer}, not ${indexer}`, { indexer, got: head.indexer })
     const now = this.now()
     const skew = this.policy.skew
-    if (stored !== undefined) {
-      if (head.version < stored.version) {
-        throw trustError(TrustErrorCode.ROLLBACK, `head version ${head.version} of ${indexer} is older than the accepted ${stored.version}`, { indexer, version: head.version, stored: stored.version })
-      }
-      if (head.version === stored.version) {
-        const storedHead = openIndexHead(stored.head)
-        if (equals(storedHead.payload, head.payload)) {
-          const releases = (await this.view(stored.index, signal)).root.releases
-          return { indexer, version: stored.version, previous: stored.version, changed: false, keys, releases }
-        }
-        const path = await this.state.recordEvidence({ indexer, version: head.version, heads: [stored.head, headBytes], detected: now })
-        log.error('indexer %s equivocated at version %d; evidence in %s', indexer, head.version, path)
-        throw trustError(TrustErrorCode.EQUIVOCATION, `indexer ${indexer} signed two different heads with version ${head.version}`, { indexer, version: head.version, evidence: path })
-      }
-    }
+    // the validity window first: an expired head is a freeze even when it is the one already stored
     if (now + skew < head.issued) throw trustError(TrustErrorCode.EXPIRED, `head of ${indexer} is issued in the future`, { indexer, issued: head.issued, now })
     if (now - skew >= head.expires) throw trustError(TrustErrorCode.FREEZE, `head version ${head.version} of ${indexer} expired`, { indexer, expires: head.expires, now })
 
+    if (await this.judge(indexer, stored, head, headBytes, now) === 'same') return await this.unchanged(indexer, stored as IndexerState, now, signal)
+    const view = await this.verifyIndex(indexer, head, stored?.keys ?? ix.keys, now, options)
+    if (stored !== undefined) await assertNoDrops(await IndexView.load(stored.index, this.getBlock, signal), view, signal)
+    throwIfAborted(signal)
+
+    const lock = await this.state.lock(indexer, signal)
+    try {
+      // another verifier sharing the state directory may have moved on while we verified: every
+      // rule is checked again against the state on disk, under the lock, before anything is written
+      const latestOnDisk = await this.state.read(indexer)
+      const latest = this.binding(latestOnDisk, ix)
+      if (!sameState(latestOnDisk, onDisk)) {
+        if (!(latest?.keys ?? ix.keys).includes(head.signer) || !(latest?.keys ?? ix.keys).includes(view.root.signer)) {
+          throw trustError(TrustErrorCode.BAD_SIGNATURE, `keys of indexer ${indexer} changed during the update`, { indexer, signer: head.signer })
+        }
+        if (await this.judge(indexer, latest, head, headBytes, now) === 'same') return await this.unchanged(indexer, latest as IndexerState, now, signal)
+        if (latest !== undefined) await assertNoDrops(await IndexView.load(latest.index, this.getBlock, signal), view, signal)
+      }
+      throwIfAborted(signal)
+      const lost = lock.lost()
+      if (lost !== undefined) throw trustError(TrustErrorCode.STATE_LOCKED, `lost the state lock of ${indexer} during the update`, { indexer }, lost)
+      const next: IndexerState = { indexer, version: head.version, head: headBytes, index: head.index, keys: head.nextKeys ?? latest?.keys ?? ix.keys, policyKeys: [...ix.keys], updated: now }
+      await this.state.write(next)
+      const result: UpdateResult = { indexer, version: head.version, changed: true, keys: next.keys, releases: view.root.releases }
+      if (latestOnDisk !== undefined) result.previous = latestOnDisk.version
+      if (latestOnDisk !== undefined && latest === undefined) {
+        result.reset = true
+        log.error('policy keys of indexer %s changed: accepted version reset from %d to %d', indexer, latestOnDisk.version, head.version)
+        options.onProgress?.(new CustomProgressEvent('swarmpack:trust:indexer-reset', { indexer, version: latestOnDisk.version }))
+      }
+      log('accepted %s version %d (%d releases)', indexer, head.version, view.root.releases)
+      options.onProgress?.(new CustomProgressEvent('swarmpack:trust:index-accepted', { indexer, version: head.version }))
+      return result
+    } finally {
+      await lock.release()
+    }
+  }
+
+  /**
+   * Places a head against a stored state: 'same' (the very head already accepted), 'newer', or
+   * throws ROLLBACK (older version) or EQUIVOCATION (another head with the same version, recorded
+   * as evidence). A head once signed is final: no other head for its version is ever accepted.
+   */
+  private async judge (indexer: string, stored: IndexerState | undefined, head: VerifiedHead, headBytes: Uint8Array, now: number): Promise<'same' | 'newer'> {
+    if (stored === undefined) return 'newer'
+    if (head.version < stored.version) {
+      throw trustError(TrustErrorCode.ROLLBACK, `head version ${head.version} of ${indexer} is older than the accepted ${stored.version}`, { indexer, version: head.version, stored: stored.version })
+    }
+    if (head.version > stored.version) return 'newer'
+    if (equals(openIndexHead(stored.head).payload, head.payload)) return 'same'
+    const path = await this.state.recordEvidence({ indexer, version: head.version, heads: [stored.head, headBytes], detected: now })
+    log.error('indexer %s equivocated at version %d; evidence in %s', indexer, head.version, path)
+    throw trustError(TrustErrorCode.EQUIVOCATION, `indexer ${indexer} signed two different heads with version ${head.version}`, { indexer, version: head.version, evidence: path })
+  }
+
+  /** The head offered is the one stored: nothing to write, but its index must still be current. */
+  private async unchanged (indexer: string, stored: IndexerState, now: number, signal?: AbortSignal): Promise<UpdateResult> {
+    const root = (await this.view(stored.index, signal)).root
+    if (now - this.policy.skew >= root.expires) throw trustError(TrustErrorCode.FREEZE, `index version ${root.version} of ${indexer} expired`, { indexer, expires: root.expires, now })
+    return { indexer, version: stored.version, previous: stored.version, changed: false, keys: stored.keys, releases: root.releases }
+  }
+
+  /** Loads and checks the index a new head names: signer, indexer and version, expiry, every shard. */
+  private async verifyIndex (indexer: string, head: VerifiedHead, keys: KeyId[], now: number, options: UpdateOptions): Promise<IndexView> {
+    const { signal } = options
     const view = await IndexView.load(head.index, this.getBlock, signal)
     const root = view.root
     if (!keys.includes(root.signer)) throw trustError(TrustErrorCode.BAD_SIGNATURE, `index signed by ${root.signer}, which is not a key of indexer ${indexer}`, { indexer, signer: root.signer })
     if (root.indexer !== indexer || root.version !== head.version) {
       throw trustError(TrustErrorCode.MISMATCH, `index ${root.indexer}@${root.version} does not match head ${indexer}@${head.version}`, { indexer, version: head.version })
     }
-    if (now - skew >= root.expires) throw trustError(TrustErrorCode.FREEZE, `index version ${root.version} of ${indexer} expired`, { indexer, expires: root.expires, now })
+    if (now - this.policy.skew >= root.expires) throw trustError(TrustErrorCode.FREEZE, `index version ${root.version} of ${indexer} expired`, { indexer, expires: root.expires, now })
     let bucket = 0
     for await (const _ of view.verifyAll(signal)) {
       options.onProgress?.(new CustomProgressEvent('swarmpack:trust:index-shard', { indexer, bucket: bucket++, of: root.shards.length }))
     }
-    if (stored !== undefined) {
-      const older = await IndexView.load(stored.index, this.getBlock, signal)
-      await assertNoDrops(older, view, signal)
-    }
-    throwIfAborted(signal)
-    // another process sharing the state directory may have moved on while we verified
-    const latest = await this.state.read(indexer)
-    if (latest !== undefined && latest.version >= head.version && latest.version !== stored?.version) {
-      throw trustError(TrustErrorCode.ROLLBACK, `state of ${indexer} moved to version ${latest.version} during the update`, { indexer, version: head.version, stored: latest.version })
-    }
-    const next: IndexerState = { indexer, version: head.version, head: headBytes, index: head.index, keys: head.nextKeys ?? keys, policyKeys: [...ix.keys], updated: now }
-    await this.state.write(next)
-    log('accepted %s version %d (%d releases)', indexer, head.version, root.releases)
-    options.onProgress?.(new CustomProgressEvent('swarmpack:trust:index-accepted', { indexer, version: head.version }))
-    const result: UpdateResult = { indexer, version: head.version, changed: true, keys: next.keys, releases: root.releases }
-    if (stored !== undefined) result.previous = stored.version
-    return result
+    return view
   }
 
   /**
@@ -231,21 +292,22 @@ export class TrustVerifier {
     for (const ix of this.policy.policy.indexers) {
       throwIfAborted(signal)
       try {
+        const st = await this.state.read(ix.id)
+        const view = st === undefined ? undefined : await this.view(st.index, signal)
+        // revocations count from every index held, whoever published it and whatever else is
+        // wrong with it (equivocation, expiry, a key the policy dropped): a revocation only narrows trust
+        view?.root.revocations.keys.forEach(k => revokedKeys.add(k))
+        view?.root.revocations.certificates.forEach(c => revokedCertificates.add(c))
         if ((await this.state.evidence(ix.id)).length > 0) {
           skipped.push({ indexer: ix.id, code: TrustErrorCode.EQUIVOCATION, reason: 'indexer has equivocated' })
           continue
         }
-        const st = await this.state.read(ix.id)
-        if (st === undefined) { skipped.push({ indexer: ix.id, code: TrustErrorCode.NOT_LISTED, reason: 'no head accepted yet' }); continue }
+        if (st === undefined || view === undefined) { skipped.push({ indexer: ix.id, code: TrustErrorCode.NOT_LISTED, reason: 'no head accepted yet' }); continue }
         const head = openIndexHead(st.head)
         if (!sameKeys(st.policyKeys, ix.keys) && !ix.keys.includes(head.signer)) {
           skipped.push({ indexer: ix.id, code: TrustErrorCode.BAD_SIGNATURE, reason: `stored head is signed by ${head.signer}, which the policy no longer lists` })
           continue
         }
-        const view = await this.view(st.index, signal)
-        // revocations count even from a stale index: a revocation only ever narrows trust
-        view.root.revocations.keys.forEach(k => revokedKeys.add(k))
-        view.root.revocations.certificates.forEach(c => revokedCertificates.add(c))
         if (now - skew >= Math.min(head.expires, view.root.expires)) {
           skipped.push({ indexer: ix.id, code: TrustErrorCode.FREEZE, reason: `newest head (version ${head.version}) expired` })
           continue
@@ -334,9 +396,20 @@ export class TrustVerifier {
     return view
   }
 
+  /**
+   * Every attestation rule whose pattern matches the name must hold on its own (its kinds, its
+   * threshold), so the outcome never depends on the order rules are listed in. Returns every
+   * identity that counted under at least one rule.
+   */
   private countAttestations (name: string, version: string, manifest: CID, list: Uint8Array[], ctx: { now: number, skew: number, revokedKeys: ReadonlySet<KeyId> }): string[] {
-    const rule = this.policy.attestationRuleFor(name)
-    if (rule.threshold === 0) return []
+    const rules = this.policy.attestationRulesFor(name).filter(r => r.threshold > 0)
+    if (rules.length === 0) return []
+    const counted = new Set<string>()
+    for (const rule of rules) this.countForRule(rule, name, version, manifest, list, ctx).forEach(i => counted.add(i))
+    return [...counted].sort()
+  }
+
+  private countForRule (rule: AttestationRule, name: string, version: string, manifest: CID, list: Uint8Array[], ctx: { now: number, skew: number, revokedKeys: ReadonlySet<KeyId> }): string[] {
     if (list.length > MAX_ATTESTATIONS) throw trustError(TrustErrorCode.MALFORMED, `more than ${MAX_ATTESTATIONS} attestations`, { count: list.length })
     const identities = new Set<string>()
     const rejected: Array<{ index: number, reason: string }> = []
@@ -364,8 +437,8 @@ export class TrustVerifier {
       identities.add(identity)
     })
     if (identities.size < rule.threshold) {
-      throw trustError(TrustErrorCode.THRESHOLD, `${identities.size} of the required ${rule.threshold} attester identities vouch for ${name}@${version}`, {
-        name, version, need: rule.threshold, have: identities.size, identities: [...identities], rejected
+      throw trustError(TrustErrorCode.THRESHOLD, `${identities.size} of the required ${rule.threshold} attester identities vouch for ${name}@${version} (rule ${rule.pattern})`, {
+        name, version, rule: rule.pattern, need: rule.threshold, have: identities.size, identities: [...identities], rejected
       })
     }
     return [...identities].sort()

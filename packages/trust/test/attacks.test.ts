@@ -7,8 +7,11 @@ import { after, before, describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import { encodeCborBlock } from '@swarmpack/core'
 import {
-  CompiledPolicy, PayloadType, openAttestation, TrustErrorCode, buildIndex, signIndexHead, issueDelegation, signEnvelope, signRelease, type TrustVerifier
+  CompiledPolicy, PayloadType, openAttestation, TrustErrorCode, TrustVerifier, acceptIndexerKey, buildIndex, signIndexHead, issueDelegation, signEnvelope,
+  signRelease, type AttestationRule, type Revocations
 } from '../src/index.js'
+import { base36 } from 'multiformats/bases/base36'
+import { base58btc } from 'multiformats/bases/base58'
 import { DAY, HOUR, T0, World, cborMapInOrder, id } from './helpers.js'
 import type { CID } from 'multiformats/cid'
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
@@ -39,6 +42,18 @@ async function refused (w: World, fn: () => Promise<unknown>, code: string): Pro
     return true
   })
   assert.equal(await w.snapshot(), before, 'trust state or block store changed')
+}
+
+/** An index of alpha's current listing at `version`, signed by hand (so it may carry what buildIndex refuses). */
+async function handMadeAlpha (s: Setup, version: number, revocations: Revocations): Promise<Uint8Array> {
+  const k = s.w.keys.indexerA
+  const issued = s.w.t
+  const expires = s.w.t + DAY
+  const built = await buildIndex(k, { indexer: 'alpha', version, issued, expires, entries: new Map(s.w.listings.get('alpha')) })
+  for (const b of built.shards) await s.w.put(b)
+  const index = await signEnvelope(k, PayloadType.INDEX, { indexer: 'alpha', version, issued, expires, releases: 1, shards: built.shards.map(b => b.cid), revocations })
+  await s.w.put(index)
+  return (await signEnvelope(k, PayloadType.INDEX_HEAD, { indexer: 'alpha', version, index: index.cid, issued, expires })).bytes
 }
 
 /** Lists `rel` in both indexers at their next versions. */
@@ -435,5 +450,98 @@ describe('trust attack suite', () => {
     const v = s.w.verifier({ indexers: [{ id: 'alpha', keys: [id(s.w.keys.indexerA), id(s.w.keys.indexerB)] }], indexerThreshold: 1 })
     // even when a key is (mis)configured for both, the head names the indexer it was signed for
     await refused(s.w, async () => v.updateIndexer('alpha', betaHead.head.bytes), TrustErrorCode.MISMATCH)
+  })
+
+  // --- issue #10 --------------------------------------------------------------------------
+  it('48 freeze: the accepted head offered again after it expired is a freeze, not "up to date"', async () => {
+    const s = await fresh()
+    const head = await s.w.publishIndex('alpha', [], { expires: s.w.t + HOUR })
+    await s.v.updateIndexer('alpha', head.head.bytes)
+    s.w.t += 2 * HOUR
+    await refused(s.w, async () => s.v.updateIndexer('alpha', head.head.bytes), TrustErrorCode.FREEZE)
+  })
+
+  it('49 a certificate revocation spelled in another multibase is refused, not ignored', async () => {
+    const s = await fresh()
+    const [teamCert] = await s.w.chain()
+    const cert = encodeCborBlock(dagCbor.decode(teamCert)).cid
+    for (const [i, spelled] of [cert.toString(base58btc), cert.toString(base36), cert.toV1().toString().toUpperCase()].entries()) {
+      const head = await handMadeAlpha(s, 2 + i, { keys: [], certificates: [spelled] })
+      await refused(s.w, async () => s.v.updateIndexer('alpha', head), TrustErrorCode.MALFORMED)
+    }
+    await assert.rejects(buildIndex(s.w.keys.indexerA, { indexer: 'alpha', version: 9, issued: s.w.t, expires: s.w.t + DAY, entries: new Map(), revocations: { certificates: [cert.toString(base58btc)] } }), { code: TrustErrorCode.MALFORMED })
+    // the one canonical spelling (base32 CIDv1, as certificate ids are written) revokes
+    await s.v.updateIndexer('alpha', await handMadeAlpha(s, 5, { keys: [], certificates: [cert.toString()] }))
+    await refused(s.w, async () => s.v.checkInstallable(NAME, VERSION, s.manifest, { attestations: s.atts }), TrustErrorCode.REVOKED)
+  })
+
+  it('50 a revocation counts even when the indexer that published it has equivocated', async () => {
+    const s = await fresh()
+    const revoking = await s.w.publishIndex('alpha', [], { version: 2, revocations: { keys: [id(s.w.keys.publisher)] } })
+    await s.v.updateIndexer('alpha', revoking.head.bytes)
+    const other = await s.w.publishIndex('alpha', [['@acme/extra', VERSION, { removed: 'never shipped' }]], { version: 2 })
+    await assert.rejects(s.v.updateIndexer('alpha', other.head.bytes), { code: TrustErrorCode.EQUIVOCATION })
+    // beta alone would be enough, but alpha's revocation of the publisher still holds
+    const v = s.w.verifier({ indexerThreshold: 1 })
+    await refused(s.w, async () => v.checkInstallable(NAME, VERSION, s.manifest, { attestations: s.atts }), TrustErrorCode.REVOKED)
+  })
+
+  it('51 two verifiers on one state directory: the drop check runs against the state on disk', async () => {
+    const s = await fresh()
+    const rel = await s.w.release({ name: '@acme/kept', version: VERSION })
+    const v2 = await s.w.publishIndex('alpha', [['@acme/kept', VERSION, World.slot(rel)]])
+    const v3 = await s.w.publishIndex('alpha', [['@acme/kept', VERSION, undefined], ['@acme/other', VERSION, { removed: 'test' }]])
+    // B reads the state (version 1) and then waits for its first block until A has accepted version 2
+    let open!: () => void
+    const gate = new Promise<void>(resolve => { open = resolve })
+    let entered!: () => void
+    const waiting = new Promise<void>(resolve => { entered = resolve })
+    const b = new TrustVerifier({ policy: s.w.policy(), stateDir: s.w.stateDir, getBlock: async (cid) => { entered(); await gate; return await s.w.getBlock(cid) }, now: s.w.now })
+    const pending = b.updateIndexer('alpha', v3.head.bytes)
+    await waiting
+    await s.v.updateIndexer('alpha', v2.head.bytes)
+    open()
+    await assert.rejects(pending, { code: TrustErrorCode.DROPPED })
+    assert.equal((await s.v.state.read('alpha'))?.version, 2)
+  })
+
+  it('52 a key hand-over that the new key did not co-sign', async () => {
+    const s = await fresh()
+    const k = s.w.keys
+    const built = await s.w.publishIndex('alpha', [], { version: 2 })
+    const head = { indexer: 'alpha', version: 2, index: built.index.cid, issued: s.w.t, expires: s.w.t + DAY, nextKeys: [id(k.stranger)] }
+    // signed by alpha's current key only, handing over to a key nobody showed they hold
+    const bare = await signEnvelope(k.indexerA, PayloadType.INDEX_HEAD, head)
+    await refused(s.w, async () => s.v.updateIndexer('alpha', bare.bytes), TrustErrorCode.BAD_SIGNATURE)
+    // a co-signature by another key than the one named, or for another version, does not count
+    const byOther = await acceptIndexerKey(k.carol, { indexer: 'alpha', version: 2 })
+    const otherVersion = await acceptIndexerKey(k.stranger, { indexer: 'alpha', version: 1 })
+    const otherIndexer = await acceptIndexerKey(k.stranger, { indexer: 'beta', version: 2 })
+    for (const proof of [byOther, otherVersion, otherIndexer]) {
+      const forged = await signEnvelope(k.indexerA, PayloadType.INDEX_HEAD, { ...head, nextKeyProofs: [proof.bytes] })
+      await refused(s.w, async () => s.v.updateIndexer('alpha', forged.bytes), TrustErrorCode.BAD_SIGNATURE)
+    }
+    // every named key must co-sign: two keys, one proof
+    const two = await acceptIndexerKey(k.stranger, { indexer: 'alpha', version: 2 })
+    const half = await signEnvelope(k.indexerA, PayloadType.INDEX_HEAD, { ...head, nextKeys: [id(k.stranger), id(k.indexerA2)], nextKeyProofs: [two.bytes] })
+    await refused(s.w, async () => s.v.updateIndexer('alpha', half.bytes), TrustErrorCode.BAD_SIGNATURE)
+  })
+
+  it('53 attestation rules do not depend on their order: every matching rule must hold', async () => {
+    const rebuilt = base.atts[0] // alice, rebuilt
+    const mirror = await base.w.attest(base.w.keys.bob, NAME, VERSION, base.manifest, 'mirror-matched')
+    const strict: AttestationRule = { pattern: '@acme/*', threshold: 2, kinds: ['rebuilt'] }
+    const loose: AttestationRule = { pattern: '@acme/web', threshold: 2 }
+    const orders = [[strict, loose], [loose, strict]]
+    for (const rules of orders) {
+      const v = base.w.verifier({ attestations: rules })
+      await refused(base.w, async () => v.checkInstallable(NAME, VERSION, base.manifest, { attestations: [rebuilt, mirror] }), TrustErrorCode.THRESHOLD)
+    }
+    // a second rebuilt attestation satisfies both rules, in either order; every counted identity is reported
+    const carol = await base.w.attest(base.w.keys.carol, NAME, VERSION, base.manifest)
+    for (const rules of orders) {
+      const v = base.w.verifier({ attestations: rules })
+      assert.deepEqual((await v.checkInstallable(NAME, VERSION, base.manifest, { attestations: [rebuilt, mirror, carol] })).attesters, ['alice', 'bob', 'carol'])
+    }
   })
 })

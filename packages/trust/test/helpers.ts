@@ -10,7 +10,7 @@ import { join, relative } from 'node:path'
 import { CoreErrorCode, SwarmpackError, encodeCborBlock, mirrorBlockPath, rawCid, type Block } from '@swarmpack/core'
 import type { CID } from 'multiformats/cid'
 import {
-  buildIndex, generateSigningKey, issueDelegation, keyIdOf, signAttestation, signRelease, TrustVerifier,
+  acceptIndexerKey, buildIndex, generateSigningKey, issueDelegation, keyIdOf, signAttestation, signRelease, TrustVerifier,
   type BuiltIndex, type Ed25519PrivateKey, type IndexSlot, type Release, type TrustPolicy, type SignedObject, type Revocations
 } from '../src/index.js'
 
@@ -145,6 +145,8 @@ export class World {
   /** Publishes the next index version of `indexer` with `changes` applied; stores its blocks; returns the head. */
   async publishIndex (indexer: 'alpha' | 'beta', changes: Array<[string, string, IndexSlot | undefined]>, opts: {
     key?: Ed25519PrivateKey, version?: number, expires?: number, revocations?: Partial<Revocations>, nextKeys?: string[], shards?: number
+    /** Holders of the next keys, who co-sign the hand-over (defaults to every next key the world owns). */
+    nextKeyHolders?: Ed25519PrivateKey[]
   } = {}): Promise<BuiltIndex> {
     const entries = new Map([...(this.listings.get(indexer) ?? new Map<string, Map<string, IndexSlot>>())].map(([n, v]) => [n, new Map(v)]))
     for (const [name, version, slot] of changes) {
@@ -154,8 +156,13 @@ export class World {
     }
     const version = opts.version ?? (this.versions.get(indexer) ?? 0) + 1
     const key = opts.key ?? (indexer === 'alpha' ? this.keys.indexerA : this.keys.indexerB)
+    let nextKeyProofs: Uint8Array[] | undefined
+    if (opts.nextKeys !== undefined) {
+      const holders = opts.nextKeyHolders ?? Object.values(this.keys).filter(k => opts.nextKeys?.includes(keyIdOf(k)))
+      nextKeyProofs = await Promise.all(holders.map(async k => (await acceptIndexerKey(k, { indexer, version })).bytes))
+    }
     const built = await buildIndex(key, {
-      indexer, version, issued: this.t, expires: opts.expires ?? this.t + 7 * DAY, entries, revocations: opts.revocations, nextKeys: opts.nextKeys, shards: opts.shards
+      indexer, version, issued: this.t, expires: opts.expires ?? this.t + 7 * DAY, entries, revocations: opts.revocations, nextKeys: opts.nextKeys, nextKeyProofs, shards: opts.shards
     })
     for (const b of built.blocks) await this.put(b)
     this.listings.set(indexer, entries)

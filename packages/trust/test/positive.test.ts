@@ -2,11 +2,14 @@
 import assert from 'node:assert/strict'
 import { chmod, mkdtemp, readFile, rm, stat, readdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import { after, describe, it } from 'node:test'
 import {
   IndexView, TrustErrorCode, TrustVerifier, generateSigningKey, issueDelegation, keyIdOf, loadKeyFile, openIndexHead,
-  saveKeyFile, signEnvelope, PayloadType, openEnvelope, type IndexSlot
+  saveKeyFile, signIndexHead, signEnvelope, PayloadType, openEnvelope, type IndexSlot
 } from '../src/index.js'
 import { DAY, HOUR, T0, World, id } from './helpers.js'
 
@@ -198,7 +201,7 @@ describe('trust: positive paths', () => {
     await v.updateIndexer('alpha', (await w.publishIndex('alpha', [[NAME, VERSION, World.slot(rel)]])).head.bytes)
     // a thief holding the alpha key rotates to a key of their own
     const thief = w.keys.stranger
-    await v.updateIndexer('alpha', (await w.publishIndex('alpha', [], { nextKeys: [id(thief)] })).head.bytes)
+    await v.updateIndexer('alpha', (await w.publishIndex('alpha', [], { nextKeys: [id(thief)], nextKeyHolders: [thief] })).head.bytes)
     assert.deepEqual((await v.state.read('alpha'))?.keys, [id(thief)])
     // the administrator replaces the indexer's key in the local policy
     const reset = w.verifier({ indexerThreshold: 1, attestations: [], indexers: [{ id: 'alpha', keys: [id(w.keys.indexerA2)] }, { id: 'beta', keys: [id(w.keys.indexerB)] }] })
@@ -232,5 +235,99 @@ describe('trust: positive paths', () => {
     }
     const dropped = await w.publishIndex('alpha', [['pkg-7', '1.0.0', undefined]], { shards: 8 })
     await assert.rejects(v.updateIndexer('alpha', dropped.head.bytes), { code: TrustErrorCode.DROPPED })
+  })
+
+  it('issue 10: a same-version head with a later expiry is equivocation; a refresh is a new version with the same shards', async () => {
+    const w = await world()
+    const v = w.verifier({ indexerThreshold: 1, attestations: [] })
+    const rel = await w.release({ name: NAME, version: VERSION })
+    const first = await w.publishIndex('alpha', [[NAME, VERSION, World.slot(rel)]], { expires: w.t + DAY })
+    await v.updateIndexer('alpha', first.head.bytes)
+    // re-signing version 1 with a later expiry: a second head for one version
+    w.t += HOUR
+    const resigned = await signIndexHead(w.keys.indexerA, { indexer: 'alpha', version: 1, index: first.index.cid, issued: w.t, expires: w.t + 2 * DAY })
+    await assert.rejects(v.updateIndexer('alpha', resigned.bytes), { code: TrustErrorCode.EQUIVOCATION })
+    await rm(join(w.stateDir, 'evidence'), { recursive: true }) // the administrator clears the evidence
+    // the documented refresh: the next version with the same entries keeps every shard's CID
+    const refreshed = await w.publishIndex('alpha', [], { expires: w.t + 2 * DAY })
+    assert.deepEqual(refreshed.shards.map(b => b.cid.toString()), first.shards.map(b => b.cid.toString()))
+    assert.equal((await v.updateIndexer('alpha', refreshed.head.bytes)).version, 2)
+    w.t += DAY
+    assert.deepEqual((await v.checkInstallable(NAME, VERSION, rel.manifest)).indexers, ['alpha'])
+  })
+
+  it('issue 10: a stuck block fetch does not wedge the indexer; a later update with a short signal gives up', async () => {
+    const w = await world()
+    const built = await w.publishIndex('alpha', [])
+    let unstick!: (err: Error) => void
+    const stuck = new Promise<never>((resolve, reject) => { unstick = reject })
+    const v = new TrustVerifier({ policy: w.policy(), stateDir: w.stateDir, getBlock: async () => await stuck, now: w.now })
+    const first = v.updateIndexer('alpha', built.head.bytes)
+    const second = v.updateIndexer('alpha', built.head.bytes, { signal: AbortSignal.timeout(200) })
+    let timer: NodeJS.Timeout | undefined
+    const outcome = await Promise.race([
+      second.then(() => 'resolved', (err: { code?: string }) => String(err.code)),
+      new Promise<string>(resolve => { timer = setTimeout(() => resolve('still pending after 10 s'), 10_000) })
+    ])
+    clearTimeout(timer)
+    assert.equal(outcome, 'ERR_ABORTED')
+    unstick(new Error('offline'))
+    await assert.rejects(first, { code: TrustErrorCode.MISSING_BLOCK })
+    assert.equal(await v.state.read('alpha'), undefined)
+  })
+
+  it('issue 10: recovery from a fast-forward: a key changed in the policy resets the accepted version', async () => {
+    const w = await world()
+    const v = w.verifier({ indexerThreshold: 1, attestations: [] })
+    const rel = await w.release({ name: NAME, version: VERSION })
+    await v.updateIndexer('alpha', (await w.publishIndex('alpha', [[NAME, VERSION, World.slot(rel)]])).head.bytes)
+    const honestListing = new Map(w.listings.get('alpha'))
+    // a thief holding the leaked key pushes the version to the maximum (listing a package of its own)
+    const evil = await w.release({ name: '@acme/evil', version: VERSION })
+    const ff = await w.publishIndex('alpha', [['@acme/evil', VERSION, World.slot(evil)]], { version: Number.MAX_SAFE_INTEGER })
+    await v.updateIndexer('alpha', ff.head.bytes)
+    w.listings.set('alpha', honestListing)
+    // the administrator replaces the key in the policy; the honest indexer goes on at version 3 with the new key
+    const patch = { indexerThreshold: 1, attestations: [], indexers: [{ id: 'alpha', keys: [id(w.keys.indexerA2)] }, { id: 'beta', keys: [id(w.keys.indexerB)] }] }
+    const reset = w.verifier(patch)
+    const honest = await w.publishIndex('alpha', [], { key: w.keys.indexerA2, version: 3 })
+    const events: Array<{ type: string, detail: unknown }> = []
+    const r = await reset.updateIndexer('alpha', honest.head.bytes, { onProgress: (e) => events.push(e) })
+    assert.equal(r.version, 3)
+    assert.equal(r.reset, true)
+    assert.equal(r.previous, Number.MAX_SAFE_INTEGER)
+    assert.deepEqual(events.find(e => e.type === 'swarmpack:trust:indexer-reset')?.detail, { indexer: 'alpha', version: Number.MAX_SAFE_INTEGER })
+    assert.equal((await reset.state.read('alpha'))?.version, 3)
+    assert.deepEqual((await reset.checkInstallable(NAME, VERSION, rel.manifest)).indexers, ['alpha'])
+    // from here on the new version is protected as usual
+    const older = await w.publishIndex('alpha', [], { key: w.keys.indexerA2, version: 2 })
+    await assert.rejects(reset.updateIndexer('alpha', older.head.bytes), { code: TrustErrorCode.ROLLBACK })
+    assert.equal((await reset.updateIndexer('alpha', honest.head.bytes)).reset, undefined)
+  })
+
+  it('issue 10: another process holding the state lock keeps an update from writing until it lets go', async () => {
+    const w = await world()
+    const v = w.verifier()
+    await v.updateIndexer('alpha', (await w.publishIndex('alpha', [])).head.bytes)
+    const next = await w.publishIndex('alpha', [])
+    // a real second process takes the lock of alpha's state the way a verifier does
+    const child = spawn(process.execPath, ['-e', `
+      const lockfile = require('proper-lockfile')
+      lockfile.lock(process.argv[1], { realpath: false, stale: 20000 }).then(release => {
+        process.stdout.write('locked\\n')
+        process.stdin.once('data', () => release().then(() => process.stdout.write('released\\n')))
+      })`, join(w.stateDir, 'alpha.state')], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['pipe', 'pipe', 'inherit'] })
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+    try {
+      assert.equal((await lines.next()).value, 'locked')
+      // verification needs a few milliseconds; the rest of the 3 s is spent waiting for the lock
+      await assert.rejects(v.updateIndexer('alpha', next.head.bytes, { signal: AbortSignal.timeout(3000) }), { code: 'ERR_ABORTED' })
+      assert.equal((await v.state.read('alpha'))?.version, 1)
+      child.stdin.write('go\n')
+      assert.equal((await lines.next()).value, 'released')
+      assert.equal((await v.updateIndexer('alpha', next.head.bytes)).version, 2)
+    } finally {
+      child.kill()
+    }
   })
 })

@@ -244,6 +244,10 @@ export async function loadManifestPacked<L extends PackedChunkRefs> (root: CID, 
 
 interface ChunkTotals { count: number, sum: number }
 
+function sizeMismatch (why: string, path: string): SwarmpackError {
+  return new SwarmpackError(CoreErrorCode.SIZE_MISMATCH, why, { details: { path } })
+}
+
 async function loadManifestInto<L extends PackedChunkRefs> (root: CID, source: BlockGetter, options: DecodeManifestOptions, newList: (() => L) | undefined): Promise<LoadedPackedManifest<L>> {
   const budget = { bytes: 0 }
   const pageCids: CID[] = []
@@ -251,6 +255,8 @@ async function loadManifestInto<L extends PackedChunkRefs> (root: CID, source: B
   const lists = new Map<FileEntry, L>()
   const totals = new Map<FileEntry, ChunkTotals>()
   const entries: ManifestEntry[] = []
+  /** The root's totalSize and the running sum of the file sizes declared so far. */
+  const declared = { total: 0, sum: 0 }
 
   /** Decodes one wire entry; a file's chunk lists are fetched (and packed) right here. */
   const decodeEntry = async (w: unknown): Promise<void> => {
@@ -269,20 +275,23 @@ async function loadManifestInto<L extends PackedChunkRefs> (root: CID, source: B
       return
     }
     checkKeys(w, FILE_KEYS, `entry ${path}`)
+    // The declared sizes bound the work: every chunk holds at least one byte, so a running sum
+    // past the file's size (or files past the manifest's totalSize) stops expansion at once,
+    // before the next chunk list is fetched.
+    const size = checkInt(w.size, `size of ${path}`, 0, MANIFEST_LIMITS.maxTotalSize)
+    declared.sum += size
+    if (declared.sum > declared.total) throw sizeMismatch(`files hold more than the declared totalSize ${declared.total} (at ${path})`, path)
     const chunks: ChunkRef[] = []
-    const entry: FileEntry = { type: 'file', path, mode: w.mode as number, size: w.size as number, chunks }
+    const entry: FileEntry = { type: 'file', path, mode: w.mode as number, size, chunks }
     const list = newList?.()
     const total: ChunkTotals = { count: 0, sum: 0 }
     const take = (refs: unknown[]): void => {
-      if (list === undefined) {
-        for (const c of refs) chunks.push(c as ChunkRef)
-        return
-      }
-      // Checked here (validateManifest sees only the totals): the refs are not kept.
       for (const c of refs) {
-        const size = checkChunkRef(c, path)
-        list.add((c as ChunkRef)[0], size)
-        total.sum += size
+        const chunkSize = checkChunkRef(c, path)
+        total.sum += chunkSize
+        if (total.sum > size) throw sizeMismatch(`file ${path} declares ${size} bytes but its chunks hold more`, path)
+        if (list === undefined) chunks.push(c as ChunkRef)
+        else list.add((c as ChunkRef)[0], chunkSize)
       }
       total.count += refs.length
     }
@@ -290,14 +299,15 @@ async function loadManifestInto<L extends PackedChunkRefs> (root: CID, source: B
       if (!Array.isArray(w.chunks) || w.chunks.length > INLINE_CHUNKS) throw invalidManifest(`file ${path}: bad inline chunk list`)
       take(w.chunks)
     } else if (w.chunkLists !== undefined && w.chunks === undefined) {
-      let n = 0
-      for (const cid of checkCidList(w.chunkLists, `chunkLists of ${path}`, MANIFEST_LIMITS.maxChunkPagesPerFile)) {
+      const cids = checkCidList(w.chunkLists, `chunkLists of ${path}`, MANIFEST_LIMITS.maxChunkPagesPerFile)
+      for (const cid of cids) {
+        // a list holds at least one chunk of at least one byte: a full file takes no more lists
+        if (total.sum >= size) throw sizeMismatch(`file ${path} names more chunk lists than its ${size} bytes need`, path)
         const l = await fetchStructured(cid, source, options.signal, budget)
         listCids.push(cid)
         checkKeys(l, ['format', 'chunks'], 'chunk list')
-        if (l.format !== CHUNK_LIST_FORMAT || !Array.isArray(l.chunks) || l.chunks.length > CHUNKS_PER_PAGE) throw invalidManifest(`file ${path}: malformed chunk list`)
-        n += l.chunks.length
-        if (n > MANIFEST_LIMITS.maxChunksPerFile) throw invalidManifest(`file ${path} has too many chunks`)
+        if (l.format !== CHUNK_LIST_FORMAT || !Array.isArray(l.chunks) || l.chunks.length === 0 || l.chunks.length > CHUNKS_PER_PAGE) throw invalidManifest(`file ${path}: malformed chunk list`)
+        if (total.count + l.chunks.length > MANIFEST_LIMITS.maxChunksPerFile) throw invalidManifest(`file ${path} has too many chunks`)
         take(l.chunks)
       }
     } else {
@@ -313,6 +323,7 @@ async function loadManifestInto<L extends PackedChunkRefs> (root: CID, source: B
   const r = await fetchStructured(root, source, options.signal, budget)
   checkKeys(r, ROOT_KEYS, 'manifest')
   if (r.format !== MANIFEST_FORMAT) throw invalidManifest(`not a swarmpack manifest (format ${JSON.stringify(String(r.format).slice(0, 64))})`)
+  declared.total = checkInt(r.totalSize, 'totalSize', 0, MANIFEST_LIMITS.maxTotalSize)
   const entryCount = checkInt(r.entryCount, 'entryCount', 0, MANIFEST_LIMITS.maxEntries)
   let seen = 0
   if (r.entries !== undefined && r.pages !== undefined) throw invalidManifest('both entries and pages')

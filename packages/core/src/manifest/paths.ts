@@ -3,10 +3,12 @@
  * segments separated by single `/`, no empty, `.` or `..` segment, no leading or trailing `/`, no
  * backslash, no NUL or other control character. Because every path has exactly one spelling,
  * tricks like `a/./b`, `a//b`, `a/b/` or `a\b` are refused rather than normalised. Two paths that
- * are equal after Unicode NFC normalisation and case folding are duplicates too (they would land
- * on the same file on macOS or Windows). Symlink targets must be relative and stay inside the root.
+ * are equal after canonical decomposition and full Unicode case folding are duplicates too (they
+ * would land on the same file on macOS or Windows), and so are a symlink and a path that runs
+ * through it under another spelling. Symlink targets must be relative and stay inside the root.
  */
 import { posix } from 'node:path'
+import { caseFold } from 'unicode-case-folding'
 import { CoreErrorCode, SwarmpackError } from '../errors.js'
 import { MANIFEST_LIMITS } from './limits.js'
 import type { ManifestEntry } from './types.js'
@@ -70,9 +72,15 @@ function checkLinkChain (path: string, target: string, kinds: Map<string, Manife
   }
 }
 
-/** The key under which two paths collide on a case-insensitive or normalising file system. */
+/**
+ * The key under which two paths collide on a case-insensitive or normalising file system: Unicode
+ * canonical caseless matching (NFD, full case folding from CaseFolding.txt, NFD again), so `ſ`
+ * meets `s`, `ß` meets `ss` and `K` (Kelvin) meets `k`; `toLowerCase` folds none of the first two.
+ * Upper-casing first also joins dotless `ı` with `i`, as NTFS's upper-case table does. The key
+ * may join more names than a given file system would: that only refuses more.
+ */
 export function collisionKey (path: string): string {
-  return path.normalize('NFC').toLowerCase()
+  return caseFold(path.normalize('NFD').toUpperCase()).normalize('NFD')
 }
 
 /**

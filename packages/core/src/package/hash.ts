@@ -1,27 +1,20 @@
 /**
- * Chunk hashing for pack. A chunk is hashed inline with node:crypto's one-shot `hash()` (Node
- * >= 20.12; createHash on older): at 16 KiB chunks, WebCrypto's thread-pool digest cost twice the
- * CPU per chunk (a copy of the input, a promise and a job each), which loses on a busy machine.
+ * Chunk hashing for pack. A chunk is hashed inline with core's `sha256Of` (node:crypto's one-shot
+ * `hash()`): at 16 KiB chunks, WebCrypto's thread-pool digest cost twice the CPU per chunk (a copy
+ * of the input, a promise and a job each), which loses on a busy machine. `sha256Of` remembers the
+ * digest, so the store's put trusts it instead of hashing the chunk again.
  */
-import * as nodeCrypto from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import { Digest, create as createDigest } from 'multiformats/hashes/digest'
-import { MAX_BLOCK_SIZE, RAW_CODEC, SHA2_256_CODE } from '../block.js'
+import { MAX_BLOCK_SIZE, RAW_CODEC, SHA2_256_CODE, sha256Of } from '../block.js'
 import { CoreErrorCode, SwarmpackError } from '../errors.js'
-
-type OneShot = (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer
-const oneShot = (nodeCrypto as unknown as { hash?: OneShot }).hash
-
-function sha256 (bytes: Uint8Array): Uint8Array {
-  return oneShot !== undefined ? oneShot('sha256', bytes, 'buffer') : nodeCrypto.createHash('sha256').update(bytes).digest()
-}
 
 /** CID of a raw chunk (CIDv1, raw codec, sha2-256). */
 export function chunkCid (bytes: Uint8Array): CID {
   if (bytes.byteLength > MAX_BLOCK_SIZE) {
     throw new SwarmpackError(CoreErrorCode.BLOCK_TOO_LARGE, `block of ${bytes.byteLength} bytes exceeds ${MAX_BLOCK_SIZE}`)
   }
-  return CID.createV1(RAW_CODEC, createDigest(SHA2_256_CODE, sha256(bytes)))
+  return CID.createV1(RAW_CODEC, createDigest(SHA2_256_CODE, sha256Of(bytes)))
 }
 
 /** Bytes of a raw sha2-256 CIDv1: version, codec, hash code, digest length, then the digest. */

@@ -18,10 +18,8 @@ import { createManifest, encodeManifest } from '../manifest/codec.js'
 import { unsafePath, validateEntryPath, validateLinkTarget } from '../manifest/paths.js'
 import type { Manifest, ManifestEntry, PackageMetadata } from '../manifest/types.js'
 import { validatePackageName, validateVersion } from '../names.js'
-import { PUT_HASHED } from '../store/fs-blockstore.js'
 import { ChunkList, chunkCid } from './hash.js'
 
-type PutHashed = (cid: CID, bytes: Uint8Array, options: { signal?: AbortSignal }) => Promise<CID>
 
 const log = logger('swarmpack:pack')
 
@@ -41,9 +39,9 @@ export interface PackOptions extends ProgressOptions<PackProgressEvents> {
   /** Chunker parameters; the default is what every node uses (changing it loses dedup). */
   chunker?: ChunkerParams
   /**
-   * Block writes to the blockstore in flight at once (default 32). On disk each block is a file
-   * (create, write, sync, rename): those calls wait on the disk, not the CPU, and many in flight
-   * let the file system batch them (a file cost ~700 µs alone, ~230 µs with 8 in parallel here).
+   * Block writes to the blockstore in flight at once (default 512, ~8 MiB of 16 KiB chunks). A
+   * durable store syncs once per batch of the writes waiting, so the more in flight, the fewer
+   * syncs per byte (FsBlockstore on this machine: ~35 MiB/s with 32 in flight, ~175 with 512).
    */
   window?: number
 }
@@ -107,9 +105,7 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
   validateVersion(metadata.version)
   const { blockstore, signal, onProgress } = options
   const params = options.chunker ?? DEFAULT_CHUNKER
-  const window = options.window ?? 32
-  // FsBlockstore: skip its re-hash, the CID was computed from these bytes here (see PUT_HASHED).
-  const putHashed = (blockstore as { [PUT_HASHED]?: PutHashed })[PUT_HASHED]
+  const window = options.window ?? 512
   const top = await lstat(dir)
   if (!top.isDirectory()) throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `${dir} is not a directory`)
 
@@ -133,7 +129,8 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
       distinct.add(Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64'))
       bytesDone += chunk.length
       onProgress?.(new CustomProgressEvent('swarmpack:pack:chunk', { path, cid, size: chunk.length, bytesDone }))
-      const put = putHashed !== undefined ? putHashed.call(blockstore, cid, chunk, { signal }) : blockstore.put(cid, chunk, { signal })
+      // FsBlockstore does not hash the chunk again: chunkCid's digest is remembered (sha256Of)
+      const put = blockstore.put(cid, chunk, { signal })
       if (!isPromise(put)) return undefined
       const pending = Promise.resolve(put)
       pending.catch(() => {}) // awaited below, in order; never an unhandled rejection meanwhile

@@ -9,6 +9,10 @@ export const StoreErrorCode = {
   STORE_CLOSED: 'ERR_STORE_CLOSED',
   /** Another live process (or another open instance in this process) holds the store's lock. */
   STORE_LOCKED: 'ERR_STORE_LOCKED',
+  /** The directory holds a store in a layout this version does not read (see the core README). */
+  STORE_FORMAT: 'ERR_STORE_FORMAT',
+  /** The database file is damaged (its header is not LMDB's); the store is a cache: delete it. */
+  STORE_CORRUPT: 'ERR_STORE_CORRUPT',
   /** A file system operation on the store or a mirror failed (disk full, permissions, ...). */
   STORE_IO: 'ERR_STORE_IO',
   /** The pins file cannot be read back; refusing to continue rather than forgetting pins. */

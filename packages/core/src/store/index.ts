@@ -1,6 +1,6 @@
 export { FsBlockstore } from './fs-blockstore.js'
 export type {
-  FsBlockstoreInit, FsBlockstoreEvents, BlockEventDetail, StoreStats, GetBytesOptions, CorruptBlock,
+  FsBlockstoreInit, FsBlockstoreEvents, DiskUsage, BlockEventDetail, StoreStats, GetBytesOptions, CorruptBlock,
   StoreProgressEvents, VerifyOptions, VerifyReport, GcOptions, GcReport
 } from './fs-blockstore.js'
 export { StoreErrorCode, BlockNotFoundError } from './errors.js'

@@ -15,6 +15,8 @@ export const BLOCKS_DIR = 'blocks'
 
 /** Store key (= file name) of a CID. */
 export function blockKey (cid: CID): string {
+  // a raw CIDv1 is its own key, and caches its string: no new CID per lookup on the hot paths
+  if (cid.version === 1 && cid.code === RAW_CODEC) return cid.toString()
   return CID.createV1(RAW_CODEC, cid.multihash).toString()
 }
 

@@ -22,6 +22,9 @@ import { CID } from 'multiformats/cid'
 
 const log = logger('swarmpack:bitswap')
 
+/** Received bytes being stored at once before more messages are read (see onMessage). */
+const MAX_STORING_BYTES = 32 * 1024 * 1024
+
 export interface BitswapInit {
   libp2p: Libp2p
   /** Where served blocks come from and fetched blocks go (interface-blockstore v7). */
@@ -95,6 +98,9 @@ export class Bitswap {
   private readonly asked = new Map<string, Map<string, Asked>>()
   /** Blocks being verified/stored right now, so a second copy is not stored twice. */
   private readonly receiving = new Set<string>()
+  /** Bytes of verified blocks being written to the blockstore (see onMessage). */
+  private storingBytes = 0
+  private readonly storeWaiters: Array<() => void> = []
   private readonly outgoing = new Map<string, OutgoingWants>()
   private readonly unsolicited = new Map<string, number>()
   private readonly violations = new Map<string, number>()
@@ -294,7 +300,22 @@ export class Bitswap {
       if (this.banList.isBanned(peer)) break
       if (good !== undefined) accepted.push(good)
     }
-    if (accepted.length > 0) await this.storeAndDeliver(peerKey, accepted)
+    if (accepted.length > 0) {
+      // Stored in the background, so the peer's next message is checked while these are written:
+      // a durable store commits in batches, and one message at a time would cost one sync per
+      // message. Bounded: past MAX_STORING_BYTES the message queue waits (and with it the stream).
+      const size = accepted.reduce((n, a) => n + a.data.byteLength, 0)
+      while (this.storingBytes > 0 && this.storingBytes + size > MAX_STORING_BYTES) {
+        await new Promise<void>(resolve => { this.storeWaiters.push(resolve) })
+      }
+      this.storingBytes += size
+      void this.storeAndDeliver(peerKey, accepted)
+        .catch((err: unknown) => { log.error('delivering blocks from %s failed: %e', peerKey, err) })
+        .finally(() => {
+          this.storingBytes -= size
+          for (const wake of this.storeWaiters.splice(0)) wake()
+        })
+    }
     if (this.banList.isBanned(peer)) return
     for (const presence of message.blockPresences) {
       const cid = decodeCid(presence.cid)

@@ -145,8 +145,9 @@ export class BitswapNetwork {
     const current = out.stream
     if (current !== undefined && current.status === 'open' && current.writeStatus === 'writable') return current
     out.stream = undefined
-    // optimistic protocol select: the protocol name travels with the first message (saves a round trip)
-    const stream = await this.libp2p.dialProtocol(peer, BITSWAP_PROTOCOL, { signal: options.signal, negotiateFully: false })
+    // libp2p 3 negotiates every new stream in full (one round trip; its `negotiateFully: false`
+    // is not implemented), so this stream is kept and reused for every message to the peer
+    const stream = await this.libp2p.dialProtocol(peer, BITSWAP_PROTOCOL, { signal: options.signal })
     // one-way: we never read what comes back on our own stream
     stream.closeRead().catch(() => {})
     out.stream = stream

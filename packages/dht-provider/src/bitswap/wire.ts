@@ -3,11 +3,10 @@
  * its CID, decoding with limits, and splitting outgoing content into messages under the cap.
  * Framing (one unsigned-varint length before each protobuf message) lives in network.ts.
  */
-import { SwarmpackError, IDENTITY_CODE, SHA2_256_CODE, MAX_BLOCK_SIZE } from '@swarmpack/core'
+import { SwarmpackError, IDENTITY_CODE, SHA2_256_CODE, MAX_BLOCK_SIZE, sha256Multihash } from '@swarmpack/core'
 import { varint } from 'multiformats'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
-import { sha256 } from 'multiformats/hashes/sha2'
 import { MAX_MESSAGE_SIZE } from './constants.js'
 import { BitswapErrorCode } from './errors.js'
 import { BlockPresenceType, WantType, decodeMessage as decodeProtobuf, encodeMessage, encodedSize } from './pb/message.js'
@@ -52,8 +51,8 @@ export function cidOfPayload (block: Block): CID | undefined {
     if (offset !== block.prefix.byteLength || block.data.byteLength > MAX_BLOCK_SIZE) return undefined
     let digest
     if (hashCode === SHA2_256_CODE && digestLength === 32) {
-      digest = sha256.digest(block.data)
-      if (digest instanceof Promise) return undefined
+      // through core, which remembers the digest: verifyBlock and the store's put reuse it (hash once)
+      digest = sha256Multihash(block.data)
     } else if (hashCode === IDENTITY_CODE && digestLength === block.data.byteLength) {
       digest = Digest.create(IDENTITY_CODE, block.data)
     } else {

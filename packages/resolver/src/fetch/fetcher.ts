@@ -97,7 +97,8 @@ class MultiSourceFetcher implements Fetcher {
       active: 0,
       successes: 0,
       failures: 0,
-      demotedUntil: 0
+      demotedUntil: 0,
+      lastDelivery: 0
     }))
     const pick = <K extends 'hedgeAfterMs' | 'blockTimeoutMs' | 'stallTimeoutMs' | 'lookupTimeoutMs'>(k: K): number => options[k] ?? this.init[k] ?? FETCH_DEFAULTS[k]
     return new BlockScheduler({

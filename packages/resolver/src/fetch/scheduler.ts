@@ -27,6 +27,10 @@ const DEMOTE_AFTER = 3
 const DEMOTION_MS = 5_000
 /** Requests for one block at once (the first, plus one hedge). */
 const MAX_ATTEMPTS = 2
+/** A source silent this long (or twice its hedge deadline) while losing hedges counts as failing. */
+const SILENT_MS = 1000
+/** Hedge requests in flight at once, as a share of maxInFlight (hedges duplicate work). */
+const HEDGE_SHARE = 0.1
 /** How often deadlines (hedge, stall) are checked. */
 const TICK_MS = 25
 
@@ -48,6 +52,8 @@ export interface RunSource {
   successes: number
   failures: number
   demotedUntil: number
+  /** When this source last delivered a verified block (0: never in this fetch). */
+  lastDelivery: number
   banned?: string
 }
 
@@ -75,8 +81,8 @@ interface Attempt {
   timer: ReturnType<typeof setTimeout>
   /** Peer or mirror inside the source that served the bytes (from the provider's events). */
   origin?: string
-  /** Origins inside the source that sent bad bytes during this request. */
-  badOrigins: Set<string>
+  /** Origins inside the source that sent bad bytes during this request, with why. */
+  badOrigins: Map<string, string>
 }
 
 interface Task {
@@ -108,6 +114,7 @@ export class BlockScheduler {
   private readonly reasons: Record<string, string> = {}
   private readonly bannedPeers = new Set<string>()
   private failure?: Error
+  private hedgesInFlight = 0
   private wake?: () => void
   private timer?: ReturnType<typeof setInterval>
   private onBlock?: OnBlock
@@ -231,10 +238,15 @@ export class BlockScheduler {
   }
 
   /** Sources that could still be asked for this block (ignoring load), best first. */
-  private candidates (task: Task, now: number): RunSource[] {
+  private candidates (task: Task, now: number, ranked = this.ranked(now)): RunSource[] {
+    return ranked.filter(s => !task.tried.has(s) && !task.attempts.has(s))
+  }
+
+  /** Sources the policy allows and that are not banned, best first (the same for every block at one moment). */
+  private ranked (now: number): RunSource[] {
     const { policy } = this.init
     return this.init.sources
-      .filter(s => s.banned === undefined && kindAllowed(policy, s.kind) && !task.tried.has(s) && !task.attempts.has(s))
+      .filter(s => s.banned === undefined && kindAllowed(policy, s.kind))
       .sort((a, b) => rankOf(policy, a.kind, a.priority, this.isDemoted(a, now), a.latency.estimate) -
         rankOf(policy, b.kind, b.priority, this.isDemoted(b, now), b.latency.estimate))
   }
@@ -251,16 +263,30 @@ export class BlockScheduler {
   }
 
   /**
+   * Whether a block waiting for the peers would arrive sooner from a mirror: the queue in front
+   * of the best peer drains at its delivery rate, a mirror with room answers in about its usual
+   * latency. Lets a mirror take load the peers cannot absorb, and no more.
+   */
+  private peersBacklogged (pool: RunSource[], now: number): boolean {
+    const peer = pool.find(s => s.kind === 'peer' && !this.isDemoted(s, now))
+    const mirror = pool.find(s => s.kind === 'mirror' && s.active < s.limit)
+    const rate = peer?.latency.rate
+    const mirrorMs = mirror?.latency.estimate
+    if (peer === undefined || mirror === undefined || rate === undefined || mirrorMs === undefined) return false
+    return (peer.active + this.waiting.size) / rate > mirrorMs
+  }
+
+  /**
    * The source to ask next for this block, or undefined (wait). Healthy sources before demoted
    * ones; under peers-first a mirror takes a block only when no healthy peer is left to ask for
    * it, or the block has waited past the peers' deadline.
    */
-  private pick (task: Task, now: number, hedging: boolean): RunSource | undefined {
-    const all = this.candidates(task, now)
+  private pick (task: Task, now: number, hedging: boolean, ranked = this.ranked(now)): RunSource | undefined {
+    const all = this.candidates(task, now, ranked)
     const healthy = all.filter(s => !this.isDemoted(s, now))
     const pool = healthy.length > 0 ? healthy : all
     const gateMirrors = this.init.policy === 'peers-first' && !hedging &&
-      pool.some(s => s.kind === 'peer') && now - task.created < this.peerDeadline()
+      pool.some(s => s.kind === 'peer') && now - task.created < this.peerDeadline() && !this.peersBacklogged(pool, now)
     for (const s of pool) {
       if (s.active >= s.limit) continue
       if (gateMirrors && s.kind === 'mirror') continue
@@ -272,13 +298,16 @@ export class BlockScheduler {
   private pump (): void {
     if (this.failure !== undefined) return
     const now = Date.now()
-    for (const task of [...this.waiting]) {
+    const ranked = this.ranked(now)
+    // deleting the current entry while iterating a Set is safe
+    for (const task of this.waiting) {
       if (task.attempts.size > 0) { this.waiting.delete(task); continue }
-      const source = this.pick(task, now, false)
+      const room = ranked.some(s => s.active < s.limit)
+      const source = room ? this.pick(task, now, false, ranked) : undefined
       if (source !== undefined) {
         this.waiting.delete(task)
         this.start(task, source, false)
-      } else if (this.candidates(task, now).length === 0) {
+      } else if (this.candidates(task, now, ranked).length === 0) {
         this.giveUp(task)
       }
     }
@@ -293,7 +322,9 @@ export class BlockScheduler {
       this.fail(this.incomplete('stalled'))
       return
     }
+    const hedgeBudget = Math.max(4, Math.ceil(this.init.maxInFlight * HEDGE_SHARE))
     for (const task of this.tasks.values()) {
+      if (this.hedgesInFlight >= hedgeBudget) break
       if (task.settled || task.attempts.size === 0 || task.attempts.size >= MAX_ATTEMPTS || task.accepting !== undefined) continue
       let oldest: Attempt | undefined
       for (const a of task.attempts.values()) if (oldest === undefined || a.started < oldest.started) oldest = a
@@ -318,11 +349,12 @@ export class BlockScheduler {
       started: now,
       hedge,
       timedOut: false,
-      badOrigins: new Set(),
+      badOrigins: new Map(),
       timer: setTimeout(() => { attempt.timedOut = true; controller.abort() }, timeout)
     }
     task.attempts.set(source, attempt)
     source.active++
+    if (hedge) this.hedgesInFlight++
     const onProgress = (evt: ProviderProgressEvents): void => {
       if (evt.type === 'swarmpack:provider:block') {
         attempt.origin = evt.detail.source
@@ -343,7 +375,10 @@ export class BlockScheduler {
   private onProviderRetry (task: Task, attempt: Attempt, origin: string, error: Error): void {
     const bad = isSwarmpackError(error, CoreErrorCode.BLOCK_MISMATCH) || /^banned: /.test(error?.message ?? '')
     if (!bad) return
-    attempt.badOrigins.add(origin)
+    attempt.badOrigins.set(origin, error.message)
+    // a mirror source is banned whole if it then fails the block (one event, in ban()); a swarm
+    // source stays usable: its peer is what was banned (by Bitswap), so name the peer here
+    if (attempt.source.kind === 'mirror') return
     if (this.bannedPeers.has(`${attempt.source.name}\u0000${origin}`)) return
     this.bannedPeers.add(`${attempt.source.name}\u0000${origin}`)
     this.init.account.ban({ source: attempt.source.name, peer: origin, cid: task.cid.toString(), reason: error.message })
@@ -354,6 +389,7 @@ export class BlockScheduler {
     if (task.attempts.get(attempt.source) === attempt) {
       task.attempts.delete(attempt.source)
       attempt.source.active--
+      if (attempt.hedge) this.hedgesInFlight--
     }
   }
 
@@ -397,17 +433,24 @@ export class BlockScheduler {
       throw err
     }
     const now = Date.now()
-    source.latency.record(now - attempt.started)
+    source.latency.record(now - attempt.started, now)
     source.successes++
     source.failures = 0
     if (this.isDemoted(source, now)) {
       source.demotedUntil = 0
       this.init.account.switch({ source: source.name, state: 'restored', reason: 'delivered again' })
     }
-    // the other request lost: its source was slower than the hedge deadline
-    for (const other of task.attempts.values()) if (attempt.hedge && !other.hedge) this.failed(other.source, 'lost a hedge')
+    source.lastDelivery = now
+    // the other request lost. Its source counts a failure only if it has delivered nothing for a
+    // while (stalled or gone), not when it is merely busy or paused for a moment
+    for (const other of task.attempts.values()) {
+      const silentFor = now - Math.max(other.source.lastDelivery, other.started)
+      if (attempt.hedge && !other.hedge && silentFor >= Math.max(SILENT_MS, 2 * other.source.latency.hedgeDeadline())) {
+        this.failed(other.source, `lost a hedge, nothing delivered for ${silentFor} ms`)
+      }
+    }
     this.settle(task)
-    if (task.tried.size > 0 || attempt.hedge) this.init.account.fallbacks += task.tried.size > 0 ? 1 : 0
+    if (task.tried.size > 0) this.init.account.fallbacks++
     this.init.account.network({ cid: task.cid, bytes: bytes.byteLength, source: source.name, kind: source.kind, ...(attempt.origin !== undefined ? { origin: attempt.origin } : {}), hedged: attempt.hedge, ms: now - attempt.started })
     if (task.wantBytes) this.onBlock?.(task.cid, bytes)
     for (let i = 0; i < task.dups; i++) this.init.account.local(task.cid, bytes.byteLength)
@@ -421,7 +464,8 @@ export class BlockScheduler {
     const source = attempt.source
     const miss = isSwarmpackError(err, CoreErrorCode.NOT_FOUND)
     if (isBadData(err) || (!miss && attempt.badOrigins.size > 0 && source.kind === 'mirror')) {
-      this.ban(task, source, [...attempt.badOrigins][0] ?? attempt.origin, err.message)
+      const [origin, why] = [...attempt.badOrigins][0] ?? [attempt.origin, err.message]
+      this.ban(task, source, origin, why)
     } else {
       const reason = attempt.timedOut ? `no answer within ${Date.now() - attempt.started} ms` : miss ? 'does not have it' : err.message
       task.tried.set(source, reason)

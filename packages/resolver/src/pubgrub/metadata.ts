@@ -44,6 +44,12 @@ export interface MetadataSource {
 
 export interface VersionRecord {
   readonly version: Version
+  /**
+   * The version as the source listed it, build metadata included (`1.0.2+2`): what the source is
+   * asked about, what the resolution returns and what explanations show. `version.text` drops the
+   * build metadata, which npm ignores when comparing.
+   */
+  readonly listed: string
   unavailable: Unavailable | undefined
   dependencies: Record<string, string> | undefined
   /** The solver's dependency incompatibilities for this version, kept across resolutions (per pre-release mode). */
@@ -124,13 +130,13 @@ export class MetadataCache {
   /** Fills in `record.dependencies` (and `unavailable`) for one version. */
   async dependencies (entry: PackageEntry, record: VersionRecord, options: MetadataRequestOptions = {}, prefetch = false): Promise<VersionRecord> {
     if (record.dependencies !== undefined || record.unavailable !== undefined) return record
-    const key = `${entry.name}@${record.version.text}`
+    const key = `${entry.name}@${record.listed}`
     let p = this.pendingDeps.get(key)
     if (p === undefined) {
       this.counts.getDependencies++
       if (prefetch) this.counts.prefetched++
       p = (async () => {
-        const meta = await this.source.getDependencies(entry.name, record.version.text, options)
+        const meta = await this.source.getDependencies(entry.name, record.listed, options)
         if (meta === null || typeof meta !== 'object' || meta.dependencies === null || typeof meta.dependencies !== 'object') {
           throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `metadata source returned no dependencies object for ${key}`)
         }
@@ -153,7 +159,7 @@ export class MetadataCache {
   /** Starts fetching one version's dependencies in the background. */
   prefetchDependencies (entry: PackageEntry, record: VersionRecord, options: MetadataRequestOptions = {}): void {
     if (this.prefetchConcurrency === 0 || record.dependencies !== undefined || record.unavailable !== undefined) return
-    if (this.pendingDeps.has(`${entry.name}@${record.version.text}`)) return
+    if (this.pendingDeps.has(`${entry.name}@${record.listed}`)) return
     this.enqueue(async () => await this.dependencies(entry, record, options, true))
   }
 
@@ -182,7 +188,7 @@ function buildEntry (name: string, listing: PackageListing): PackageEntry {
     const version = typeof info?.version === 'string' ? parseVersion(info.version) : undefined
     if (version === undefined) continue // not semver: not a candidate
     if (seen.has(version.text)) continue // 1.0.0+a and 1.0.0+b are the same version to npm
-    seen.set(version.text, { version, unavailable: info.unavailable, dependencies: info.dependencies })
+    seen.set(version.text, { version, listed: info.version.trim(), unavailable: info.unavailable, dependencies: info.dependencies })
   }
   const all = [...seen.values()].sort((a, b) => compareVersions(a.version, b.version))
   const byText = new Map<string, number>()

@@ -8,7 +8,7 @@ import type { Incompatibility, Unavailable } from './incompatibility.js'
 import type { Term } from './term.js'
 import type { VersionSet } from './version-set.js'
 import type { PackageEntry } from './metadata.js'
-import type { Version } from './version.js'
+import { type Version, isPrerelease } from './version.js'
 
 export interface ReportContext {
   rootName: string
@@ -54,6 +54,8 @@ export function explainFailure (failure: Incompatibility, ctx: ReportContext): F
 }
 
 interface Line { text: string, number?: number }
+/** A fact to explain, or a line to write once the facts before it are explained. */
+type Task = { inc: Incompatibility, conclusion: boolean } | (() => void)
 
 class Writer {
   private readonly failure: Incompatibility
@@ -76,15 +78,19 @@ class Writer {
     }
     const width = this.numbers.size === 0 ? 0 : `(${this.numbers.size}) `.length
     const lines = this.lines.map(l => l.number === undefined ? (l.text === '' ? '' : ' '.repeat(width) + l.text) : `(${l.number}) `.padEnd(width) + l.text)
-    return { explanation: lines.join('\n'), lines, derivation: this.node(this.failure, new Map()) }
+    return { explanation: lines.join('\n'), lines, derivation: this.node(this.failure) }
   }
 
-  private countRefs (inc: Incompatibility): void {
-    const seen = this.refs.get(inc)
-    this.refs.set(inc, (seen ?? 0) + 1)
-    if (seen !== undefined || inc.cause.kind !== 'derived') return
-    this.countRefs(inc.cause.left)
-    this.countRefs(inc.cause.right)
+  /** How often each fact is used as a cause (a stack, not recursion: chains can be 100,000 deep). */
+  private countRefs (failure: Incompatibility): void {
+    const stack = [failure]
+    while (stack.length > 0) {
+      const inc = stack.pop() as Incompatibility
+      const seen = this.refs.get(inc)
+      this.refs.set(inc, (seen ?? 0) + 1)
+      if (seen !== undefined || inc.cause.kind !== 'derived') continue
+      stack.push(inc.cause.right, inc.cause.left)
+    }
   }
 
   private write (inc: Incompatibility, text: string, numbered: boolean): void {
@@ -97,51 +103,64 @@ class Writer {
     }
   }
 
-  private visit (inc: Incompatibility, conclusion = false): void {
+  /**
+   * Writes the lines for `inc` after those of its causes. The walk is depth-first like pub's, but
+   * driven by an explicit stack of tasks, so a derivation thousands of facts deep cannot overflow
+   * the call stack: `visit` pushes "explain this cause" and "write this line" tasks in reverse order,
+   * and the line's words are computed when its task runs (after its causes got their numbers).
+   */
+  private visit (root: Incompatibility, rootConclusion = false): void {
+    const tasks: Task[] = [{ inc: root, conclusion: rootConclusion }]
+    while (tasks.length > 0) {
+      const task = tasks.pop() as Task
+      if (typeof task === 'function') task()
+      else this.step(task.inc, task.conclusion, tasks)
+    }
+  }
+
+  /** One fact: plans the explanation of its causes and its own line onto `tasks` (run last first). */
+  private step (inc: Incompatibility, conclusion: boolean, tasks: Task[]): void {
     if (inc.cause.kind !== 'derived') return
+    // later tasks run first: push the line, then the causes in reverse order
+    const plan = (...steps: Task[]): void => { for (let i = steps.length - 1; i >= 0; i--) tasks.push(steps[i]) }
+    const visit = (x: Incompatibility, c = false): Task => ({ inc: x, conclusion: c })
     const numbered = conclusion || (this.refs.get(inc) ?? 0) > 1
     const lead = conclusion || inc === this.failure ? 'So, because' : 'And because'
-    const text = this.describe(inc)
+    const text = (): string => this.describe(inc)
     const { left, right } = inc.cause
     if (left.isDerived && right.isDerived) {
       const nl = this.numbers.get(left); const nr = this.numbers.get(right)
       if (nl !== undefined && nr !== undefined) {
-        this.write(inc, `Because ${this.describe(left)} (${nl}) and ${this.describe(right)} (${nr}), ${text}.`, numbered)
+        this.write(inc, `Because ${this.describe(left)} (${nl}) and ${this.describe(right)} (${nr}), ${text()}.`, numbered)
       } else if (nl !== undefined || nr !== undefined) {
         const [withNumber, without] = nl !== undefined ? [left, right] : [right, left]
-        this.visit(without)
-        this.write(inc, `${lead} ${this.describe(withNumber)} (${this.numbers.get(withNumber) as number}), ${text}.`, numbered)
+        plan(visit(without), () => this.write(inc, `${lead} ${this.describe(withNumber)} (${this.numbers.get(withNumber) as number}), ${text()}.`, numbered))
       } else {
         const simpleLeft = this.isSingleLine(left); const simpleRight = this.isSingleLine(right)
         if (simpleLeft || simpleRight) {
           const [first, second] = simpleRight ? [left, right] : [right, left]
-          this.visit(first)
-          this.visit(second)
-          this.write(inc, `Thus, ${text}.`, numbered)
+          plan(visit(first), visit(second), () => this.write(inc, `Thus, ${text()}.`, numbered))
         } else {
-          this.visit(left, true)
-          this.lines.push({ text: '' })
-          this.visit(right)
-          const n = this.numbers.get(left)
-          this.write(inc, `${lead} ${this.describe(left)}${n === undefined ? '' : ` (${n})`}, ${text}.`, numbered)
+          plan(visit(left, true), () => this.lines.push({ text: '' }), visit(right), () => {
+            const n = this.numbers.get(left)
+            this.write(inc, `${lead} ${this.describe(left)}${n === undefined ? '' : ` (${n})`}, ${text()}.`, numbered)
+          })
         }
       }
     } else if (left.isDerived || right.isDerived) {
       const [derived, external] = left.isDerived ? [left, right] : [right, left]
       const n = this.numbers.get(derived)
       if (n !== undefined) {
-        this.write(inc, `Because ${this.describe(external)} and ${this.describe(derived)} (${n}), ${text}.`, numbered)
+        this.write(inc, `Because ${this.describe(external)} and ${this.describe(derived)} (${n}), ${text()}.`, numbered)
       } else if (this.isCollapsible(derived)) {
         const c = derived.cause as { left: Incompatibility, right: Incompatibility }
         const [inner, innerExternal] = c.left.isDerived ? [c.left, c.right] : [c.right, c.left]
-        this.visit(inner)
-        this.write(inc, `${lead} ${this.describeBoth(innerExternal, external)}, ${text}.`, numbered)
+        plan(visit(inner), () => this.write(inc, `${lead} ${this.describeBoth(innerExternal, external)}, ${text()}.`, numbered))
       } else {
-        this.visit(derived)
-        this.write(inc, `${lead} ${this.describe(external)}, ${text}.`, numbered)
+        plan(visit(derived), () => this.write(inc, `${lead} ${this.describe(external)}, ${text()}.`, numbered))
       }
     } else {
-      this.write(inc, `Because ${this.describeBoth(left, right)}, ${text}.`, numbered)
+      this.write(inc, `Because ${this.describeBoth(left, right)}, ${text()}.`, numbered)
     }
   }
 
@@ -177,8 +196,21 @@ class Writer {
     return entry.all.every(r => set.contains(r.version))
   }
 
-  private setText (set: VersionSet): string {
-    return set.toString()
+  /**
+   * A set as range text for people. The pre-release part is named only when the package lists a
+   * pre-release in it: otherwise it cannot change the outcome and only makes the text harder to
+   * read. A set that holds exactly one listed version shows it as listed (build metadata kept).
+   */
+  private setText (name: string, set: VersionSet): string {
+    if (set.label !== undefined) return set.label
+    const entry = this.ctx.listing(name)
+    if (entry === undefined) return set.toString()
+    if (set.single !== undefined) {
+      const i = entry.byText.get(set.single.text)
+      return i === undefined ? set.toString() : entry.all[i].listed
+    }
+    const listsPrerelease = entry.all.some(r => isPrerelease(r.version) && set.contains(r.version))
+    return listsPrerelease ? set.toString() : set.releasesOnly().toString()
   }
 
   /**
@@ -192,10 +224,10 @@ class Writer {
       if (this.covers(name, set)) return `every version of ${name}`
       const entry = this.ctx.listing(name)
       const inSet = entry === undefined ? [] : entry.all.filter(r => set.contains(r.version))
-      if (inSet.length === 1) return `${name} ${inSet[0].version.text}`
+      if (inSet.length === 1) return `${name} ${inSet[0].listed}`
     }
     if (set.isAny()) return name
-    return `${name} ${this.setText(set)}`
+    return `${name} ${this.setText(name, set)}`
   }
 
   private term (t: Term, every: boolean): string {
@@ -213,7 +245,7 @@ class Writer {
         return `${depender} depends on ${c.dependency} ${c.range}`
       }
       case 'no-versions': {
-        const what = c.set.isAny() || this.covers(c.name, c.set) ? `no usable version of ${c.name} exists` : `no ${c.unavailable.length > 0 ? 'usable ' : ''}version of ${c.name} matches ${this.setText(c.set)}`
+        const what = c.set.isAny() || this.covers(c.name, c.set) ? `no usable version of ${c.name} exists` : `no ${c.unavailable.length > 0 ? 'usable ' : ''}version of ${c.name} matches ${this.setText(c.name, c.set)}`
         if (c.unavailable.length === 0) return c.set.isAny() ? `${c.name} has no versions` : what
         const shown = c.unavailable.slice(0, 3).map(u => `${u.version} ${reasonText(u.reason)}`)
         if (c.unavailable.length > 3) shown.push(`${c.unavailable.length - 3} more are unavailable`)
@@ -246,25 +278,37 @@ class Writer {
     const pos = terms.filter(t => t.positive); const neg = terms.filter(t => !t.positive)
     if (neg.length === 0) return `${pos.map(t => this.term(t, false)).join(', ')} cannot all be selected together`
     if (pos.length === 0) return `one of ${neg.map(t => this.term(t.inverse(), false)).join(', ')} is required`
-    return `${pos.map(t => this.term(t, false)).join(' and ')} together require ${neg.map(t => this.term(t.inverse(), false)).join(' or ')}`
+    const required = neg.map(t => this.term(t.inverse(), false)).join(' or ')
+    if (pos.length === 1) return `${this.term(pos[0], true)} requires ${required}`
+    return `${pos.map(t => this.term(t, false)).join(' and ')} together require ${required}`
   }
 
-  private node (inc: Incompatibility, done: Map<Incompatibility, DerivationNode>): DerivationNode {
-    const have = done.get(inc)
-    if (have !== undefined) return have
-    const c = inc.cause
-    const out: DerivationNode = {
-      id: inc.id,
-      text: this.describe(inc),
-      terms: inc.terms.map(t => ({ name: t.name, positive: t.positive, range: t.set.toString() })),
-      cause: c.kind
+  /** The derivation graph as plain data; built bottom-up from a stack, like the other walks. */
+  private node (failure: Incompatibility): DerivationNode {
+    const done = new Map<Incompatibility, DerivationNode>()
+    const stack = [failure]
+    while (stack.length > 0) {
+      const inc = stack[stack.length - 1]
+      if (done.has(inc)) { stack.pop(); continue }
+      const c = inc.cause
+      if (c.kind === 'derived') {
+        const missing = [c.right, c.left].filter(x => !done.has(x))
+        if (missing.length > 0) { stack.push(...missing); continue }
+      }
+      stack.pop()
+      const out: DerivationNode = {
+        id: inc.id,
+        text: this.describe(inc),
+        terms: inc.terms.map(t => ({ name: t.name, positive: t.positive, range: t.set.toString() })),
+        cause: c.kind
+      }
+      if (c.kind === 'dependency') out.dependency = { depender: c.depender, dependerRange: c.dependerSet.toString(), name: c.dependency, range: c.range }
+      if (c.kind === 'unavailable') out.unavailable = [{ name: c.name, version: c.version, reason: c.reason }]
+      if (c.kind === 'no-versions') out.unavailable = c.unavailable.map(u => ({ name: c.name, version: u.version, reason: u.reason }))
+      if (c.kind === 'derived') out.causes = [done.get(c.left) as DerivationNode, done.get(c.right) as DerivationNode]
+      done.set(inc, out)
     }
-    done.set(inc, out)
-    if (c.kind === 'dependency') out.dependency = { depender: c.depender, dependerRange: c.dependerSet.toString(), name: c.dependency, range: c.range }
-    if (c.kind === 'unavailable') out.unavailable = [{ name: c.name, version: c.version, reason: c.reason }]
-    if (c.kind === 'no-versions') out.unavailable = c.unavailable.map(u => ({ name: c.name, version: u.version, reason: u.reason }))
-    if (c.kind === 'derived') out.causes = [this.node(c.left, done), this.node(c.right, done)]
-    return out
+    return done.get(failure) as DerivationNode
   }
 }
 

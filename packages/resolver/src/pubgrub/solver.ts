@@ -147,7 +147,7 @@ class Solver {
     this.released = options.update === true ? true : new Set(options.update ?? [])
     this.rootEntry = {
       name: this.rootName,
-      all: [{ version: rv, unavailable: undefined, dependencies: options.dependencies }],
+      all: [{ version: rv, listed: rv.text, unavailable: undefined, dependencies: options.dependencies }],
       byText: new Map([[rv.text, 0]]),
       releases: [rv],
       prereleases: [],
@@ -201,9 +201,10 @@ class Solver {
     const versions = new Map<string, string>()
     const dependencies = new Map<string, Record<string, string>>()
     for (const [name, v] of picked) {
-      versions.set(name, v.text)
       const entry = this.cache.peek(name) as PackageEntry
-      dependencies.set(name, entry.all[entry.byText.get(v.text) as number].dependencies ?? {})
+      const record = entry.all[entry.byText.get(v.text) as number]
+      versions.set(name, record.listed)
+      dependencies.set(name, record.dependencies ?? {})
     }
     const stats = this.stats()
     if (log.enabled) log('resolved %d packages in %d ms, %d steps, %d conflicts', versions.size, Math.round(stats.elapsedMs), stats.steps, stats.conflicts)
@@ -379,7 +380,7 @@ class Solver {
     try {
       return await this.guard(this.cache.dependencies(entry, record, { signal: this.signal }))
     } catch (err) {
-      throw this.metadataError(err, `reading dependencies of ${entry.name}@${record.version.text}`)
+      throw this.metadataError(err, `reading dependencies of ${entry.name}@${record.listed}`)
     }
   }
 
@@ -473,7 +474,7 @@ class Solver {
     const version = this.usableLock(name, acc.set, entry) ?? acc.set.newestIn(entry.releases, entry.prereleases)
     if (version === undefined) {
       const unavailable: Array<{ version: string, reason: Unavailable }> = []
-      for (const r of entry.all) if (r.unavailable !== undefined && acc.set.contains(r.version)) unavailable.push({ version: r.version.text, reason: r.unavailable })
+      for (const r of entry.all) if (r.unavailable !== undefined && acc.set.contains(r.version)) unavailable.push({ version: r.listed, reason: r.unavailable })
       this.addIncompatibility(new Incompatibility([new Term(name, acc.set, true)], { kind: 'no-versions', name, set: acc.set, unavailable }))
       return name
     }
@@ -482,7 +483,7 @@ class Solver {
     let record = entry.all[index]
     if (record.dependencies === undefined && record.unavailable === undefined) record = await this.fetchDependencies(entry, record)
     if (record.unavailable !== undefined) {
-      this.addIncompatibility(new Incompatibility([new Term(name, VersionSet.exact(version), true)], { kind: 'unavailable', name, version: version.text, reason: record.unavailable }))
+      this.addIncompatibility(new Incompatibility([new Term(name, VersionSet.exact(version), true)], { kind: 'unavailable', name, version: record.listed, reason: record.unavailable }))
       return name
     }
 
@@ -519,7 +520,7 @@ class Solver {
     if (!conflict) {
       this.solution.decide(name, version)
       this.decisions++
-      this.options.onProgress?.(new CustomProgressEvent('resolve:decision', { name, version: version.text }))
+      this.options.onProgress?.(new CustomProgressEvent('resolve:decision', { name, version: record.listed }))
       if (first) this.prefetch(Object.keys(record.dependencies ?? {}))
     }
     return name
@@ -535,7 +536,7 @@ class Solver {
       if (set === undefined) {
         const reason: Unavailable = { kind: 'invalid', message: `its dependency ${dep} has range ${JSON.stringify(range)}, which is not semver` }
         record.unavailable = reason
-        this.addIncompatibility(new Incompatibility([new Term(name, VersionSet.exact(version), true)], { kind: 'unavailable', name, version: version.text, reason }))
+        this.addIncompatibility(new Incompatibility([new Term(name, VersionSet.exact(version), true)], { kind: 'unavailable', name, version: record.listed, reason }))
         return undefined
       }
       let dependerSet: VersionSet

@@ -368,6 +368,11 @@ export class VersionSet {
     return compareVersions(r, p) >= 0 ? r : p
   }
 
+  /** The releases of this set, without its pre-releases. */
+  releasesOnly (): VersionSet {
+    return this.pre.length === 0 ? this : VersionSet.of(this.rel, EMPTY)
+  }
+
   /** Short npm-style text: the parsed range's own text when it has one, else a canonical rendering. */
   toString (): string {
     if (this.label !== undefined) return this.label

@@ -1,0 +1,193 @@
+/**
+ * The block store's database: one LMDB environment (`lmdb`, N-API prebuilt binaries) in
+ * `<dir>/store.lmdb` with two tables, both keyed by the block's store key (keys.ts):
+ *
+ *   blocks   key -> the block's bytes
+ *   index    key -> [size, used]: what accounting and LRU order are loaded from on open, without
+ *            reading any block; `used` (ms since epoch) is the last persisted use
+ *
+ * A block and its index entry are always written or removed in one transaction.
+ */
+import { open as openFile, rename, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { open, type Database, type RootDatabase } from 'lmdb'
+import { SwarmpackError } from '../errors.js'
+import { StoreErrorCode, errnoOf, ioError } from './errors.js'
+import { BLOCKS_DIR } from './keys.js'
+
+export const DATA_FILE = 'store.lmdb'
+/** A compacted copy being written; a leftover one (crash) is deleted on open. */
+export const COMPACT_SUFFIX = '.compact'
+
+/** [size in bytes, last persisted use in ms since epoch] */
+export type IndexValue = [number, number]
+
+export interface StoreDb {
+  /** The database file. */
+  path: string
+  durable: boolean
+  env: RootDatabase
+  blocks: Database<Uint8Array, string>
+  index: Database<IndexValue, string>
+}
+
+/** The LMDB key of a store key: the key itself (a base32 CID string, 59 bytes). */
+export function dbKeyOf (key: string): string {
+  return key
+}
+
+export function keyOfDbKey (dbKey: string): string {
+  return dbKey
+}
+
+/**
+ * `durable`: every commit is synced (overlapped with the next transaction, lmdb's default).
+ * Otherwise nothing is synced by the store (`noSync`): commits survive a process crash, but an
+ * OS crash or power loss can lose recent ones or leave the file damaged.
+ */
+export async function openStoreDb (dir: string, durable = true, path = join(dir, DATA_FILE)): Promise<StoreDb> {
+  await checkDataFile(path)
+  try {
+    const env = open({
+      path,
+      noSync: !durable,
+      // blocks are compressed data more often than not, and compression would cost CPU per block
+      compression: false,
+      // no value cache: the store has its own LRU index, and block bytes are copied on read
+      cache: false
+    })
+    const blocks = env.openDB<Uint8Array, string>({ name: 'blocks', encoding: 'binary' })
+    const index = env.openDB<IndexValue, string>({ name: 'index', encoding: 'msgpack' })
+    return { path, durable, env, blocks, index }
+  } catch (err) {
+    throw ioError(`cannot open the block store database in ${dir}`, err)
+  }
+}
+
+/** LMDB's meta page: the magic number (0xBEEFC0DE, little endian) at this offset of pages 0 and 1. */
+const META_MAGIC = 0xBEEFC0DE
+const META_MAGIC_OFFSET = 24
+const PAGE_SIZES = [4096, 8192, 16384, 32768, 65536]
+
+/**
+ * LMDB trusts its file: a damaged header (garbage, a truncated or foreign file) crashes the process
+ * in native code rather than raising an error, so the two meta pages are checked before opening.
+ * This catches a wrong or truncated file, not every damaged page: with fsync on LMDB never leaves a
+ * damaged file after a crash; with fsync off a power loss can (see FsBlockstoreInit.fsync).
+ */
+export async function checkDataFile (path: string): Promise<void> {
+  let head: Buffer
+  let size: number
+  try {
+    const fh = await openFile(path, 'r')
+    try {
+      size = (await fh.stat()).size
+      head = Buffer.alloc(Math.min(size, 65536 + 64))
+      await fh.read(head, 0, head.length, 0)
+    } finally {
+      await fh.close()
+    }
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return // a new store
+    throw ioError(`cannot read ${path}`, err)
+  }
+  const magicAt = (off: number): boolean => head.length >= off + 4 && head.readUInt32LE(off) === META_MAGIC
+  const ok = magicAt(META_MAGIC_OFFSET) && PAGE_SIZES.some(ps =>
+    size >= 2 * ps && head.length >= ps + 32 && head.readBigUInt64LE(ps) === 1n && magicAt(ps + META_MAGIC_OFFSET))
+  if (!ok) {
+    throw new SwarmpackError(StoreErrorCode.STORE_CORRUPT,
+      `the block store database ${path} is damaged (not a valid LMDB file); delete it, or the store directory (its blocks are a cache and are fetched again)`,
+      { details: { path } })
+  }
+}
+
+/**
+ * A directory written by swarmpack's first store (one file per block under `blocks/`) is refused
+ * rather than migrated: it is a cache, so the blocks are fetched again once the directory is cleared.
+ */
+export async function refuseOldLayout (dir: string): Promise<void> {
+  const old = join(dir, BLOCKS_DIR)
+  const st = await stat(old).catch((err: unknown) => {
+    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return undefined
+    throw ioError(`cannot inspect ${dir}`, err)
+  })
+  if (st?.isDirectory() === true) {
+    throw new SwarmpackError(StoreErrorCode.STORE_FORMAT,
+      `${dir} holds a block store in the old one-file-per-block layout (${old}); remove that directory (its blocks are a cache and are fetched again) or open a new store directory`,
+      { details: { dir, found: old } })
+  }
+}
+
+function pagesOf (stats: Record<string, number>): number {
+  return (stats.treeBranchPageCount ?? 0) + (stats.treeLeafPageCount ?? 0) + (stats.overflowPages ?? 0)
+}
+
+/** File size, bytes in use (pages of every table, LMDB's own included) and the difference. */
+export async function diskUsageOf (db: StoreDb): Promise<{ fileBytes: number, usedBytes: number, reusableBytes: number }> {
+  const fileBytes = (await stat(db.path)).size
+  const envStats = db.env.getStats() as Record<string, number> & { root: Record<string, number>, free: Record<string, number> }
+  const pageSize = envStats.pageSize
+  // two meta pages, the main table (names of the tables), the free list, and our two tables
+  const pages = 2 + pagesOf(envStats.root) + pagesOf(envStats.free) +
+    pagesOf(db.blocks.getStats() as Record<string, number>) + pagesOf(db.index.getStats() as Record<string, number>)
+  const usedBytes = Math.min(fileBytes, pages * pageSize)
+  return { fileBytes, usedBytes, reusableBytes: fileBytes - usedBytes }
+}
+
+/** Entries copied between waits for the copy's commits (bounds the memory a compaction queues). */
+const COMPACT_BATCH = 256
+
+/**
+ * Copies every live entry into a fresh database next to the file (which holds no free pages),
+ * syncs it, closes the database, renames the copy over the file and opens it again. The caller
+ * keeps every other access out meanwhile. (Not LMDB's own compacting copy, `backup(path, true)`:
+ * with lmdb 3.5 a database it wrote hit an assertion in mdb_page_alloc on the next delete here.)
+ */
+export async function compactInto (db: StoreDb, dir: string): Promise<StoreDb> {
+  const path = join(dir, DATA_FILE)
+  const tmp = path + COMPACT_SUFFIX
+  try {
+    await db.env.flushed
+    await removeCopy(tmp)
+    const copy = await openStoreDb(dir, true, tmp)
+    try {
+      let n = 0
+      let last: Promise<unknown> = Promise.resolve()
+      for (const table of ['blocks', 'index'] as const) {
+        for (const { key, value } of db[table].getRange()) {
+          last = (copy[table] as Database<unknown, string>).put(key, value)
+          if (++n % COMPACT_BATCH === 0) await last
+        }
+      }
+      await last
+      await copy.env.flushed
+    } finally {
+      await copy.env.close()
+    }
+  } catch (err) {
+    await removeCopy(tmp).catch(() => {})
+    throw ioError(`cannot compact the block store in ${dir}`, err)
+  }
+  await db.env.close()
+  try {
+    await rename(tmp, path)
+    await rm(tmp + LOCK_SUFFIX, { force: true })
+    const dh = await openFile(dir, 'r')
+    try { await dh.sync() } finally { await dh.close() }
+  } catch (err) {
+    // the old file is still in place and whole: carry on with it
+    await removeCopy(tmp).catch(() => {})
+    const reopened = await openStoreDb(dir, db.durable)
+    throw Object.assign(ioError(`cannot compact the block store in ${dir}`, err), { reopened })
+  }
+  return await openStoreDb(dir, db.durable)
+}
+
+/** LMDB's lock file next to a database file. */
+const LOCK_SUFFIX = '-lock'
+
+/** Removes a compacted copy and its lock file (a crash can leave them; see FsBlockstore.open). */
+export async function removeCopy (tmp: string): Promise<void> {
+  await rm(tmp, { force: true })
+  await rm(tmp + LOCK_SUFFIX, { force: true })
+}
