@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { RAW_CODEC, decodeManifest } from '@swarmpack/core'
+import { corruptRawBlock } from '@swarmpack/core/testing'
 import { SwarmpackNodeErrorCode, type ScrubReport, type Swarmpack } from '../src/index.js'
 import { seededBytes } from './helpers/publisher.js'
 import { World } from './helpers/world.js'
@@ -16,11 +17,9 @@ import { collect, waitFor } from './helpers/ops.js'
 
 const DATA = seededBytes(512 * 1024, 11)
 
-/** Path of a block in the file-per-block store layout, or undefined for another layout. */
-async function blockFile (node: Swarmpack, cid: CID): Promise<string | undefined> {
-  const key = CID.createV1(RAW_CODEC, cid.multihash).toString()
-  const path = join(node.dataDir, 'store', 'blocks', key.slice(-3, -1), key)
-  return stat(path).then(() => path, () => undefined)
+/** Flips a byte of a block in the node's LMDB store; the node must be stopped (the store closed). */
+async function corruptBlock (dataDir: string, cid: CID): Promise<void> {
+  await corruptRawBlock(join(dataDir, 'store'), CID.createV1(RAW_CODEC, cid.multihash).toString(), 10)
 }
 
 async function chunksOf (node: Swarmpack, root: string, path: string): Promise<Array<[CID, number]>> {
@@ -40,8 +39,8 @@ describe('ops: scrub', () => {
   })
   after(async () => { await w.close() })
 
-  it('finds a corrupt block and modified, deleted and re-moded files; fetches and restores them', async (t) => {
-    const node = await w.node('scrub', { a: '^1.0.0' }, {}, { scrub: { intervalMs: 0 } })
+  it('finds a corrupt block and modified, deleted and re-moded files; fetches and restores them', async () => {
+    let node = await w.node('scrub', { a: '^1.0.0' }, {}, { scrub: { intervalMs: 0 } })
     await node.apply()
     const a = (await node.current())?.packages.a
     assert.ok(a !== undefined)
@@ -51,14 +50,10 @@ describe('ops: scrub', () => {
 
     // damage: one chunk of data.bin rotten in the store, data.bin changed in place, index.js gone, a mode flipped, one file added
     const [chunk] = (await chunksOf(node, a.root, 'data.bin')).slice(1, 2)
-    const file = await blockFile(node, chunk[0])
-    if (file !== undefined) {
-      const bytes = await readFile(file)
-      bytes[10] ^= 0xff
-      await writeFile(file, bytes)
-    } else {
-      t.diagnostic('store layout is not file-per-block: the corrupt-block part is not exercised')
-    }
+    // the block is damaged in the database itself, with the store closed (LMDB allows one opener per process)
+    await node.stop()
+    await corruptBlock(node.dataDir, chunk[0])
+    node = await w.node('scrub', { a: '^1.0.0' }, {}, { scrub: { intervalMs: 0 } })
     const changed = Buffer.from(DATA)
     changed[300_000] ^= 0x01
     await writeFile(join(a.path, 'data.bin'), changed)
@@ -69,11 +64,9 @@ describe('ops: scrub', () => {
 
     const r = await node.scrub()
     assert.equal(r.ok, false)
-    if (file !== undefined) {
-      assert.deepEqual(r.store.corrupt.map(c => CID.parse(c.cid).multihash.toString()), [chunk[0].multihash.toString()])
-      assert.ok(r.store.refetched.some(c => CID.parse(c).multihash.toString() === chunk[0].multihash.toString()), 'the corrupt pinned block was fetched again from the mirror')
-      assert.equal((await node.store.getBytes(chunk[0], { verify: true })).byteLength, chunk[1])
-    }
+    assert.deepEqual(r.store.corrupt.map(c => CID.parse(c.cid).multihash.toString()), [chunk[0].multihash.toString()])
+    assert.ok(r.store.refetched.some(c => CID.parse(c).multihash.toString() === chunk[0].multihash.toString()), 'the corrupt pinned block was fetched again from the mirror')
+    assert.equal((await node.store.getBytes(chunk[0], { verify: true })).byteLength, chunk[1])
     const found = r.installed.findings.map(f => `${f.name} ${f.path} ${f.problem} ${f.restored}`).sort()
     assert.deepEqual(found, ['a data.bin modified true', 'a index.js deleted true', 'b index.js mode true'])
     assert.deepEqual(r.installed.extra.map(e => `${e.name} ${e.path}`), ['a extra.txt'])

@@ -6,28 +6,23 @@
  * cache policy evicting obsolete versions when the store is over its limit.
  */
 import assert from 'node:assert/strict'
-import { readFile, stat, writeFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { RAW_CODEC, decodeManifest } from '@swarmpack/core'
+import { corruptRawBlock } from '@swarmpack/core/testing'
 import { SwarmpackNodeErrorCode, createSwarmpack, type LogEntry, type Swarmpack } from '../src/index.js'
 import { seededBytes } from './helpers/publisher.js'
 import { World, deploymentState } from './helpers/world.js'
 import { startStaticServer, waitFor, type StaticServer } from './helpers/ops.js'
 
-async function corruptOneChunk (node: Swarmpack, root: string): Promise<CID | undefined> {
+/** The first chunk of a's data.bin: the block the doctor test damages. */
+async function firstChunk (node: Swarmpack, root: string): Promise<CID> {
   const m = await decodeManifest(CID.parse(root), { get: async c => node.store.getBytes(c) })
   const e = m.entries.find(x => x.type === 'file' && x.path === 'data.bin')
   assert.ok(e?.type === 'file')
-  const cid = e.chunks[0][0]
-  const key = CID.createV1(RAW_CODEC, cid.multihash).toString()
-  const path = join(node.dataDir, 'store', 'blocks', key.slice(-3, -1), key)
-  if (!await stat(path).then(() => true, () => false)) return undefined
-  const bytes = await readFile(path)
-  bytes[0] ^= 0xff
-  await writeFile(path, bytes)
-  return cid
+  return e.chunks[0][0]
 }
 
 describe('ops: status, logs, doctor', () => {
@@ -110,8 +105,10 @@ describe('ops: status, logs, doctor', () => {
       assert.deepEqual(by(healthy, 'upkeep'), ['skip'])
 
       const a = (await node.current())?.packages.a
-      const corrupted = await corruptOneChunk(node, a?.root as string)
+      const corrupted = await firstChunk(node, a?.root as string)
       await node.stop()
+      // a flipped byte in the LMDB database itself, written with the store closed
+      await corruptRawBlock(join(node.dataDir, 'store'), CID.createV1(RAW_CODEC, corrupted.multihash).toString())
       const sick = await w.node('doctor', { a: '^1.0.0' }, {}, { sources: { mirrors: [{ url: mirror.url }, { url: skewed.url }, { url: dead.url }] } })
       const r = await sick.doctor({ sample: 1000, timeoutMs: 10_000 })
       assert.equal(r.ok, false)
@@ -122,11 +119,9 @@ describe('ops: status, logs, doctor', () => {
       assert.ok(fails.some(f => f.code === SwarmpackNodeErrorCode.MIRROR_UNHEALTHY && String(f.details?.url).startsWith(dead.url)), JSON.stringify(fails))
       const clock = fails.find(f => f.code === SwarmpackNodeErrorCode.CLOCK_SKEW)
       assert.ok(Math.abs(Number(clock?.details?.skewMs) - 20 * 60_000) < 60_000, JSON.stringify(clock))
-      if (corrupted !== undefined) {
-        const store = fails.find(f => f.check === 'store')
-        assert.equal(store?.code, SwarmpackNodeErrorCode.BLOCK_CORRUPT)
-        assert.deepEqual((store?.details?.corrupt as string[]).map(c => CID.parse(c).multihash.toString()), [corrupted.multihash.toString()])
-      }
+      const store = fails.find(f => f.check === 'store')
+      assert.equal(store?.code, SwarmpackNodeErrorCode.BLOCK_CORRUPT, JSON.stringify(fails))
+      assert.deepEqual((store?.details?.corrupt as string[]).map(c => CID.parse(c).multihash.toString()), [corrupted.multihash.toString()])
     } finally {
       await skewed.close()
     }

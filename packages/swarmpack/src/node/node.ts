@@ -38,7 +38,7 @@ import { publish, type PublishMeta, type PublishOptions, type PublishResult, typ
 import { resolveLock } from '../resolve/resolve.js'
 import { buildSources, closeSources, httpProxyOption, type BuiltSource } from '../sources/build.js'
 import { mapLimit } from '../util/limit.js'
-import { exportNodeMirror, gcPreview, verifyStore, type GcPreview, type MirrorExport, type MirrorExportOptions, type VerifyReport } from './maintenance.js'
+import { exportNodeMirror, verifyStore, type MirrorExport, type MirrorExportOptions, type VerifyReport } from './maintenance.js'
 import { trustPolicyOf } from './trust.js'
 // operations (issue #12): updates, scrub, status, doctor, cache policy — src/ops
 import { NodeOps } from '../ops/ops.js'
@@ -468,11 +468,6 @@ export class Swarmpack {
 
   async current (): Promise<Generation | undefined> {
     return this.generations.current()
-  }
-
-  /** What `gc({ keep })` would remove (generations, package dirs), changing nothing. */
-  async gcPreview (options: { keep?: number } = {}): Promise<GcPreview> {
-    return this.exclusive(async () => gcPreview(this.generations, this.store, options.keep ?? this.config.generations.keep))
   }
 
   /** Re-hashes every block of the store (corrupt ones are removed) and lists pinned roots with missing blocks. */
