@@ -17,7 +17,7 @@ import { FsBlockstore, encodeCborBlock, listManifestCids, mirrorBlockPath, parse
 import { exportHttpMirror } from '@swarmpack/http-provider'
 import { NGINX, startNginx, type TestNginx } from '../packages/http-provider/test/helpers/nginx.js'
 import { startServer, type TestServer } from '../packages/http-provider/test/helpers/servers.js'
-import { ROOT, hashTree, seedDataDir, startNode, stopAll, writePackageDir, type ChildPeer, type NodeEvent } from './helpers/swarm.js'
+import { FAULTY_PEER_SCRIPT, ROOT, hashTree, seedDataDir, startNode, stopAll, writePackageDir, type ChildPeer, type NodeEvent } from './helpers/swarm.js'
 
 const SIZE = 32 * 1024 * 1024
 const CLIENT = join(ROOT, 'test/helpers/fetch-client.ts')
@@ -168,7 +168,7 @@ describe('multi-source fetch: swarm + HTTP mirrors', { skip, timeout: 600_000 },
 
   it('a peer sending corrupted blocks is banned by Bitswap, the fetch names it, the package arrives intact', async () => {
     await seedDataDir(join(dir, 'liar'), join(dir, 'content'))
-    const liar = await startNode('liar', ['--bootstrap', hub.multiaddrs[0], '--data-dir', join(dir, 'liar')], { script: join(ROOT, 'test/helpers/corrupt-peer.ts') })
+    const liar = await startNode('liar', ['--bootstrap', hub.multiaddrs[0], '--data-dir', join(dir, 'liar'), '--corrupt'], { script: FAULTY_PEER_SCRIPT })
     procs.push(liar)
     const c = await client('lied-to', [], true)
     // wait until the liar's announcement is in the DHT, so it is surely asked
