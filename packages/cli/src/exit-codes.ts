@@ -83,7 +83,22 @@ const BY_CODE: Record<string, ExitClass> = {
   ERR_CORRUPT_BLOCK: 'io',
   ERR_MIRROR_INVALID: 'io',
   ERR_TRUST_KEY_FILE: 'io',
-  ERR_ABORTED: 'interrupted'
+  ERR_ABORTED: 'interrupted',
+  // the node's operations (scrub, doctor, updates)
+  ERR_BLOCK_CORRUPT: 'io',
+  ERR_BLOCK_UNRECOVERABLE: 'network',
+  ERR_FILE_MODIFIED: 'io',
+  ERR_FILE_RESTORE_FAILED: 'io',
+  ERR_SCRUB_FAILED: 'io',
+  ERR_CACHE_OVER_LIMIT: 'io',
+  ERR_PACKAGE_REVOKED: 'trust',
+  ERR_PACKAGE_REMOVED: 'trust',
+  ERR_DHT_UNREACHABLE: 'network',
+  ERR_BOOTSTRAP_UNREACHABLE: 'network',
+  ERR_MIRROR_UNHEALTHY: 'network',
+  ERR_HEAD_STALE: 'network',
+  ERR_LISTEN_NOT_BOUND: 'network',
+  ERR_UPDATE_FAILED: 'network'
 }
 
 const ERRNO_IO = new Set(['EACCES', 'EPERM', 'ENOSPC', 'EROFS', 'EIO', 'EMFILE', 'ENOTDIR', 'EISDIR', 'EDQUOT'])

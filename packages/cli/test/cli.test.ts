@@ -10,7 +10,17 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { CID } from 'multiformats/cid'
+import { corruptRawBlock, rawBlocks } from '@swarmpack/core/testing'
 import { expectCode, expectJson, ndjson, patchConfig, seeded, start, swarmpack, writePackage } from './helpers.js'
+
+/** The first file of this name under dir. */
+async function findFile (dir: string, name: string): Promise<string> {
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && e.name === name) return join(e.parentPath, e.name)
+  }
+  throw new Error(`no ${name} under ${dir}`)
+}
 
 const MiB = 1024 * 1024
 
@@ -249,36 +259,66 @@ describe('swarmpack command', { timeout: 900_000 }, () => {
 
     const dry = await sp(client, 'gc', '--dry-run', '--keep', '1', '--json')
     expectCode(dry, 0)
-    assert.deepEqual(expectJson(dry, 'gc').removedGenerations, [1, 2])
+    const preview = expectJson(dry, 'gc')
+    assert.deepEqual(preview.removedGenerations, [1, 2])
+    assert.ok(preview.blocks.total.blocks > 0 && preview.blocks.total.bytes > 0, JSON.stringify(preview.blocks))
+    const dryHuman = await sp(client, 'gc', '--dry-run', '--keep', '1')
+    expectCode(dryHuman, 0)
+    assert.match(dryHuman.stdout, /would free\s+\d+ blocks/)
     assert.equal((await readdir(join(client, '.swarmpack', 'generations'))).filter(n => /^\d+$/.test(n)).length, 3)
     const gc = await sp(client, 'gc', '--keep', '1', '--json')
     expectCode(gc, 0)
-    assert.ok(expectJson(gc, 'gc').removedBlocks > 0)
+    const done = expectJson(gc, 'gc')
+    // the dry run said exactly what would go
+    assert.equal(done.removedBlocks, preview.blocks.total.blocks)
+    assert.equal(done.freedBytes, preview.blocks.total.bytes)
 
     const v = await sp(client, 'verify', '--json')
     expectCode(v, 0)
-    assert.equal(expectJson(v, 'verify').ok, true)
-    // damage one block of the server's store: verify finds it (I/O class)
-    const blocks = join(server, '.swarmpack', 'store', 'blocks')
-    const shard = (await readdir(blocks))[0]
-    const file = join(blocks, shard, (await readdir(join(blocks, shard)))[0])
-    await writeFile(file, Buffer.alloc((await stat(file)).size, 1))
-    const bad = await sp(server, 'verify', '--json')
+    const clean = expectJson(v, 'verify')
+    assert.equal(clean.ok, true)
+    assert.ok(clean.store.checked > 0, JSON.stringify(clean.store))
+    // flip a byte of the biggest block in the client's LMDB store (no process has it open now):
+    // verify finds it, removes it, fetches it again from the followed mirror, and exits with the I/O class
+    const raw = await rawBlocks(join(client, '.swarmpack', 'store'))
+    const [key] = [...raw].sort((a, b) => b[1].byteLength - a[1].byteLength)[0]
+    await corruptRawBlock(join(client, '.swarmpack', 'store'), key)
+    const bad = await sp(client, 'verify', '--json')
     expectCode(bad, 7)
-    assert.equal(expectJson(bad, 'verify', false).details.report.corrupt.length, 1)
+    const err = expectJson(bad, 'verify', false)
+    assert.equal(err.code, 'ERR_BLOCK_CORRUPT')
+    const rawKey = (c: string): string => CID.createV1(0x55, CID.parse(c).multihash).toString()
+    assert.deepEqual(err.details.report.store.corrupt.map((c: { cid: string }) => rawKey(c.cid)), [key])
+    assert.deepEqual(err.details.report.store.refetched.map(rawKey), [key])
+    expectCode(await sp(client, 'verify'), 0)
   })
 
-  it('status and doctor; without a config, not found', async () => {
+  it('status, doctor and scrub; without a config, not found', async () => {
     const s = await sp(client, 'status', '--json')
     expectCode(s, 0)
     const st = expectJson(s, 'status')
     assert.equal(st.indexers[0].version, 3)
+    assert.equal(st.indexers[0].source !== undefined, true, JSON.stringify(st.indexers))
     assert.equal(st.generation, 3)
+    assert.ok(st.cache.blocks > 0 && st.cache.pinnedBytes > 0, JSON.stringify(st.cache))
+    const human = await sp(client, 'status')
+    expectCode(human, 0)
+    assert.match(human.stdout, /indexers\s+main v3/)
     const d = await sp(client, 'doctor', '--json')
     expectCode(d, 0)
-    assert.ok(expectJson(d, 'doctor').checks.every((c: { ok: boolean }) => c.ok))
+    const report = expectJson(d, 'doctor')
+    assert.equal(report.ok, true, JSON.stringify(report.findings))
+    assert.ok(report.findings.some((f: { check: string, status: string }) => f.check === 'store' && f.status === 'ok'), JSON.stringify(report.findings))
+    const dh = await sp(client, 'doctor')
+    expectCode(dh, 0)
+    assert.match(dh.stdout, /^ok +store: /m)
+    const sc = await sp(client, 'scrub', '--json')
+    expectCode(sc, 0)
+    assert.equal(expectJson(sc, 'scrub').ok, true)
+    expectCode(await sp(client, 'doctor', '--timeout', 'soon'), 2)
     const none = await sp(dir, 'doctor', '--json')
     expectCode(none, 3)
+    assert.equal(expectJson(none, 'doctor', false).code, 'ERR_CONFIG_NOT_FOUND')
     const noConfig = await sp(dir, 'list')
     expectCode(noConfig, 3)
     assert.match(noConfig.stderr, /hint: run `swarmpack init`/)
@@ -296,14 +336,35 @@ describe('swarmpack command', { timeout: 900_000 }, () => {
     assert.match(h.stdout, /Exit codes: 0 ok/)
   })
 
-  it('update --watch keeps applying until interrupted', async () => {
+  it('update --watch reports and applies updates through the node\'s watcher until interrupted', async () => {
+    expectCode(await sp(client, 'update', 'libb', '--watch'), 2)
     await patchConfig(join(client, 'swarmpack.json'), [[/"modules": \{\}/, '"modules": { "libb": "^1.0.0" }']])
-    const w = await start(['update', '--watch', '--interval', '1', '--json=stream'], { cwd: client, until: l => l.event === 'round' })
+    const w = await start(['update', '--watch', '--interval', '1', '--json=stream'], { cwd: client, until: l => l.event === 'update:applied' })
     assert.equal(w.first.detail.generation, 4)
+    assert.deepEqual(w.first.detail.changes.map((c: { name: string, action: string }) => `${c.action} ${c.name}`), ['add libb'])
+    const available = w.lines.find(l => l.event === 'update:available')
+    assert.equal(available?.detail.decision, 'apply')
     assert.equal(await w.stop(), 0)
-    const result = w.lines.at(-1)
-    assert.equal(result.type, 'result')
+    const result = w.lines.find(l => l.type === 'result')
+    assert.ok(result !== undefined, JSON.stringify(w.lines.slice(-3)))
     assert.equal(result.result.watch, true)
+    assert.equal(result.result.policy, 'apply')
+  })
+
+  it('verify: an installed file changed on disk is reported; --repair restores it', async () => {
+    const file = await findFile(join(client, '.swarmpack'), 'data.bin')
+    const original = await readFile(file)
+    await writeFile(file, 'not the package any more')
+    const changed = await sp(client, 'verify', '--json')
+    expectCode(changed, 7)
+    const err = expectJson(changed, 'verify', false)
+    assert.equal(err.code, 'ERR_FILE_MODIFIED')
+    assert.equal(err.details.report.installed.findings[0].restored, false)
+    const repaired = await sp(client, 'verify', '--repair', '--json')
+    expectCode(repaired, 7)
+    assert.equal(expectJson(repaired, 'verify', false).details.report.installed.findings[0].restored, true)
+    assert.deepEqual(await readFile(file), original)
+    expectCode(await sp(client, 'verify'), 0)
   })
 
   it('index publish and remove; serve with sharing off and a bad --limit are usage errors', async () => {

@@ -40,6 +40,33 @@ describe('bitswap: two nodes', () => {
     await session.close()
   })
 
+  it('looks providers up again after rediscoverAfter: a root announced after the first lookup is found on a later get', async () => {
+    const provider = await createPeer()
+    const fetcher = await createPeer()
+    peers.push(provider, fetcher)
+    const [block] = randomBlocks(1, 1000)
+    await putAll(provider.blockstore, [block])
+    await connect(fetcher, provider)
+    let announced = false
+    const lookups: number[] = []
+    const session = fetcher.bitswap.createSession({
+      root: block.cid,
+      rediscoverAfter: 200,
+      // the provider "announces" only after the first lookup
+      findProviders: async function * () { lookups.push(Date.now()); if (announced) yield provider.libp2p.peerId }
+    })
+    await assert.rejects(session.get(block.cid), (err: any) => err.code === 'ERR_NOT_FOUND')
+    announced = true
+    // within rediscoverAfter the miss stands (no lookup storm) ...
+    await assert.rejects(session.get(block.cid), (err: any) => err.code === 'ERR_NOT_FOUND')
+    assert.equal(lookups.length, 1)
+    // ... after it, a get looks again and finds the provider
+    await new Promise(resolve => setTimeout(resolve, 250))
+    assert.deepEqual(await session.get(block.cid), block.bytes)
+    assert.equal(lookups.length, 2)
+    await session.close()
+  })
+
   it('skips blocks nobody has in getMany, refuses CIDs it cannot verify, and rejects after close', async () => {
     const provider = await createPeer()
     const fetcher = await createPeer()

@@ -5,7 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises'
 import { resolve as resolvePath } from 'node:path'
-import { followIndexerConfig, readIndexerCard, serializeLock, specFromCard, type ApplyResult, type FollowReport, type FollowSpec, type Plan } from 'swarmpack'
+import { followIndexerConfig, readIndexerCard, serializeLock, specFromCard, type ApplyResult, type FollowReport, type FollowSpec, type Plan, type PlanChange, type RecentError, type UpdateAvailable } from 'swarmpack'
 import { CliError, exists, type Context } from '../context.js'
 import { bytes, shortId, table } from '../format.js'
 import { splitSpec } from '../specs.js'
@@ -157,29 +157,46 @@ export async function updateCmd (ctx: Context, names: string[], opts: { dryRun?:
     const r = await node.update(names, { dryRun: opts.dryRun === true, ...sig(ctx) })
     return summarize(ctx, r, opts.dryRun === true)
   }
-  // watch: follow and update within the ranges every interval until interrupted
-  const everyMs = Math.max(1, Number(opts.interval ?? '300')) * 1000
-  if (!Number.isFinite(everyMs)) throw new CliError('ERR_USAGE', `--interval takes seconds, not ${opts.interval}`)
-  const rounds: unknown[] = []
-  ctx.out.log(`watching the followed indexes every ${everyMs / 1000} s (Ctrl-C stops)`)
-  while (!signal.aborted) {
-    try {
-      const r = await node.update(names, { dryRun: opts.dryRun === true, signal })
-      const s = summarize(ctx, r, opts.dryRun === true)
-      rounds.push(s)
-      ctx.out.event('round', s)
-    } catch (err) {
-      if (signal.aborted) break
-      const e = err as { code?: string, message?: string }
-      ctx.out.warn(`update failed (${e.code ?? 'ERR_UNKNOWN'}): ${e.message ?? String(err)}; trying again in ${everyMs / 1000} s`)
-      rounds.push({ error: { code: e.code, message: e.message } })
-    }
-    await new Promise<void>(resolve => {
-      const t = setTimeout(resolve, everyMs)
-      signal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true })
-    })
+  // watch: the node's update watcher (follow, resolve within the ranges, apply per policy) until interrupted
+  if (names.length > 0) throw new CliError('ERR_USAGE', 'update --watch updates every wanted module: name no packages')
+  const everyMs = Number(opts.interval ?? '300') * 1000
+  if (!Number.isFinite(everyMs) || everyMs < 1000) throw new CliError('ERR_USAGE', `--interval takes seconds (at least 1), not ${opts.interval}`)
+  const policy = opts.dryRun === true ? 'notify' : 'apply'
+  const events: Array<{ event: string, detail: unknown }> = []
+  const record = (event: string, detail: unknown): void => { events.push({ event, detail }); ctx.out.event(event, detail) }
+  const changeText = (changes: PlanChange[]): string => changes.map(c => c.action === 'add' ? `+${c.name}@${c.to?.version}` : c.action === 'remove' ? `-${c.name}@${c.from?.version}` : `~${c.name} ${c.from?.version}->${c.to?.version}`).join(' ')
+  const onAvailable = (e: CustomEvent<UpdateAvailable>): void => {
+    const u = e.detail
+    ctx.out.log(`update available: ${changeText(u.changes)} (${u.decision}${u.windowOpens !== undefined ? `, window opens ${new Date(u.windowOpens).toISOString()}` : ''})`)
+    record('update:available', { changes: u.changes, indexes: u.indexes, decision: u.decision, ...(u.windowOpens !== undefined ? { windowOpens: u.windowOpens } : {}), plan: planSummary(u.plan) })
   }
-  return { watch: true, rounds }
+  const onApplied = (e: CustomEvent<{ result: ApplyResult, changes: PlanChange[] }>): void => {
+    ctx.out.log(`generation ${e.detail.result.generation}: ${changeText(e.detail.changes)}`)
+    record('update:applied', { generation: e.detail.result.generation ?? null, changes: e.detail.changes, bytes: e.detail.result.bytes })
+  }
+  const onFailed = (e: CustomEvent<{ error: RecentError }>): void => {
+    ctx.out.warn(`update failed (${e.detail.error.code}): ${e.detail.error.message}; trying again in ${everyMs / 1000} s`)
+    record('update:failed', { error: e.detail.error })
+  }
+  node.events.addEventListener('update:available', onAvailable)
+  node.events.addEventListener('update:applied', onApplied)
+  node.events.addEventListener('update:failed', onFailed)
+  ctx.out.log(`watching the followed indexes every ${everyMs / 1000} s, policy ${policy} (Ctrl-C stops)`)
+  // one check now (its events print as above), then the node's watcher every interval
+  await node.checkUpdates({ apply: true, policy, signal }).catch(() => {})
+  const stop = node.watchUpdates({ policy, intervalMs: everyMs })
+  // the node's watcher timer does not hold the process open (a host's own work does): this command does, until Ctrl-C
+  const keepAlive = setInterval(() => {}, 1 << 30)
+  try {
+    if (!signal.aborted) await new Promise<void>(resolve => { signal.addEventListener('abort', () => { resolve() }, { once: true }) })
+  } finally {
+    clearInterval(keepAlive)
+    await stop()
+    node.events.removeEventListener('update:available', onAvailable)
+    node.events.removeEventListener('update:applied', onApplied)
+    node.events.removeEventListener('update:failed', onFailed)
+  }
+  return { watch: true, policy, intervalMs: everyMs, events }
 }
 
 export async function rollbackCmd (ctx: Context, generation: string | undefined): Promise<unknown> {

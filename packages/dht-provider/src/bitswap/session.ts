@@ -46,6 +46,13 @@ export interface SessionOptions {
   maxWantsPerPeer?: number
   /** Target bytes requested from one peer at once when maxWantsPerPeer is adaptive (default 8 MiB). */
   bytesInFlightPerPeer?: number
+  /**
+   * A CID's providers are looked up again when a want finds nobody to ask and the last lookup is
+   * older than this (ms; default 5 s). A content root seen before its providers announced it (an
+   * index head read before the index's announcement arrived) is found on a later try, instead of
+   * failing for as long as the session lives.
+   */
+  rediscoverAfter?: number
 }
 
 /** What a session tried, for errors that say why blocks are missing. */
@@ -136,7 +143,8 @@ export class BitswapSession implements Provider {
   /** Wants waiting for a peer with room. */
   private readonly unassigned = new Set<string>()
   private readonly probes = new Map<string, HaveProbe>()
-  private readonly discovered = new Set<string>()
+  /** When each CID's providers were last looked up (see `rediscoverAfter`). */
+  private readonly discovered = new Map<string, number>()
   private discovering?: Promise<void>
   private readonly controller = new AbortController()
   private readonly timer: ReturnType<typeof setInterval>
@@ -153,7 +161,8 @@ export class BitswapSession implements Provider {
       wantTimeout: options.wantTimeout ?? DEFAULT_WANT_TIMEOUT_MS,
       stallTimeout: options.stallTimeout ?? DEFAULT_SESSION_STALL_TIMEOUT_MS,
       maxWantsInFlight: options.maxWantsInFlight ?? DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT,
-      bytesInFlightPerPeer: options.bytesInFlightPerPeer ?? DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER
+      bytesInFlightPerPeer: options.bytesInFlightPerPeer ?? DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER,
+      rediscoverAfter: options.rediscoverAfter ?? 5000
     }
     this.fixedWantsPerPeer = options.maxWantsPerPeer
     for (const peer of options.peers ?? []) this.addPeer(peer)
@@ -540,8 +549,8 @@ export class BitswapSession implements Provider {
       this.unassigned.add(want.key)
       return
     }
-    const target = this.root !== undefined && !this.discovered.has(this.root.toString()) ? this.root : want.cid
-    if (this.findProvidersFn !== undefined && !this.discovered.has(target.toString())) {
+    const target = this.root !== undefined && !this.recentlyDiscovered(this.root) ? this.root : want.cid
+    if (this.findProvidersFn !== undefined && !this.recentlyDiscovered(target)) {
       this.unassigned.add(want.key)
       this.discover(target)
       return
@@ -555,10 +564,16 @@ export class BitswapSession implements Provider {
     for (const w of want.waiters) w.reject(err)
   }
 
+  /** Providers of `cid` were looked up less than `rediscoverAfter` ago. */
+  private recentlyDiscovered (cid: CID): boolean {
+    const at = this.discovered.get(cid.toString())
+    return at !== undefined && Date.now() - at < this.opts.rediscoverAfter
+  }
+
   private discover (cid: CID): void {
     const find = this.findProvidersFn
     if (find === undefined || this.closed) return
-    this.discovered.add(cid.toString())
+    this.discovered.set(cid.toString(), Date.now())
     log('finding providers of %s', cid)
     this.discovering = (async () => {
       try {
@@ -603,7 +618,7 @@ export class BitswapSession implements Provider {
       if (this.candidates(want).length > 0) {
         this.notifyRetry(want, slow, new Error(`peer ${slow} is slow`))
         this.assign(want)
-      } else if (this.findProvidersFn !== undefined && this.discovering === undefined && !this.discovered.has(want.cid.toString())) {
+      } else if (this.findProvidersFn !== undefined && this.discovering === undefined && !this.recentlyDiscovered(want.cid)) {
         this.discover(want.cid)
       } else {
         // nobody else to ask: say it again, in case the message or the block got lost on a reset stream

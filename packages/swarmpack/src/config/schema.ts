@@ -82,6 +82,37 @@ const network = z.strictObject({
   maxConnections: z.int().min(1).max(100_000).optional()
 })
 
+// ---- operations (src/ops): automatic updates, scrub, structured logs
+const clock = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { message: 'a time of day HH:MM (24 h)' })
+const interval = z.int().min(50).max(30 * 24 * 3600_000)
+
+const updates = z.strictObject({
+  /** `off`: never look; `notify`: emit `update:available`, change nothing; `apply`: apply (inside `window` when given). */
+  policy: z.enum(['off', 'notify', 'apply']).default('off'),
+  /** How often the followed heads are read again (DHT and mirrors), ms. Default 1 h. */
+  intervalMs: interval.default(3600_000),
+  /** `apply` only inside this daily window (start inclusive, end exclusive; crosses midnight when end < start). */
+  window: z.strictObject({ start: clock, end: clock, utc: z.boolean().default(true) }).optional()
+})
+
+const scrub = z.strictObject({
+  /** Scheduled scrub every this many ms; 0: on demand only. Default 24 h. */
+  intervalMs: z.union([z.literal(0), interval]).default(24 * 3600_000),
+  /** Bytes read per second at most (store re-hash and installed files). Default 32 MiB/s. */
+  rateBytesPerSec: z.int().min(4096).default(32 * 1024 * 1024),
+  /** Restore modified or deleted installed files from the store. Default true. */
+  restore: z.boolean().default(true),
+  /** A release revoked or removed upstream: `report` it, or `uninstall` the wanted modules that use it. */
+  revoked: z.enum(['report', 'uninstall']).default('report')
+})
+
+const logs = z.strictObject({
+  /** Write structured logs as JSON lines (fetch sources, follows, updates, scrub, errors). */
+  json: z.boolean().default(false),
+  /** File the JSON lines are appended to (default: standard error). */
+  file: z.string().min(1).optional()
+})
+
 export const deploymentSchema = z.strictObject({
   /** Schema version of this file. */
   version: z.literal(1).default(1),
@@ -95,9 +126,16 @@ export const deploymentSchema = z.strictObject({
   /** `off`: no libp2p peer at all; `consume`: fetch, never serve; `share`: serve what is held; `mirror`. */
   sharing: z.enum(['off', 'consume', 'share', 'mirror']).default('share'),
   network: network.prefault({}),
-  cache: z.strictObject({ maxSize: z.int().min(1).optional() }).prefault({}),
+  cache: z.strictObject({
+    maxSize: z.int().min(1).optional(),
+    /** How often the cache policy checks the store against `maxSize` (obsolete versions first, then LRU), ms. Default 10 min. */
+    checkIntervalMs: interval.default(600_000)
+  }).prefault({}),
   generations: z.strictObject({ keep: z.int().min(1).max(1000).default(5) }).prefault({}),
-  hooks: z.strictObject({ timeoutMs: z.int().min(1).max(3600_000).default(30_000) }).prefault({})
+  hooks: z.strictObject({ timeoutMs: z.int().min(1).max(3600_000).default(30_000) }).prefault({}),
+  updates: updates.prefault({}),
+  scrub: scrub.prefault({}),
+  logs: logs.prefault({})
 })
 
 /** The deployment config as written (defaults optional). */

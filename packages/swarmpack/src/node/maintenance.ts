@@ -1,37 +1,12 @@
 /**
- * Maintenance operations of the node that the CLI's `gc --dry-run`, `verify` and `mirror export`
- * stand on. Thin wrappers over the block store and core's mirror layout; the operations engineer
- * (issue #12: scrub, diagnostics, cache policy) builds the richer versions on top.
+ * Maintenance operations of the node: the store-only `verify()` and `mirror export`. Thin wrappers
+ * over the block store and core's mirror layout; `gc({ dryRun })`, scrub and doctor are in ../ops.
  */
 import { exportMirror, writeMirrorIndexHead, type FsBlockstore } from '@swarmpack/core'
 import { openIndexRoot, type TrustVerifier } from '@swarmpack/trust'
 import { CID } from 'multiformats/cid'
 import type { DeploymentConfig } from '../config/schema.js'
 import type { Generations } from '../apply/generations.js'
-
-export interface GcPreview {
-  dryRun: true
-  /** Generations gc would remove (never the current one). */
-  removedGenerations: number[]
-  /** Package directories only those generations use. */
-  removedDirs: string[]
-  /** The store now; which unpinned blocks go is decided when gc runs (pins change with the generations). */
-  store: { bytes: number, blocks: number, pins: number }
-}
-
-/** What `gc({ keep })` would remove, changing nothing. */
-export async function gcPreview (generations: Generations, store: FsBlockstore, keep: number): Promise<GcPreview> {
-  const cur = await generations.currentNumber()
-  const all = await generations.numbers()
-  const others = all.filter(n => n !== cur)
-  const kept = new Set(others.slice(Math.max(0, others.length - (keep - (cur !== undefined ? 1 : 0)))))
-  if (cur !== undefined) kept.add(cur)
-  const removedGenerations = all.filter(n => !kept.has(n))
-  const keptGens = (await generations.list()).filter(g => kept.has(g.number))
-  const removedDirs = await generations.unusedPackageDirs(keptGens)
-  const s = store.stats()
-  return { dryRun: true, removedGenerations, removedDirs, store: { bytes: s.bytes, blocks: s.blocks, pins: s.pins } }
-}
 
 export interface VerifyReport {
   checked: number

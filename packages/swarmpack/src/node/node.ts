@@ -38,8 +38,17 @@ import { publish, type PublishMeta, type PublishOptions, type PublishResult, typ
 import { resolveLock } from '../resolve/resolve.js'
 import { buildSources, closeSources, httpProxyOption, type BuiltSource } from '../sources/build.js'
 import { mapLimit } from '../util/limit.js'
-import { exportNodeMirror, gcPreview, verifyStore, type GcPreview, type MirrorExport, type MirrorExportOptions, type VerifyReport } from './maintenance.js'
+import { exportNodeMirror, verifyStore, type MirrorExport, type MirrorExportOptions, type VerifyReport } from './maintenance.js'
 import { trustPolicyOf } from './trust.js'
+// operations (issue #12): updates, scrub, status, doctor, cache policy — src/ops
+import { NodeOps } from '../ops/ops.js'
+import type { NodeEvents } from '../ops/events.js'
+import type { ApproveUpdate, CheckUpdatesOptions, UpdateCheck, UpdateSettings } from '../ops/updates.js'
+import type { ScrubOptions, ScrubReport } from '../ops/scrub.js'
+import type { NodeStatus } from '../ops/status.js'
+import type { DoctorOptions, DoctorReport } from '../ops/doctor.js'
+import type { GcDryRun } from '../ops/cache.js'
+import type { LogEntry } from '../ops/logs.js'
 
 /** Multicodec of dag-cbor: index envelopes are dag-cbor blocks. */
 const DAG_CBOR = 0x71
@@ -68,6 +77,13 @@ export interface SwarmpackInit {
   /** False: start no libp2p peer in this process whatever `sharing` says (local operations: list, gc, verify). Default true. */
   network?: boolean
   onProgress?: (evt: NodeProgressEvents) => void
+  // ---- operations (src/ops)
+  /** Asked before an automatic update is applied (policy `apply`); false, a throw or a timeout vetoes it. */
+  approveUpdate?: ApproveUpdate
+  /** Receives every structured log entry (fetch sources, follows, updates, scrub, errors). */
+  onLog?: (entry: LogEntry) => void
+  /** How often the peer's socket traffic is sampled for the idle upkeep rate, ms. Default 60 s. */
+  upkeepSampleMs?: number
 }
 
 export interface OperationOptions {
@@ -127,6 +143,8 @@ export class Swarmpack {
   private queue: Promise<unknown> = Promise.resolve()
   private stopped = false
   private readonly log: Logger
+  /** Updates, scrub, diagnostics and cache policy (src/ops). */
+  ops?: NodeOps
 
   constructor (private readonly init: SwarmpackInit, config: DeploymentConfig, configFile?: string) {
     this.dataDir = resolvePath(init.dataDir)
@@ -147,6 +165,17 @@ export class Swarmpack {
       this.ownsStore = true
     }
     try {
+      this.ops = new NodeOps({
+        node: this,
+        exclusive: async (fn) => this.exclusive(fn),
+        dispatcher: () => this.dispatcher,
+        ...(this.init.now !== undefined ? { now: this.init.now } : {}),
+        ...(this.init.approveUpdate !== undefined ? { approveUpdate: this.init.approveUpdate } : {}),
+        ...(this.init.attestations !== undefined ? { attestations: this.init.attestations } : {}),
+        ...(this.init.onLog !== undefined ? { log: this.init.onLog } : {}),
+        ...(this.init.upkeepSampleMs !== undefined ? { upkeepSampleMs: this.init.upkeepSampleMs } : {})
+      })
+      await this.ops.load()
       await this.startNetwork()
       this.trust = this.createVerifier(this.config)
       const recovered = await recover(this.dataDir, this.generations, this.journal, this.init.logger?.forComponent('swarmpack:node:recover'))
@@ -154,6 +183,8 @@ export class Swarmpack {
       await syncPins(this.ctx())
       if (this.init.followOnStart !== false) this.followed = await this.follow()
       if (this.init.loadOnStart !== false) await this.loadCurrent()
+      this.ops.recordFollows(this.followed)
+      this.ops.start()
     } catch (err) {
       await this.stop().catch(() => {})
       throw err
@@ -174,7 +205,7 @@ export class Swarmpack {
           announce: c.network.announce,
           ...(c.network.listen !== undefined ? { listen: c.network.listen } : {}),
           ...(c.network.maxConnections !== undefined ? { maxConnections: c.network.maxConnections } : {})
-        })
+        }).catch((err) => { throw listenError(err, c.network.listen) })
       this.swarm = await createSwarmNode({ peer: this.peer, blockstore: this.store, mode: c.sharing })
     }
     this.sources = await buildSources(c, this.swarm)
@@ -264,16 +295,18 @@ export class Swarmpack {
   private async exclusive<T> (fn: () => Promise<T>): Promise<T> {
     if (this.stopped) throw nodeError(SwarmpackNodeErrorCode.STOPPED, 'the node is stopped')
     const run = this.queue.then(fn, fn)
-    this.queue = run.catch(() => {})
+    this.queue = run.catch((err) => { this.ops?.recordError('operation', err) })
     return run
   }
 
   private progress (options: OperationOptions): OperationOptions {
     const a = options.onProgress
     const b = this.init.onProgress
+    const ops = this.ops
     // operations call each other (install → resolve → follow): an already combined listener is passed on as is
-    if ((a === undefined && b === undefined) || (a !== undefined && this.combined.has(a))) return options
-    const onProgress = (evt: NodeProgressEvents): void => { a?.(evt); b?.(evt) }
+    if ((a === undefined && b === undefined && ops === undefined) || (a !== undefined && this.combined.has(a))) return options
+    // the operations layer (src/ops) sees every event too: fetch sources and follows for status() and the logs
+    const onProgress = (evt: NodeProgressEvents): void => { ops?.observe(evt); a?.(evt); b?.(evt) }
     this.combined.add(onProgress)
     return { ...options, onProgress }
   }
@@ -437,11 +470,6 @@ export class Swarmpack {
     return this.generations.current()
   }
 
-  /** What `gc({ keep })` would remove (generations, package dirs), changing nothing. */
-  async gcPreview (options: { keep?: number } = {}): Promise<GcPreview> {
-    return this.exclusive(async () => gcPreview(this.generations, this.store, options.keep ?? this.config.generations.keep))
-  }
-
   /** Re-hashes every block of the store (corrupt ones are removed) and lists pinned roots with missing blocks. */
   async verify (options: { signal?: AbortSignal, onProgress?: (evt: any) => void } = {}): Promise<VerifyReport> {
     return this.exclusive(async () => verifyStore(this.store, options))
@@ -463,8 +491,14 @@ export class Swarmpack {
     })
   }
 
-  /** Keeps the current generation and the newest others up to `keep` in all; removes the rest, their unused package dirs and every unpinned block. */
-  async gc (options: { keep?: number, signal?: AbortSignal } = {}): Promise<GcReport> {
+  /**
+   * Keeps the current generation and the newest others up to `keep` in all; removes the rest, their unused package dirs and every unpinned block.
+   * With `dryRun: true`, changes nothing and reports what would go and how many bytes (src/ops/cache.ts).
+   */
+  async gc (options: { keep?: number, signal?: AbortSignal, dryRun: true }): Promise<GcDryRun>
+  async gc (options?: { keep?: number, signal?: AbortSignal, dryRun?: false }): Promise<GcReport>
+  async gc (options: { keep?: number, signal?: AbortSignal, dryRun?: boolean } = {}): Promise<GcReport | GcDryRun> {
+    if (options.dryRun === true) return (this.ops as NodeOps).gcDryRun(options.keep ?? this.config.generations.keep, options.signal)
     return this.exclusive(async () => {
       const keep = options.keep ?? this.config.generations.keep
       if (!Number.isInteger(keep) || keep < 1) throw nodeError(SwarmpackNodeErrorCode.INVALID_ARGUMENT, `keep must be a whole number of at least 1 (the current generation always stays), not ${keep}`)
@@ -554,10 +588,43 @@ export class Swarmpack {
     return attest(release, { ...options, blockstore: this.store })
   }
 
+  // ---- operations (issue #12, src/ops): updates, scrub, diagnostics, cache policy
+
+  /** Events of the running node: `update:available`, `update:applied`, `update:failed`, `scrub:done`, `error`. */
+  get events (): NodeEvents {
+    return (this.ops as NodeOps).events
+  }
+
+  /** One update check now (follow, resolve within ranges, plan); `apply: true` applies when `updates.policy` (or `policy`) is `apply`. */
+  async checkUpdates (options: CheckUpdatesOptions & { policy?: UpdateSettings['policy'] } = {}): Promise<UpdateCheck> {
+    return (this.ops as NodeOps).checkUpdates(options)
+  }
+
+  /** Watches for updates with these settings (over the config's `updates`); returns a function that stops watching. */
+  watchUpdates (settings: Partial<UpdateSettings> = {}): () => Promise<void> {
+    return (this.ops as NodeOps).watchUpdates(settings)
+  }
+
+  /** Re-hashes the store, checks installed files against their manifests and installed releases against the indexes. */
+  async scrub (options: ScrubOptions = {}): Promise<ScrubReport> {
+    return (this.ops as NodeOps).scrub(options)
+  }
+
+  /** The node's state: peer, DHT, heads, cache, packages and their fetch sources, schedules, recent errors. */
+  async status (): Promise<NodeStatus> {
+    return (this.ops as NodeOps).status()
+  }
+
+  /** Runs the diagnostics checks; each finding has a status, a code and a suggested fix. */
+  async doctor (options: DoctorOptions = {}): Promise<DoctorReport> {
+    return (this.ops as NodeOps).doctor(options)
+  }
+
   /** Stops the network side and releases the store, sockets and timers. Modules stay loaded (the host owns them). */
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    await this.ops?.stop().catch((err) => { this.log.error('stopping operations: %e', err) })
     await this.queue.catch(() => {})
     await this.swarm?.stop().catch((err) => { this.log.error('stopping the sharing node: %e', err) })
     await closeSources(this.sources)
@@ -566,6 +633,12 @@ export class Swarmpack {
     if (this.init.libp2p === undefined) await this.peer?.stop().catch((err) => { this.log.error('stopping the peer: %e', err) })
     if (this.ownsStore) await this.store?.close().catch((err) => { if (!isSwarmpackError(err)) throw err })
   }
+}
+
+/** libp2p's failure to bind a listen address (port taken, address not local) as a typed error (ops). */
+function listenError (err: unknown, listen: string[] | undefined): unknown {
+  if (!/UnsupportedListenAddress/.test((err as Error)?.name ?? '')) return err
+  return nodeError(SwarmpackNodeErrorCode.LISTEN_NOT_BOUND, `cannot listen on ${(listen ?? []).join(' ') || 'the default addresses'}: ${(err as Error).message.split('\n').filter(l => l.includes('/')).map(l => l.trim()).join('; ')}`, { listen }, err)
 }
 
 /** Creates and starts a node. */
