@@ -307,6 +307,12 @@ export class BlockScheduler {
       if (source !== undefined) {
         this.waiting.delete(task)
         this.start(task, source, false)
+        // race: the second source is asked at once, not on the next hedge tick
+        const second = this.init.policy === 'race' ? this.pick(task, now, true, ranked) : undefined
+        if (second !== undefined) {
+          this.init.account.hedge({ cid: task.cid, from: source.name, to: second.name, afterMs: 0 })
+          this.start(task, second, true)
+        }
       } else if (this.candidates(task, now, ranked).length === 0) {
         this.giveUp(task)
       }
