@@ -125,9 +125,8 @@ export interface GcDryRun {
   store: { bytes: number, blocks: number, limit?: number, pinnedBytes: number, after: number }
 }
 
-export async function gcDryRun (host: OpsHost, keep: number, signal?: AbortSignal): Promise<GcDryRun> {
-  const store = host.node.store
-  const sel = await selectGenerations(host, keep)
+/** Blocks the kept generations reach (`stay`) and blocks the generations beyond `keep` reach (`going`). */
+async function keptAndGoing (store: OpsHost['node']['store'], sel: Awaited<ReturnType<typeof selectGenerations>>, signal?: AbortSignal): Promise<{ stay: Awaited<ReturnType<typeof reachable>>, going: Awaited<ReturnType<typeof reachable>> }> {
   const { roots, manifests } = await keptRoots(store, sel.kept)
   const stay = await reachable(store, roots, manifests, signal)
   const goingRoots: string[] = []
@@ -136,7 +135,13 @@ export async function gcDryRun (host: OpsHost, keep: number, signal?: AbortSigna
     goingRoots.push(...generationRoots(g))
     for (const p of Object.values(g.lock.packages)) goingManifests.add(p.manifest)
   }
-  const going = await reachable(store, goingRoots, goingManifests, signal)
+  return { stay, going: await reachable(store, goingRoots, goingManifests, signal) }
+}
+
+export async function gcDryRun (host: OpsHost, keep: number, signal?: AbortSignal): Promise<GcDryRun> {
+  const store = host.node.store
+  const sel = await selectGenerations(host, keep)
+  const { stay, going } = await keptAndGoing(store, sel, signal)
   let obsoleteBlocks = 0
   let obsoleteBytes = 0
   for (const [k, b] of going.blocks) if (!stay.blocks.has(k)) { obsoleteBlocks++; obsoleteBytes += b.size }
@@ -185,16 +190,8 @@ export async function enforceCachePolicy (host: OpsHost, signal?: AbortSignal): 
   report.over = true
   return host.exclusive(async () => {
     const sel = await selectGenerations(host, node.config.generations.keep)
-    const { roots, manifests } = await keptRoots(store, sel.kept)
-    const stay = await reachable(store, roots, manifests, signal)
     // 1. versions only the generations beyond `keep` use: the generations go, then their blocks
-    const goingRoots: string[] = []
-    const goingManifests = new Set<string>()
-    for (const g of sel.removed) {
-      goingRoots.push(...generationRoots(g))
-      for (const p of Object.values(g.lock.packages)) goingManifests.add(p.manifest)
-    }
-    const going = await reachable(store, goingRoots, goingManifests, signal)
+    const { stay, going } = await keptAndGoing(store, sel, signal)
     for (const n of sel.removedGenerations) await node.generations.remove(n)
     for (const d of sel.removedDirs) await rm(d, { recursive: true, force: true })
     report.removedGenerations = sel.removedGenerations
