@@ -49,9 +49,9 @@ export interface FsBlockstoreInit {
   maxSize?: number
   /**
    * Durable writes: a `put` resolves once the batch holding its block is synced to disk. Default
-   * true. Off, nothing is synced (LMDB `noSync`): a `put` resolves once committed, which survives a
+   * true. Off, nothing is synced (segments are written unsynced, LMDB runs `noSync`): a `put` resolves once committed, which survives a
    * process crash (SIGKILL included), but an OS crash or power loss can lose recent writes or damage
-   * the database file beyond use; the store is a cache, so the remedy is to delete the directory.
+   * the index file beyond use; the store is a cache, so the remedy is to delete the directory.
    * For scratch stores and benchmarks; a node's cache keeps it on.
    */
   fsync?: boolean
@@ -116,7 +116,7 @@ export interface GcOptions extends AbortOptions, ProgressOptions<StoreProgressEv
   /** Stop once the store holds at most this many bytes. Default: remove every unpinned block. */
   targetSize?: number
   /**
-   * Give freed space back to the file system afterwards (rewrite the database file compactly):
+   * Give the space of removed blocks back to the file system afterwards (compaction):
    * true always, false never, 'auto' (default) when at least a quarter of the file and 16 MiB are free.
    */
   compact?: boolean | 'auto'
@@ -127,7 +127,7 @@ export interface GcReport {
   removedBytes: number
   bytes: number
   blocks: number
-  /** Whether the database file was compacted, and its size on disk afterwards. */
+  /** Whether the store was compacted, and its size on disk afterwards. */
   compacted: boolean
   fileBytes: number
 }
@@ -173,7 +173,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   /** key -> entry, in access order: the first entry is the least recently used. */
   readonly #index = new Map<string, Entry>()
   readonly #writing = new Map<string, Promise<void>>()
-  /** Set while compaction swaps the database file: every database access waits for it. */
+  /** Set while compaction moves records and swaps the index file: every access waits for it. */
   #maintenance: Promise<void> | undefined
   #bytes = 0
   /** Counts writes, so a pin walk can tell whether blocks arrived while it ran. */
@@ -300,7 +300,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     return { bytes: this.#bytes, blocks: this.#index.size, maxSize: this.maxSize, pins: this.#pins.size }
   }
 
-  /** What the store takes on disk, and how much of it is free space inside the database file. */
+  /** What the store takes on disk, and how much of it is the dead space of removed blocks. */
   async diskUsage (): Promise<DiskUsage> {
     this.#assertOpen()
     await this.#maintenance
@@ -749,7 +749,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
 
   /**
    * Removes unpinned blocks, least recently used first: all of them, or until `targetSize` is
-   * reached. Then compacts the database file when `compact` says so (see GcOptions).
+   * reached. Then compacts when `compact` says so (see GcOptions).
    */
   async gc (options: GcOptions = {}): Promise<GcReport> {
     this.#assertOpen()
@@ -895,7 +895,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     return { checked, corrupt, missingPinned: await this.missingPinned() }
   }
 
-  /** Waits for running writes, syncs, closes the database and releases the lock. Later calls raise ERR_STORE_CLOSED. */
+  /** Waits for running writes, syncs, closes the files and releases the lock. Later calls raise ERR_STORE_CLOSED. */
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
@@ -905,7 +905,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       await this.#db.env.flushed
       await this.#db.env.close()
     } catch (err) {
-      log.error('closing the database of %s failed: %e', this.dir, err)
+      log.error('closing the store files of %s failed: %e', this.dir, err)
     }
     await this.#releaseLock?.()
   }
