@@ -2,12 +2,13 @@
  * Block store throughput, against node:crypto SHA-256 over the same bytes (the baseline, measured
  * in the same run), and the backends the store could be built on, each fed the same blocks:
  *
- *   - FsBlockstore (LMDB through `lmdb`): durable puts with 512 in flight (as pack issues them) of
- *     bytes the store must hash, and of bytes core already hashed (the receive paths: hash once),
- *     durable puts awaited one at a time (no batching possible: one sync each), puts with fsync
- *     off, getBytes (first read after reopening: page faults into the memory map; then warm);
- *   - `lmdb` alone: async puts, one awaited flush (the backend without the store's bookkeeping);
- *   - an append-only segment log: all blocks appended to one file, one fsync (the home-made option);
+ *   - FsBlockstore (blocks in segment files, the index in LMDB through `lmdb`): durable puts with
+ *     512 in flight (as pack issues them) of bytes the store must hash, and of bytes core already
+ *     hashed (the receive paths: hash once), durable puts awaited one at a time (no batching
+ *     possible: one sync each), puts with fsync off, getBytes (first read after reopening; then warm);
+ *   - `lmdb` alone, blocks as values: async puts, one awaited flush (the previous store's backend);
+ *   - a bare append-only segment file: all blocks appended, one fsync (the new store's backend
+ *     without its index, headers and accounting);
  *   - one file per block, fsync each (the layout of swarmpack's first store).
  *
  * Plus the cost of opening a store of SWARMPACK_STORE_SCAN_BLOCKS small blocks (index load), per block.

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
@@ -43,8 +43,9 @@ describe('FsBlockstore', () => {
       assert.deepEqual(await store.getBytes(b.cid), b.bytes)
       assert.deepEqual(await collect(store.get(b.cid)), b.bytes)
     }
-    // one database file for all blocks
-    assert.deepEqual((await readdir(join(dir, 'a'))).sort(), ['store.lmdb', 'store.lmdb-lock', 'store.lock'])
+    // one segment file for all blocks, and the index
+    assert.deepEqual((await readdir(join(dir, 'a'))).sort(), ['index.lmdb', 'index.lmdb-lock', 'segments', 'store.lock'])
+    assert.deepEqual(await readdir(join(dir, 'a', 'segments')), ['00000001.seg'])
     await store.close()
   })
 
@@ -183,25 +184,37 @@ describe('FsBlockstore', () => {
     await store.close()
   })
 
-  it('heals an index entry whose block is gone, adopts a block without an entry on verify', async () => {
+  it('heals an index entry whose record is wiped or whose segment is cut; a record without an entry is dead space', async () => {
     const path = join(dir, 'index')
     let store = await FsBlockstore.open(path)
     const blocks = Array.from({ length: 5 }, (_, i) => rawBlock(200 + i))
     for (const b of blocks) await store.put(b.cid, b.bytes)
     await store.close()
-    // changed behind the store's back while it was closed: one block removed, one index entry lost
+    // changed behind the store's back while it was closed: one record wiped, one index entry lost,
+    // and the segment cut inside the last record
     await removeRawBlock(path, blocks[0].cid.toString())
     await removeRawIndexEntry(path, blocks[1].cid.toString())
+    const seg = join(path, 'segments', '00000001.seg')
+    await truncate(seg, (await stat(seg)).size - 10)
     store = await FsBlockstore.open(path)
-    assert.equal(store.has(blocks[0].cid), false)
+    // the cut record's entry points past the end of the file: dropped on open
+    assert.equal(store.has(blocks[4].cid), false)
     assert.equal(store.has(blocks[1].cid), false)
-    assert.deepEqual([store.stats().blocks, store.stats().bytes], [3, 202 + 203 + 204])
+    assert.deepEqual([store.stats().blocks, store.stats().bytes], [3, 200 + 202 + 203])
+    // the wiped record is caught by its header on the first read, and removed
+    await assert.rejects(store.getBytes(blocks[0].cid), code('ERR_CORRUPT_BLOCK'))
+    assert.equal(store.has(blocks[0].cid), false)
+    assert.deepEqual([store.stats().blocks, store.stats().bytes], [2, 202 + 203])
     const report = await store.verify()
-    assert.equal(report.adopted, 1)
-    assert.deepEqual(await store.getBytes(blocks[1].cid), blocks[1].bytes)
-    assert.deepEqual([store.stats().blocks, store.stats().bytes], [4, 201 + 202 + 203 + 204])
+    assert.deepEqual([report.checked, report.corrupt], [2, []])
+    // the unindexed record is dead space, which compaction gives back
+    const usage = await store.diskUsage()
+    assert.ok(usage.reusableBytes >= 200 + 201, `reusable ${usage.reusableBytes}`)
+    const after = await store.compact()
+    assert.ok(after.fileBytes < usage.fileBytes)
+    for (const b of blocks.slice(2, 4)) assert.deepEqual(await store.getBytes(b.cid), b.bytes)
     await store.close()
-    assert.equal((await rawIndex(path)).size, 4)
+    assert.equal((await rawIndex(path)).size, 2)
   })
 
   it('refuses a directory of the old one-file-per-block layout, and a path it cannot create, with typed errors', async () => {
@@ -209,6 +222,10 @@ describe('FsBlockstore', () => {
     await mkdir(join(path, 'blocks', 'ab'), { recursive: true })
     await assert.rejects(FsBlockstore.open(path), (err: unknown) => isSwarmpackError(err, StoreErrorCode.STORE_FORMAT) && /remove that directory/.test((err as Error).message))
     await rm(join(path, 'blocks'), { recursive: true })
+    // and the all-in-LMDB layout before the segment log
+    await writeFile(join(path, 'store.lmdb'), 'x')
+    await assert.rejects(FsBlockstore.open(path), (err: unknown) => isSwarmpackError(err, StoreErrorCode.STORE_FORMAT) && /remove that file/.test((err as Error).message))
+    await rm(join(path, 'store.lmdb'))
     const store = await FsBlockstore.open(path)
     await store.close()
     await writeFile(join(dir, 'a-file'), 'not a directory')
@@ -221,7 +238,7 @@ describe('FsBlockstore', () => {
     const b = rawBlock(100)
     await store.put(b.cid, b.bytes)
     await store.close()
-    const file = join(path, 'store.lmdb')
+    const file = join(path, 'index.lmdb')
     const good = await readFile(file)
     for (const bad of [Buffer.alloc(64 * 1024, 7), Buffer.from('short'), good.subarray(0, 4096), Buffer.concat([good.subarray(0, 4096), Buffer.alloc(good.length - 4096)])]) {
       await writeFile(file, bad)

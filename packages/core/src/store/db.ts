@@ -1,12 +1,14 @@
 /**
- * The block store's database: one LMDB environment (`lmdb`, N-API prebuilt binaries) in
- * `<dir>/store.lmdb` with two tables, both keyed by the block's store key (keys.ts):
+ * The block store's index: one LMDB environment (`lmdb`, N-API prebuilt binaries) in
+ * `<dir>/index.lmdb` with one table keyed by the block's store key (keys.ts):
  *
- *   blocks   key -> the block's bytes
- *   index    key -> [size, used]: what accounting and LRU order are loaded from on open, without
+ *   index    key -> [size, used, segment, offset]: where the block's record is in the segment log
+ *            (segments.ts), and what accounting and LRU order are loaded from on open without
  *            reading any block; `used` (ms since epoch) is the last persisted use
  *
- * A block and its index entry are always written or removed in one transaction.
+ * The blocks themselves are not in LMDB: its memory map would count every page read or written
+ * as the process's resident memory (1.3 GiB unpacking a 1 GiB package), see docs/benchmarks/core-store.md.
+ * An entry is committed only after its record is in the segment file (synced, when durable).
  */
 import { open as openFile, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -15,19 +17,20 @@ import { SwarmpackError } from '../errors.js'
 import { StoreErrorCode, errnoOf, ioError } from './errors.js'
 import { BLOCKS_DIR } from './keys.js'
 
-export const DATA_FILE = 'store.lmdb'
+export const DATA_FILE = 'index.lmdb'
+/** The database of the store before the segment log, which held the blocks themselves. */
+export const OLD_DATA_FILE = 'store.lmdb'
 /** A compacted copy being written; a leftover one (crash) is deleted on open. */
 export const COMPACT_SUFFIX = '.compact'
 
-/** [size in bytes, last persisted use in ms since epoch] */
-export type IndexValue = [number, number]
+/** [size in bytes, last persisted use in ms since epoch, segment, offset of the record] */
+export type IndexValue = [number, number, number, number]
 
 export interface StoreDb {
   /** The database file. */
   path: string
   durable: boolean
   env: RootDatabase
-  blocks: Database<Uint8Array, string>
   index: Database<IndexValue, string>
 }
 
@@ -51,14 +54,12 @@ export async function openStoreDb (dir: string, durable = true, path = join(dir,
     const env = open({
       path,
       noSync: !durable,
-      // blocks are compressed data more often than not, and compression would cost CPU per block
       compression: false,
-      // no value cache: the store has its own LRU index, and block bytes are copied on read
+      // no value cache: the store keeps its own in-memory index
       cache: false
     })
-    const blocks = env.openDB<Uint8Array, string>({ name: 'blocks', encoding: 'binary' })
     const index = env.openDB<IndexValue, string>({ name: 'index', encoding: 'msgpack' })
-    return { path, durable, env, blocks, index }
+    return { path, durable, env, index }
   } catch (err) {
     throw ioError(`cannot open the block store database in ${dir}`, err)
   }
@@ -116,22 +117,27 @@ export async function refuseOldLayout (dir: string): Promise<void> {
       `${dir} holds a block store in the old one-file-per-block layout (${old}); remove that directory (its blocks are a cache and are fetched again) or open a new store directory`,
       { details: { dir, found: old } })
   }
+  const oldDb = join(dir, OLD_DATA_FILE)
+  if (await stat(oldDb).then(() => true, () => false)) {
+    throw new SwarmpackError(StoreErrorCode.STORE_FORMAT,
+      `${dir} holds a block store in the older all-in-LMDB layout (${oldDb}); remove that file and ${oldDb}-lock (its blocks are a cache and are fetched again) or open a new store directory`,
+      { details: { dir, found: oldDb } })
+  }
 }
 
 function pagesOf (stats: Record<string, number>): number {
   return (stats.treeBranchPageCount ?? 0) + (stats.treeLeafPageCount ?? 0) + (stats.overflowPages ?? 0)
 }
 
-/** File size, bytes in use (pages of every table, LMDB's own included) and the difference. */
-export async function diskUsageOf (db: StoreDb): Promise<{ fileBytes: number, usedBytes: number, reusableBytes: number }> {
+/** Index file size and the bytes of it in use (pages of every table, LMDB's own included). */
+export async function diskUsageOf (db: StoreDb): Promise<{ fileBytes: number, usedBytes: number }> {
   const fileBytes = (await stat(db.path)).size
   const envStats = db.env.getStats() as Record<string, number> & { root: Record<string, number>, free: Record<string, number> }
   const pageSize = envStats.pageSize
-  // two meta pages, the main table (names of the tables), the free list, and our two tables
+  // two meta pages, the main table (names of the tables), the free list, and the index
   const pages = 2 + pagesOf(envStats.root) + pagesOf(envStats.free) +
-    pagesOf(db.blocks.getStats() as Record<string, number>) + pagesOf(db.index.getStats() as Record<string, number>)
-  const usedBytes = Math.min(fileBytes, pages * pageSize)
-  return { fileBytes, usedBytes, reusableBytes: fileBytes - usedBytes }
+    pagesOf(db.index.getStats() as Record<string, number>)
+  return { fileBytes, usedBytes: Math.min(fileBytes, pages * pageSize) }
 }
 
 /** Entries copied between waits for the copy's commits (bounds the memory a compaction queues). */
@@ -153,11 +159,9 @@ export async function compactInto (db: StoreDb, dir: string): Promise<StoreDb> {
     try {
       let n = 0
       let last: Promise<unknown> = Promise.resolve()
-      for (const table of ['blocks', 'index'] as const) {
-        for (const { key, value } of db[table].getRange()) {
-          last = (copy[table] as Database<unknown, string>).put(key, value)
-          if (++n % COMPACT_BATCH === 0) await last
-        }
+      for (const { key, value } of db.index.getRange()) {
+        last = copy.index.put(key, value)
+        if (++n % COMPACT_BATCH === 0) await last
       }
       await last
       await copy.env.flushed

@@ -1,8 +1,9 @@
 /**
  * FsBlockstore: the content-addressed disk cache shared by all packages and versions.
  *
- *   <dir>/store.lmdb        every block, and an index entry per block, in one LMDB environment (db.ts)
- *   <dir>/store.lmdb-lock   LMDB's reader table
+ *   <dir>/segments/*.seg    every block, appended to segment files of 64 MiB (segments.ts)
+ *   <dir>/index.lmdb        an index entry per block: size, last use, where its record is (db.ts)
+ *   <dir>/index.lmdb-lock   LMDB's reader table
  *   <dir>/pins.json         named pins (pins.ts)
  *   <dir>/store.lock        owner pid (lock.ts): one writer process per store
  *
@@ -10,12 +11,14 @@
  * and adds what a package cache needs: verified writes, size accounting, pins, LRU eviction above
  * `maxSize`, `gc` (with compaction), `verify`, and "block added/removed" events for a Bitswap server.
  *
- * Why LMDB (see docs/store.md for the measurements): many blocks per file and group commit. Writes
- * are queued and committed in batches by lmdb's writer thread, one transaction (and one fsync) per
- * batch rather than per block; every `put` resolves once its batch is flushed to disk (`fsync`
- * on) or committed (off). A block and its index entry are written in the same transaction, so after
- * a crash (SIGKILL, power loss with fsync on) the store holds exactly the committed blocks, each
- * whole, and the index that accounting is built from agrees with them.
+ * Why this layout (see docs/benchmarks/core-store.md for the measurements): many blocks per file
+ * and group commit. Puts are queued and written in batches (group-commit.ts): one append and one
+ * sync of the segment, then one index transaction (and its sync), per batch rather than per block;
+ * every `put` resolves once its batch's index entries are synced (`fsync` on) or committed (off).
+ * An index entry is committed only after its record is in the segment file, so after a crash
+ * (SIGKILL, power loss with fsync on) every indexed block is whole, and the records of an
+ * interrupted batch are cut off on the next open. Reads are `pread`s, not a memory map: resident
+ * memory stays flat however much of the store is read or written.
  *
  * The in-memory index (key -> size, in LRU order) is loaded from the index table on open and kept
  * up to date incrementally. Recency survives restarts through the index entries' `used` time,
@@ -33,7 +36,9 @@ import { DAG_CBOR_CODEC, IDENTITY_CODE, MAX_BLOCK_SIZE, RAW_CODEC, SHA2_256_CODE
 import { CoreErrorCode, SwarmpackError, isSwarmpackError, throwIfAborted } from '../errors.js'
 import { COMPACT_SUFFIX, DATA_FILE, compactInto, dbKeyOf, diskUsageOf, keyOfDbKey, openStoreDb, refuseOldLayout, removeCopy, type IndexValue, type StoreDb } from './db.js'
 import { BlockNotFoundError, StoreErrorCode, ioError } from './errors.js'
+import { GroupCommit, type BatchWrite } from './group-commit.js'
 import { blockKey } from './keys.js'
+import { SegmentLog, recordLength, type Location, type RecordIn } from './segments.js'
 import { acquireLock } from './lock.js'
 import { checkPinName, loadPins, savePins } from './pins.js'
 
@@ -44,9 +49,9 @@ export interface FsBlockstoreInit {
   maxSize?: number
   /**
    * Durable writes: a `put` resolves once the batch holding its block is synced to disk. Default
-   * true. Off, nothing is synced (LMDB `noSync`): a `put` resolves once committed, which survives a
+   * true. Off, nothing is synced (segments are written unsynced, LMDB runs `noSync`): a `put` resolves once committed, which survives a
    * process crash (SIGKILL included), but an OS crash or power loss can lose recent writes or damage
-   * the database file beyond use; the store is a cache, so the remedy is to delete the directory.
+   * the index file beyond use; the store is a cache, so the remedy is to delete the directory.
    * For scratch stores and benchmarks; a node's cache keeps it on.
    */
   fsync?: boolean
@@ -54,6 +59,8 @@ export interface FsBlockstoreInit {
   recencyInterval?: number
   /** Take the directory's lock file (refuse a second live opener). Default true. */
   lock?: boolean
+  /** Size at which a segment file is closed and the next one started. Default 64 MiB. */
+  segmentBytes?: number
 }
 
 export interface BlockEventDetail {
@@ -71,11 +78,11 @@ export interface StoreStats {
 }
 
 export interface DiskUsage {
-  /** Size of the database file on disk. */
+  /** Size of the store's files on disk: the segment files and the index. */
   fileBytes: number
-  /** Bytes of the file in use by blocks, the index and the database's own structure. */
+  /** Bytes of them in use: the records of stored blocks, and the index's pages. */
   usedBytes: number
-  /** Freed space inside the file: reused by later writes, returned to the file system by `compact`. */
+  /** Space of removed blocks still in the files: returned to the file system by `compact` (and gc). */
   reusableBytes: number
 }
 
@@ -101,8 +108,6 @@ export interface VerifyReport {
   checked: number
   /** Blocks that failed the hash check or could not be read; all were removed. */
   corrupt: CorruptBlock[]
-  /** Valid blocks found in the database that the index did not count; now counted. */
-  adopted: number
   /** CIDs reachable from pins that are not in the store (never fetched, or just removed as corrupt). */
   missingPinned: CID[]
 }
@@ -111,7 +116,7 @@ export interface GcOptions extends AbortOptions, ProgressOptions<StoreProgressEv
   /** Stop once the store holds at most this many bytes. Default: remove every unpinned block. */
   targetSize?: number
   /**
-   * Give freed space back to the file system afterwards (rewrite the database file compactly):
+   * Give the space of removed blocks back to the file system afterwards (compaction):
    * true always, false never, 'auto' (default) when at least a quarter of the file and 16 MiB are free.
    */
   compact?: boolean | 'auto'
@@ -122,7 +127,7 @@ export interface GcReport {
   removedBytes: number
   bytes: number
   blocks: number
-  /** Whether the database file was compacted, and its size on disk afterwards. */
+  /** Whether the store was compacted, and its size on disk afterwards. */
   compacted: boolean
   fileBytes: number
 }
@@ -130,10 +135,17 @@ export interface GcReport {
 /** Store key -> codec of every CID the pins reach (codes, not CID objects: this can hold millions). */
 type PinnedSet = Map<string, number>
 
-interface Entry {
+interface Entry extends Location {
   size: number
   /** When the persisted recency (the index entry's `used`) was last written, ms since epoch. */
   persisted: number
+}
+
+/** Records of one segment that the index points to. */
+interface Live {
+  count: number
+  /** Bytes of those records (headers included). */
+  bytes: number
 }
 
 export interface FsBlockstoreEvents {
@@ -144,17 +156,24 @@ export interface FsBlockstoreEvents {
 /** Compaction in 'auto' mode: only when this share of the file, and at least AUTO_COMPACT_MIN bytes, are free. */
 const AUTO_COMPACT_SHARE = 0.25
 const AUTO_COMPACT_MIN = 16 * 1024 * 1024
+/** Bytes of records compaction copies per batch (one append, one index commit). */
+const COMPACT_BATCH_BYTES = 8 * 1024 * 1024
 
 export class FsBlockstore extends EventTarget implements Blockstore {
   readonly dir: string
   readonly maxSize: number
   readonly #fsync: boolean
   readonly #recencyInterval: number
+  readonly #segmentBytes: number | undefined
   #db!: StoreDb
+  #log!: SegmentLog
+  readonly #commit: GroupCommit<RecordIn, Location>
+  /** seg -> what of it is live; a segment not here has no live record. */
+  readonly #live = new Map<number, Live>()
   /** key -> entry, in access order: the first entry is the least recently used. */
   readonly #index = new Map<string, Entry>()
   readonly #writing = new Map<string, Promise<void>>()
-  /** Set while compaction swaps the database file: every database access waits for it. */
+  /** Set while compaction moves records and swaps the index file: every access waits for it. */
   #maintenance: Promise<void> | undefined
   #bytes = 0
   /** Counts writes, so a pin walk can tell whether blocks arrived while it ran. */
@@ -180,6 +199,8 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     this.maxSize = init.maxSize ?? Number.POSITIVE_INFINITY
     this.#fsync = init.fsync ?? true
     this.#recencyInterval = init.recencyInterval ?? 60_000
+    this.#segmentBytes = init.segmentBytes
+    this.#commit = new GroupCommit(async records => await this.#writeBatch(records))
   }
 
   /**
@@ -190,6 +211,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   static async open (dir: string, init: FsBlockstoreInit = {}): Promise<FsBlockstore> {
     if (typeof dir !== 'string' || dir === '') throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, 'store directory must be a non-empty string')
     if (init.maxSize !== undefined && !(init.maxSize >= 0)) throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `invalid maxSize ${init.maxSize}`)
+    if (init.segmentBytes !== undefined && !(init.segmentBytes >= 1)) throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, `invalid segmentBytes ${init.segmentBytes}`)
     await mkdir(dir, { recursive: true }).catch((err: unknown) => { throw ioError(`cannot create block store ${dir}`, err) })
     await refuseOldLayout(dir)
     const store = new FsBlockstore(dir, init)
@@ -199,8 +221,10 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       // a compaction a crash interrupted: the old file is still the store
       await removeCopy(join(dir, DATA_FILE + COMPACT_SUFFIX))
       store.#db = await openStoreDb(dir, store.#fsync)
+      store.#log = await SegmentLog.open(dir, { durable: store.#fsync, maxSegmentBytes: store.#segmentBytes })
       await store.#load()
     } catch (err) {
+      await store.#log?.close().catch(() => {})
       await store.#db?.env.close().catch(() => {})
       await store.#releaseLock?.()
       throw err
@@ -211,28 +235,54 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   }
 
   /**
-   * Builds the in-memory index from the index table, oldest use first. Blocks and index entries
-   * are written and removed in the same transactions, so they agree; an index entry without its
-   * block (only possible through outside edits) is dropped here, a block without an entry is found
-   * and adopted by `verify`.
+   * Builds the in-memory index from the index table, oldest use first. An entry whose record
+   * lies outside its segment file (outside edits, a lost file) is dropped; then the segment log
+   * deletes segments nothing points into and cuts a batch a crash interrupted off the newest one.
    */
   async #load (): Promise<void> {
-    const found: Array<{ key: string, size: number, used: number }> = []
+    const found: Array<{ key: string, entry: Entry }> = []
     const orphans: string[] = []
+    const sizes = this.#log.sizes()
+    const ends = new Map<number, number>()
     for (const { key, value } of this.#db.index.getRange()) {
-      if (!this.#db.blocks.doesExist(key)) { orphans.push(key); continue }
-      const [size, used] = value
-      found.push({ key: keyOfDbKey(key), size, used })
+      const [size, used, seg, off] = value
+      const end = off + recordLength(key, size)
+      if (!(end <= (sizes.get(seg) ?? -1))) { orphans.push(key); continue }
+      found.push({ key: keyOfDbKey(key), entry: { size, persisted: used, seg, off } })
+      ends.set(seg, Math.max(ends.get(seg) ?? 0, end))
     }
-    found.sort((a, b) => a.used - b.used)
-    for (const f of found) {
-      this.#index.set(f.key, { size: f.size, persisted: f.used })
-      this.#bytes += f.size
+    found.sort((a, b) => a.entry.persisted - b.entry.persisted)
+    for (const { key, entry } of found) {
+      this.#index.set(key, entry)
+      this.#bytes += entry.size
+      this.#addLive(key, entry)
     }
     if (orphans.length > 0) {
-      log.error('dropping %d index entries whose blocks are gone', orphans.length)
+      log.error('dropping %d index entries whose records are gone', orphans.length)
       await Promise.all(orphans.map(async k => await this.#db.index.remove(k)))
     }
+    const recovered = await this.#log.recover(ends)
+    if (recovered.deleted > 0 || recovered.truncatedBytes > 0) {
+      log('recovered %s: %d segments without live records deleted, %d bytes of an unfinished batch cut', this.dir, recovered.deleted, recovered.truncatedBytes)
+    }
+  }
+
+  #addLive (key: string, entry: Entry): void {
+    const live = this.#live.get(entry.seg) ?? { count: 0, bytes: 0 }
+    live.count++
+    live.bytes += recordLength(key, entry.size)
+    this.#live.set(entry.seg, live)
+  }
+
+  /** Drops a record from the live count; true when its segment has none left. */
+  #dropLive (key: string, entry: Entry): boolean {
+    const live = this.#live.get(entry.seg)
+    if (live === undefined) return false
+    live.count--
+    live.bytes -= recordLength(key, entry.size)
+    if (live.count > 0) return false
+    this.#live.delete(entry.seg)
+    return true
   }
 
   #assertOpen (): void {
@@ -250,11 +300,20 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     return { bytes: this.#bytes, blocks: this.#index.size, maxSize: this.maxSize, pins: this.#pins.size }
   }
 
-  /** What the store takes on disk, and how much of it is free space inside the database file. */
+  /** What the store takes on disk, and how much of it is the dead space of removed blocks. */
   async diskUsage (): Promise<DiskUsage> {
     this.#assertOpen()
     await this.#maintenance
-    return await diskUsageOf(this.#db)
+    return await this.#usage()
+  }
+
+  async #usage (): Promise<DiskUsage> {
+    const index = await diskUsageOf(this.#db)
+    let fileBytes = index.fileBytes
+    let usedBytes = index.usedBytes
+    for (const size of this.#log.sizes().values()) fileBytes += size
+    for (const live of this.#live.values()) usedBytes += live.bytes
+    return { fileBytes, usedBytes, reusableBytes: Math.max(0, fileBytes - usedBytes) }
   }
 
   // ---------------------------------------------------------------- events
@@ -296,33 +355,23 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     if (this.#maintenance !== undefined) await this.#maintenance
     const entry = this.#index.get(key)
     if (entry === undefined) throw new BlockNotFoundError(cid.toString(), this.dir)
-    let bytes: Uint8Array | undefined
-    try {
-      bytes = this.#read(key)
-    } catch (err) {
-      throw ioError(`cannot read block ${cid.toString()}`, err)
-    }
-    if (bytes === undefined) {
-      // removed from the database behind the index's back (outside edits): heal the accounting
-      if (this.#index.get(key) === entry) this.#forget(key, entry)
-      throw new BlockNotFoundError(cid.toString(), this.dir)
-    }
-    // a size change is damage: cheap to check on every read
-    if (bytes.byteLength !== entry.size || options.verify === true) {
-      const reason = this.#check(key, bytes)
+    // the record's header (key and size) is checked on every read: a misplaced, cut or
+    // overwritten record is caught without hashing; `verify` hashes the bytes too
+    const bytes = this.#read(key, entry)
+    if (typeof bytes === 'string' || options.verify === true) {
+      const reason = typeof bytes === 'string' ? bytes : this.#check(key, bytes)
       if (reason !== undefined) {
         await this.#removeCorrupt(key)
         throw new SwarmpackError(CoreErrorCode.CORRUPT_BLOCK, `stored block ${cid.toString()} is corrupt (${reason}); removed`, { details: { cid: cid.toString(), reason } })
       }
     }
     if (options.touch !== false) this.#touch(key, entry)
-    return bytes
+    return bytes as Uint8Array
   }
 
-  /** A copy of the stored bytes (LMDB reads are synchronous memory-map reads), or undefined. */
-  #read (key: string): Uint8Array | undefined {
-    const buf = this.#db.blocks.getBinary(dbKeyOf(key))
-    return buf === undefined ? undefined : asUint8Array(buf)
+  /** The stored bytes of an indexed block (a synchronous pread), or why they cannot be read. */
+  #read (key: string, entry: Entry): Uint8Array | string {
+    return this.#log.read(entry, key, entry.size)
   }
 
   /** interface-blockstore `get`: the block as a generator of chunks (one chunk: blocks are at most 1 MiB). */
@@ -362,7 +411,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     if (now - entry.persisted >= this.#recencyInterval && this.#maintenance === undefined) {
       entry.persisted = now
       // batched with other writes, never awaited: recency only orders eviction
-      const value: IndexValue = [entry.size, now]
+      const value: IndexValue = [entry.size, now, entry.seg, entry.off]
       this.#db.index.put(dbKeyOf(key), value).catch((err: unknown) => { log.error('cannot persist recency of %s: %e', key, err) })
     }
   }
@@ -420,18 +469,15 @@ export class FsBlockstore extends EventTarget implements Blockstore {
 
   async #write (key: string, cid: CID, bytes: Uint8Array): Promise<void> {
     if (this.#maintenance !== undefined) await this.#maintenance
-    const dbKey = dbKeyOf(key)
-    const now = Date.now()
-    const value: IndexValue = [bytes.byteLength, now]
+    let entry: Entry
     try {
-      // queued in the same event turn, so lmdb commits both in one transaction (with every other
-      // write queued meanwhile: one commit and one sync per batch)
-      await Promise.all([this.#db.blocks.put(dbKey, bytes), this.#db.index.put(dbKey, value)])
-      if (this.#fsync) await this.#db.env.flushed
+      const loc = await this.#commit.submit({ key, bytes })
+      entry = { size: bytes.byteLength, persisted: Date.now(), seg: loc.seg, off: loc.off }
     } catch (err) {
-      throw ioError(`cannot store block ${cid.toString()}`, err)
+      throw isSwarmpackError(err) ? err : ioError(`cannot store block ${cid.toString()}`, err)
     }
-    this.#index.set(key, { size: bytes.byteLength, persisted: now })
+    this.#index.set(key, entry)
+    this.#addLive(key, entry)
     this.#bytes += bytes.byteLength
     this.#stuck?.candidates.add(key)
     // a dag-cbor block that a pin reaches: what it links to is pinned too
@@ -440,6 +486,31 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       await this.#expand(this.#pinned, [cid])
     }
     this.#emit('block:added', { cid, size: bytes.byteLength })
+  }
+
+  /**
+   * One batch of the group commit: the records are appended to the segment log (and synced), then
+   * their index entries are queued in one event turn, so lmdb commits them in one transaction; the
+   * batch's puts resolve once that commit is synced (durable) or done.
+   */
+  async #writeBatch (records: RecordIn[]): Promise<BatchWrite<Location>> {
+    const locs = await this.#log.append(records)
+    return { results: locs, committed: this.#commitEntries(records.map((r, i) => ({ key: r.key, size: r.bytes.byteLength, ...locs[i] }))) }
+  }
+
+  /** Writes index entries (one transaction: queued in one turn) and waits for their commit (and sync). */
+  async #commitEntries (entries: Array<{ key: string, size: number, seg: number, off: number, used?: number }>): Promise<void> {
+    const now = Date.now()
+    const puts = entries.map(async e => {
+      const value: IndexValue = [e.size, e.used ?? now, e.seg, e.off]
+      return await this.#db.index.put(dbKeyOf(e.key), value)
+    })
+    try {
+      await Promise.all(puts)
+      if (this.#fsync) await this.#db.env.flushed
+    } catch (err) {
+      throw ioError(`cannot commit ${entries.length} blocks to the index of ${this.dir}`, err)
+    }
   }
 
   async * putMany (source: Iterable<InputPair> | AsyncIterable<InputPair>, options: AbortOptions = {}): AsyncGenerator<CID> {
@@ -477,13 +548,26 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     if (entry === undefined) return undefined
     this.#forget(key, entry)
     if (this.#maintenance !== undefined) await this.#maintenance
-    const dbKey = dbKeyOf(key)
+    // compaction may have moved the record meanwhile: `entry` is the object it updated
+    const emptied = this.#dropLive(key, entry)
     try {
-      await Promise.all([this.#db.blocks.remove(dbKey), this.#db.index.remove(dbKey)])
+      await this.#db.index.remove(dbKeyOf(key))
     } catch (err) {
       throw ioError(`cannot remove block ${key}`, err)
     }
+    if (emptied) await this.#retireIfEmpty(entry.seg)
     return entry.size
+  }
+
+  /**
+   * Deletes a segment no live record is left in, at once: the space of removed blocks goes back
+   * to the file system without compaction when whole segments empty (the active one only while
+   * no batch is being written to it).
+   */
+  async #retireIfEmpty (seg: number): Promise<void> {
+    if (this.#live.has(seg) || this.#maintenance !== undefined) return
+    if (seg === this.#log.active && this.#commit.busy) return
+    await this.#log.retire(seg).catch((err: unknown) => { log.error('cannot delete an emptied segment: %e', err) })
   }
 
   #forget (key: string, entry: Entry): void {
@@ -599,10 +683,11 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       const cid = queue.pop() as CID
       if (cid.code !== DAG_CBOR_CODEC) continue
       const key = blockKey(cid)
-      if (!this.#index.has(key)) continue
       if (this.#maintenance !== undefined) await this.#maintenance
-      const bytes = this.#read(key)
-      if (bytes === undefined) continue // removed meanwhile: its children get added if it comes back (see #write)
+      const entry = this.#index.get(key)
+      if (entry === undefined) continue // absent or removed meanwhile: its children get added if it comes back (see #write)
+      const bytes = this.#read(key, entry)
+      if (typeof bytes === 'string') continue // damaged: getBytes and verify remove it
       for (const child of this.#links(cid, bytes)) {
         const childKey = blockKey(child)
         if (set.has(childKey)) continue
@@ -664,7 +749,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
 
   /**
    * Removes unpinned blocks, least recently used first: all of them, or until `targetSize` is
-   * reached. Then compacts the database file when `compact` says so (see GcOptions).
+   * reached. Then compacts when `compact` says so (see GcOptions).
    */
   async gc (options: GcOptions = {}): Promise<GcReport> {
     this.#assertOpen()
@@ -686,45 +771,95 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     }
     await Promise.all(removals)
     log('gc removed %d blocks (%d bytes)', removedBlocks, removedBytes)
-    let usage = await diskUsageOf(this.#db)
+    let usage = await this.#usage()
     const mode = options.compact ?? 'auto'
     const worth = usage.reusableBytes >= AUTO_COMPACT_MIN && usage.reusableBytes >= usage.fileBytes * AUTO_COMPACT_SHARE
     const compacted = mode === true || (mode === 'auto' && worth)
     if (compacted) {
-      usage = await this.compact()
+      usage = await this.compact(options)
     }
     return { removedBlocks, removedBytes, bytes: this.#bytes, blocks: this.#index.size, compacted, fileBytes: usage.fileBytes }
   }
 
   /**
-   * Rewrites the database file without its free pages, giving the space of removed blocks back to
-   * the file system (LMDB reuses free pages but never shrinks its file). Copies the live entries to
-   * `store.lmdb.compact` (synced), then renames it over the old file: a crash at any point leaves
-   * the old or the new file whole, and a leftover copy is deleted on the next open. Reads and writes
-   * wait while the file is swapped. Returns the disk usage afterwards.
+   * Gives the space of removed blocks back to the file system: the live records of every segment
+   * holding dead bytes are copied to a new segment (synced, then their index entries moved in one
+   * commit per batch), and the old segment file is deleted; the index file is rewritten without its
+   * free pages. A crash at any point leaves every index entry pointing at a whole record, in the old
+   * segment or the new one. Reads and writes wait while it runs. Returns the disk usage afterwards.
    */
-  async compact (): Promise<DiskUsage> {
+  async compact (options: AbortOptions = {}): Promise<DiskUsage> {
     this.#assertOpen()
     while (this.#maintenance !== undefined) await this.#maintenance
     let done!: () => void
     this.#maintenance = new Promise(resolve => { done = resolve })
     try {
       await Promise.allSettled(this.#writing.values())
+      await this.#commit.idle()
+      // the copies go to a fresh segment, so every old one can be emptied
+      await this.#log.roll()
+      const sizes = new Map(this.#log.sizes())
+      const dirty = new Set([...sizes].filter(([seg, size]) => size > (this.#live.get(seg)?.bytes ?? 0)).map(([seg]) => seg))
+      const moving = new Map<number, string[]>()
+      for (const [key, entry] of this.#index) {
+        if (dirty.has(entry.seg)) moving.set(entry.seg, [...(moving.get(entry.seg) ?? []), key])
+      }
+      for (const seg of dirty) {
+        throwIfAborted(options.signal)
+        await this.#moveRecords(moving.get(seg) ?? [])
+        // a record that could not be read was dropped from the index: nothing points here now
+        if (!this.#live.has(seg)) await this.#log.retire(seg)
+      }
       try {
         this.#db = await compactInto(this.#db, this.dir)
       } catch (err) {
-        // the swap failed after the old database was closed: carry on with it, reopened
+        // the swap failed after the old index was closed: carry on with it, reopened
         const reopened = (err as { reopened?: StoreDb }).reopened
         if (reopened !== undefined) this.#db = reopened
         throw err
       }
-      const usage = await diskUsageOf(this.#db)
+      const usage = await this.#usage()
       log('compacted %s to %d bytes', this.dir, usage.fileBytes)
       return usage
     } finally {
       this.#maintenance = undefined
       done()
     }
+  }
+
+  /** Copies records to the active segment in batches of about 8 MiB and points their entries there. */
+  async #moveRecords (keys: string[]): Promise<void> {
+    let batch: Array<{ key: string, entry: Entry, bytes: Uint8Array }> = []
+    let bytes = 0
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return
+      const locs = await this.#log.append(batch.map(b => ({ key: b.key, bytes: b.bytes })))
+      await this.#commitEntries(batch.map((b, i) => ({ key: b.key, size: b.entry.size, used: b.entry.persisted, ...locs[i] })))
+      batch.forEach((b, i) => {
+        this.#dropLive(b.key, b.entry)
+        b.entry.seg = locs[i].seg
+        b.entry.off = locs[i].off
+        this.#addLive(b.key, b.entry)
+      })
+      batch = []
+      bytes = 0
+    }
+    for (const key of keys) {
+      const entry = this.#index.get(key)
+      if (entry === undefined) continue
+      const read = this.#read(key, entry)
+      if (typeof read === 'string') {
+        log.error('compaction: dropping unreadable block %s (%s)', key, read)
+        this.#forget(key, entry)
+        this.#dropLive(key, entry)
+        await this.#db.index.remove(dbKeyOf(key))
+        continue
+      }
+      batch.push({ key, entry, bytes: read })
+      bytes += read.byteLength
+      if (bytes >= COMPACT_BATCH_BYTES) await flush()
+    }
+    await flush()
   }
 
   /** Re-hashes every stored block; corrupt or unreadable ones are removed and reported. */
@@ -741,12 +876,8 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       const cid = CID.parse(key)
       let reason: string | undefined
       try {
-        const bytes = this.#read(key)
-        if (bytes === undefined) {
-          if (this.#index.get(key) === entry) this.#forget(key, entry)
-          continue
-        }
-        reason = this.#check(key, bytes)
+        const bytes = this.#read(key, entry)
+        reason = typeof bytes === 'string' ? bytes : this.#check(key, bytes)
       } catch (err) {
         reason = `unreadable: ${String(err)}`
       }
@@ -760,63 +891,24 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       // reads are synchronous: let other work run now and then on a large store
       if (checked % 256 === 0) await new Promise(resolve => setImmediate(resolve))
     }
-    const adopted = await this.#adoptUntracked(corrupt, options)
-    checked += adopted.checked
     if (corrupt.length > 0) log.error('verify: %d of %d blocks corrupt and removed', corrupt.length, checked)
-    return { checked, corrupt, adopted: adopted.added, missingPinned: await this.missingPinned() }
+    return { checked, corrupt, missingPinned: await this.missingPinned() }
   }
 
-  /**
-   * Blocks in the database that the index does not know (only possible through outside edits):
-   * verified, then counted like any other block, or removed as corrupt.
-   */
-  async #adoptUntracked (corrupt: CorruptBlock[], options: VerifyOptions): Promise<{ checked: number, added: number }> {
-    let checked = 0
-    let added = 0
-    for (const dbKey of this.#db.blocks.getKeys()) {
-      throwIfAborted(options.signal)
-      const key = keyOfDbKey(dbKey)
-      if (this.#index.has(key) || this.#writing.has(key)) continue
-      const bytes = this.#read(key)
-      if (bytes === undefined) continue
-      checked++
-      const reason = this.#check(key, bytes)
-      if (reason !== undefined) {
-        corrupt.push({ cid: CID.parse(key), reason })
-        await this.#db.blocks.remove(dbKey)
-        continue
-      }
-      const now = Date.now()
-      const value: IndexValue = [bytes.byteLength, now]
-      await this.#db.index.put(dbKey, value)
-      this.#index.set(key, { size: bytes.byteLength, persisted: now })
-      this.#bytes += bytes.byteLength
-      this.#stuck?.candidates.add(key)
-      added++
-      this.#emit('block:added', { cid: CID.parse(key), size: bytes.byteLength })
-    }
-    if (added > 0) log('verify: adopted %d blocks the index did not know', added)
-    return { checked, added }
-  }
-
-  /** Waits for running writes, syncs, closes the database and releases the lock. Later calls raise ERR_STORE_CLOSED. */
+  /** Waits for running writes, syncs, closes the files and releases the lock. Later calls raise ERR_STORE_CLOSED. */
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await Promise.allSettled([...this.#writing.values(), this.#pinsWrite, this.#evicting, this.#maintenance])
+    await Promise.allSettled([...this.#writing.values(), this.#pinsWrite, this.#evicting, this.#maintenance, this.#commit.idle()])
     try {
+      await this.#log.close()
       await this.#db.env.flushed
       await this.#db.env.close()
     } catch (err) {
-      log.error('closing the database of %s failed: %e', this.dir, err)
+      log.error('closing the store files of %s failed: %e', this.dir, err)
     }
     await this.#releaseLock?.()
   }
-}
-
-/** Plain Uint8Array view of a Buffer, so callers comparing with deepEqual see the type they put. */
-function asUint8Array (buf: Buffer): Uint8Array {
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
 }
 
 /** A block's bytes as the one-chunk async generator interface-blockstore pairs carry. */

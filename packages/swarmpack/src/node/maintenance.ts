@@ -14,7 +14,6 @@ export interface VerifyReport {
   corrupt: Array<{ cid: string, reason: string }>
   /** Blocks pinned roots reach that the store lacks. */
   missingPinned: string[]
-  adopted: number
   ok: boolean
 }
 
@@ -22,7 +21,7 @@ export async function verifyStore (store: FsBlockstore, options: { signal?: Abor
   const r = await store.verify(options)
   const corrupt = r.corrupt.map(c => ({ cid: c.cid.toString(), reason: c.reason }))
   const missingPinned = r.missingPinned.map(c => c.toString())
-  return { checked: r.checked, corrupt, missingPinned, adopted: r.adopted, ok: corrupt.length === 0 && missingPinned.length === 0 }
+  return { checked: r.checked, corrupt, missingPinned, ok: corrupt.length === 0 && missingPinned.length === 0 }
 }
 
 export interface MirrorExportOptions {
