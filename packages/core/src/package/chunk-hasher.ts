@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads'
 import { logger } from '@libp2p/logger'
 import type { ChunkerParams } from '../chunker/index.js'
 import { CoreErrorCode, SwarmpackError } from '../errors.js'
-import type { ChunkReply, ChunkRequest } from './chunk-worker.js'
+import type { ChunkReply, ChunkRequest } from './chunk-protocol.js'
 import { PackageErrorCode } from './errors.js'
 
 const log = logger('swarmpack:pack:worker')

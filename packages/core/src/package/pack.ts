@@ -9,7 +9,7 @@ import { constants, lstat, open, readdir, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
-import { create as createDigest } from 'multiformats/hashes/digest'
+import { Digest } from 'multiformats/hashes/digest'
 import { CustomProgressEvent } from 'progress-events'
 import type { ProgressEvent, ProgressOptions } from 'progress-events'
 import { RAW_CODEC, SHA2_256_CODE } from '../block.js'
@@ -23,6 +23,7 @@ import { validatePackageName, validateVersion } from '../names.js'
 import { rememberSha256 } from '../digest-memo.js'
 import { ChunkHasher } from './chunk-hasher.js'
 import type { ChunkReply } from './chunk-hasher.js'
+import { CID_BYTES } from './chunk-protocol.js'
 import { ChunkList, chunkCid } from './hash.js'
 
 
@@ -223,15 +224,17 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
   const sent: Array<{ reply: Promise<ChunkReply>, file: PendingFile, final: boolean }> = []
   const consumeReply = async (): Promise<void> => {
     const { reply, file, final } = sent.shift() as typeof sent[number]
-    const { bytes, lengths, digests } = await reply
+    const { bytes, lengths, cids } = await reply
     let pos = 0
     for (let i = 0; i < lengths.length; i++) {
       const chunk = bytes.subarray(pos, pos + lengths[i])
       pos += lengths[i]
-      const digest = digests.subarray(i * 32, i * 32 + 32)
+      const cidBytes = cids.subarray(i * CID_BYTES, (i + 1) * CID_BYTES)
+      const digest = cidBytes.subarray(4)
       // hashed in the worker over this very memory, which was then moved (not copied) here
       rememberSha256(chunk, digest)
-      const wait = handle(file, chunk, CID.createV1(RAW_CODEC, createDigest(SHA2_256_CODE, digest)))
+      const cid = new CID(1, RAW_CODEC, new Digest(SHA2_256_CODE, 32, digest, cidBytes.subarray(2)), cidBytes)
+      const wait = handle(file, chunk, cid)
       if (wait !== undefined) await wait
     }
     if (final) fileDone(file)
