@@ -70,10 +70,20 @@ export interface PackResult {
 /** Read size: large reads mean fewer syscalls; the chunker copies them into its own window. */
 const READ_SIZE = 1024 * 1024
 
-/** Bytes of files after which pack (workers unset) moves chunking and hashing to a worker. */
-export const WORKER_THRESHOLD = 8 * 1024 * 1024
+/**
+ * Bytes of files after which pack (workers unset) moves chunking and hashing to a worker. Starting
+ * one costs ~30-60 ms on this machine; it then saves 0.6-1.5 ms of the calling thread per MiB when
+ * a second core is free (docs/benchmarks/core-content.md, parts (a) and (d)), so it pays from a few
+ * tens of MiB, and less often on a busy machine.
+ */
+export const WORKER_THRESHOLD = 64 * 1024 * 1024
 
-/** Pieces sent to the chunk worker and not yet consumed (each up to READ_SIZE + maxSize bytes). */
+/**
+ * Read size with the chunk worker: each piece is one message there and back (2 and 4 MiB pieces
+ * cost the same CPU per byte on this machine; 1 MiB keeps less in flight).
+ */
+const PIECE_SIZE = 1024 * 1024
+/** Pieces sent to the chunk worker and not yet consumed (each up to PIECE_SIZE + maxSize bytes). */
 const PIECES_IN_FLIGHT = 6
 
 /** Read size once a file has given the bytes lstat reported (normally only to see the end). */
@@ -114,27 +124,37 @@ async function * readFile (path: string, sizeHint: number, signal?: AbortSignal)
 /**
  * Reads a file for the chunk worker: each piece in a buffer of its own (it is transferred to the
  * worker and on to the store), with `headroom` free bytes in front of every piece but the first,
- * where the worker puts the bytes carried from the previous piece instead of copying this one. One
- * read runs ahead, so the last piece is known to be final when it is yielded.
+ * where the worker puts the bytes carried from the previous piece instead of copying this one. The
+ * next read is already running while a piece is handed on, and a piece is yielded only once the
+ * read after it has returned, so the last piece is known to be final.
  */
 async function * readPieces (path: string, sizeHint: number, headroom: number, signal?: AbortSignal): AsyncGenerator<{ bytes: Uint8Array, final: boolean }, void, undefined> {
   const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
+  let total = 0
+  const readNext = async (): Promise<Uint8Array> => {
+    const head = total === 0 ? 0 : headroom
+    const want = total < sizeHint ? Math.min(PIECE_SIZE, sizeHint - total + 1) : PROBE_SIZE
+    const buf = Buffer.allocUnsafeSlow(head + want)
+    const { bytesRead } = await fh.read(buf, head, want, null)
+    total += bytesRead
+    return new Uint8Array(buf.buffer, head, bytesRead)
+  }
+  let pending: Promise<Uint8Array> | undefined
   try {
-    let total = 0
     let held: Uint8Array | undefined
+    pending = readNext()
     while (true) {
       throwIfAborted(signal)
-      const head = total === 0 ? 0 : headroom
-      const want = total < sizeHint ? Math.min(READ_SIZE, sizeHint - total + 1) : PROBE_SIZE
-      const buf = Buffer.allocUnsafeSlow(head + want)
-      const { bytesRead } = await fh.read(buf, head, want, null)
-      if (bytesRead === 0) break
+      const piece = await pending
+      pending = undefined
+      if (piece.length === 0) break
+      pending = readNext()
       if (held !== undefined) yield { bytes: held, final: false }
-      held = new Uint8Array(buf.buffer, head, bytesRead)
-      total += bytesRead
+      held = piece
     }
     yield { bytes: held ?? new Uint8Array(0), final: true }
   } finally {
+    await pending?.catch(() => {})
     await fh.close()
   }
 }
