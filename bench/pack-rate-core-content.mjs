@@ -2,12 +2,16 @@
 // worker, next to node:crypto SHA-256 over bytes in memory, all in this one process and run. Plain
 // JavaScript on the compiled package (dist/), as a host application runs it: under the TypeScript
 // loader a worker thread would also start the loader (~0.5 s), which a host never pays.
-// Prints JSON on stdout: per row, [wall MiB/s, MiB per CPU-second of the process (all threads)].
+// Prints JSON on stdout: per row, [wall MiB/s, MiB per CPU-second of the process (all threads),
+// CPU ms per MiB of the main thread, of the busiest other thread (the chunk worker when there is
+// one; else libuv's, lmdb's or V8's helpers)], per-thread CPU read from /proc/self/task (10 ms
+// ticks), sampled every 20 ms so that a worker that exits at the end is still counted.
 //
 //   pack-rate-core-content.mjs throughput <tree> <work dir> <repeats> <tree MiB>
 //   pack-rate-core-content.mjs threshold <work dir> <repeats> <MiB> [<MiB> ...]
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { MemoryBlockstore } from 'blockstore-core/memory'
 import { FsBlockstore, pack } from '@swarmpack/core'
@@ -16,12 +20,35 @@ const MiB = 1024 * 1024
 const meta = { name: 'bench', version: '1.0.0' }
 const [mode, ...args] = process.argv.slice(2)
 
+/** CPU ms so far of each thread of this process, by thread id. */
+function threadCpu () {
+  const out = new Map()
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      out.set(tid, (Number(f[11]) + Number(f[12])) * 10) // utime + stime, in 10 ms ticks
+    } catch {} // the thread just exited
+  }
+  return out
+}
+
 async function rate (mib, f) {
+  const before = threadCpu()
+  const last = new Map()
+  const sample = () => { for (const [tid, ms] of threadCpu()) last.set(tid, ms) }
+  const sampler = setInterval(sample, 20)
   const c = process.cpuUsage()
   const t = performance.now()
   await f()
   const cpu = process.cpuUsage(c)
-  return [mib / ((performance.now() - t) / 1000), mib / ((cpu.user + cpu.system) / 1e6)]
+  const wall = performance.now() - t
+  clearInterval(sampler)
+  sample()
+  const main = String(process.pid)
+  let other = 0
+  for (const [tid, ms] of last) if (tid !== main) other = Math.max(other, ms - (before.get(tid) ?? 0))
+  return [mib / (wall / 1000), mib / ((cpu.user + cpu.system) / 1e6), (last.get(main) - before.get(main)) / mib, other / mib]
 }
 
 const shaData = randomBytes(64 * MiB)

@@ -87,18 +87,19 @@ try {
   const tree = join(work, 'throughput')
   await writeBigTree(tree, SIZE, 3)
   buildCore()
-  const rows = child(['throughput', tree, work, String(REPEATS), String(SIZE / MiB)]) as Record<string, Array<[number, number]>>
+  const rows = child(['throughput', tree, work, String(REPEATS), String(SIZE / MiB)]) as Record<string, Array<[number, number, number, number]>>
   await rm(tree, { recursive: true, force: true })
   const wall = (k: string): number => median(rows[k].map(x => x[0]))
   const cpu = (k: string): number => median(rows[k].map(x => x[1]))
+  const perThread = (k: string): string => `${fmt(median(rows[k].map(x => x[2])), 2)} / ${fmt(median(rows[k].map(x => x[3])), 2)}`
   const sha = wall('sha')
   console.log(`(a) pack throughput, 256 MiB tree (4 x 64 MiB files and small ones, page-cached), median of ${REPEATS}, one child process on dist/.`)
-  console.log('    wall MiB/s (ratio to sha256) | MiB per CPU-second of the process, all threads (ratio)')
-  console.log(`    node:crypto sha256 (in memory)              ${fmt(sha, 0).padStart(5)}         | ${fmt(cpu('sha'), 0).padStart(5)}`)
+  console.log('    wall MiB/s (ratio to sha256) | MiB per CPU-second of the process, all threads (ratio) | CPU ms per MiB: main thread / busiest other thread')
+  console.log(`    node:crypto sha256 (in memory)                   ${fmt(sha, 0).padStart(5)}        | ${fmt(cpu('sha'), 0).padStart(5)}        | ${perThread('sha')}`)
   for (const [k, label] of [['noop', 'no-op store'], ['memory', 'MemoryBlockstore'], ['fs', 'FsBlockstore (durable)'], ['fsNoSync', 'FsBlockstore (fsync off)']]) {
     for (const p of ['thread', 'worker']) {
       const key = `${k}-${p}`
-      console.log(`    pack -> ${`${label}, ${p === 'thread' ? 'calling thread' : 'chunk worker'}`.padEnd(38)} ${fmt(wall(key), 0).padStart(5)} (${fmt(wall(key) / sha, 2)}) | ${fmt(cpu(key), 0).padStart(5)} (${fmt(cpu(key) / cpu('sha'), 2)})`)
+      console.log(`    pack -> ${`${label}, ${p === 'thread' ? 'calling thread' : 'chunk worker'}`.padEnd(40)} ${fmt(wall(key), 0).padStart(5)} (${fmt(wall(key) / sha, 2)}) | ${fmt(cpu(key), 0).padStart(5)} (${fmt(cpu(key) / cpu('sha'), 2)}) | ${perThread(key)}`)
     }
   }
   for (const p of ['thread', 'worker']) {
@@ -112,14 +113,15 @@ try {
   // --- (d) where the chunk worker starts to pay ----------------------------------------------
   if (parts.includes('d')) {
   buildCore()
-  const sizes = [1, 2, 4, 8, 16, 32, 64]
-  const rows = child(['threshold', join(work, 'threshold'), '5', ...sizes.map(String)]) as Record<string, Array<[number, number]>>
+  const sizes = [4, 16, 32, 64, 128, 256]
+  const rows = child(['threshold', join(work, 'threshold'), '5', ...sizes.map(String)]) as Record<string, Array<[number, number, number, number]>>
   await rm(join(work, 'threshold'), { recursive: true, force: true })
   const wall = (k: string): number => median(rows[k].map(x => x[0]))
   console.log('(d) pack into MemoryBlockstore, trees of 1 MiB files, calling thread vs chunk worker (started per pack), median of 5, wall MiB/s:')
   console.log(`    node:crypto sha256 ${fmt(wall('sha'), 0)}`)
   for (const mib of sizes) {
-    console.log(`    ${String(mib).padStart(3)} MiB: calling thread ${fmt(wall(`${mib}-thread`), 0).padStart(5)}  worker ${fmt(wall(`${mib}-worker`), 0).padStart(5)}  (${fmt(wall(`${mib}-worker`) / wall(`${mib}-thread`), 2)}x)`)
+    const ms = (k: string): string => fmt(median(rows[k].map(x => x[2])), 2)
+    console.log(`    ${String(mib).padStart(3)} MiB: calling thread ${fmt(wall(`${mib}-thread`), 0).padStart(5)}  worker ${fmt(wall(`${mib}-worker`), 0).padStart(5)}  (${fmt(wall(`${mib}-worker`) / wall(`${mib}-thread`), 2)}x)   main-thread CPU ms/MiB ${ms(`${mib}-thread`)} vs ${ms(`${mib}-worker`)}`)
   }
   console.log(`    (pack uses the worker once the files seen reach ${WORKER_THRESHOLD / MiB} MiB unless told otherwise); load average ${loadavg().map(x => x.toFixed(1)).join(' ')}`)
   console.log('')
