@@ -57,7 +57,7 @@ try {
   }
   const big = join(work, 'big')
   await writeBigTree(big, 1024 * MiB, 11)
-  const mem: Record<string, number[]> = { idle: [], pack: [], unpack: [], packRate: [], unpackRate: [], idleHwm: [], packHwm: [], unpackHwm: [], packAnon: [], packFile: [], unpackAnon: [], unpackFile: [] }
+  const mem: Record<string, number[]> = { idle: [], pack: [], unpack: [], packRate: [], unpackRate: [], idleHwm: [], packHwm: [], unpackHwm: [], packAnon: [], packFile: [], unpackAnon: [], unpackFile: [], threadHwm: [], threadAnon: [], threadFile: [], threadRate: [] }
   for (let r = 0; r < REPEATS; r++) {
     const storeDir = join(work, 'big-store'); const target = join(work, 'big-out')
     const i = child(['idle'])
@@ -70,12 +70,18 @@ try {
     mem.unpackAnon.push(u.rssAnonPeakMiB as number); mem.unpackFile.push(u.rssFilePeakMiB as number)
     await rm(target, { recursive: true, force: true })
     await rm(storeDir, { recursive: true, force: true })
+    // the same pack with chunking and hashing on the calling thread (the default above uses the worker)
+    const t = child(['pack', big, storeDir, '0'])
+    mem.threadHwm.push(t.vmHwmMiB as number); mem.threadRate.push(1024 / ((t.ms as number) / 1000))
+    mem.threadAnon.push(t.rssAnonPeakMiB as number); mem.threadFile.push(t.rssFilePeakMiB as number)
+    await rm(storeDir, { recursive: true, force: true })
   }
   await rm(big, { recursive: true, force: true })
   console.log(`(c) peak resident memory, 1 GiB tree, child process, FsBlockstore (fsync off), median of ${REPEATS}:`)
   console.log('    (maxRSS = process.resourceUsage().maxRSS; VmHWM = /proc/self/status, the child\'s own peak)')
   console.log(`    node + @swarmpack/core (dist) idle   maxRSS ${fmt(median(mem.idle), 0)} MiB  VmHWM ${fmt(median(mem.idleHwm), 0)} MiB`)
   console.log(`    pack                                maxRSS ${fmt(median(mem.pack), 0)} MiB  VmHWM ${fmt(median(mem.packHwm), 0)} MiB  (private ${fmt(median(mem.packAnon), 0)} + file-backed ${fmt(median(mem.packFile), 0)})   (${fmt(median(mem.packRate), 0)} MiB/s)`)
+  console.log(`    pack, calling thread (workers: 0)   VmHWM ${fmt(median(mem.threadHwm), 0)} MiB  (private ${fmt(median(mem.threadAnon), 0)} + file-backed ${fmt(median(mem.threadFile), 0)})   (${fmt(median(mem.threadRate), 0)} MiB/s)`)
   console.log(`    unpack                              maxRSS ${fmt(median(mem.unpack), 0)} MiB  VmHWM ${fmt(median(mem.unpackHwm), 0)} MiB  (private ${fmt(median(mem.unpackAnon), 0)} + file-backed ${fmt(median(mem.unpackFile), 0)})   (${fmt(median(mem.unpackRate), 0)} MiB/s)`)
   console.log('    (file-backed: code and the store\'s LMDB memory map, page cache the kernel reclaims under pressure)')
   console.log('')
