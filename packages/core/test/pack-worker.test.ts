@@ -15,7 +15,7 @@ import { CoreErrorCode, DEFAULT_CHUNKER, FsBlockstore, isSwarmpackError, pack } 
 import type { ChunkerParams, PackageMetadata } from '../src/index.js'
 import { ChunkHasher, liveChunkWorkers } from '../src/package/chunk-hasher.js'
 import { PackageErrorCode } from '../src/package/errors.js'
-import { WORKER_THRESHOLD } from '../src/package/pack.js'
+import { WORKER_THRESHOLD, workerPays } from '../src/package/pack.js'
 
 const meta: PackageMetadata = { name: 'worker-test', version: '1.0.0' }
 const MiB = 1024 * 1024
@@ -125,21 +125,23 @@ describe('pack with the chunk worker', () => {
     assert.equal(liveChunkWorkers(), 0)
   })
 
-  it('uses a worker only once the files reach the threshold (workers unset)', async () => {
+  it('workers unset: a worker only past the threshold and with a core free', async () => {
+    assert.equal(workerPays(WORKER_THRESHOLD - 1, 0, 8), false)
+    assert.equal(workerPays(WORKER_THRESHOLD, 0.5, 2), true)
+    assert.equal(workerPays(WORKER_THRESHOLD, 1.5, 2), false)
+    assert.equal(workerPays(10 * WORKER_THRESHOLD, 12, 2), false)
+    // a package below the threshold never starts one, whatever the load
     const small = await tree(join(tmp, 'below'), [['a', 1 * MiB], ['b', 1000]])
+    let most = 0
+    await pack(small, meta, { blockstore: { put () {} }, onProgress: () => { most = Math.max(most, liveChunkWorkers()) } })
+    assert.equal(most, 0)
+    // above it, the same root whichever path this machine's load picks
     const large = await tree(join(tmp, 'above'), [['a', 1 * MiB]])
     await writeFile(join(large, 'b'), '')
     await truncate(join(large, 'b'), WORKER_THRESHOLD) // sparse: zeros, nothing written to disk
-    const seen = async (dir: string): Promise<[number, string]> => {
-      let most = 0
-      const r = await pack(dir, meta, { blockstore: { put () {} }, onProgress: () => { most = Math.max(most, liveChunkWorkers()) } })
-      return [most, r.root.toString()]
-    }
-    assert.equal((await seen(small))[0], 0)
-    const [workers, root] = await seen(large)
-    assert.equal(workers, 1)
+    const auto = await pack(large, meta, { blockstore: { put () {} } })
     assert.equal(liveChunkWorkers(), 0)
-    assert.equal(root, (await pack(large, meta, { blockstore: { put () {} }, workers: 0 })).root.toString())
+    assert.equal(auto.root.toString(), (await pack(large, meta, { blockstore: { put () {} }, workers: 0 })).root.toString())
   })
 
   it('refuses a workers value other than 0 or 1', async () => {

@@ -6,6 +6,7 @@
  * no timestamps or owners are recorded.
  */
 import { constants, lstat, open, readdir, readlink } from 'node:fs/promises'
+import { availableParallelism, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
@@ -53,7 +54,7 @@ export interface PackOptions extends ProgressOptions<PackProgressEvents> {
   /**
    * Chunking and hashing in a worker thread (1) or on the calling thread (0). Default: on the
    * calling thread until the files seen reach WORKER_THRESHOLD bytes, then in one worker for the
-   * rest (starting a worker costs more than it saves on small packages). The output is the same.
+   * rest if a core is free (see `workerPays`). The output is the same either way.
    */
   workers?: 0 | 1
 }
@@ -71,12 +72,21 @@ export interface PackResult {
 const READ_SIZE = 1024 * 1024
 
 /**
- * Bytes of files after which pack (workers unset) moves chunking and hashing to a worker. Starting
- * one costs ~30-60 ms on this machine; it then saves 0.6-1.5 ms of the calling thread per MiB when
- * a second core is free (docs/benchmarks/core-content.md, parts (a) and (d)), so it pays from a few
- * tens of MiB, and less often on a busy machine.
+ * Bytes of files after which pack (workers unset) may move chunking and hashing to a worker.
+ * Starting one costs ~30-60 ms on this machine; it then takes 60-65 % of the calling thread's CPU
+ * per MiB off it, which pays only from a few tens of MiB (docs/benchmarks/core-content.md, (a), (d)).
  */
 export const WORKER_THRESHOLD = 64 * 1024 * 1024
+
+/**
+ * Whether pack (workers unset) uses the chunk worker: once the files seen reach WORKER_THRESHOLD,
+ * and only if a core is likely free (1-minute load average at least one below the cores). With
+ * no core free the two threads wait on each other's turns: on this 2-core machine at load 10-30,
+ * the worker path ran at 0.55-0.97x of the calling thread.
+ */
+export function workerPays (bytesSeen: number, load1 = loadavg()[0], cores = availableParallelism()): boolean {
+  return bytesSeen >= WORKER_THRESHOLD && cores - load1 >= 1
+}
 
 /**
  * Read size with the chunk worker: each piece is one message there and back (2 and 4 MiB pieces
@@ -284,7 +294,7 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
         const file: PendingFile = { type: 'pending', path, mode: (st.mode & 0o111) !== 0 ? 0o755 : 0o644, size: 0, list: new ChunkList() }
         entries.push(file)
         bytesSeen += st.size
-        const inWorker = workers === 1 || (workers === undefined && (hasher !== undefined || bytesSeen >= WORKER_THRESHOLD))
+        const inWorker = workers === 1 || (workers === undefined && (hasher !== undefined || workerPays(bytesSeen)))
         await (inWorker ? packInWorker(abs, file, st.size) : packInThread(abs, file, st.size))
       } else if (st.isSymbolicLink()) {
         const target = await readlink(abs)
