@@ -3,7 +3,7 @@
 // (dist/), as a host application runs it: no TypeScript loader in the measurement.
 //
 //   memory-core-content.mjs idle
-//   memory-core-content.mjs pack <dir> <store>
+//   memory-core-content.mjs pack <dir> <store> [workers: 0 or 1; default: pack's own choice]
 //   memory-core-content.mjs unpack <root cid> <store> <target>
 import { readFileSync } from 'node:fs'
 import { FsBlockstore, pack, parseCid, storeProvider, unpack } from '@swarmpack/core'
@@ -25,7 +25,7 @@ const t0 = performance.now()
 let out = {}
 if (mode === 'pack') {
   const store = await FsBlockstore.open(b, { fsync: false })
-  const r = await pack(a, { name: 'memory-test', version: '1.0.0' }, { blockstore: store })
+  const r = await pack(a, { name: 'memory-test', version: '1.0.0' }, { blockstore: store, workers: c === undefined ? undefined : Number(c) })
   await store.close()
   out = { root: r.root.toString(), totalSize: r.totalSize, blocks: r.blocks }
 } else if (mode === 'unpack') {

@@ -1,52 +1,48 @@
 /**
  * pack/unpack benchmark:
  *  (a) pack throughput (read + chunk + hash + store) as a ratio of node:crypto SHA-256 throughput
- *      measured in the same run; into MemoryBlockstore and into the on-disk FsBlockstore;
+ *      measured in the same run (a child process on dist/); into a no-op store, MemoryBlockstore and
+ *      the on-disk FsBlockstore, chunking and hashing on the calling thread and in the chunk worker;
  *  (b) update efficiency through pack: blocks new in v2 as a share of v2's size, for the generated
  *      100 MiB tree (1.5 % changed in ten files) and typescript 5.8.2 -> 5.8.3, next to fixed-size
  *      256 KiB chunking of the same trees;
- *  (c) peak resident memory of a child process packing and unpacking a 1 GiB generated tree.
+ *  (c) peak resident memory of a child process packing and unpacking a 1 GiB generated tree;
+ *  (d) pack of small to medium trees on the calling thread vs the chunk worker (the threshold).
  * Trees are generated under os.tmpdir() and deleted afterwards.
  *
  *   npm run bench -- pack
- *   SWARMPACK_BENCH_PARTS=c npm run bench -- pack      (only some parts: any of a, b, c)
+ *   SWARMPACK_BENCH_PARTS=c npm run bench -- pack      (only some parts: any of a, b, c, d)
  */
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MemoryBlockstore } from 'blockstore-core/memory'
-import { FsBlockstore, listManifestCids, pack, storeProvider } from '@swarmpack/core'
+import { WORKER_THRESHOLD, listManifestCids, pack, storeProvider } from '@swarmpack/core'
 import type { CID } from 'multiformats/cid'
-import { MiB, editTree, fmt, median, npmReleases, randomStream, readTree, treeSize, updateTree, writeBigTree, writeTree } from './tree-core-content.js'
+import { MiB, editTree, fmt, median, npmReleases, readTree, treeSize, updateTree, writeBigTree, writeTree } from './tree-core-content.js'
 import type { TreeFile } from './tree-core-content.js'
 
 const REPEATS = 3
 const here = resolve(fileURLToPath(import.meta.url), '..')
 const work = await mkdtemp(join(tmpdir(), 'swarmpack-bench-pack-'))
 const meta = { name: 'bench', version: '1.0.0' }
-const parts = process.env.SWARMPACK_BENCH_PARTS ?? 'abc'
+const parts = process.env.SWARMPACK_BENCH_PARTS ?? 'abcd'
 
-/** Runs `f` over `mib` MiB; returns [wall-clock MiB/s, MiB per CPU-second of this process]. */
-async function rate (mib: number, f: () => unknown): Promise<[number, number]> {
-  const c = process.cpuUsage()
-  const t = performance.now()
-  await f()
-  const cpu = process.cpuUsage(c)
-  return [mib / ((performance.now() - t) / 1000), mib / ((cpu.user + cpu.system) / 1e6)]
+let built = false
+/** The children run plain JavaScript on the compiled package, as a host app does. */
+function buildCore (): void {
+  if (built) return
+  execFileSync(process.execPath, [join(here, '../node_modules/typescript/bin/tsc'), '-b', join(here, '../packages/core')], { stdio: 'inherit' })
+  built = true
 }
 
-let shaData: Buffer | undefined
-async function shaThroughput (): Promise<[number, number]> {
-  shaData ??= randomStream(5)(64 * MiB)
-  const data = shaData
-  return await rate(64, () => {
-    const h = createHash('sha256')
-    for (let o = 0; o < data.length; o += MiB) h.update(data.subarray(o, o + MiB))
-    h.digest()
-  })
+/** Runs pack-rate-core-content.mjs and returns its JSON. */
+function child (args: string[]): Record<string, unknown> {
+  const out = execFileSync(process.execPath, [join(here, 'pack-rate-core-content.mjs'), ...args], { encoding: 'utf8', maxBuffer: 16 * MiB })
+  return JSON.parse(out.trim().split('\n').pop() as string)
 }
 
 try {
@@ -54,14 +50,14 @@ try {
   if (parts.includes('c')) {
   // The children run plain JavaScript on the compiled package, as a host app does (the TypeScript
   // loader alone adds ~30 MiB), so build packages/core first.
-  execFileSync(process.execPath, [join(here, '../node_modules/typescript/bin/tsc'), '-b', join(here, '../packages/core')], { stdio: 'inherit' })
+  buildCore()
   const child = (args: string[]): Record<string, number | string> => {
     const out = execFileSync(process.execPath, [join(here, 'memory-core-content.mjs'), ...args], { encoding: 'utf8' })
     return JSON.parse(out.trim().split('\n').pop() as string)
   }
   const big = join(work, 'big')
   await writeBigTree(big, 1024 * MiB, 11)
-  const mem: Record<string, number[]> = { idle: [], pack: [], unpack: [], packRate: [], unpackRate: [], idleHwm: [], packHwm: [], unpackHwm: [], packAnon: [], packFile: [], unpackAnon: [], unpackFile: [] }
+  const mem: Record<string, number[]> = { idle: [], pack: [], unpack: [], packRate: [], unpackRate: [], idleHwm: [], packHwm: [], unpackHwm: [], packAnon: [], packFile: [], unpackAnon: [], unpackFile: [], threadHwm: [], threadAnon: [], threadFile: [], threadRate: [] }
   for (let r = 0; r < REPEATS; r++) {
     const storeDir = join(work, 'big-store'); const target = join(work, 'big-out')
     const i = child(['idle'])
@@ -74,47 +70,67 @@ try {
     mem.unpackAnon.push(u.rssAnonPeakMiB as number); mem.unpackFile.push(u.rssFilePeakMiB as number)
     await rm(target, { recursive: true, force: true })
     await rm(storeDir, { recursive: true, force: true })
+    // the same pack with chunking and hashing on the calling thread (the default above uses the worker)
+    const t = child(['pack', big, storeDir, '0'])
+    mem.threadHwm.push(t.vmHwmMiB as number); mem.threadRate.push(1024 / ((t.ms as number) / 1000))
+    mem.threadAnon.push(t.rssAnonPeakMiB as number); mem.threadFile.push(t.rssFilePeakMiB as number)
+    await rm(storeDir, { recursive: true, force: true })
   }
   await rm(big, { recursive: true, force: true })
   console.log(`(c) peak resident memory, 1 GiB tree, child process, FsBlockstore (fsync off), median of ${REPEATS}:`)
   console.log('    (maxRSS = process.resourceUsage().maxRSS; VmHWM = /proc/self/status, the child\'s own peak)')
   console.log(`    node + @swarmpack/core (dist) idle   maxRSS ${fmt(median(mem.idle), 0)} MiB  VmHWM ${fmt(median(mem.idleHwm), 0)} MiB`)
   console.log(`    pack                                maxRSS ${fmt(median(mem.pack), 0)} MiB  VmHWM ${fmt(median(mem.packHwm), 0)} MiB  (private ${fmt(median(mem.packAnon), 0)} + file-backed ${fmt(median(mem.packFile), 0)})   (${fmt(median(mem.packRate), 0)} MiB/s)`)
+  console.log(`    pack, calling thread (workers: 0)   VmHWM ${fmt(median(mem.threadHwm), 0)} MiB  (private ${fmt(median(mem.threadAnon), 0)} + file-backed ${fmt(median(mem.threadFile), 0)})   (${fmt(median(mem.threadRate), 0)} MiB/s)`)
   console.log(`    unpack                              maxRSS ${fmt(median(mem.unpack), 0)} MiB  VmHWM ${fmt(median(mem.unpackHwm), 0)} MiB  (private ${fmt(median(mem.unpackAnon), 0)} + file-backed ${fmt(median(mem.unpackFile), 0)})   (${fmt(median(mem.unpackRate), 0)} MiB/s)`)
   console.log('    (file-backed: code and the store\'s LMDB memory map, page cache the kernel reclaims under pressure)')
   console.log('')
   }
 
-  // --- (a) throughput ----------------------------------------------------------------------
+  // --- (a) throughput, calling thread vs chunk worker ---------------------------------------
   if (parts.includes('a')) {
   const SIZE = 256 * MiB
   const tree = join(work, 'throughput')
   await writeBigTree(tree, SIZE, 3)
-  const rows: Record<string, Array<[number, number]>> = { sha: [], noop: [], memory: [], fs: [], fsNoSync: [] }
-  for (let r = 0; r < REPEATS; r++) {
-    rows.sha.push(await shaThroughput())
-    // the compute path alone: read + chunk + hash, a store that keeps nothing
-    rows.noop.push(await rate(SIZE / MiB, async () => await pack(tree, meta, { blockstore: { put () {} } })))
-    rows.memory.push(await rate(SIZE / MiB, async () => await pack(tree, meta, { blockstore: new MemoryBlockstore() })))
-    for (const [k, fsync] of [['fs', true], ['fsNoSync', false]] as const) {
-      const storeDir = join(work, `store-${r}-${k}`)
-      const store = await FsBlockstore.open(storeDir, { fsync })
-      rows[k].push(await rate(SIZE / MiB, async () => await pack(tree, meta, { blockstore: store })))
-      await store.close()
-      await rm(storeDir, { recursive: true, force: true })
-    }
-  }
+  buildCore()
+  const rows = child(['throughput', tree, work, String(REPEATS), String(SIZE / MiB)]) as Record<string, Array<[number, number, number, number]>>
   await rm(tree, { recursive: true, force: true })
   const wall = (k: string): number => median(rows[k].map(x => x[0]))
   const cpu = (k: string): number => median(rows[k].map(x => x[1]))
+  const perThread = (k: string): string => `${fmt(median(rows[k].map(x => x[2])), 2)} / ${fmt(median(rows[k].map(x => x[3])), 2)}`
   const sha = wall('sha')
-  console.log(`(a) pack throughput, 256 MiB tree (4 x 64 MiB files, page-cached), median of ${REPEATS}.`)
-  console.log('    wall MiB/s (ratio to sha256) | MiB per CPU-second (ratio): the second is steadier on a shared machine')
-  console.log(`    node:crypto sha256 (in memory)     ${fmt(sha, 0).padStart(5)}         | ${fmt(cpu('sha'), 0).padStart(5)}`)
-  for (const [k, label] of [['noop', 'pack -> no-op store'], ['memory', 'pack -> MemoryBlockstore'], ['fs', 'pack -> FsBlockstore (durable)'], ['fsNoSync', 'pack -> FsBlockstore (fsync off)']]) {
-    console.log(`    ${label.padEnd(34)} ${fmt(wall(k), 0).padStart(5)} (${fmt(wall(k) / sha, 2)}) | ${fmt(cpu(k), 0).padStart(5)} (${fmt(cpu(k) / cpu('sha'), 2)})`)
+  console.log(`(a) pack throughput, 256 MiB tree (4 x 64 MiB files and small ones, page-cached), median of ${REPEATS}, one child process on dist/.`)
+  console.log('    wall MiB/s (ratio to sha256) | MiB per CPU-second of the process, all threads (ratio) | CPU ms per MiB: main thread / busiest other thread')
+  console.log(`    node:crypto sha256 (in memory)                   ${fmt(sha, 0).padStart(5)}        | ${fmt(cpu('sha'), 0).padStart(5)}        | ${perThread('sha')}`)
+  for (const [k, label] of [['noop', 'no-op store'], ['memory', 'MemoryBlockstore'], ['fs', 'FsBlockstore (durable)'], ['fsNoSync', 'FsBlockstore (fsync off)']]) {
+    for (const p of ['thread', 'worker']) {
+      const key = `${k}-${p}`
+      console.log(`    pack -> ${`${label}, ${p === 'thread' ? 'calling thread' : 'chunk worker'}`.padEnd(40)} ${fmt(wall(key), 0).padStart(5)} (${fmt(wall(key) / sha, 2)}) | ${fmt(cpu(key), 0).padStart(5)} (${fmt(cpu(key) / cpu('sha'), 2)}) | ${perThread(key)}`)
+    }
   }
-  console.log(`    into the durable store vs into memory: ${fmt(wall('fs') / wall('memory'), 2)}x (targets: >= 0.2x SHA-256 ${wall('fs') / sha >= 0.2 ? 'met' : 'MISSED'}, >= 0.8x memory ${wall('fs') / wall('memory') >= 0.8 ? 'met' : 'MISSED'}); load average ${(await import('node:os')).loadavg().map(x => x.toFixed(1)).join(' ')}`)
+  for (const p of ['thread', 'worker']) {
+    const fs = wall(`fs-${p}`)
+    console.log(`    ${p === 'thread' ? 'calling thread' : 'chunk worker'}: into the durable store ${fmt(fs / sha, 2)}x SHA-256 (target >= 0.2: ${fs / sha >= 0.2 ? 'met' : 'MISSED'}), ${fmt(fs / wall(`memory-${p}`), 2)}x into memory (target >= 0.8: ${fs / wall(`memory-${p}`) >= 0.8 ? 'met' : 'MISSED'})`)
+  }
+  console.log(`    worker vs calling thread: durable store ${fmt(wall('fs-worker') / wall('fs-thread'), 2)}x, memory ${fmt(wall('memory-worker') / wall('memory-thread'), 2)}x, no-op ${fmt(wall('noop-worker') / wall('noop-thread'), 2)}x; load average ${loadavg().map(x => x.toFixed(1)).join(' ')}`)
+  console.log('')
+  }
+
+  // --- (d) where the chunk worker starts to pay ----------------------------------------------
+  if (parts.includes('d')) {
+  buildCore()
+  const sizes = [4, 16, 32, 64, 128, 256]
+  const rows = child(['threshold', join(work, 'threshold'), '5', ...sizes.map(String)]) as Record<string, Array<[number, number, number, number]>>
+  await rm(join(work, 'threshold'), { recursive: true, force: true })
+  const wall = (k: string): number => median(rows[k].map(x => x[0]))
+  console.log('(d) pack into MemoryBlockstore, trees of 1 MiB files, calling thread vs chunk worker (started per pack), median of 5, wall MiB/s:')
+  console.log(`    node:crypto sha256 ${fmt(wall('sha'), 0)}`)
+  for (const mib of sizes) {
+    const ms = (k: string): string => fmt(median(rows[k].map(x => x[2])), 2)
+    console.log(`    ${String(mib).padStart(3)} MiB: calling thread ${fmt(wall(`${mib}-thread`), 0).padStart(5)}  worker ${fmt(wall(`${mib}-worker`), 0).padStart(5)}  (${fmt(wall(`${mib}-worker`) / wall(`${mib}-thread`), 2)}x)   main-thread CPU ms/MiB ${ms(`${mib}-thread`)} vs ${ms(`${mib}-worker`)}`)
+  }
+  console.log(`    (pack uses the worker once the files seen reach ${WORKER_THRESHOLD / MiB} MiB unless told otherwise); load average ${loadavg().map(x => x.toFixed(1)).join(' ')}`)
+  console.log('')
   }
 
   // --- (b) update efficiency through pack ---------------------------------------------------

@@ -11,7 +11,9 @@ import type { MultihashDigest } from 'multiformats/hashes/interface'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { equals } from 'uint8arrays/equals'
+import { rememberSha256, rememberedSha256 } from './digest-memo.js'
 import { CoreErrorCode, SwarmpackError } from './errors.js'
+import { MAX_BLOCK_SIZE } from './limits.js'
 
 export { CID }
 
@@ -20,8 +22,7 @@ export const DAG_CBOR_CODEC = dagCbor.code
 export const SHA2_256_CODE = sha256.code
 export const IDENTITY_CODE = identity.code
 
-/** No block is larger than 1 MiB, so any IPFS tool can carry ours. */
-export const MAX_BLOCK_SIZE = 1024 * 1024
+export { MAX_BLOCK_SIZE }
 
 export interface Block {
   cid: CID
@@ -40,25 +41,18 @@ function sha256Bytes (bytes: Uint8Array): Uint8Array {
 }
 
 /**
- * Hash once: the sha2-256 digest core last computed for each Uint8Array object (weakly held).
- * verifyBlock, and so FsBlockstore.put, compare against it instead of hashing the same bytes
- * again; a block received from the network is hashed by the receive path and trusted by the store
- * on that one hash. Only core's own hashing fills it, so nothing can be marked verified without
- * having been hashed. Contract: bytes are not modified after they were hashed (a buffer that is
- * refilled must be hashed again with `sha256Of`, which always computes and records anew).
+ * sha2-256 of `bytes`, always computed, and remembered for verifyBlock / the store (hash once:
+ * see digest-memo.ts).
  */
-const hashed = new WeakMap<Uint8Array, Uint8Array>()
-
-/** sha2-256 of `bytes`, always computed, and remembered for verifyBlock / the store (see `hashed`). */
 export function sha256Of (bytes: Uint8Array): Uint8Array {
   const digest = sha256Bytes(bytes)
-  hashed.set(bytes, digest)
+  rememberSha256(bytes, digest)
   return digest
 }
 
 /** The digest core already computed for this very Uint8Array, else a fresh one. */
 function knownSha256 (bytes: Uint8Array): Uint8Array {
-  return hashed.get(bytes) ?? sha256Of(bytes)
+  return rememberedSha256(bytes) ?? sha256Of(bytes)
 }
 
 /** sha2-256 multihash of `bytes` (computed, and remembered for verifyBlock). */

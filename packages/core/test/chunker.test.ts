@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { test } from 'node:test'
-import { DEFAULT_CHUNKER, GEAR, MAX_BLOCK_SIZE, chunkLengths, chunkStream, isSwarmpackError, CoreErrorCode, validateChunkerParams } from '@swarmpack/core'
+import { BoundaryCutter, DEFAULT_CHUNKER, GEAR, MAX_BLOCK_SIZE, chunkLengths, chunkStream, isSwarmpackError, CoreErrorCode, validateChunkerParams } from '@swarmpack/core'
 
 /** Deterministic pseudo-random bytes (xorshift32), so failures reproduce. */
 function bytes (n: number, seed: number): Uint8Array {
@@ -124,4 +124,27 @@ test('cut points (JavaScript and WebAssembly paths) equal a plain one-byte-per-s
     assert.deepEqual(streamed, want, `stream ${min}/${avg}/${max}/${nc}`)
   }
   assert.deepEqual(DEFAULT_CHUNKER, { minSize: 4096, avgSize: 16384, maxSize: 65536, normalization: 1 })
+})
+
+test('BoundaryCutter cuts a stream of pieces (bytes carried over passed again) exactly as chunkLengths', () => {
+  let x = 12345
+  const data = new Uint8Array(3 * 1024 * 1024 + 777)
+  for (let i = 0; i < data.length; i++) { x = (Math.imul(x, 1103515245) + 12345) >>> 0; data[i] = x >>> 24 }
+  data.fill(0, 200_000, 600_000) // a run of one byte: cuts forced at maxSize
+  for (const params of [DEFAULT_CHUNKER, { minSize: 64, avgSize: 256, maxSize: 1024, normalization: 2 }]) {
+    const expected = chunkLengths(data, params)
+    for (const pieceSize of [1000, 65_536, 1024 * 1024]) {
+      const cutter = new BoundaryCutter(params)
+      const got: number[] = []
+      let start = 0 // first byte not yet in a chunk
+      for (let end = Math.min(pieceSize, data.length); ; end = Math.min(end + pieceSize, data.length)) {
+        const final = end === data.length
+        for (const n of cutter.lengths(data.subarray(start, end), final)) { got.push(n); start += n }
+        assert.ok(final || end - start < params.maxSize, 'fewer than maxSize bytes are left over')
+        if (final) break
+      }
+      assert.equal(start, data.length)
+      assert.deepEqual(got, expected, `piece size ${pieceSize}`)
+    }
+  }
 })

@@ -13,8 +13,8 @@
  * - a 32-bit hash and a signed Int32Array table keep the loop in small-integer arithmetic.
  * The mask bits are taken from the top of the word, the bits that depend on the most bytes.
  */
-import { MAX_BLOCK_SIZE } from '../block.js'
 import { CoreErrorCode, SwarmpackError } from '../errors.js'
+import { MAX_BLOCK_SIZE } from '../limits.js'
 import { GEAR } from './gear.js'
 import { WASM_DATA_OFFSET, createWasmCutter } from './wasm.js'
 import type { WasmCutter } from './wasm.js'
@@ -150,6 +150,18 @@ function cutPoint (buf: Uint8Array, start: number, end: number, c: Cutter): numb
 }
 
 /**
+ * Length of the next chunk of `buf[start, end)` (as cutPoint), in WebAssembly when `wasm` holds a
+ * mirror of `buf` at the same offsets.
+ */
+function nextCut (buf: Uint8Array, start: number, end: number, c: Cutter, wasm: WasmCutter | undefined): number {
+  if (wasm === undefined) return cutPoint(buf, start, end, c)
+  let n = end - start
+  if (n <= c.min) return n
+  if (n > c.max) n = c.max
+  return wasm.cut(WASM_DATA_OFFSET + start, n, c.min, n < c.avg ? n : c.avg, c.maskS, c.maskL)
+}
+
+/**
  * Chunk lengths of one whole buffer, without copying (for tests and benchmarks; `chunkStream`
  * produces the same boundaries from a stream).
  */
@@ -208,13 +220,7 @@ export class Chunker {
   }
 
   #next (): number {
-    const c = this.#c
-    const wasm = this.#wasm
-    if (wasm === undefined) return cutPoint(this.#buf, this.#start, this.#end, c)
-    let n = this.#end - this.#start
-    if (n <= c.min) return n
-    if (n > c.max) n = c.max
-    return wasm.cut(WASM_DATA_OFFSET + this.#start, n, c.min, n < c.avg ? n : c.avg, c.maskS, c.maskL)
+    return nextCut(this.#buf, this.#start, this.#end, this.#c, this.#wasm)
   }
 
   push (piece: Uint8Array): Uint8Array[] {
@@ -261,6 +267,42 @@ export class Chunker {
   close (): void {
     if (this.#wasm !== undefined) releaseCutter(this.#size, this.#wasm)
     this.#wasm = undefined
+  }
+}
+
+/**
+ * Chunk boundaries in a caller's buffer, without copying chunks out (pack's chunk worker hashes
+ * them in place and hands the buffer on). The same cuts as Chunker: a cut is made once at least
+ * maxSize bytes follow its start, or anywhere at the end of the file. `lengths(bytes, final)`
+ * returns the lengths of the chunks cut from the start of `bytes`; when not `final`, the bytes
+ * after them (fewer than maxSize) begin the next chunk, and the caller passes them again at the
+ * start of the next call.
+ */
+export class BoundaryCutter {
+  readonly #c: Cutter
+  #wasm: WasmCutter | undefined
+  #capacity = 0
+
+  constructor (params: ChunkerParams = DEFAULT_CHUNKER) {
+    this.#c = makeCutter(params)
+  }
+
+  lengths (bytes: Uint8Array, final: boolean): number[] {
+    const c = this.#c
+    if (bytes.length > this.#capacity) {
+      // one instance, grown only for a larger input (pack sends slices of at most ~1 MiB + max)
+      this.#capacity = Math.max(bytes.length, WINDOW_SIZE + 2 * c.max)
+      this.#wasm = createWasmCutter(this.#capacity)
+    }
+    this.#wasm?.window.set(bytes)
+    const out: number[] = []
+    let pos = 0
+    while (final ? pos < bytes.length : bytes.length - pos >= c.max) {
+      const len = nextCut(bytes, pos, bytes.length, c, this.#wasm)
+      out.push(len)
+      pos += len
+    }
+    return out
   }
 }
 

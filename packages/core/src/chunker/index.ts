@@ -1,3 +1,3 @@
 export { GEAR, GEAR_SEED } from './gear.js'
-export { Chunker, DEFAULT_CHUNKER, chunkLengths, chunkStream, validateChunkerParams } from './fastcdc.js'
+export { BoundaryCutter, Chunker, DEFAULT_CHUNKER, chunkLengths, chunkStream, validateChunkerParams } from './fastcdc.js'
 export type { ChunkerParams } from './fastcdc.js'

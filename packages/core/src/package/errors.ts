@@ -6,7 +6,9 @@ import { SwarmpackError } from '../errors.js'
 
 export const PackageErrorCode = {
   /** A file system operation of pack or unpack failed (missing or unwritable parent, disk full, ...). */
-  IO: 'ERR_IO'
+  IO: 'ERR_IO',
+  /** pack's chunk worker thread failed or exited before pack was done with it. */
+  WORKER: 'ERR_PACK_WORKER'
 } as const
 
 export type PackageErrorCode = typeof PackageErrorCode[keyof typeof PackageErrorCode]

@@ -1,4 +1,4 @@
-export { pack } from './pack.js'
+export { WORKER_THRESHOLD, pack, workerPays } from './pack.js'
 export type { PackOptions, PackResult, PackProgressEvents, PutBlockstore } from './pack.js'
 export { unpack } from './unpack.js'
 export type { UnpackOptions, UnpackResult, UnpackProgressEvents } from './unpack.js'
