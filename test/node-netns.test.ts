@@ -1,8 +1,9 @@
 /**
  * The embeddable node (createSwarmpack, each in its own process and network namespace on one
  * bridge) on real network shapes, configured only through the deployment config (issue #15):
- * - `network.mode: 'lan'` with no bootstrap list: three nodes find each other by mDNS, and two of
- *   them install from the swarm alone (peers-only) what the first installed from a mirror directory.
+ * - `network.mode: 'lan'` with no bootstrap list: nodes find each other by mDNS; one installs from a
+ *   mirror directory, two install it from the swarm alone (peers-only), one of them joining later
+ *   and getting the index from the swarm in its start-up follow.
  * - A node behind a NAT (an nftables masquerade router) with `network.relay.client` holds a
  *   reservation on a public node with `network.relay.server`, and a node on the bridge installs the
  *   package it holds through the relay, having found it in the DHT.
@@ -79,26 +80,32 @@ describe('the node in network namespaces', { skip: why, timeout: 600_000 }, () =
   const networkBytes = (f: Fetched[]): number => f.reduce((s, x) => s + x.bytes.network, 0)
   const origins = (f: Fetched[]): Set<string> => new Set(f.flatMap(x => x.sources.filter(s => s.bytes > 0).map(s => s.origin ?? s.source)))
 
-  it('lan mode: three nodes with no bootstrap list find each other by mDNS; two install from the swarm what the third holds', async () => {
+  it('lan mode: nodes with no bootstrap list find each other by mDNS; others install from the swarm what one holds', async () => {
     const mirror = { directories: [{ path: pub.mirrorDir }], policy: 'mirrors-only' }
-    const [seed, x, y] = await Promise.all([
+    const [seed, x] = await Promise.all([
       start(net.addPeer(), 'lan-seed', { mode: 'lan' }, mirror),
-      start(net.addPeer(), 'lan-x', { mode: 'lan' }, { policy: 'peers-only' }),
-      start(net.addPeer(), 'lan-y', { mode: 'lan' }, { policy: 'peers-only' })
+      start(net.addPeer(), 'lan-x', { mode: 'lan' }, { policy: 'peers-only' })
     ])
-    // nobody was told of anybody: each finds the other two on the bridge and puts them in its DHT table
-    for (const n of [seed, x, y]) {
-      const others = [seed, x, y].filter(o => o !== n).map(o => o.child.peerId)
-      await waitForPeers(n, e => others.every(id => (e.peers as string[]).includes(id)) && (e.routingTable as number) >= 1, 'both other nodes found by mDNS')
+    const meshed = async (nodes: NsNode[]): Promise<void> => {
+      for (const n of nodes) {
+        const others = nodes.filter(o => o !== n).map(o => o.child.peerId)
+        await waitForPeers(n, e => others.every(id => (e.peers as string[]).includes(id)) && (e.routingTable as number) >= 1, 'the other nodes found by mDNS')
+      }
     }
+    // nobody was told of anybody: each finds the other on the bridge and puts it in its DHT table
+    await meshed([seed, x])
     const s = await apply(seed)
     assert.equal(s.applied.generation, 1)
     assert.ok(s.applied.announced > 0, 'the seed announced what it installed in the DHT the mDNS peers formed')
     assert.ok(s.fetched.every(f => f.sources.every(src => src.kind === 'mirror')))
-    // they started before anyone held the index (their start-up follow found no block): follow again
-    // (a lookup that just found nobody is repeated only after a few seconds), then install
+    // x started before anyone held the index (its start-up follow found no block): follow again
+    // (a lookup that just found nobody is repeated only after a few seconds)
+    await followUntilAccepted(x)
+    // a node joining now, as a one-shot command would: its start-up follow gets the index from the swarm
+    const y = await start(net.addPeer(), 'lan-y', { mode: 'lan' }, { policy: 'peers-only' })
+    const followed = y.child.events.find(e => e.event === 'ready')?.followed as Array<{ version?: number, error?: unknown }>
+    assert.deepEqual(followed.map(r => [r.version, r.error]), [[1, undefined]], `the start-up follow: ${JSON.stringify(followed)}`)
     // peers-only: every byte, the index's included, can only come from the swarm
-    for (const n of [x, y]) await followUntilAccepted(n)
     const results = await Promise.all([x, y].map(apply))
     for (const r of results) {
       assert.equal(r.applied.generation, 1)
@@ -107,6 +114,7 @@ describe('the node in network namespaces', { skip: why, timeout: 600_000 }, () =
       assert.ok(origins(r.fetched).has(seed.child.peerId), `the seed served: ${[...origins(r.fetched)].join(', ')}`)
       assert.equal(await readFile(join(r.applied.packages.a.path as string, 'index.js'), 'utf8'), "export const v = 'a1'\n")
     }
+    await meshed([seed, x, y])
     await stopAll([seed.child, x.child, y.child])
   })
 
