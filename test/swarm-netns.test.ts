@@ -45,7 +45,8 @@ describe('swarm in network namespaces', { skip: why, timeout: 600_000 }, () => {
       assert.equal(p.corruptBytes, 0, `${p.name} corrupt bytes`)
       assert.ok(p.verifiedBytes! >= r.packageBytes, `${p.name} holds the whole package`)
     }
-    assert.deepEqual(namespaces(), [], 'no namespace left behind')
+    // only this process's: other runs on a shared machine (benchmarks) may hold namespaces meanwhile
+    assert.deepEqual(namespaces().filter(n => n.startsWith(`${NETNS_PREFIX}${process.pid.toString(36)}x`)), [], 'no namespace left behind')
   })
 
   it('churn: 30 % of the serving downloaders SIGKILLed mid-transfer and a peer joining; every survivor completes', async () => {

@@ -22,8 +22,13 @@ export interface NsChild {
 
 /** Starts peer.ts inside a peer namespace and waits for its ready line. */
 export async function startNsPeer (net: NetPeer, name: string, dataDir: string, args: string[] = [], timeout = 240_000): Promise<NsChild> {
+  return startInNs(net, name, PEER_SCRIPT, ['--data-dir', dataDir, '--listen', `/ip4/0.0.0.0/tcp/${PEER_PORT}`, ...args], timeout)
+}
+
+/** Starts a JSON-lines script (a ready line with its peer id, listening on PEER_PORT) inside a peer namespace. */
+export async function startInNs (net: NetPeer, name: string, script: string, args: string[], timeout = 240_000): Promise<NsChild> {
   const launcher = nsCommand(net.ns, 'env', [])
-  const child = new ChildPeer(name, PEER_SCRIPT, ['--data-dir', dataDir, '--listen', `/ip4/0.0.0.0/tcp/${PEER_PORT}`, ...args], {}, [launcher.cmd, ...launcher.args])
+  const child = new ChildPeer(name, script, args, {}, [launcher.cmd, ...launcher.args])
   try {
     await child.ready(timeout)
   } catch (err) {

@@ -6,6 +6,8 @@ export type { SwarmpackInit, OperationOptions, ResolveOptions, NodeApplyOptions,
 export { SwarmpackNodeErrorCode } from './errors.js'
 export type { NodeProgressEvents, FetchedDetail } from './events.js'
 export * from './config/index.js'
+export { peerNetworkOptions, mdnsEnabled } from './node/peer-config.js'
+export type { PeerNetworkOptions } from './node/peer-config.js'
 export * from './lock/index.js'
 export * from './plan/index.js'
 export type { Generation, InstalledPackage } from './apply/generations.js'

@@ -50,7 +50,8 @@ const lockSeed = JSON.stringify({
 /** JSON-ish values with the keys the schemas know, so the fuzzer gets past the first check. */
 const known = ['version', 'platform', 'modules', 'indexers', 'trust', 'sources', 'sharing', 'network', 'cache', 'generations', 'hooks', 'id', 'keys', 'heads',
   'publishers', 'pattern', 'roots', 'range', 'variant', 'mirrors', 'url', 'listen', 'maxSize', 'keep', 'timeoutMs', 'lockfileVersion', 'configDigest',
-  'indexes', 'packages', 'root', 'release', 'manifest', 'size', 'dependencies', 'resolved', 'a@1.0.0', 'a']
+  'indexes', 'packages', 'root', 'release', 'manifest', 'size', 'dependencies', 'resolved', 'a@1.0.0', 'a',
+  'mode', 'mdns', 'intervalMs', 'relay', 'client', 'server', 'maxReservations', 'unlimited', 'dcutr', 'autonat', 'upnp']
 const jsonish = fc.letrec(tie => ({
   node: fc.oneof({ depthSize: 'small' },
     fc.integer(), fc.double(), fc.string({ maxLength: 12 }), fc.boolean(), fc.constant(null), fc.constant(cid), fc.constant('^1.0.0'), fc.constant('1.0.0'),

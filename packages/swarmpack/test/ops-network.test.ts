@@ -121,7 +121,7 @@ describe('ops: network settings', () => {
   it('listen and announce addresses (port forwarding)', async () => {
     const port = await freePort()
     const announce = '/ip4/203.0.113.7/tcp/40001'
-    const node = await w.node('forwarded', {}, { followOnStart: false }, peerConfig({}, { mode: 'lan', listen: [`/ip4/127.0.0.1/tcp/${port}`], announce: [announce] }))
+    const node = await w.node('forwarded', {}, { followOnStart: false }, peerConfig({}, { mode: 'lan', mdns: false, listen: [`/ip4/127.0.0.1/tcp/${port}`], announce: [announce] }))
     const s = await node.status()
     const id = node.peer?.peerId.toString() as string
     assert.deepEqual(s.peer?.addresses, [`${announce}/p2p/${id}`])
@@ -130,20 +130,20 @@ describe('ops: network settings', () => {
     const d = await node.doctor({ sample: 4 })
     assert.equal(d.findings.find(f => f.check === 'listen')?.status, 'ok')
     // a peer dialling the real port learns the announced address, not the bound one
-    const dialer = await w.node('dialer', {}, { followOnStart: false }, peerConfig({ bootstrap: [`/ip4/127.0.0.1/tcp/${port}/p2p/${id}`] }, { mode: 'lan' }))
+    const dialer = await w.node('dialer', {}, { followOnStart: false }, peerConfig({ bootstrap: [`/ip4/127.0.0.1/tcp/${port}/p2p/${id}`] }, { mode: 'lan', mdns: false }))
     const learned = await waitFor(async () => {
       const p = await dialer.peer?.libp2p.peerStore.get(node.peer!.peerId).catch(() => undefined)
       return p?.addresses.some(a => a.multiaddr.toString() === announce) === true ? p : undefined
     }, 'identify to carry the announced address', 60_000)
     assert.ok(learned.addresses.some(a => a.multiaddr.toString() === announce))
     // the same port again cannot be bound: a typed error, nothing left running
-    await assert.rejects(w.node('clash', {}, { followOnStart: false }, peerConfig({}, { mode: 'lan', listen: [`/ip4/127.0.0.1/tcp/${port}`] })), (err: any) => err.code === SwarmpackNodeErrorCode.LISTEN_NOT_BOUND)
+    await assert.rejects(w.node('clash', {}, { followOnStart: false }, peerConfig({}, { mode: 'lan', mdns: false, listen: [`/ip4/127.0.0.1/tcp/${port}`] })), (err: any) => err.code === SwarmpackNodeErrorCode.LISTEN_NOT_BOUND)
   })
 
   it('connection limits: a hub with maxConnections 3 keeps at most 3 of 6 peers', async () => {
-    const hub = await w.node('limited', {}, { followOnStart: false }, peerConfig({}, { mode: 'lan', maxConnections: 3 }))
+    const hub = await w.node('limited', {}, { followOnStart: false }, peerConfig({}, { mode: 'lan', mdns: false, maxConnections: 3 }))
     const peers: Swarmpack[] = []
-    for (let i = 0; i < 6; i++) peers.push(await w.node(`dialer-${i}`, {}, { followOnStart: false }, peerConfig({ bootstrap: boot(hub) }, { mode: 'lan' })))
+    for (let i = 0; i < 6; i++) peers.push(await w.node(`dialer-${i}`, {}, { followOnStart: false }, peerConfig({ bootstrap: boot(hub) }, { mode: 'lan', mdns: false })))
     const dialled = peers.filter(p => p.peer?.libp2p.getConnections().some(c => c.remotePeer.equals(hub.peer!.peerId))).length
     await waitFor(() => (hub.peer?.libp2p.getConnections().length ?? 99) <= 3, 'the hub to hold at most 3 connections', 60_000)
     const s = await hub.status()

@@ -71,15 +71,53 @@ const sources = z.strictObject({
   stallTimeoutMs: ms.optional()
 })
 
+/** Acting as a circuit relay v2 for others: `true`, or its limits. */
+const relayServer = z.union([z.boolean(), z.strictObject({
+  /** Reservations held at once. Default 64. */
+  maxReservations: z.int().min(1).max(10_000).optional(),
+  /**
+   * Lift libp2p's per-connection limits (2 min, 128 KiB), so whole packages travel through the
+   * relay (Bitswap does not run on limited connections). For a swarm's own relay. Default false.
+   */
+  unlimited: z.boolean().optional()
+})])
+
 const network = z.strictObject({
   listen: z.array(multiaddr).optional(),
   announce: z.array(multiaddr).default([]),
-  /** `internet` drops private addresses from the DHT, `lan` keeps them, `loopback` for one machine. */
+  /**
+   * `internet` drops private addresses from the DHT; `lan` keeps them and finds peers on the link
+   * by mDNS; `loopback` for one machine.
+   */
   mode: z.enum(['internet', 'lan', 'loopback']).default('internet'),
   /** HTTP(S) proxy for mirrors; false: never; unset: the environment's HTTP_PROXY. */
   proxy: z.union([httpUrl, z.literal(false)]).optional(),
   noProxy: z.string().optional(),
-  maxConnections: z.int().min(1).max(100_000).optional()
+  maxConnections: z.int().min(1).max(100_000).optional(),
+  /** mDNS discovery of peers on the local link (no bootstrap list needed). Unset: on in `lan` mode only. */
+  mdns: z.union([z.boolean(), z.strictObject({ intervalMs: z.int().min(1000).max(3600_000) })]).optional(),
+  relay: z.strictObject({
+    /** Use relays: take a circuit relay v2 reservation on a connected relay and announce the `/p2p-circuit` address (behind a NAT). */
+    client: z.boolean().default(false),
+    /** Act as a relay for others (a publicly reachable node). */
+    server: relayServer.default(false)
+  }).prefault({}),
+  /** DCUtR: upgrade relayed connections to direct ones by hole punching. Unset: on when the relay client or server is. */
+  dcutr: z.boolean().optional(),
+  /** AutoNAT: ask peers to dial back our public addresses to learn whether we are reachable (and answer their asks). */
+  autonat: z.boolean().default(false),
+  /** Map the listen port on a UPnP gateway (home routers). Off by default: with no gateway it only costs SSDP queries. */
+  upnp: z.boolean().default(false)
+}).superRefine((n, ctx) => {
+  // combinations that can do nothing: say so rather than silently ignore them
+  const issue = (path: string, message: string): void => { ctx.addIssue({ code: 'custom', path: [path], message }) }
+  if (n.mode === 'loopback') {
+    if (n.upnp) issue('upnp', 'UPnP maps ports on a LAN gateway; there is none in loopback mode')
+    if (n.autonat) issue('autonat', 'AutoNAT checks public addresses; loopback mode has none')
+  }
+  if (n.dcutr === true && !n.relay.client && n.relay.server === false) {
+    issue('dcutr', 'DCUtR upgrades relayed connections: it needs relay.client or relay.server')
+  }
 })
 
 // ---- operations (src/ops): automatic updates, scrub, structured logs

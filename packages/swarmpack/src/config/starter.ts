@@ -48,8 +48,23 @@ export function starterConfigText (options: { sharing?: 'off' | 'consume' | 'sha
     // "listen": ["/ip4/0.0.0.0/tcp/4001"],
     // Addresses announced instead of the listen ones (port forwarding).
     "announce": [],
-    // internet drops private addresses from the DHT, lan keeps them, loopback for one machine.
-    "mode": "internet"
+    // internet drops private addresses from the DHT; lan keeps them and finds peers on the link
+    // by mDNS (no bootstrap list needed); loopback for one machine.
+    "mode": "internet",
+    // mDNS discovery of peers on the local link: unset = on in lan mode only; true, false,
+    // or { "intervalMs": 10000 } (how often to ask).
+    // "mdns": true,
+    // Circuit relay v2. client: behind a NAT, take a reservation on a relay among the connected
+    // peers and announce the relayed address. server: act as a relay for others (a public node);
+    // { "maxReservations": 64, "unlimited": true } lifts the 2 min / 128 KiB limit per relayed
+    // connection, so whole packages go through it (a swarm's own relay).
+    "relay": { "client": false, "server": false },
+    // DCUtR hole punching (relayed -> direct connections): unset = on with the relay client or server.
+    // "dcutr": true,
+    // AutoNAT: peers dial back our public addresses, so we learn whether we are reachable.
+    "autonat": false,
+    // UPnP port mapping on a home router; off by default (without a gateway it only costs queries).
+    "upnp": false
   },
 
   // "cache": { "maxSize": 10737418240 },   // bytes; unpinned blocks are evicted least recently used first

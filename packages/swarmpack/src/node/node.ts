@@ -40,6 +40,7 @@ import { buildSources, closeSources, httpProxyOption, type BuiltSource } from '.
 import { mapLimit } from '../util/limit.js'
 import { exportNodeMirror, verifyStore, type MirrorExport, type MirrorExportOptions, type VerifyReport } from './maintenance.js'
 import { trustPolicyOf } from './trust.js'
+import { peerNetworkOptions } from './peer-config.js'
 // operations (issue #12): updates, scrub, status, doctor, cache policy — src/ops
 import { NodeOps } from '../ops/ops.js'
 import type { NodeEvents } from '../ops/events.js'
@@ -201,10 +202,8 @@ export class Swarmpack {
           headRecords: indexHeadRecordFormat(this.headFormatOptions()),
           bootstrap: c.sources.bootstrap,
           dhtProtocol: c.sources.dhtProtocol,
-          network: c.network.mode,
-          announce: c.network.announce,
-          ...(c.network.listen !== undefined ? { listen: c.network.listen } : {}),
-          ...(c.network.maxConnections !== undefined ? { maxConnections: c.network.maxConnections } : {})
+          // mode, addresses, connection limit, mDNS and the NAT services
+          ...peerNetworkOptions(c.network)
         }).catch((err) => { throw listenError(err, c.network.listen) })
       this.swarm = await createSwarmNode({ peer: this.peer, blockstore: this.store, mode: c.sharing })
     }

@@ -27,6 +27,10 @@ export interface PeerStatus {
   }
   traffic?: { sent: number, received: number, connections: number }
   maxConnections?: number
+  /** The libp2p services running (`dht`, `identify`, `ping`, and `relay`, `dcutr`, `autoNAT`, `upnp` when configured). */
+  services: string[]
+  /** Relayed addresses (`…/p2p-circuit/p2p/<id>`) held through reservations on relays (`network.relay.client`). */
+  relayed: string[]
 }
 
 /** Reads kad-dht 16's refresh timestamps (a plain field of its refresh component). */
@@ -54,7 +58,9 @@ export function peerStatus (peer: SwarmpackPeer, config: DeploymentConfig): Peer
     peers: conns.map(c => ({ id: c.remotePeer.toString(), address: c.remoteAddr.toString(), direction: c.direction })),
     dht: { ...(protocol !== undefined ? { protocol } : {}), routingTable: peer.routingTableSize(), ...(lastRefresh !== undefined ? { lastRefresh } : {}) },
     ...(peer.traffic !== undefined ? { traffic: peer.traffic.totals() } : {}),
-    ...(config.network.maxConnections !== undefined ? { maxConnections: config.network.maxConnections } : {})
+    ...(config.network.maxConnections !== undefined ? { maxConnections: config.network.maxConnections } : {}),
+    services: Object.keys(node.services as Record<string, unknown>).sort(),
+    relayed: peer.multiaddrs().map(String).filter(a => a.includes('/p2p-circuit'))
   }
 }
 
