@@ -247,7 +247,9 @@ export class DhtProvider implements Provider {
     while (level.length > 0) {
       const wanted = new Set(level.map(String))
       const next: CID[] = []
-      for await (const b of session.getMany(level, { signal: options.signal, onProgress })) {
+      // in a random order: peers fetching the same package at once then hold different blocks
+      // early and have something to trade, instead of all asking the seed for the same ones
+      for await (const b of session.getMany(shuffled(level), { signal: options.signal, onProgress })) {
         wanted.delete(b.cid.toString())
         next.push(...account(b))
       }
@@ -274,4 +276,16 @@ export class DhtProvider implements Provider {
     this.sessions.clear()
     await Promise.all(all.map(async s => s.close()))
   }
+}
+
+/** A copy of `items` in random order (Fisher-Yates). */
+function shuffled<T> (items: T[]): T[] {
+  const out = items.slice()
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    const t = out[i]
+    out[i] = out[j]
+    out[j] = t
+  }
+  return out
 }

@@ -236,7 +236,7 @@ export class Bitswap {
       const key = multihashKey(cid)
       const peerKey = peer.toString()
       for (const other of this.wanted.get(key) ?? []) {
-        if (other !== session && other.hasAssigned(key, peerKey)) return
+        if (other !== session && other.hasAsked(key, peerKey)) return
       }
       this.queueWant(peer, cid, WantType.WantBlock, true)
     },

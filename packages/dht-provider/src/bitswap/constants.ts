@@ -77,3 +77,15 @@ export const PAUSED_READ_BUFFER_LIMIT = 32 * 1024 * 1024
 
 /** Decoded messages from one peer waiting to be handled before we pause reading its streams. */
 export const MAX_QUEUED_MESSAGES_PER_PEER = 8
+
+/**
+ * When a session can choose between several peers, each peer's want-block window follows how long
+ * its blocks take: it grows by one for every block back within this long and shrinks by one for
+ * every block that took longer. A peer serving many others (a lone seed) then holds few of our
+ * wants, and they go to peers with a free uplink instead of queueing behind everyone else's.
+ */
+export const SESSION_TARGET_BLOCK_LATENCY_MS = 1000
+
+/** Window of a peer newly added to a session with several peers, and its floor. */
+export const SESSION_INITIAL_PEER_WINDOW = 8
+export const SESSION_MIN_PEER_WINDOW = 2

@@ -3,7 +3,9 @@
  * between peers (round robin, a few at a time) so one greedy peer cannot starve the others.
  * Each turn sends one message (at most the per-peer bytes-in-flight budget and the 2 MiB cap) and
  * waits for the peer's stream to accept it before that peer gets another turn. Wants for blocks
- * we lack wait in the ledger until `notifyNewBlocks` says the block arrived.
+ * we lack wait in the ledger until `notifyNewBlocks` says the block arrived; a want-block answered
+ * with DontHave (send-dont-have) waits as a want-have, so the arrival is announced with Have
+ * rather than answered with bytes the asker has probably fetched elsewhere meanwhile.
  */
 import { logger } from '@libp2p/logger'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
@@ -210,7 +212,12 @@ export class Engine {
         const answer = answers[i]
         if (ledger.wants.get(key) !== want) continue // cancelled (or replaced) meanwhile
         if (answer === 'missing') {
-          if (want.sendDontHave) presences.push({ cid: want.cid.bytes, type: BlockPresenceType.DontHave })
+          if (want.sendDontHave) {
+            presences.push({ cid: want.cid.bytes, type: BlockPresenceType.DontHave })
+            // The asker has been told we lack it and asks elsewhere: when the block arrives we say
+            // Have (so it learns who holds what), but never push bytes it may already have.
+            want.wantType = WantType.WantHave
+          }
           want.state = 'waiting'
           continue
         }

@@ -1,9 +1,14 @@
 /**
  * A fetch session: a set of peers believed to hold one package (given, added, or found through
- * the DHT for its root), asked for many blocks at once. Each want goes as a want-block (with
- * send-dont-have) to the least loaded peer that has not refused it; a DontHave, a disconnect or a
- * silent peer (nothing delivered for `wantTimeout`) sends it to another peer. Blocks arrive through
- * the Bitswap node, which has already verified and stored them.
+ * the DHT for its root), asked for many blocks at once. With one peer, each want goes to it as a
+ * want-block. With several, as in boxo's sessions: a want-have (send-dont-have) goes to every
+ * peer, and the want-block only to a peer that said Have, the one with most room in its window
+ * (see peer-window.ts); a peer that said DontHave is not asked again until it says Have (it keeps
+ * our want-have and announces the block when it gets it). A DontHave, a disconnect or a silent
+ * peer (nothing delivered for `wantTimeout`) moves the want-block to another holder; a want no
+ * peer has confirmed for `wantTimeout` is asked as a want-block of a peer that has not refused it.
+ * When the block arrives, every other peer asked gets a cancel. Blocks arrive through the Bitswap
+ * node, which has already verified and stored them.
  */
 import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
@@ -12,6 +17,7 @@ import { CustomProgressEvent } from 'progress-events'
 import { DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT, DEFAULT_SESSION_STALL_TIMEOUT_MS, DEFAULT_WANT_TIMEOUT_MS, MAX_ADAPTIVE_WANTS_PER_PEER, MIN_ADAPTIVE_WANTS_PER_PEER } from './constants.js'
 import { multihashKey, readBlock as readAll } from './engine.js'
 import { BitswapErrorCode } from './errors.js'
+import { PeerWindow } from './peer-window.js'
 import { WantType } from './wire.js'
 import type { ProvidedBlock, Provider, ProviderGetOptions, ProviderProgressEvents } from '@swarmpack/core'
 import type { PeerId } from '@libp2p/interface'
@@ -97,6 +103,8 @@ interface SessionPeer {
   id: PeerId
   /** Keys of our want-blocks this peer holds. */
   inflight: Set<string>
+  /** How many it may hold while the session has other peers to ask. */
+  window: PeerWindow
   blocks: number
   bytes: number
   /** Last time it delivered anything (or was first asked). */
@@ -116,6 +124,12 @@ interface SessionWant {
   /** Peers holding a want-block for it, with when they were asked. */
   assigned: Map<string, number>
   dontHave: Set<string>
+  /** Peers that said Have (and did not say DontHave since). */
+  haves: Set<string>
+  /** Peers sent a want-have for it (they answer Have or DontHave, and Have later if they get it). */
+  haveAsked: Set<string>
+  /** No peer confirmed it for `wantTimeout`: any peer that has not refused it may get the want-block. */
+  direct: boolean
   lastAssign: number
 }
 
@@ -178,11 +192,15 @@ export class BitswapSession implements Provider {
     if (this.closed || key === this.host.selfId || this.peers.has(key) || this.host.isBanned(key)) return
     const former = this.formerPeers.get(key)
     this.formerPeers.delete(key)
-    this.peers.set(key, former ?? { id: peer, inflight: new Set(), blocks: 0, bytes: 0, lastActivity: Date.now() })
+    this.peers.set(key, former ?? { id: peer, inflight: new Set(), window: new PeerWindow(), blocks: 0, bytes: 0, lastActivity: Date.now() })
     this.peers.get(key)!.lastActivity = Date.now()
     for (const probe of this.probes.values()) this.askHave(probe, key)
-    // a new peer is a fresh chance for wants everyone else refused
-    for (const want of this.wants.values()) want.dontHave.delete(key)
+    for (const want of this.wants.values()) {
+      // a new peer (or one back after a disconnect, which dropped our wantlist) is a fresh chance
+      want.dontHave.delete(key)
+      want.haveAsked.delete(key)
+      this.askHaves(want)
+    }
     this.pumpUnassigned()
   }
 
@@ -226,7 +244,7 @@ export class BitswapSession implements Provider {
       options.signal?.addEventListener('abort', onAbort, { once: true })
       let want = this.wants.get(key)
       if (want === undefined) {
-        want = { cid, key, waiters: new Set(), assigned: new Map(), dontHave: new Set(), lastAssign: 0 }
+        want = { cid, key, waiters: new Set(), assigned: new Map(), dontHave: new Set(), haves: new Set(), haveAsked: new Set(), direct: false, lastAssign: Date.now() }
         // the stall clock starts when the session has something to wait for
         if (this.wants.size === 0) this.lastProgress = Date.now()
         this.wants.set(key, want)
@@ -353,11 +371,13 @@ export class BitswapSession implements Provider {
     this.lastProgress = Date.now()
     this.averageBlockSize = Math.round(this.averageBlockSize * 0.9 + bytes.byteLength * 0.1)
     const p = this.peers.get(peer)
+    const askedAt = this.wants.get(key)?.assigned.get(peer)
     if (p !== undefined) {
       p.lastActivity = Date.now()
       p.blocks++
       p.bytes += bytes.byteLength
       p.inflight.delete(key)
+      if (askedAt !== undefined) p.window.delivered(Date.now() - askedAt, this.wantsPerPeer())
     }
     const probe = this.probes.get(key)
     if (probe !== undefined) probe.resolve(true)
@@ -386,13 +406,24 @@ export class BitswapSession implements Provider {
       else if ([...probe.asked].every(a => probe.answered.has(a))) probe.resolve(false)
     }
     const want = this.wants.get(key)
-    if (want === undefined || have) return
+    if (want === undefined || p === undefined) return
+    if (have) {
+      want.haves.add(peer)
+      want.dontHave.delete(peer)
+      // the first holder we hear of gets the want-block (unless it waits for room already)
+      if (want.assigned.size === 0 && !this.unassigned.has(key)) this.assign(want)
+      return
+    }
+    want.haves.delete(peer)
     want.dontHave.add(peer)
     if (want.assigned.delete(peer)) {
-      p?.inflight.delete(key)
+      p.inflight.delete(key)
       this.notifyRetry(want, peer, new SwarmpackError(CoreErrorCode.NOT_FOUND, `peer ${peer} does not have ${want.cid.toString()}`))
       this.assign(want)
       this.pumpUnassigned()
+    } else if (want.assigned.size === 0 && !this.unassigned.has(key)) {
+      // waiting for a Have: if this was the last peer that might have said one, nobody has it
+      this.assign(want)
     }
   }
 
@@ -468,6 +499,7 @@ export class BitswapSession implements Provider {
     this.host.sendWant(p.id, probe.cid, WantType.WantHave)
   }
 
+  /** Peers that may still be asked for the want: in the session, not banned, not holding it, not refused. */
   private candidates (want: SessionWant): SessionPeer[] {
     const out: SessionPeer[] = []
     for (const [key, p] of this.peers) {
@@ -477,33 +509,75 @@ export class BitswapSession implements Provider {
     return out
   }
 
-  /** Sends the want to the least loaded candidate with room; parks it otherwise. */
+  /** Whether `peer` may get the want-block: it said Have, is the session's only peer, or the want waited too long. */
+  private mayAskBlock (want: SessionWant, peer: string): boolean {
+    return want.haves.has(peer) || want.direct || this.peers.size === 1
+  }
+
+  /** Want-blocks `p` may hold: the session's per-peer limit, narrowed by its window when there are others to ask. */
+  private limitOf (p: SessionPeer): number {
+    const cap = this.wantsPerPeer()
+    return this.peers.size > 1 ? p.window.limit(cap) : cap
+  }
+
+  /**
+   * Sends the want-block to the candidate that may get it with the most room in its window (ties:
+   * at random, so peers asking at the same time spread over the holders). With a holder but no
+   * room, the want waits its turn; with no holder yet, it waits for a Have; with no candidate at
+   * all, providers are looked up or the want fails.
+   */
   private assign (want: SessionWant): boolean {
-    const candidates = this.candidates(want)
-    const limit = this.wantsPerPeer()
     let best: SessionPeer | undefined
-    for (const p of candidates) {
+    let bestLoad = Infinity
+    let ties = 0
+    let holders = 0
+    let open = 0
+    for (const p of this.candidates(want)) {
+      open++
+      if (!this.mayAskBlock(want, p.id.toString())) continue
+      holders++
+      const limit = this.limitOf(p)
       if (p.inflight.size >= limit) continue
-      // fewer wants in flight first; between equals, the one that delivered more so far
-      if (best === undefined || p.inflight.size < best.inflight.size ||
-        (p.inflight.size === best.inflight.size && p.blocks > best.blocks)) best = p
+      const load = (p.inflight.size + 1) / limit
+      if (load < bestLoad) {
+        best = p
+        bestLoad = load
+        ties = 1
+      } else if (load === bestLoad && Math.random() * ++ties < 1) {
+        best = p
+      }
     }
     if (best === undefined) {
-      if (candidates.length > 0) {
+      if (holders > 0) {
         this.unassigned.add(want.key)
-        return false
+      } else {
+        this.unassigned.delete(want.key)
+        if (open > 0) this.askHaves(want)
+        else if (want.assigned.size === 0) this.noCandidates(want)
       }
-      if (want.assigned.size === 0) this.noCandidates(want)
       return false
     }
     this.unassigned.delete(want.key)
     const key = best.id.toString()
-    want.assigned.set(key, Date.now())
-    want.lastAssign = Date.now()
-    if (best.inflight.size === 0) best.lastActivity = Date.now()
+    const now = Date.now()
+    want.assigned.set(key, now)
+    want.lastAssign = now
+    if (best.inflight.size === 0) best.lastActivity = now
     best.inflight.add(want.key)
     this.host.sendWant(best.id, want.cid, WantType.WantBlock)
+    // the others learn we want it: they say whether they hold it, and Have later if they get it
+    this.askHaves(want)
     return true
+  }
+
+  /** Want-have (send-dont-have) to every peer not yet asked for the want, when there is a choice of peers. */
+  private askHaves (want: SessionWant): void {
+    if (this.peers.size < 2) return
+    for (const [key, p] of this.peers) {
+      if (want.haveAsked.has(key) || want.assigned.has(key) || want.dontHave.has(key) || this.host.isBanned(key)) continue
+      want.haveAsked.add(key)
+      this.host.sendWant(p.id, want.cid, WantType.WantHave)
+    }
   }
 
   /**
@@ -525,7 +599,7 @@ export class BitswapSession implements Provider {
     const move = Math.floor((busiest.inflight.size - idle.inflight.size) / 2)
     for (const key of [...busiest.inflight].slice(-move)) {
       const want = this.wants.get(key)
-      if (want === undefined || want.assigned.size !== 1 || want.dontHave.has(idleKey)) continue
+      if (want === undefined || want.assigned.size !== 1 || !want.haves.has(idleKey)) continue
       busiest.inflight.delete(key)
       want.assigned.delete(busyKey)
       this.host.sendCancel(busiest.id, want.cid, this)
@@ -593,10 +667,17 @@ export class BitswapSession implements Provider {
 
   private pumpUnassigned (afterDiscovery = false): void {
     for (const key of [...this.unassigned]) {
+      // wants wait here for room at their holders: none anywhere, nothing to do
+      if (!afterDiscovery && !this.anyRoom()) return
       const want = this.wants.get(key)
       if (want === undefined) { this.unassigned.delete(key); continue }
-      if (!this.assign(want) && !afterDiscovery && this.unassigned.has(key) && this.candidates(want).length > 0) break
+      this.assign(want)
     }
+  }
+
+  private anyRoom (): boolean {
+    for (const p of this.peers.values()) if (p.inflight.size < this.limitOf(p)) return true
+    return false
   }
 
   /** Wants whose peers went quiet are also sent to another peer (the first may still answer). */
@@ -607,7 +688,16 @@ export class BitswapSession implements Provider {
       return
     }
     for (const want of [...this.wants.values()]) {
-      if (want.assigned.size === 0 || now - want.lastAssign < this.opts.wantTimeout) continue
+      if (now - want.lastAssign < this.opts.wantTimeout || this.unassigned.has(want.key)) continue
+      if (want.assigned.size === 0) {
+        // asked with want-have and nobody confirmed it in time (or the answers got lost): ask a
+        // peer that has not refused it for the block itself
+        if (!this.wants.has(want.key)) continue
+        want.direct = true
+        want.lastAssign = now
+        this.assign(want)
+        continue
+      }
       let slow: string | undefined
       for (const [peer, askedAt] of want.assigned) {
         const p = this.peers.get(peer)
@@ -615,8 +705,11 @@ export class BitswapSession implements Provider {
       }
       if (slow === undefined) continue
       want.lastAssign = now
-      if (this.candidates(want).length > 0) {
+      // a slow holder's want goes to another peer too: one that said Have, else any that has not refused it
+      const others = this.candidates(want)
+      if (others.length > 0) {
         this.notifyRetry(want, slow, new Error(`peer ${slow} is slow`))
+        if (!others.some(o => want.haves.has(o.id.toString()))) want.direct = true
         this.assign(want)
       } else if (this.findProvidersFn !== undefined && this.discovering === undefined && !this.recentlyDiscovered(want.cid)) {
         this.discover(want.cid)
@@ -638,9 +731,9 @@ export class BitswapSession implements Provider {
     for (const w of want.waiters) w.onProgress?.(new CustomProgressEvent('swarmpack:provider:retry', { cid: want.cid, source, error }))
   }
 
-  /** Withdraws the want from every peer that holds it (asked, or answered DontHave), except `except`. */
+  /** Withdraws the want from every peer that holds it (want-block or want-have, answered or not), except `except`. */
   private cancelEverywhere (want: SessionWant, except?: string): void {
-    for (const peer of new Set([...want.assigned.keys(), ...want.dontHave])) {
+    for (const peer of new Set([...want.assigned.keys(), ...want.dontHave, ...want.haveAsked])) {
       if (peer === except) continue
       const p = this.peers.get(peer)
       if (p !== undefined) this.host.sendCancel(p.id, want.cid, this)
@@ -667,8 +760,9 @@ export class BitswapSession implements Provider {
     return this.wants.get(key)?.cid ?? this.probes.get(key)?.cid
   }
 
-  /** Whether this session has `peer` working on the key (so cancelling must wait for it). */
-  hasAssigned (key: string, peer: string): boolean {
-    return this.wants.get(key)?.assigned.has(peer) === true
+  /** Whether this session still has a want for the key at `peer` (so another session's cancel must not withdraw it). */
+  hasAsked (key: string, peer: string): boolean {
+    const want = this.wants.get(key)
+    return want !== undefined && (want.assigned.has(peer) || want.haveAsked.has(peer))
   }
 }
