@@ -14,7 +14,7 @@ import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { CoreErrorCode, SwarmpackError, assertSupportedCid, throwIfAborted } from '@swarmpack/core'
 import { CustomProgressEvent } from 'progress-events'
-import { DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT, DEFAULT_SESSION_STALL_TIMEOUT_MS, DEFAULT_WANT_TIMEOUT_MS, MAX_ADAPTIVE_WANTS_PER_PEER, MIN_ADAPTIVE_WANTS_PER_PEER } from './constants.js'
+import { SESSION_WANT_HAVE_FANOUT, DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT, DEFAULT_SESSION_STALL_TIMEOUT_MS, DEFAULT_WANT_TIMEOUT_MS, MAX_ADAPTIVE_WANTS_PER_PEER, MIN_ADAPTIVE_WANTS_PER_PEER } from './constants.js'
 import { multihashKey, readBlock as readAll } from './engine.js'
 import { BitswapErrorCode } from './errors.js'
 import { PeerWindow } from './peer-window.js'
@@ -105,6 +105,8 @@ interface SessionPeer {
   inflight: Set<string>
   /** How many it may hold while the session has other peers to ask. */
   window: PeerWindow
+  /** Haves and blocks it sent us: who is asked first whether it holds a block. */
+  useful: number
   blocks: number
   bytes: number
   /** Last time it delivered anything (or was first asked). */
@@ -192,7 +194,7 @@ export class BitswapSession implements Provider {
     if (this.closed || key === this.host.selfId || this.peers.has(key) || this.host.isBanned(key)) return
     const former = this.formerPeers.get(key)
     this.formerPeers.delete(key)
-    this.peers.set(key, former ?? { id: peer, inflight: new Set(), window: new PeerWindow(), blocks: 0, bytes: 0, lastActivity: Date.now() })
+    this.peers.set(key, former ?? { id: peer, inflight: new Set(), window: new PeerWindow(), useful: 0, blocks: 0, bytes: 0, lastActivity: Date.now() })
     this.peers.get(key)!.lastActivity = Date.now()
     for (const probe of this.probes.values()) this.askHave(probe, key)
     for (const want of this.wants.values()) {
@@ -375,6 +377,7 @@ export class BitswapSession implements Provider {
     if (p !== undefined) {
       p.lastActivity = Date.now()
       p.blocks++
+      p.useful++
       p.bytes += bytes.byteLength
       p.inflight.delete(key)
       if (askedAt !== undefined) p.window.delivered(Date.now() - askedAt, this.wantsPerPeer())
@@ -408,6 +411,7 @@ export class BitswapSession implements Provider {
     const want = this.wants.get(key)
     if (want === undefined || p === undefined) return
     if (have) {
+      p.useful++
       want.haves.add(peer)
       want.dontHave.delete(peer)
       // the first holder we hear of gets the want-block (unless it waits for room already)
@@ -422,8 +426,10 @@ export class BitswapSession implements Provider {
       this.assign(want)
       this.pumpUnassigned()
     } else if (want.assigned.size === 0 && !this.unassigned.has(key)) {
-      // waiting for a Have: if this was the last peer that might have said one, nobody has it
+      // waiting for a Have: ask someone else, or if nobody is left who might say Have, nobody has it
       this.assign(want)
+    } else {
+      this.askHaves(want)
     }
   }
 
@@ -570,12 +576,34 @@ export class BitswapSession implements Provider {
     return true
   }
 
-  /** Want-have (send-dont-have) to every peer not yet asked for the want, when there is a choice of peers. */
+  /**
+   * Want-have (send-dont-have) to peers not yet asked for the want, when there is a choice of
+   * peers, until SESSION_WANT_HAVE_FANOUT of them may still say Have: half the most useful so far
+   * (they said Have or delivered most), half at random, so every peer's blocks get found.
+   */
   private askHaves (want: SessionWant): void {
     if (this.peers.size < 2) return
+    let pending = 0
+    const unasked: SessionPeer[] = []
     for (const [key, p] of this.peers) {
-      if (want.haveAsked.has(key) || want.assigned.has(key) || want.dontHave.has(key) || this.host.isBanned(key)) continue
-      want.haveAsked.add(key)
+      if (want.assigned.has(key) || want.dontHave.has(key) || this.host.isBanned(key)) continue
+      if (want.haveAsked.has(key) || want.haves.has(key)) pending++
+      else unasked.push(p)
+    }
+    let room = SESSION_WANT_HAVE_FANOUT - pending
+    if (room <= 0 || unasked.length === 0) return
+    const picked: SessionPeer[] = []
+    if (unasked.length <= room) {
+      picked.push(...unasked)
+    } else {
+      unasked.sort((a, b) => b.useful - a.useful)
+      const best = Math.ceil(room / 2)
+      picked.push(...unasked.splice(0, best))
+      room -= best
+      while (room-- > 0) picked.push(unasked.splice(Math.floor(Math.random() * unasked.length), 1)[0])
+    }
+    for (const p of picked) {
+      want.haveAsked.add(p.id.toString())
       this.host.sendWant(p.id, want.cid, WantType.WantHave)
     }
   }
