@@ -578,8 +578,9 @@ export class BitswapSession implements Provider {
 
   /**
    * Want-have (send-dont-have) to peers not yet asked for the want, when there is a choice of
-   * peers, until SESSION_WANT_HAVE_FANOUT of them may still say Have: half the most useful so far
-   * (they said Have or delivered most), half at random, so every peer's blocks get found.
+   * peers, until SESSION_WANT_HAVE_FANOUT of them may still say Have: a quarter the most useful so
+   * far (they said Have or delivered most), the rest at random, so every peer's blocks get found
+   * and the asking does not pile onto the same few peers.
    */
   private askHaves (want: SessionWant): void {
     if (this.peers.size < 2) return
@@ -597,7 +598,7 @@ export class BitswapSession implements Provider {
       picked.push(...unasked)
     } else {
       unasked.sort((a, b) => b.useful - a.useful)
-      const best = Math.ceil(room / 2)
+      const best = Math.ceil(room / 4)
       picked.push(...unasked.splice(0, best))
       room -= best
       while (room-- > 0) picked.push(unasked.splice(Math.floor(Math.random() * unasked.length), 1)[0])
