@@ -25,6 +25,14 @@ const MAX_KEPT_LEDGERS = 1024
 /** Blocks read from the store at once for one peer's turn. */
 const READ_CONCURRENCY = 16
 
+/**
+ * Haves for blocks that just arrived are gathered this long before a peer gets its turn: in a
+ * swarm, every block a downloader receives is announced to the several peers that asked about it,
+ * and a message per block per peer costs more CPU than the announcements are worth. Waiting
+ * want-blocks (sent without send-dont-have) are answered at once.
+ */
+const HAVE_BATCH_MS = 50
+
 /** Ledger and want keys: the multihash, so a CIDv0 and a CIDv1 of the same bytes meet. */
 export function multihashKey (cid: CID): string {
   return uint8ArrayToString(cid.multihash.bytes, 'base64')
@@ -65,6 +73,9 @@ export class Engine {
   private readonly queued = new Set<string>()
   private active = 0
   private running = true
+  /** Peers with Haves to announce at the next HAVE_BATCH_MS tick. */
+  private readonly haveWake = new Set<string>()
+  private haveTimer?: ReturnType<typeof setTimeout>
 
   constructor (options: EngineOptions) {
     this.opts = {
@@ -89,6 +100,8 @@ export class Engine {
 
   stop (): void {
     this.running = false
+    clearTimeout(this.haveTimer)
+    this.haveWake.clear()
     this.turns.length = 0
     this.queued.clear()
   }
@@ -133,11 +146,26 @@ export class Engine {
     if (keys.size === 0) return
     for (const [peer, ledger] of this.ledgers) {
       let woke = false
+      let blockWoke = false
       for (const key of keys) {
         const w = ledger.wants.get(key)
-        if (w !== undefined && w.state === 'waiting') { w.state = 'pending'; woke = true }
+        if (w !== undefined && w.state === 'waiting') {
+          w.state = 'pending'
+          woke = true
+          if (w.wantType === WantType.WantBlock) blockWoke = true
+        }
       }
-      if (woke) this.enqueue(peer)
+      if (blockWoke) this.enqueue(peer)
+      else if (woke) this.haveWake.add(peer)
+    }
+    if (this.haveWake.size > 0 && this.haveTimer === undefined) {
+      this.haveTimer = setTimeout(() => {
+        this.haveTimer = undefined
+        const peers = [...this.haveWake]
+        this.haveWake.clear()
+        for (const peer of peers) this.enqueue(peer)
+      }, HAVE_BATCH_MS)
+      this.haveTimer.unref?.()
     }
   }
 

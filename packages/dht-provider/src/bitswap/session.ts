@@ -425,8 +425,10 @@ export class BitswapSession implements Provider {
       this.notifyRetry(want, peer, new SwarmpackError(CoreErrorCode.NOT_FOUND, `peer ${peer} does not have ${want.cid.toString()}`))
       this.assign(want)
       this.pumpUnassigned()
-    } else if (want.assigned.size === 0 && !this.unassigned.has(key)) {
-      // waiting for a Have: ask someone else, or if nobody is left who might say Have, nobody has it
+    } else if (want.assigned.size === 0) {
+      // waiting for a Have (ask someone else, or if nobody is left who might say Have, nobody
+      // has it), or for room at holders (this may have been the last)
+      this.unassigned.delete(key)
       this.assign(want)
     } else {
       this.askHaves(want)
@@ -448,6 +450,9 @@ export class BitswapSession implements Provider {
       if (want.assigned.delete(peer)) {
         this.notifyRetry(want, peer, new Error(reason))
         if (want.assigned.size === 0) this.assign(want)
+      } else if (want.haves.has(peer) && this.unassigned.delete(want.key)) {
+        // it waited for room at holders, this one among them: another, or a lookup, or give up
+        this.assign(want)
       }
     }
     this.pumpUnassigned()
@@ -538,9 +543,10 @@ export class BitswapSession implements Provider {
     let ties = 0
     let holders = 0
     let open = 0
-    for (const p of this.candidates(want)) {
+    for (const [key, p] of this.peers) {
+      if (want.assigned.has(key) || want.dontHave.has(key) || this.host.isBanned(key)) continue
       open++
-      if (!this.mayAskBlock(want, p.id.toString())) continue
+      if (!this.mayAskBlock(want, key)) continue
       holders++
       const limit = this.limitOf(p)
       if (p.inflight.size >= limit) continue
@@ -563,17 +569,20 @@ export class BitswapSession implements Provider {
       }
       return false
     }
+    this.sendBlockWant(want, best, best.id.toString())
+    return true
+  }
+
+  private sendBlockWant (want: SessionWant, p: SessionPeer, key: string): void {
     this.unassigned.delete(want.key)
-    const key = best.id.toString()
     const now = Date.now()
     want.assigned.set(key, now)
     want.lastAssign = now
-    if (best.inflight.size === 0) best.lastActivity = now
-    best.inflight.add(want.key)
-    this.host.sendWant(best.id, want.cid, WantType.WantBlock)
+    if (p.inflight.size === 0) p.lastActivity = now
+    p.inflight.add(want.key)
+    this.host.sendWant(p.id, want.cid, WantType.WantBlock)
     // the others learn we want it: they say whether they hold it, and Have later if they get it
     this.askHaves(want)
-    return true
   }
 
   /**
@@ -694,19 +703,60 @@ export class BitswapSession implements Provider {
     })
   }
 
+  /**
+   * Wants waiting for room go out as peers get it: each peer with room (most room first) takes
+   * the oldest waiting wants it may be asked for. Driven by the peers, not the wants, so a wide
+   * window costs a scan of the waiting wants per block, not one per want and peer.
+   */
   private pumpUnassigned (afterDiscovery = false): void {
-    for (const key of [...this.unassigned]) {
-      // wants wait here for room at their holders: none anywhere, nothing to do
-      if (!afterDiscovery && !this.anyRoom()) return
-      const want = this.wants.get(key)
-      if (want === undefined) { this.unassigned.delete(key); continue }
-      this.assign(want)
+    if (this.unassigned.size === 0) return
+    if (afterDiscovery) {
+      // wants that waited for the lookup: each finds a peer now or gives up
+      for (const key of [...this.unassigned]) {
+        const want = this.wants.get(key)
+        if (want === undefined) this.unassigned.delete(key)
+        else this.assign(want)
+      }
+      return
+    }
+    const withRoom: Array<[string, SessionPeer, number]> = []
+    for (const [key, p] of this.peers) {
+      const limit = this.limitOf(p)
+      if (p.inflight.size < limit && !this.host.isBanned(key)) withRoom.push([key, p, limit])
+    }
+    withRoom.sort((a, b) => a[1].inflight.size / a[2] - b[1].inflight.size / b[2])
+    for (const [peerKey, p, limit] of withRoom) {
+      for (const key of this.unassigned) {
+        if (p.inflight.size >= limit) break
+        const want = this.wants.get(key)
+        if (want === undefined) { this.unassigned.delete(key); continue }
+        if (want.assigned.has(peerKey) || want.dontHave.has(peerKey) || !this.mayAskBlock(want, peerKey)) continue
+        this.sendBlockWant(want, p, peerKey)
+      }
+      if (this.unassigned.size === 0) return
     }
   }
 
-  private anyRoom (): boolean {
-    for (const p of this.peers.values()) if (p.inflight.size < this.limitOf(p)) return true
-    return false
+  /**
+   * Waiting wants whose every holder is gone, refused, or stuck (holding our wants, delivering
+   * nothing for `wantTimeout`) are asked elsewhere (or given up), so none waits unbounded for room
+   * that never comes.
+   */
+  private recheckUnassigned (now: number): void {
+    for (const key of [...this.unassigned]) {
+      const want = this.wants.get(key)
+      if (want === undefined) { this.unassigned.delete(key); continue }
+      let live = false
+      for (const h of want.haves) {
+        const p = this.peers.get(h)
+        if (p !== undefined && !want.dontHave.has(h) && !this.host.isBanned(h) &&
+          (p.inflight.size === 0 || now - p.lastActivity < this.opts.wantTimeout)) { live = true; break }
+      }
+      if (live || this.mayAskBlock(want, '')) continue
+      want.direct = true
+      this.unassigned.delete(key)
+      this.assign(want)
+    }
   }
 
   /** Wants whose peers went quiet are also sent to another peer (the first may still answer). */
@@ -716,6 +766,7 @@ export class BitswapSession implements Provider {
       this.failStalled(now - this.lastProgress)
       return
     }
+    this.recheckUnassigned(now)
     for (const want of [...this.wants.values()]) {
       if (now - want.lastAssign < this.opts.wantTimeout || this.unassigned.has(want.key)) continue
       if (want.assigned.size === 0) {
