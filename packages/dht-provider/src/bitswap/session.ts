@@ -158,6 +158,10 @@ export class BitswapSession implements Provider {
   private readonly wants = new Map<string, SessionWant>()
   /** Wants waiting for a peer with room. */
   private readonly unassigned = new Set<string>()
+  /** Of those, the ones each peer said Have for (stale keys are dropped when met), so a peer with room finds its wants at once. */
+  private readonly waitingAt = new Map<string, Set<string>>()
+  /** Of those, the ones any peer may take (a lone peer's, `direct` ones, those that waited for a lookup). */
+  private readonly waitingAny = new Set<string>()
   private readonly probes = new Map<string, HaveProbe>()
   /** When each CID's providers were last looked up (see `rediscoverAfter`). */
   private readonly discovered = new Map<string, number>()
@@ -415,7 +419,8 @@ export class BitswapSession implements Provider {
       want.haves.add(peer)
       want.dontHave.delete(peer)
       // the first holder we hear of gets the want-block (unless it waits for room already)
-      if (want.assigned.size === 0 && !this.unassigned.has(key)) this.assign(want)
+      if (this.unassigned.has(key)) this.indexWaiting(peer, key)
+      else if (want.assigned.size === 0) this.assign(want)
       return
     }
     want.haves.delete(peer)
@@ -440,6 +445,7 @@ export class BitswapSession implements Provider {
     const p = this.peers.get(peer)
     if (p === undefined) return
     this.peers.delete(peer)
+    this.waitingAt.delete(peer)
     p.inflight.clear()
     this.formerPeers.set(peer, p)
     for (const probe of this.probes.values()) {
@@ -491,6 +497,8 @@ export class BitswapSession implements Provider {
     // take them all out first, so failing one does not hand the next to a peer
     this.wants.clear()
     this.unassigned.clear()
+    this.waitingAt.clear()
+    this.waitingAny.clear()
     for (const want of wants) {
       for (const peer of want.assigned.keys()) this.peers.get(peer)?.inflight.delete(want.key)
       if (!this.probes.has(want.key)) this.host.unregister(this, want.key)
@@ -561,7 +569,7 @@ export class BitswapSession implements Provider {
     }
     if (best === undefined) {
       if (holders > 0) {
-        this.unassigned.add(want.key)
+        this.waitForRoom(want)
       } else {
         this.unassigned.delete(want.key)
         if (open > 0) this.askHaves(want)
@@ -658,12 +666,12 @@ export class BitswapSession implements Provider {
   /** Nobody left to ask: look for providers, or give up on the want. */
   private noCandidates (want: SessionWant): void {
     if (this.discovering !== undefined) {
-      this.unassigned.add(want.key)
+      this.waitForRoom(want)
       return
     }
     const target = this.root !== undefined && !this.recentlyDiscovered(this.root) ? this.root : want.cid
     if (this.findProvidersFn !== undefined && !this.recentlyDiscovered(target)) {
-      this.unassigned.add(want.key)
+      this.waitForRoom(want)
       this.discover(target)
       return
     }
@@ -726,14 +734,35 @@ export class BitswapSession implements Provider {
     }
     withRoom.sort((a, b) => a[1].inflight.size / a[2] - b[1].inflight.size / b[2])
     for (const [peerKey, p, limit] of withRoom) {
-      for (const key of this.unassigned) {
-        if (p.inflight.size >= limit) break
-        const want = this.wants.get(key)
-        if (want === undefined) { this.unassigned.delete(key); continue }
-        if (want.assigned.has(peerKey) || want.dontHave.has(peerKey) || !this.mayAskBlock(want, peerKey)) continue
-        this.sendBlockWant(want, p, peerKey)
-      }
+      const own = this.waitingAt.get(peerKey)
+      if (own !== undefined) this.takeWaiting(own, peerKey, p, limit)
+      this.takeWaiting(this.waitingAny, peerKey, p, limit)
       if (this.unassigned.size === 0) return
+    }
+  }
+
+  /** Parks a want until a peer that may get it has room. */
+  private waitForRoom (want: SessionWant): void {
+    this.unassigned.add(want.key)
+    if (want.direct || this.peers.size <= 1 || this.discovering !== undefined) this.waitingAny.add(want.key)
+    for (const h of want.haves) this.indexWaiting(h, want.key)
+  }
+
+  private indexWaiting (peer: string, key: string): void {
+    let set = this.waitingAt.get(peer)
+    if (set === undefined) { set = new Set(); this.waitingAt.set(peer, set) }
+    set.add(key)
+  }
+
+  /** `p` (with room up to `limit`) takes the oldest wants of `from` it may be asked for. */
+  private takeWaiting (from: Set<string>, peerKey: string, p: SessionPeer, limit: number): void {
+    for (const key of from) {
+      if (p.inflight.size >= limit) return
+      const want = this.unassigned.has(key) ? this.wants.get(key) : undefined
+      if (want === undefined) { from.delete(key); continue }
+      if (want.assigned.has(peerKey) || want.dontHave.has(peerKey) || !this.mayAskBlock(want, peerKey)) continue
+      from.delete(key)
+      this.sendBlockWant(want, p, peerKey)
     }
   }
 
