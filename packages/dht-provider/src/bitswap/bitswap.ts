@@ -90,7 +90,7 @@ interface OutgoingWants {
  * block brings a cancel or a want-have for several peers, and one message per peer per block
  * costs more CPU (noise, yamux, a syscall each) than the bytes do. Want-blocks go out at once.
  */
-const WANT_BATCH_MS = 100
+const WANT_BATCH_MS = 300
 
 export class Bitswap {
   readonly libp2p: Libp2p

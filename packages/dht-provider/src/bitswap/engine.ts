@@ -31,7 +31,7 @@ const READ_CONCURRENCY = 16
  * and a message per block per peer costs more CPU than the announcements are worth. Waiting
  * want-blocks (sent without send-dont-have) are answered at once.
  */
-const HAVE_BATCH_MS = 100
+const HAVE_BATCH_MS = 300
 
 /** Ledger and want keys: the multihash, so a CIDv0 and a CIDv1 of the same bytes meet. */
 export function multihashKey (cid: CID): string {

@@ -81,6 +81,9 @@ export interface SessionNotFoundDetails extends SessionDiagnostics {
 
 const MAX_LISTED = 20
 
+/** A holder that delivered nothing for this many `wantTimeout`s while holding our wants is stuck. */
+const STUCK_AFTER_WANT_TIMEOUTS = 3
+
 export interface SessionPeerStats {
   peer: string
   blocks: number
@@ -768,8 +771,8 @@ export class BitswapSession implements Provider {
 
   /**
    * Waiting wants whose every holder is gone, refused, or stuck (holding our wants, delivering
-   * nothing for `wantTimeout`) are asked elsewhere (or given up), so none waits unbounded for room
-   * that never comes.
+   * nothing for three `wantTimeout`s: not merely slow on a loaded machine) are asked elsewhere (or
+   * given up), so none waits unbounded for room that never comes.
    */
   private recheckUnassigned (now: number): void {
     for (const key of [...this.unassigned]) {
@@ -779,7 +782,7 @@ export class BitswapSession implements Provider {
       for (const h of want.haves) {
         const p = this.peers.get(h)
         if (p !== undefined && !want.dontHave.has(h) && !this.host.isBanned(h) &&
-          (p.inflight.size === 0 || now - p.lastActivity < this.opts.wantTimeout)) { live = true; break }
+          (p.inflight.size === 0 || now - p.lastActivity < STUCK_AFTER_WANT_TIMEOUTS * this.opts.wantTimeout)) { live = true; break }
       }
       if (live || this.mayAskBlock(want, '')) continue
       want.direct = true
