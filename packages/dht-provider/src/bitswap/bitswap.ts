@@ -81,7 +81,7 @@ interface Asked {
 interface OutgoingWants {
   peer: PeerId
   entries: Map<string, WantlistEntry>
-  /** Holds a want-block: sent on the next tick. Cancels and want-haves alone wait for WANT_BATCH_MS. */
+  /** Holds a want someone waits on (a want-block, a first want-have): sent on the next tick. The rest waits for WANT_BATCH_MS. */
   urgent: boolean
 }
 
@@ -242,14 +242,14 @@ export class Bitswap {
       set.delete(session)
       if (set.size === 0) this.wanted.delete(key)
     },
-    sendWant: (peer, cid, type) => { this.queueWant(peer, cid, type, false) },
+    sendWant: (peer, cid, type, urgent) => { this.queueWant(peer, cid, type, false, urgent) },
     sendCancel: (peer, cid, session) => {
       const key = multihashKey(cid)
       const peerKey = peer.toString()
       for (const other of this.wanted.get(key) ?? []) {
         if (other !== session && other.hasAsked(key, peerKey)) return
       }
-      this.queueWant(peer, cid, WantType.WantBlock, true)
+      this.queueWant(peer, cid, WantType.WantBlock, true, false)
     },
     sessionClosed: (session) => { this.sessions.delete(session) }
     }
@@ -257,7 +257,7 @@ export class Bitswap {
 
   // --- outgoing wants, batched per peer (want-blocks per tick, the rest per WANT_BATCH_MS) ---
 
-  private queueWant (peer: PeerId, cid: CID, type: WantType, cancel: boolean): void {
+  private queueWant (peer: PeerId, cid: CID, type: WantType, cancel: boolean, urgent: boolean): void {
     if (!this.running) return
     const peerKey = peer.toString()
     const key = multihashKey(cid)
@@ -278,7 +278,7 @@ export class Bitswap {
     out.entries.set(key, cancel
       ? { block: cid.bytes, priority: 1, cancel: true }
       : { block: cid.bytes, priority: 1, wantType: type, sendDontHave: true })
-    if (!cancel && type === WantType.WantBlock) out.urgent = true
+    if (!cancel && urgent) out.urgent = true
     if (out.urgent && !this.flushScheduled) {
       this.flushScheduled = true
       setImmediate(() => { this.flushWants(true) })

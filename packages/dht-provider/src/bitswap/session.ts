@@ -97,7 +97,8 @@ export interface SessionHost {
   isBanned(peer: PeerId | string): boolean
   register(session: BitswapSession, key: string): void
   unregister(session: BitswapSession, key: string): void
-  sendWant(peer: PeerId, cid: CID, type: WantType): void
+  /** `urgent`: someone waits for the answer (want-blocks, want-haves nobody has answered yet); else it may be batched. */
+  sendWant(peer: PeerId, cid: CID, type: WantType, urgent: boolean): void
   sendCancel(peer: PeerId, cid: CID, session: BitswapSession): void
   sessionClosed(session: BitswapSession): void
 }
@@ -518,7 +519,7 @@ export class BitswapSession implements Provider {
     const p = this.peers.get(peer)
     if (p === undefined || probe.asked.has(peer)) return
     probe.asked.add(peer)
-    this.host.sendWant(p.id, probe.cid, WantType.WantHave)
+    this.host.sendWant(p.id, probe.cid, WantType.WantHave, true)
   }
 
   /** Peers that may still be asked for the want: in the session, not banned, not holding it, not refused. */
@@ -534,6 +535,15 @@ export class BitswapSession implements Provider {
   /** Whether `peer` may get the want-block: it said Have, is the session's only peer, or the want waited too long. */
   private mayAskBlock (want: SessionWant, peer: string): boolean {
     return want.haves.has(peer) || want.direct || this.peers.size === 1
+  }
+
+  /**
+   * Whether `p` takes more want-blocks now: when idle, or once a quarter of its window is free, so
+   * wants (and the blocks answering them) travel several to a message rather than one by one: in
+   * a swarm the per-message cost (noise, yamux, a syscall) outweighs the bytes.
+   */
+  private hasRoom (p: SessionPeer, limit: number): boolean {
+    return p.inflight.size === 0 || limit - p.inflight.size >= Math.max(1, Math.floor(limit / 4))
   }
 
   /** Want-blocks `p` may hold: the session's per-peer limit, narrowed by its window when there are others to ask. */
@@ -560,7 +570,7 @@ export class BitswapSession implements Provider {
       if (!this.mayAskBlock(want, key)) continue
       holders++
       const limit = this.limitOf(p)
-      if (p.inflight.size >= limit) continue
+      if (!this.hasRoom(p, limit)) continue
       const load = (p.inflight.size + 1) / limit
       if (load < bestLoad) {
         best = p
@@ -591,7 +601,7 @@ export class BitswapSession implements Provider {
     want.lastAssign = now
     if (p.inflight.size === 0) p.lastActivity = now
     p.inflight.add(want.key)
-    this.host.sendWant(p.id, want.cid, WantType.WantBlock)
+    this.host.sendWant(p.id, want.cid, WantType.WantBlock, true)
     // the others learn we want it: they say whether they hold it, and Have later if they get it
     this.askHaves(want)
   }
@@ -623,9 +633,11 @@ export class BitswapSession implements Provider {
       room -= best
       while (room-- > 0) picked.push(unasked.splice(Math.floor(Math.random() * unasked.length), 1)[0])
     }
+    // with no want-block out, the want waits on these answers; otherwise they are for later
+    const urgent = want.assigned.size === 0
     for (const p of picked) {
       want.haveAsked.add(p.id.toString())
-      this.host.sendWant(p.id, want.cid, WantType.WantHave)
+      this.host.sendWant(p.id, want.cid, WantType.WantHave, urgent)
     }
   }
 
@@ -655,7 +667,7 @@ export class BitswapSession implements Provider {
       want.assigned.set(idleKey, now)
       want.lastAssign = now
       idle.inflight.add(key)
-      this.host.sendWant(idle.id, want.cid, WantType.WantBlock)
+      this.host.sendWant(idle.id, want.cid, WantType.WantBlock, true)
     }
   }
 
@@ -733,7 +745,7 @@ export class BitswapSession implements Provider {
     const withRoom: Array<[string, SessionPeer, number]> = []
     for (const [key, p] of this.peers) {
       const limit = this.limitOf(p)
-      if (p.inflight.size < limit && !this.host.isBanned(key)) withRoom.push([key, p, limit])
+      if (this.hasRoom(p, limit) && !this.host.isBanned(key)) withRoom.push([key, p, limit])
     }
     withRoom.sort((a, b) => a[1].inflight.size / a[2] - b[1].inflight.size / b[2])
     for (const [peerKey, p, limit] of withRoom) {
@@ -832,7 +844,7 @@ export class BitswapSession implements Provider {
           if (p === undefined) continue
           want.assigned.set(peer, now)
           this.notifyRetry(want, peer, new Error(`peer ${peer} is slow, asking again`))
-          this.host.sendWant(p.id, want.cid, WantType.WantBlock)
+          this.host.sendWant(p.id, want.cid, WantType.WantBlock, true)
         }
       }
     }
