@@ -57,11 +57,10 @@ export interface DhtProviderInit {
 /**
  * Package chunks average a few tens of KiB, so a deeper pipeline than Bitswap's generic
  * defaults keeps a single provider's link busy (measured in bench/dht-transfer.bench.ts).
- * A wide getMany window matters in a swarm: a downloader can only take from another what it has
- * asked for, so the more of a level it has in flight, the more of its peers' blocks are useful to
- * it (bench/swarm-distribution.bench.ts). Want-blocks stay bounded per peer either way.
+ * Not wider: in a swarm each want in flight is also a want-have waiting in several peers'
+ * wantlists (1024 entries each), and a window of 1024 filled them (bench/swarm-distribution).
  */
-export const DEFAULT_SESSION_TUNING = { maxWantsInFlight: 1024, maxWantsPerPeer: 64 }
+export const DEFAULT_SESSION_TUNING = { maxWantsInFlight: 256, maxWantsPerPeer: 64 }
 
 export interface SourceShare {
   peer: string

@@ -128,6 +128,23 @@ describe('bitswap: want-have scheduling', () => {
     assert.equal(server.bitswap.stats().blocksSent, 2)
   })
 
+  it('serving: a full wantlist makes room for a want-block by dropping a waiting want-have', async () => {
+    const server = await createPeer({ maxWantlistSize: 4 })
+    peers.push(server)
+    const client = await RawBitswapClient.create()
+    clients.push(client)
+    const lacking = randomBlocks(4, 2048)
+    const [held] = randomBlocks(1, 8 * 1024)
+    await putAll(server.blockstore, [held])
+    await connect(client.libp2p, server.libp2p)
+    await client.send(server.libp2p, { wants: lacking.map(b => ({ block: b.cid.bytes, priority: 1, wantType: WantType.WantHave, sendDontHave: true })) })
+    await client.waitFor(() => presences(client).size >= 4)
+    await client.send(server.libp2p, { wants: [{ block: held.cid.bytes, priority: 1, wantType: WantType.WantBlock, sendDontHave: true }] })
+    await client.waitFor(r => r.flatMap(m => m.payload).some(b => Buffer.from(b.data).equals(held.bytes)))
+    const ledger = server.bitswap.stats().peers.find(p => p.peer === client.libp2p.peerId.toString())
+    assert.equal(ledger?.wantsDropped, 0)
+  })
+
   it('keeps duplicate bytes near zero when a seed and three downloaders all ask each other', async () => {
     const blocks = randomBlocks(96, 32 * 1024)
     const total = blocks.reduce((n, b) => n + b.bytes.byteLength, 0)
