@@ -33,9 +33,14 @@ export class ChildPeer {
   private exitCode: number | null | undefined
   readonly exited: Promise<number | null>
 
-  /** `launcher`: a command the node process runs under, e.g. `['ip', 'netns', 'exec', ns]`. */
+  /**
+   * `launcher`: a command the node process runs under, e.g. `['ip', 'netns', 'exec', ns]`.
+   * `SWARMPACK_PEER_NODE_ARGS` (space-separated) adds Node flags to every peer, e.g.
+   * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile them (Node refuses these in NODE_OPTIONS).
+   */
   constructor (readonly name: string, script: string, args: string[], env: Record<string, string> = {}, launcher: string[] = []) {
-    const argv = [process.execPath, '--import', 'tsx', '--conditions=swarmpack-src', script, '--json', ...args]
+    const nodeArgs = (process.env.SWARMPACK_PEER_NODE_ARGS ?? '').split(' ').filter(a => a !== '')
+    const argv = [process.execPath, ...nodeArgs, '--import', 'tsx', '--conditions=swarmpack-src', script, '--json', ...args]
     const [cmd, ...rest] = [...launcher, ...argv]
     this.proc = spawn(cmd, rest, {
       cwd: ROOT,

@@ -57,6 +57,8 @@ export interface DhtProviderInit {
 /**
  * Package chunks average a few tens of KiB, so a deeper pipeline than Bitswap's generic
  * defaults keeps a single provider's link busy (measured in bench/dht-transfer.bench.ts).
+ * Not wider: in a swarm each want in flight is also a want-have waiting in several peers'
+ * wantlists (1024 entries each), and a window of 1024 filled them (bench/swarm-distribution).
  */
 export const DEFAULT_SESSION_TUNING = { maxWantsInFlight: 256, maxWantsPerPeer: 64 }
 
@@ -247,7 +249,9 @@ export class DhtProvider implements Provider {
     while (level.length > 0) {
       const wanted = new Set(level.map(String))
       const next: CID[] = []
-      for await (const b of session.getMany(level, { signal: options.signal, onProgress })) {
+      // in a random order: peers fetching the same package at once then hold different blocks
+      // early and have something to trade, instead of all asking the seed for the same ones
+      for await (const b of session.getMany(shuffled(level), { signal: options.signal, onProgress })) {
         wanted.delete(b.cid.toString())
         next.push(...account(b))
       }
@@ -274,4 +278,16 @@ export class DhtProvider implements Provider {
     this.sessions.clear()
     await Promise.all(all.map(async s => s.close()))
   }
+}
+
+/** A copy of `items` in random order (Fisher-Yates). */
+function shuffled<T> (items: T[]): T[] {
+  const out = items.slice()
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    const t = out[i]
+    out[i] = out[j]
+    out[j] = t
+  }
+  return out
 }

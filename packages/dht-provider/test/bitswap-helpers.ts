@@ -14,7 +14,7 @@ import { BITSWAP_PROTOCOL, Bitswap, decodeMessage, splitMessages } from '../src/
 import type { BitswapInit, OutgoingContent } from '../src/bitswap/index.js'
 import type { Message } from '../src/bitswap/wire.js'
 import type { Identify } from '@libp2p/identify'
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PeerId } from '@libp2p/interface'
 import type { Libp2pOptions } from 'libp2p'
 import type { CID } from 'multiformats/cid'
 
@@ -90,16 +90,21 @@ export async function readAll (store: MemoryBlockstore, cid: CID): Promise<Uint8
 export class RawBitswapClient {
   readonly received: Message[] = []
   private readonly waiters = new Set<() => void>()
+  /** Called with each message received and its sender; what it returns is sent back. */
+  answer?: (message: Message) => OutgoingContent | undefined
 
   private constructor (readonly libp2p: Libp2p) {}
 
   static async create (): Promise<RawBitswapClient> {
     const client = new RawBitswapClient(await createNode())
-    await client.libp2p.handle(BITSWAP_PROTOCOL, (stream) => {
+    await client.libp2p.handle(BITSWAP_PROTOCOL, (stream, connection) => {
       const decoder = new LengthPrefixedDecoder({ maxDataLength: 8 * 1024 * 1024, maxBufferSize: 64 * 1024 * 1024 })
       stream.addEventListener('message', (evt) => {
         for (const frame of decoder.decode(evt.data)) {
-          client.received.push(decodeMessage(frame.subarray()))
+          const message = decodeMessage(frame.subarray())
+          client.received.push(message)
+          const reply = client.answer?.(message)
+          if (reply !== undefined) client.send(connection.remotePeer, reply).catch(() => {})
           for (const w of [...client.waiters]) w()
         }
       })
@@ -107,8 +112,8 @@ export class RawBitswapClient {
     return client
   }
 
-  async send (target: Libp2p, content: OutgoingContent): Promise<void> {
-    const stream = await this.libp2p.dialProtocol(target.peerId, BITSWAP_PROTOCOL)
+  async send (target: Libp2p | PeerId, content: OutgoingContent): Promise<void> {
+    const stream = await this.libp2p.dialProtocol('peerId' in target ? target.peerId : target, BITSWAP_PROTOCOL)
     for (const m of splitMessages(content)) {
       const prefix = new Uint8Array(varint.encodingLength(m.byteLength))
       varint.encodeTo(m.byteLength, prefix, 0)

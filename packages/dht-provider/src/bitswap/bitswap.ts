@@ -81,7 +81,16 @@ interface Asked {
 interface OutgoingWants {
   peer: PeerId
   entries: Map<string, WantlistEntry>
+  /** Holds a want someone waits on (a want-block, a first want-have): sent on the next tick. The rest waits for WANT_BATCH_MS. */
+  urgent: boolean
 }
+
+/**
+ * Cancels and want-haves alone wait this long for company before they are sent: in a swarm every
+ * block brings a cancel or a want-have for several peers, and one message per peer per block
+ * costs more CPU (noise, yamux, a syscall each) than the bytes do. Want-blocks go out at once.
+ */
+const WANT_BATCH_MS = 300
 
 export class Bitswap {
   readonly libp2p: Libp2p
@@ -105,6 +114,7 @@ export class Bitswap {
   private readonly unsolicited = new Map<string, number>()
   private readonly violations = new Map<string, number>()
   private flushScheduled = false
+  private batchTimer?: ReturnType<typeof setTimeout>
   private duplicateBlocks = 0
   private running = false
   private readonly onPeerConnect: (evt: CustomEvent<PeerId>) => void
@@ -161,6 +171,7 @@ export class Bitswap {
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
+    clearTimeout(this.batchTimer)
     this.libp2p.removeEventListener('peer:connect', this.onPeerConnect)
     for (const session of [...this.sessions]) await session.close()
     this.engine.stop()
@@ -231,22 +242,22 @@ export class Bitswap {
       set.delete(session)
       if (set.size === 0) this.wanted.delete(key)
     },
-    sendWant: (peer, cid, type) => { this.queueWant(peer, cid, type, false) },
+    sendWant: (peer, cid, type, urgent) => { this.queueWant(peer, cid, type, false, urgent) },
     sendCancel: (peer, cid, session) => {
       const key = multihashKey(cid)
       const peerKey = peer.toString()
       for (const other of this.wanted.get(key) ?? []) {
-        if (other !== session && other.hasAssigned(key, peerKey)) return
+        if (other !== session && other.hasAsked(key, peerKey)) return
       }
-      this.queueWant(peer, cid, WantType.WantBlock, true)
+      this.queueWant(peer, cid, WantType.WantBlock, true, false)
     },
     sessionClosed: (session) => { this.sessions.delete(session) }
     }
   }
 
-  // --- outgoing wants, batched per peer per tick ---
+  // --- outgoing wants, batched per peer (want-blocks per tick, the rest per WANT_BATCH_MS) ---
 
-  private queueWant (peer: PeerId, cid: CID, type: WantType, cancel: boolean): void {
+  private queueWant (peer: PeerId, cid: CID, type: WantType, cancel: boolean, urgent: boolean): void {
     if (!this.running) return
     const peerKey = peer.toString()
     const key = multihashKey(cid)
@@ -261,22 +272,32 @@ export class Bitswap {
       asked.set(key, { cid, type: prev !== undefined && prev.cancelledAt === undefined && prev.type === WantType.WantBlock ? WantType.WantBlock : type })
     }
     let out = this.outgoing.get(peerKey)
-    if (out === undefined) { out = { peer, entries: new Map() }; this.outgoing.set(peerKey, out) }
+    if (out === undefined) { out = { peer, entries: new Map(), urgent: false }; this.outgoing.set(peerKey, out) }
     const pending = out.entries.get(key)
     if (!cancel && pending !== undefined && pending.cancel !== true && pending.wantType === WantType.WantBlock) return
     out.entries.set(key, cancel
       ? { block: cid.bytes, priority: 1, cancel: true }
       : { block: cid.bytes, priority: 1, wantType: type, sendDontHave: true })
-    if (!this.flushScheduled) {
+    if (!cancel && urgent) out.urgent = true
+    if (out.urgent && !this.flushScheduled) {
       this.flushScheduled = true
-      setImmediate(() => { this.flushWants() })
+      setImmediate(() => { this.flushWants(true) })
+    } else if (!out.urgent && this.batchTimer === undefined) {
+      this.batchTimer = setTimeout(() => { this.flushWants(false) }, WANT_BATCH_MS)
+      this.batchTimer.unref?.()
     }
   }
 
-  private flushWants (): void {
-    this.flushScheduled = false
-    const batches = [...this.outgoing.values()]
-    this.outgoing.clear()
+  /** Sends the batched wants: the urgent ones (want-blocks) only, or everything when the batch timer fired. */
+  private flushWants (urgentOnly: boolean): void {
+    if (urgentOnly) this.flushScheduled = false
+    else this.batchTimer = undefined
+    const batches: OutgoingWants[] = []
+    for (const [key, out] of this.outgoing) {
+      if (urgentOnly && !out.urgent) continue
+      batches.push(out)
+      this.outgoing.delete(key)
+    }
     for (const { peer, entries } of batches) {
       if (!this.running) return
       this.network.send(peer, { wants: [...entries.values()] }).catch(err => {

@@ -77,3 +77,24 @@ export const PAUSED_READ_BUFFER_LIMIT = 32 * 1024 * 1024
 
 /** Decoded messages from one peer waiting to be handled before we pause reading its streams. */
 export const MAX_QUEUED_MESSAGES_PER_PEER = 8
+
+/**
+ * When a session can choose between several peers, each peer's want-block window follows how long
+ * its blocks take: it grows by one for every block back within this long and shrinks by one for
+ * every block that took longer. A peer serving many others (a lone seed) then holds few of our
+ * wants, and they go to peers with a free uplink instead of queueing behind everyone else's. Not
+ * tighter: on a loaded machine a round trip alone can take a second.
+ */
+export const SESSION_TARGET_BLOCK_LATENCY_MS = 2000
+
+/** Window of a peer newly added to a session with several peers, and its floor. */
+export const SESSION_INITIAL_PEER_WINDOW = 16
+export const SESSION_MIN_PEER_WINDOW = 4
+
+/**
+ * Peers a session keeps asking at once whether they hold a block (want-have): those that said
+ * Have plus those yet to answer. A peer that says DontHave is replaced by another, so a block
+ * nobody holds is still asked of everyone; but in a swarm of twenty, each block costs eight
+ * want-haves, presences and cancels instead of twenty.
+ */
+export const SESSION_WANT_HAVE_FANOUT = 8

@@ -3,7 +3,9 @@
  * between peers (round robin, a few at a time) so one greedy peer cannot starve the others.
  * Each turn sends one message (at most the per-peer bytes-in-flight budget and the 2 MiB cap) and
  * waits for the peer's stream to accept it before that peer gets another turn. Wants for blocks
- * we lack wait in the ledger until `notifyNewBlocks` says the block arrived.
+ * we lack wait in the ledger until `notifyNewBlocks` says the block arrived; a want-block answered
+ * with DontHave (send-dont-have) waits as a want-have, so the arrival is announced with Have
+ * rather than answered with bytes the asker has probably fetched elsewhere meanwhile.
  */
 import { logger } from '@libp2p/logger'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
@@ -22,6 +24,14 @@ const MAX_KEPT_LEDGERS = 1024
 
 /** Blocks read from the store at once for one peer's turn. */
 const READ_CONCURRENCY = 16
+
+/**
+ * Haves for blocks that just arrived are gathered this long before a peer gets its turn: in a
+ * swarm, every block a downloader receives is announced to the several peers that asked about it,
+ * and a message per block per peer costs more CPU than the announcements are worth. Waiting
+ * want-blocks (sent without send-dont-have) are answered at once.
+ */
+const HAVE_BATCH_MS = 300
 
 /** Ledger and want keys: the multihash, so a CIDv0 and a CIDv1 of the same bytes meet. */
 export function multihashKey (cid: CID): string {
@@ -63,6 +73,9 @@ export class Engine {
   private readonly queued = new Set<string>()
   private active = 0
   private running = true
+  /** Peers with Haves to announce at the next HAVE_BATCH_MS tick. */
+  private readonly haveWake = new Set<string>()
+  private haveTimer?: ReturnType<typeof setTimeout>
 
   constructor (options: EngineOptions) {
     this.opts = {
@@ -87,6 +100,8 @@ export class Engine {
 
   stop (): void {
     this.running = false
+    clearTimeout(this.haveTimer)
+    this.haveWake.clear()
     this.turns.length = 0
     this.queued.clear()
   }
@@ -131,11 +146,26 @@ export class Engine {
     if (keys.size === 0) return
     for (const [peer, ledger] of this.ledgers) {
       let woke = false
+      let blockWoke = false
       for (const key of keys) {
         const w = ledger.wants.get(key)
-        if (w !== undefined && w.state === 'waiting') { w.state = 'pending'; woke = true }
+        if (w !== undefined && w.state === 'waiting') {
+          w.state = 'pending'
+          woke = true
+          if (w.wantType === WantType.WantBlock) blockWoke = true
+        }
       }
-      if (woke) this.enqueue(peer)
+      if (blockWoke) this.enqueue(peer)
+      else if (woke) this.haveWake.add(peer)
+    }
+    if (this.haveWake.size > 0 && this.haveTimer === undefined) {
+      this.haveTimer = setTimeout(() => {
+        this.haveTimer = undefined
+        const peers = [...this.haveWake]
+        this.haveWake.clear()
+        for (const peer of peers) this.enqueue(peer)
+      }, HAVE_BATCH_MS)
+      this.haveTimer.unref?.()
     }
   }
 
@@ -210,7 +240,12 @@ export class Engine {
         const answer = answers[i]
         if (ledger.wants.get(key) !== want) continue // cancelled (or replaced) meanwhile
         if (answer === 'missing') {
-          if (want.sendDontHave) presences.push({ cid: want.cid.bytes, type: BlockPresenceType.DontHave })
+          if (want.sendDontHave) {
+            presences.push({ cid: want.cid.bytes, type: BlockPresenceType.DontHave })
+            // The asker has been told we lack it and asks elsewhere: when the block arrives we say
+            // Have (so it learns who holds what), but never push bytes it may already have.
+            want.wantType = WantType.WantHave
+          }
           want.state = 'waiting'
           continue
         }

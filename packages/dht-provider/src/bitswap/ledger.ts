@@ -64,12 +64,27 @@ export class Ledger {
       existing.state = 'pending'
       return true
     }
-    if (this.wants.size >= maxSize) {
+    if (this.wants.size >= maxSize && !(wantType === WantType.WantBlock && this.evictWaitingHave())) {
       this.wantsDropped++
       return false
     }
     this.wants.set(key, { cid, priority, wantType, sendDontHave, state: 'pending', seq: seq++ })
     return true
+  }
+
+  /**
+   * Makes room for a want-block in a full wantlist by dropping the oldest want-have we are waiting
+   * on (we lack its block): losing it costs the peer a Have it may never need, while dropping its
+   * want-block would leave it waiting for a block that never comes.
+   */
+  private evictWaitingHave (): boolean {
+    for (const [key, w] of this.wants) {
+      if (w.state === 'waiting' && w.wantType === WantType.WantHave) {
+        this.wants.delete(key)
+        return true
+      }
+    }
+    return false
   }
 
   /** The pending wants, highest priority first, then oldest first. */

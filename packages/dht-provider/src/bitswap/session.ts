@@ -1,17 +1,23 @@
 /**
  * A fetch session: a set of peers believed to hold one package (given, added, or found through
- * the DHT for its root), asked for many blocks at once. Each want goes as a want-block (with
- * send-dont-have) to the least loaded peer that has not refused it; a DontHave, a disconnect or a
- * silent peer (nothing delivered for `wantTimeout`) sends it to another peer. Blocks arrive through
- * the Bitswap node, which has already verified and stored them.
+ * the DHT for its root), asked for many blocks at once. With one peer, each want goes to it as a
+ * want-block. With several, as in boxo's sessions: a want-have (send-dont-have) goes to every
+ * peer, and the want-block only to a peer that said Have, the one with most room in its window
+ * (see peer-window.ts); a peer that said DontHave is not asked again until it says Have (it keeps
+ * our want-have and announces the block when it gets it). A DontHave, a disconnect or a silent
+ * peer (nothing delivered for `wantTimeout`) moves the want-block to another holder; a want no
+ * peer has confirmed for `wantTimeout` is asked as a want-block of a peer that has not refused it.
+ * When the block arrives, every other peer asked gets a cancel. Blocks arrive through the Bitswap
+ * node, which has already verified and stored them.
  */
 import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { CoreErrorCode, SwarmpackError, assertSupportedCid, throwIfAborted } from '@swarmpack/core'
 import { CustomProgressEvent } from 'progress-events'
-import { DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT, DEFAULT_SESSION_STALL_TIMEOUT_MS, DEFAULT_WANT_TIMEOUT_MS, MAX_ADAPTIVE_WANTS_PER_PEER, MIN_ADAPTIVE_WANTS_PER_PEER } from './constants.js'
+import { SESSION_WANT_HAVE_FANOUT, DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT, DEFAULT_SESSION_STALL_TIMEOUT_MS, DEFAULT_WANT_TIMEOUT_MS, MAX_ADAPTIVE_WANTS_PER_PEER, MIN_ADAPTIVE_WANTS_PER_PEER } from './constants.js'
 import { multihashKey, readBlock as readAll } from './engine.js'
 import { BitswapErrorCode } from './errors.js'
+import { PeerWindow } from './peer-window.js'
 import { WantType } from './wire.js'
 import type { ProvidedBlock, Provider, ProviderGetOptions, ProviderProgressEvents } from '@swarmpack/core'
 import type { PeerId } from '@libp2p/interface'
@@ -75,6 +81,9 @@ export interface SessionNotFoundDetails extends SessionDiagnostics {
 
 const MAX_LISTED = 20
 
+/** A holder that delivered nothing for this many `wantTimeout`s while holding our wants is stuck. */
+const STUCK_AFTER_WANT_TIMEOUTS = 3
+
 export interface SessionPeerStats {
   peer: string
   blocks: number
@@ -88,7 +97,8 @@ export interface SessionHost {
   isBanned(peer: PeerId | string): boolean
   register(session: BitswapSession, key: string): void
   unregister(session: BitswapSession, key: string): void
-  sendWant(peer: PeerId, cid: CID, type: WantType): void
+  /** `urgent`: someone waits for the answer (want-blocks, want-haves nobody has answered yet); else it may be batched. */
+  sendWant(peer: PeerId, cid: CID, type: WantType, urgent: boolean): void
   sendCancel(peer: PeerId, cid: CID, session: BitswapSession): void
   sessionClosed(session: BitswapSession): void
 }
@@ -97,6 +107,10 @@ interface SessionPeer {
   id: PeerId
   /** Keys of our want-blocks this peer holds. */
   inflight: Set<string>
+  /** How many it may hold while the session has other peers to ask. */
+  window: PeerWindow
+  /** Haves and blocks it sent us: who is asked first whether it holds a block. */
+  useful: number
   blocks: number
   bytes: number
   /** Last time it delivered anything (or was first asked). */
@@ -116,6 +130,12 @@ interface SessionWant {
   /** Peers holding a want-block for it, with when they were asked. */
   assigned: Map<string, number>
   dontHave: Set<string>
+  /** Peers that said Have (and did not say DontHave since). */
+  haves: Set<string>
+  /** Peers sent a want-have for it (they answer Have or DontHave, and Have later if they get it). */
+  haveAsked: Set<string>
+  /** No peer confirmed it for `wantTimeout`: any peer that has not refused it may get the want-block. */
+  direct: boolean
   lastAssign: number
 }
 
@@ -142,6 +162,10 @@ export class BitswapSession implements Provider {
   private readonly wants = new Map<string, SessionWant>()
   /** Wants waiting for a peer with room. */
   private readonly unassigned = new Set<string>()
+  /** Of those, the ones each peer said Have for (stale keys are dropped when met), so a peer with room finds its wants at once. */
+  private readonly waitingAt = new Map<string, Set<string>>()
+  /** Of those, the ones any peer may take (a lone peer's, `direct` ones, those that waited for a lookup). */
+  private readonly waitingAny = new Set<string>()
   private readonly probes = new Map<string, HaveProbe>()
   /** When each CID's providers were last looked up (see `rediscoverAfter`). */
   private readonly discovered = new Map<string, number>()
@@ -178,11 +202,15 @@ export class BitswapSession implements Provider {
     if (this.closed || key === this.host.selfId || this.peers.has(key) || this.host.isBanned(key)) return
     const former = this.formerPeers.get(key)
     this.formerPeers.delete(key)
-    this.peers.set(key, former ?? { id: peer, inflight: new Set(), blocks: 0, bytes: 0, lastActivity: Date.now() })
+    this.peers.set(key, former ?? { id: peer, inflight: new Set(), window: new PeerWindow(), useful: 0, blocks: 0, bytes: 0, lastActivity: Date.now() })
     this.peers.get(key)!.lastActivity = Date.now()
     for (const probe of this.probes.values()) this.askHave(probe, key)
-    // a new peer is a fresh chance for wants everyone else refused
-    for (const want of this.wants.values()) want.dontHave.delete(key)
+    for (const want of this.wants.values()) {
+      // a new peer (or one back after a disconnect, which dropped our wantlist) is a fresh chance
+      want.dontHave.delete(key)
+      want.haveAsked.delete(key)
+      this.askHaves(want)
+    }
     this.pumpUnassigned()
   }
 
@@ -226,7 +254,7 @@ export class BitswapSession implements Provider {
       options.signal?.addEventListener('abort', onAbort, { once: true })
       let want = this.wants.get(key)
       if (want === undefined) {
-        want = { cid, key, waiters: new Set(), assigned: new Map(), dontHave: new Set(), lastAssign: 0 }
+        want = { cid, key, waiters: new Set(), assigned: new Map(), dontHave: new Set(), haves: new Set(), haveAsked: new Set(), direct: false, lastAssign: Date.now() }
         // the stall clock starts when the session has something to wait for
         if (this.wants.size === 0) this.lastProgress = Date.now()
         this.wants.set(key, want)
@@ -353,11 +381,14 @@ export class BitswapSession implements Provider {
     this.lastProgress = Date.now()
     this.averageBlockSize = Math.round(this.averageBlockSize * 0.9 + bytes.byteLength * 0.1)
     const p = this.peers.get(peer)
+    const askedAt = this.wants.get(key)?.assigned.get(peer)
     if (p !== undefined) {
       p.lastActivity = Date.now()
       p.blocks++
+      p.useful++
       p.bytes += bytes.byteLength
       p.inflight.delete(key)
+      if (askedAt !== undefined) p.window.delivered(Date.now() - askedAt, this.wantsPerPeer())
     }
     const probe = this.probes.get(key)
     if (probe !== undefined) probe.resolve(true)
@@ -386,13 +417,30 @@ export class BitswapSession implements Provider {
       else if ([...probe.asked].every(a => probe.answered.has(a))) probe.resolve(false)
     }
     const want = this.wants.get(key)
-    if (want === undefined || have) return
+    if (want === undefined || p === undefined) return
+    if (have) {
+      p.useful++
+      want.haves.add(peer)
+      want.dontHave.delete(peer)
+      // the first holder we hear of gets the want-block (unless it waits for room already)
+      if (this.unassigned.has(key)) this.indexWaiting(peer, key)
+      else if (want.assigned.size === 0) this.assign(want)
+      return
+    }
+    want.haves.delete(peer)
     want.dontHave.add(peer)
     if (want.assigned.delete(peer)) {
-      p?.inflight.delete(key)
+      p.inflight.delete(key)
       this.notifyRetry(want, peer, new SwarmpackError(CoreErrorCode.NOT_FOUND, `peer ${peer} does not have ${want.cid.toString()}`))
       this.assign(want)
       this.pumpUnassigned()
+    } else if (want.assigned.size === 0) {
+      // waiting for a Have (ask someone else, or if nobody is left who might say Have, nobody
+      // has it), or for room at holders (this may have been the last)
+      this.unassigned.delete(key)
+      this.assign(want)
+    } else {
+      this.askHaves(want)
     }
   }
 
@@ -401,6 +449,7 @@ export class BitswapSession implements Provider {
     const p = this.peers.get(peer)
     if (p === undefined) return
     this.peers.delete(peer)
+    this.waitingAt.delete(peer)
     p.inflight.clear()
     this.formerPeers.set(peer, p)
     for (const probe of this.probes.values()) {
@@ -411,6 +460,9 @@ export class BitswapSession implements Provider {
       if (want.assigned.delete(peer)) {
         this.notifyRetry(want, peer, new Error(reason))
         if (want.assigned.size === 0) this.assign(want)
+      } else if (want.haves.has(peer) && this.unassigned.delete(want.key)) {
+        // it waited for room at holders, this one among them: another, or a lookup, or give up
+        this.assign(want)
       }
     }
     this.pumpUnassigned()
@@ -449,6 +501,8 @@ export class BitswapSession implements Provider {
     // take them all out first, so failing one does not hand the next to a peer
     this.wants.clear()
     this.unassigned.clear()
+    this.waitingAt.clear()
+    this.waitingAny.clear()
     for (const want of wants) {
       for (const peer of want.assigned.keys()) this.peers.get(peer)?.inflight.delete(want.key)
       if (!this.probes.has(want.key)) this.host.unregister(this, want.key)
@@ -465,9 +519,10 @@ export class BitswapSession implements Provider {
     const p = this.peers.get(peer)
     if (p === undefined || probe.asked.has(peer)) return
     probe.asked.add(peer)
-    this.host.sendWant(p.id, probe.cid, WantType.WantHave)
+    this.host.sendWant(p.id, probe.cid, WantType.WantHave, true)
   }
 
+  /** Peers that may still be asked for the want: in the session, not banned, not holding it, not refused. */
   private candidates (want: SessionWant): SessionPeer[] {
     const out: SessionPeer[] = []
     for (const [key, p] of this.peers) {
@@ -477,33 +532,113 @@ export class BitswapSession implements Provider {
     return out
   }
 
-  /** Sends the want to the least loaded candidate with room; parks it otherwise. */
+  /** Whether `peer` may get the want-block: it said Have, is the session's only peer, or the want waited too long. */
+  private mayAskBlock (want: SessionWant, peer: string): boolean {
+    return want.haves.has(peer) || want.direct || this.peers.size === 1
+  }
+
+  /**
+   * Whether `p` takes more want-blocks now: when idle, or once a quarter of its window is free, so
+   * wants (and the blocks answering them) travel several to a message rather than one by one: in
+   * a swarm the per-message cost (noise, yamux, a syscall) outweighs the bytes.
+   */
+  private hasRoom (p: SessionPeer, limit: number): boolean {
+    return p.inflight.size === 0 || limit - p.inflight.size >= Math.max(1, Math.floor(limit / 4))
+  }
+
+  /** Want-blocks `p` may hold: the session's per-peer limit, narrowed by its window when there are others to ask. */
+  private limitOf (p: SessionPeer): number {
+    const cap = this.wantsPerPeer()
+    return this.peers.size > 1 ? p.window.limit(cap) : cap
+  }
+
+  /**
+   * Sends the want-block to the candidate that may get it with the most room in its window (ties:
+   * at random, so peers asking at the same time spread over the holders). With a holder but no
+   * room, the want waits its turn; with no holder yet, it waits for a Have; with no candidate at
+   * all, providers are looked up or the want fails.
+   */
   private assign (want: SessionWant): boolean {
-    const candidates = this.candidates(want)
-    const limit = this.wantsPerPeer()
     let best: SessionPeer | undefined
-    for (const p of candidates) {
-      if (p.inflight.size >= limit) continue
-      // fewer wants in flight first; between equals, the one that delivered more so far
-      if (best === undefined || p.inflight.size < best.inflight.size ||
-        (p.inflight.size === best.inflight.size && p.blocks > best.blocks)) best = p
+    let bestLoad = Infinity
+    let ties = 0
+    let holders = 0
+    let open = 0
+    for (const [key, p] of this.peers) {
+      if (want.assigned.has(key) || want.dontHave.has(key) || this.host.isBanned(key)) continue
+      open++
+      if (!this.mayAskBlock(want, key)) continue
+      holders++
+      const limit = this.limitOf(p)
+      if (!this.hasRoom(p, limit)) continue
+      const load = (p.inflight.size + 1) / limit
+      if (load < bestLoad) {
+        best = p
+        bestLoad = load
+        ties = 1
+      } else if (load === bestLoad && Math.random() * ++ties < 1) {
+        best = p
+      }
     }
     if (best === undefined) {
-      if (candidates.length > 0) {
-        this.unassigned.add(want.key)
-        return false
+      if (holders > 0) {
+        this.waitForRoom(want)
+      } else {
+        this.unassigned.delete(want.key)
+        if (open > 0) this.askHaves(want)
+        else if (want.assigned.size === 0) this.noCandidates(want)
       }
-      if (want.assigned.size === 0) this.noCandidates(want)
       return false
     }
-    this.unassigned.delete(want.key)
-    const key = best.id.toString()
-    want.assigned.set(key, Date.now())
-    want.lastAssign = Date.now()
-    if (best.inflight.size === 0) best.lastActivity = Date.now()
-    best.inflight.add(want.key)
-    this.host.sendWant(best.id, want.cid, WantType.WantBlock)
+    this.sendBlockWant(want, best, best.id.toString())
     return true
+  }
+
+  private sendBlockWant (want: SessionWant, p: SessionPeer, key: string): void {
+    this.unassigned.delete(want.key)
+    const now = Date.now()
+    want.assigned.set(key, now)
+    want.lastAssign = now
+    if (p.inflight.size === 0) p.lastActivity = now
+    p.inflight.add(want.key)
+    this.host.sendWant(p.id, want.cid, WantType.WantBlock, true)
+    // the others learn we want it: they say whether they hold it, and Have later if they get it
+    this.askHaves(want)
+  }
+
+  /**
+   * Want-have (send-dont-have) to peers not yet asked for the want, when there is a choice of
+   * peers, until SESSION_WANT_HAVE_FANOUT of them may still say Have: a quarter the most useful so
+   * far (they said Have or delivered most), the rest at random, so every peer's blocks get found
+   * and the asking does not pile onto the same few peers.
+   */
+  private askHaves (want: SessionWant): void {
+    if (this.peers.size < 2) return
+    let pending = 0
+    const unasked: SessionPeer[] = []
+    for (const [key, p] of this.peers) {
+      if (want.assigned.has(key) || want.dontHave.has(key) || this.host.isBanned(key)) continue
+      if (want.haveAsked.has(key) || want.haves.has(key)) pending++
+      else unasked.push(p)
+    }
+    let room = SESSION_WANT_HAVE_FANOUT - pending
+    if (room <= 0 || unasked.length === 0) return
+    const picked: SessionPeer[] = []
+    if (unasked.length <= room) {
+      picked.push(...unasked)
+    } else {
+      unasked.sort((a, b) => b.useful - a.useful)
+      const best = Math.ceil(room / 4)
+      picked.push(...unasked.splice(0, best))
+      room -= best
+      while (room-- > 0) picked.push(unasked.splice(Math.floor(Math.random() * unasked.length), 1)[0])
+    }
+    // with no want-block out, the want waits on these answers; otherwise they are for later
+    const urgent = want.assigned.size === 0
+    for (const p of picked) {
+      want.haveAsked.add(p.id.toString())
+      this.host.sendWant(p.id, want.cid, WantType.WantHave, urgent)
+    }
   }
 
   /**
@@ -525,14 +660,14 @@ export class BitswapSession implements Provider {
     const move = Math.floor((busiest.inflight.size - idle.inflight.size) / 2)
     for (const key of [...busiest.inflight].slice(-move)) {
       const want = this.wants.get(key)
-      if (want === undefined || want.assigned.size !== 1 || want.dontHave.has(idleKey)) continue
+      if (want === undefined || want.assigned.size !== 1 || !want.haves.has(idleKey)) continue
       busiest.inflight.delete(key)
       want.assigned.delete(busyKey)
       this.host.sendCancel(busiest.id, want.cid, this)
       want.assigned.set(idleKey, now)
       want.lastAssign = now
       idle.inflight.add(key)
-      this.host.sendWant(idle.id, want.cid, WantType.WantBlock)
+      this.host.sendWant(idle.id, want.cid, WantType.WantBlock, true)
     }
   }
 
@@ -546,12 +681,12 @@ export class BitswapSession implements Provider {
   /** Nobody left to ask: look for providers, or give up on the want. */
   private noCandidates (want: SessionWant): void {
     if (this.discovering !== undefined) {
-      this.unassigned.add(want.key)
+      this.waitForRoom(want)
       return
     }
     const target = this.root !== undefined && !this.recentlyDiscovered(this.root) ? this.root : want.cid
     if (this.findProvidersFn !== undefined && !this.recentlyDiscovered(target)) {
-      this.unassigned.add(want.key)
+      this.waitForRoom(want)
       this.discover(target)
       return
     }
@@ -591,11 +726,80 @@ export class BitswapSession implements Provider {
     })
   }
 
+  /**
+   * Wants waiting for room go out as peers get it: each peer with room (most room first) takes
+   * the oldest waiting wants it may be asked for. Driven by the peers, not the wants, so a wide
+   * window costs a scan of the waiting wants per block, not one per want and peer.
+   */
   private pumpUnassigned (afterDiscovery = false): void {
+    if (this.unassigned.size === 0) return
+    if (afterDiscovery) {
+      // wants that waited for the lookup: each finds a peer now or gives up
+      for (const key of [...this.unassigned]) {
+        const want = this.wants.get(key)
+        if (want === undefined) this.unassigned.delete(key)
+        else this.assign(want)
+      }
+      return
+    }
+    const withRoom: Array<[string, SessionPeer, number]> = []
+    for (const [key, p] of this.peers) {
+      const limit = this.limitOf(p)
+      if (this.hasRoom(p, limit) && !this.host.isBanned(key)) withRoom.push([key, p, limit])
+    }
+    withRoom.sort((a, b) => a[1].inflight.size / a[2] - b[1].inflight.size / b[2])
+    for (const [peerKey, p, limit] of withRoom) {
+      const own = this.waitingAt.get(peerKey)
+      if (own !== undefined) this.takeWaiting(own, peerKey, p, limit)
+      this.takeWaiting(this.waitingAny, peerKey, p, limit)
+      if (this.unassigned.size === 0) return
+    }
+  }
+
+  /** Parks a want until a peer that may get it has room. */
+  private waitForRoom (want: SessionWant): void {
+    this.unassigned.add(want.key)
+    if (want.direct || this.peers.size <= 1 || this.discovering !== undefined) this.waitingAny.add(want.key)
+    for (const h of want.haves) this.indexWaiting(h, want.key)
+  }
+
+  private indexWaiting (peer: string, key: string): void {
+    let set = this.waitingAt.get(peer)
+    if (set === undefined) { set = new Set(); this.waitingAt.set(peer, set) }
+    set.add(key)
+  }
+
+  /** `p` (with room up to `limit`) takes the oldest wants of `from` it may be asked for. */
+  private takeWaiting (from: Set<string>, peerKey: string, p: SessionPeer, limit: number): void {
+    for (const key of from) {
+      if (p.inflight.size >= limit) return
+      const want = this.unassigned.has(key) ? this.wants.get(key) : undefined
+      if (want === undefined) { from.delete(key); continue }
+      if (want.assigned.has(peerKey) || want.dontHave.has(peerKey) || !this.mayAskBlock(want, peerKey)) continue
+      from.delete(key)
+      this.sendBlockWant(want, p, peerKey)
+    }
+  }
+
+  /**
+   * Waiting wants whose every holder is gone, refused, or stuck (holding our wants, delivering
+   * nothing for three `wantTimeout`s: not merely slow on a loaded machine) are asked elsewhere (or
+   * given up), so none waits unbounded for room that never comes.
+   */
+  private recheckUnassigned (now: number): void {
     for (const key of [...this.unassigned]) {
       const want = this.wants.get(key)
       if (want === undefined) { this.unassigned.delete(key); continue }
-      if (!this.assign(want) && !afterDiscovery && this.unassigned.has(key) && this.candidates(want).length > 0) break
+      let live = false
+      for (const h of want.haves) {
+        const p = this.peers.get(h)
+        if (p !== undefined && !want.dontHave.has(h) && !this.host.isBanned(h) &&
+          (p.inflight.size === 0 || now - p.lastActivity < STUCK_AFTER_WANT_TIMEOUTS * this.opts.wantTimeout)) { live = true; break }
+      }
+      if (live || this.mayAskBlock(want, '')) continue
+      want.direct = true
+      this.unassigned.delete(key)
+      this.assign(want)
     }
   }
 
@@ -606,8 +810,18 @@ export class BitswapSession implements Provider {
       this.failStalled(now - this.lastProgress)
       return
     }
+    this.recheckUnassigned(now)
     for (const want of [...this.wants.values()]) {
-      if (want.assigned.size === 0 || now - want.lastAssign < this.opts.wantTimeout) continue
+      if (now - want.lastAssign < this.opts.wantTimeout || this.unassigned.has(want.key)) continue
+      if (want.assigned.size === 0) {
+        // asked with want-have and nobody confirmed it in time (or the answers got lost): ask a
+        // peer that has not refused it for the block itself
+        if (!this.wants.has(want.key)) continue
+        want.direct = true
+        want.lastAssign = now
+        this.assign(want)
+        continue
+      }
       let slow: string | undefined
       for (const [peer, askedAt] of want.assigned) {
         const p = this.peers.get(peer)
@@ -615,8 +829,11 @@ export class BitswapSession implements Provider {
       }
       if (slow === undefined) continue
       want.lastAssign = now
-      if (this.candidates(want).length > 0) {
+      // a slow holder's want goes to another peer too: one that said Have, else any that has not refused it
+      const others = this.candidates(want)
+      if (others.length > 0) {
         this.notifyRetry(want, slow, new Error(`peer ${slow} is slow`))
+        if (!others.some(o => want.haves.has(o.id.toString()))) want.direct = true
         this.assign(want)
       } else if (this.findProvidersFn !== undefined && this.discovering === undefined && !this.recentlyDiscovered(want.cid)) {
         this.discover(want.cid)
@@ -627,7 +844,7 @@ export class BitswapSession implements Provider {
           if (p === undefined) continue
           want.assigned.set(peer, now)
           this.notifyRetry(want, peer, new Error(`peer ${peer} is slow, asking again`))
-          this.host.sendWant(p.id, want.cid, WantType.WantBlock)
+          this.host.sendWant(p.id, want.cid, WantType.WantBlock, true)
         }
       }
     }
@@ -638,9 +855,9 @@ export class BitswapSession implements Provider {
     for (const w of want.waiters) w.onProgress?.(new CustomProgressEvent('swarmpack:provider:retry', { cid: want.cid, source, error }))
   }
 
-  /** Withdraws the want from every peer that holds it (asked, or answered DontHave), except `except`. */
+  /** Withdraws the want from every peer that holds it (want-block or want-have, answered or not), except `except`. */
   private cancelEverywhere (want: SessionWant, except?: string): void {
-    for (const peer of new Set([...want.assigned.keys(), ...want.dontHave])) {
+    for (const peer of new Set([...want.assigned.keys(), ...want.dontHave, ...want.haveAsked])) {
       if (peer === except) continue
       const p = this.peers.get(peer)
       if (p !== undefined) this.host.sendCancel(p.id, want.cid, this)
@@ -667,8 +884,9 @@ export class BitswapSession implements Provider {
     return this.wants.get(key)?.cid ?? this.probes.get(key)?.cid
   }
 
-  /** Whether this session has `peer` working on the key (so cancelling must wait for it). */
-  hasAssigned (key: string, peer: string): boolean {
-    return this.wants.get(key)?.assigned.has(peer) === true
+  /** Whether this session still has a want for the key at `peer` (so another session's cancel must not withdraw it). */
+  hasAsked (key: string, peer: string): boolean {
+    const want = this.wants.get(key)
+    return want !== undefined && (want.assigned.has(peer) || want.haveAsked.has(peer))
   }
 }
