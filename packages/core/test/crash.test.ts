@@ -44,6 +44,14 @@ async function writeAndKill (dir: string, atLeast: number, mode: 'sync' | 'nosyn
   // a live writer holds the lock
   const lockedWhileAlive = await FsBlockstore.open(dir).then(async s => { await s.close(); return false }, (err: unknown) => isSwarmpackError(err, StoreErrorCode.STORE_LOCKED))
   await new Promise(resolve => setTimeout(resolve, Math.random() * 200))
+  // kill while puts are in flight as far as this side has read: a batch resolves all its puts in
+  // one turn, so the output read so far can end just after a batch's confirmations
+  await new Promise<void>((resolve, reject) => {
+    if (queued.size > 0) { resolve(); return }
+    const timer = setTimeout(() => { reject(new Error('the writer queued no put for 30 s')) }, 30_000)
+    const check = (): void => { if (queued.size > 0) { clearTimeout(timer); child.stdout.off('data', check); resolve() } }
+    child.stdout.on('data', check)
+  })
   child.kill('SIGKILL')
   await exited // reaped: its pid no longer holds the lock
   return { confirmed, unconfirmed: [...queued], lockedWhileAlive }
