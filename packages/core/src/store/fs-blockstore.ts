@@ -358,15 +358,13 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     // the record's header (key and size) is checked on every read: a misplaced, cut or
     // overwritten record is caught without hashing; `verify` hashes the bytes too
     const bytes = this.#read(key, entry)
-    if (typeof bytes === 'string' || options.verify === true) {
-      const reason = typeof bytes === 'string' ? bytes : this.#check(key, bytes)
-      if (reason !== undefined) {
-        await this.#removeCorrupt(key)
-        throw new SwarmpackError(CoreErrorCode.CORRUPT_BLOCK, `stored block ${cid.toString()} is corrupt (${reason}); removed`, { details: { cid: cid.toString(), reason } })
-      }
+    const reason = typeof bytes === 'string' ? bytes : options.verify === true ? this.#check(key, bytes) : undefined
+    if (typeof bytes === 'string' || reason !== undefined) {
+      await this.#removeCorrupt(key)
+      throw new SwarmpackError(CoreErrorCode.CORRUPT_BLOCK, `stored block ${cid.toString()} is corrupt (${reason}); removed`, { details: { cid: cid.toString(), reason } })
     }
     if (options.touch !== false) this.#touch(key, entry)
-    return bytes as Uint8Array
+    return bytes
   }
 
   /** The stored bytes of an indexed block (a synchronous pread), or why they cannot be read. */
@@ -549,14 +547,19 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     this.#forget(key, entry)
     if (this.#maintenance !== undefined) await this.#maintenance
     // compaction may have moved the record meanwhile: `entry` is the object it updated
+    if (await this.#dropRecord(key, entry)) await this.#retireIfEmpty(entry.seg)
+    return entry.size
+  }
+
+  /** Takes a (forgotten) block's record out of the live count and its entry out of the index; true when its segment has no live record left. */
+  async #dropRecord (key: string, entry: Entry): Promise<boolean> {
     const emptied = this.#dropLive(key, entry)
     try {
       await this.#db.index.remove(dbKeyOf(key))
     } catch (err) {
       throw ioError(`cannot remove block ${key}`, err)
     }
-    if (emptied) await this.#retireIfEmpty(entry.seg)
-    return entry.size
+    return emptied
   }
 
   /**
@@ -851,8 +854,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       if (typeof read === 'string') {
         log.error('compaction: dropping unreadable block %s (%s)', key, read)
         this.#forget(key, entry)
-        this.#dropLive(key, entry)
-        await this.#db.index.remove(dbKeyOf(key))
+        await this.#dropRecord(key, entry)
         continue
       }
       batch.push({ key, entry, bytes: read })
