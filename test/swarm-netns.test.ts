@@ -62,6 +62,21 @@ describe('swarm in network namespaces', { skip: why, timeout: 600_000 }, () => {
     console.log(`# churn: ${survivors.length} survivors done in ${(r.allMs / 1000).toFixed(1)} s; load ${r.load[0].toFixed(1)}`)
   })
 
+  it('discovery through the DHT alone: downloaders of one package find and serve each other before any of them is complete', async () => {
+    // the seed's 10 Mbit/s uplink needs ~6.7 s per copy of 8 MiB: every downloader announces the
+    // package once it holds the root block, and the lookups repeated during the fetch find them
+    const r = await runDistribution({ downloaders: 3, uplinkMbit: 10, packageBytes: 8 << 20, discovery: 'dht', timeoutMs: 240_000 })
+    const fromPeers = r.peers.map(p => (p.sources ?? []).filter(s => !r.seedIds.includes(s.peer)).reduce((sum, s) => sum + s.bytes, 0))
+    console.log(`# dht discovery: all 3 in ${(r.allMs / 1000).toFixed(1)} s; seed sent ${(r.seedSent / r.packageBytes).toFixed(2)}x; bytes from other downloaders ${fromPeers.map(b => (b / 2 ** 20).toFixed(1)).join(', ')} MiB; load ${r.load[0].toFixed(1)}`)
+    for (const p of r.peers) {
+      assert.ok(p.ms !== undefined, `${p.name} completed (${p.error ?? ''})`)
+      assert.equal(p.corruptBytes, 0, `${p.name} corrupt bytes`)
+    }
+    // without early announcements each downloader only knows the seed until one of them is done
+    assert.ok(fromPeers.filter(b => b > 0).length >= 2, `at least two downloaders got blocks from other downloaders (${fromPeers.join(', ')} bytes)`)
+    assert.ok(r.seedSent < 2.5 * r.packageBytes, `the seed sent ${(r.seedSent / r.packageBytes).toFixed(2)}x the package, not one copy per downloader`)
+  })
+
   describe('network shapes', () => {
     let net: NetnsNetwork
     let tmp: string

@@ -48,7 +48,8 @@ export interface DistributionOptions {
   packageBytes: number
   /**
    * How downloaders learn of each other: `dht` (the seed is dialled; other sources come from DHT
-   * provider records, which peers publish once they hold the whole package), or `swarm` (every
+   * provider records, which peers publish as soon as they hold the package's root block, and
+   * repeated lookups during the fetch), or `swarm` (every
    * downloader is connected to every other and asks them from the start, like a tracker's list).
    */
   discovery: 'dht' | 'swarm'
@@ -68,6 +69,8 @@ export interface PeerOutcome {
   error?: string
   corruptBytes?: number
   verifiedBytes?: number
+  /** Who served it what (its `fetched` event). */
+  sources?: Array<{ peer: string, bytes: number, blocks: number }>
   sent: number
   received: number
 }
@@ -80,6 +83,8 @@ export interface DistributionResult {
   allMs: number
   /** Bytes the seeds sent (all of them, sockets included). */
   seedSent: number
+  /** Peer ids of the seeds (to tell them apart in `sources`). */
+  seedIds: string[]
   peers: PeerOutcome[]
   /** Per peer, [ms since start, bytes received, bytes sent] samples. */
   traffic: Record<string, Array<[number, number, number]>>
@@ -163,7 +168,10 @@ export async function runDistribution (opts: DistributionOptions): Promise<Distr
             else if (Date.now() > deadline) reject(new Error(`${d.child.name}: no fetched event within ${opts.timeoutMs} ms`))
           }, 100)
         })
-        if (e.event === 'fetched') o.ms = (e.at as number) - start
+        if (e.event === 'fetched') {
+          o.ms = (e.at as number) - start
+          o.sources = e.sources as PeerOutcome['sources']
+        }
         else if (e.event === 'exited') o.killed = true
         else o.error = `${String(e.code)} ${String(e.message)}`
       } catch (err) {
@@ -220,6 +228,7 @@ export async function runDistribution (opts: DistributionOptions): Promise<Distr
       blocks: seeded.blocks as number,
       allMs,
       seedSent: seeds.reduce((sum, s) => sum + lastTraffic(s.child).sent, 0),
+      seedIds: seeds.map(s => s.child.peerId),
       peers: [...outcomes.values()],
       traffic,
       startupMs,

@@ -8,6 +8,7 @@ import { logger } from '@libp2p/logger'
 import { CoreErrorCode, SwarmpackError, blockLinks, throwIfAborted } from '@swarmpack/core'
 import { CustomProgressEvent } from 'progress-events'
 import { DhtErrorCode } from './errors.js'
+import { Rediscovery, type RediscoveryOptions } from './rediscovery.js'
 import type { Bitswap, BitswapSession, FindProviders, SessionOptions } from './bitswap/index.js'
 import type { PeerId, AbortOptions } from '@libp2p/interface'
 import type { KadDHT } from '@libp2p/kad-dht'
@@ -52,6 +53,14 @@ export interface DhtProviderInit {
    * and `stallTimeout`: pending wants that get no verified block this long fail (default 30 s).
    */
   session?: Pick<SessionOptions, 'maxWantsInFlight' | 'maxWantsPerPeer' | 'wantTimeout' | 'stallTimeout'>
+  /**
+   * While a root is being fetched its providers are looked up again, 2 s after the start and then
+   * twice as long each time up to 30 s (`false`: only when a want finds nobody to ask). Peers
+   * fetching the same package announce it early (SwarmNode), so these lookups find them.
+   */
+  rediscover?: RediscoveryOptions | false
+  /** Called when a root starts being fetched (SwarmNode announces it once its root block is held). */
+  onFetchStart?: (root: CID) => void
 }
 
 /**
@@ -85,9 +94,27 @@ export class DhtProvider implements Provider {
   private readonly sessions = new Map<string, BitswapSession>()
   private general?: BitswapSession
   private closed = false
+  private readonly rediscovery?: Rediscovery
 
   constructor (init: DhtProviderInit) {
     this.init = init
+    if (init.rediscover !== false) {
+      this.rediscovery = new Rediscovery(async (root, signal) => {
+        for await (const peer of this.findProvidersFn()(root, { signal })) {
+          this.sessions.get(root.toString())?.addPeer(peer)
+        }
+      }, init.rediscover, init.onFetchStart)
+    }
+  }
+
+  /** Runs `fn` as a fetch from `root`: its providers are looked up again while it runs. */
+  private async fetching<T> (root: CID | undefined, fn: () => Promise<T>): Promise<T> {
+    const end = root !== undefined ? this.rediscovery?.begin(root) : undefined
+    try {
+      return await fn()
+    } finally {
+      end?.()
+    }
   }
 
   get bitswap (): Bitswap {
@@ -181,25 +208,29 @@ export class DhtProvider implements Provider {
   }
 
   async get (cid: CID, options: ProviderGetOptions = {}): Promise<Uint8Array> {
-    return this.sessionFor(options).get(cid, options)
+    return this.fetching(options.root, async () => this.sessionFor(options).get(cid, options))
   }
 
   async has (cid: CID, options: ProviderGetOptions = {}): Promise<boolean> {
     return this.sessionFor(options).has(cid, options)
   }
 
-  getMany (cids: Iterable<CID> | AsyncIterable<CID>, options: ProviderGetOptions = {}): AsyncIterable<ProvidedBlock> {
-    return this.sessionFor(options).getMany(cids, options)
+  async * getMany (cids: Iterable<CID> | AsyncIterable<CID>, options: ProviderGetOptions = {}): AsyncIterable<ProvidedBlock> {
+    const end = options.root !== undefined ? this.rediscovery?.begin(options.root) : undefined
+    try {
+      yield * this.sessionFor(options).getMany(cids, options)
+    } finally {
+      end?.()
+    }
   }
 
   /** A Provider scoped to one package root (what a resolver uses per package). */
   forRoot (root: CID): Provider {
-    const session = (): BitswapSession => this.session(root)
     return {
       name: `dht:${root.toString()}`,
-      get: async (cid, options) => session().get(cid, options),
-      has: async (cid, options) => session().has(cid, options),
-      getMany: (cids, options) => session().getMany(cids, options)
+      get: async (cid, options) => this.get(cid, { ...options, root }),
+      has: async (cid, options) => this.has(cid, { ...options, root }),
+      getMany: (cids, options) => this.getMany(cids, { ...options, root })
     }
   }
 
@@ -210,6 +241,10 @@ export class DhtProvider implements Provider {
    */
   async fetchDag (root: CID, options: DhtGetOptions & { peers?: PeerId[] } = {}): Promise<FetchResult> {
     throwIfAborted(options.signal)
+    return this.fetching(root, async () => this.fetchDagNow(root, options))
+  }
+
+  private async fetchDagNow (root: CID, options: DhtGetOptions & { peers?: PeerId[] }): Promise<FetchResult> {
     const started = Date.now()
     const onProgress = options.onProgress
     const session = this.session(root, { peers: options.peers, onProgress })
@@ -273,6 +308,7 @@ export class DhtProvider implements Provider {
     void options
     if (this.closed) return
     this.closed = true
+    this.rediscovery?.stop()
     const all = [...this.sessions.values()]
     if (this.general !== undefined) all.push(this.general)
     this.sessions.clear()

@@ -4,7 +4,8 @@
  *
  * - `consume`: fetch only; never serve a block, never announce.
  * - `share` (default): serve what the store holds; announce pinned roots and every package
- *   fetched; withdraw roots that were unpinned or evicted.
+ *   fetched (as soon as its root block is held, so downloaders of one package find each other);
+ *   withdraw roots that were unpinned or evicted.
  * - `mirror`: as share, and also fetch, pin and serve everything the given roots reach.
  */
 import { setTimeout as delay } from 'node:timers/promises'
@@ -53,6 +54,13 @@ export interface SwarmNodeInit {
   findTimeout?: number
   /** Bitswap session tuning for fetches (wants in flight, wants per peer, slow-peer timeout, `stallTimeout`). */
   session?: DhtProviderInit['session']
+  /**
+   * Announce a package being fetched once its root block is held, not only when it is complete
+   * (share and mirror modes). Default true.
+   */
+  announceWhileFetching?: boolean
+  /** Provider lookups repeated during a fetch (DhtProviderInit.rediscover). */
+  rediscover?: DhtProviderInit['rediscover']
 }
 
 export interface FetchOptions extends DhtGetOptions {
@@ -83,6 +91,8 @@ export class SwarmNode {
   private mirroring?: Promise<void>
   private readonly controller = new AbortController()
   private stopped = false
+  /** Roots being fetched whose root block has not arrived yet (by multihash), to announce when it does. */
+  private readonly rootsAwaited = new Map<string, CID>()
 
   constructor (private readonly init: SwarmNodeInit) {
     const mode = init.mode ?? 'share'
@@ -97,13 +107,24 @@ export class SwarmNode {
       peerStore: init.peer.libp2p.peerStore,
       bitswap: this.bitswap,
       ...(init.findTimeout !== undefined ? { findTimeout: init.findTimeout } : {}),
-      ...(init.session !== undefined ? { session: init.session } : {})
+      ...(init.session !== undefined ? { session: init.session } : {}),
+      ...(init.rediscover !== undefined ? { rediscover: init.rediscover } : {}),
+      onFetchStart: (root) => { this.announceWhenHeld(root) }
     })
     this.announcer = new Announcer(init.peer.dht, { ready: () => init.peer.routingTableSize() > 0, ...init.announcer })
     // blocks stored by others (an HTTP mirror download, pack) can answer waiting peers at once
     this.onAdded = (evt) => {
       const cid = (evt as CustomEvent<{ cid: CID }>).detail?.cid
-      if (cid !== undefined && this.mode !== 'consume') this.bitswap.notifyNewBlocks([cid])
+      if (cid === undefined || this.mode === 'consume') return
+      this.bitswap.notifyNewBlocks([cid])
+      if (this.rootsAwaited.size > 0) {
+        const key = multihashKey(cid)
+        const root = this.rootsAwaited.get(key)
+        if (root !== undefined) {
+          this.rootsAwaited.delete(key)
+          this.announceEarly(root)
+        }
+      }
     }
     // an evicted root is no longer served in full: stop announcing it
     this.onRemoved = (evt) => {
@@ -178,6 +199,25 @@ export class SwarmNode {
   }
 
   /**
+   * A package starts being fetched: in share and mirror modes it is announced as soon as its root
+   * block is held, before the rest arrives, so other downloaders find this node and trade blocks
+   * with it. A want for a block not held yet is answered DontHave, and Have once it arrives.
+   */
+  private announceWhenHeld (root: CID): void {
+    if (this.mode === 'consume' || this.stopped || this.init.announceWhileFetching === false || this.announcer.has(root)) return
+    void Promise.resolve(this.blockstore.has(root)).then(held => {
+      if (held) this.announceEarly(root)
+      else this.rootsAwaited.set(multihashKey(root), root)
+    }, () => {})
+  }
+
+  private announceEarly (root: CID): void {
+    if (this.stopped || this.announcer.has(root)) return
+    log('announcing %c while it is being fetched', root)
+    this.announcer.announce(root).catch(err => { log('announcing %c failed: %s', root, (err as Error).message) })
+  }
+
+  /**
    * Announces a root this node holds (after `pack`, or a download through another provider).
    * Resolves after the first announcement attempt; returns whether a peer stored it.
    */
@@ -218,6 +258,7 @@ export class SwarmNode {
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    this.rootsAwaited.clear()
     this.controller.abort()
     clearInterval(this.syncTimer)
     this.blockstore.removeEventListener?.('block:added', this.onAdded)
@@ -233,4 +274,9 @@ export async function createSwarmNode (init: SwarmNodeInit): Promise<SwarmNode> 
   const node = new SwarmNode(init)
   await node.start()
   return node
+}
+
+/** A block's identity whatever its CID version or codec: its multihash, as a map key. */
+function multihashKey (cid: CID): string {
+  return Buffer.from(cid.multihash.bytes).toString('base64')
 }
