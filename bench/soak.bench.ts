@@ -7,21 +7,26 @@
  * the report compares the first minute with the last. Not part of the test suite.
  *
  *   flock /work/coord/bench.lock npm run bench -- soak          (SOAK_SECONDS, default 600)
+ *
+ * SOAK_HEAP_SNAPSHOTS=<dir> writes a heap snapshot after round 20 and one at the end, to compare
+ * what the heap gained (Chrome DevTools' comparison view, or any .heapsnapshot reader).
  */
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 import { createSwarmpack } from 'swarmpack'
 import { TestPublisher, seededBytes } from '../packages/swarmpack/test/helpers/publisher.js'
 import { ChildPeer, ROOT, stopAll } from '../test/helpers/swarm.js'
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 600)
+const SNAPSHOTS = process.env.SOAK_HEAP_SNAPSHOTS
 const SCRIPT = join(ROOT, 'test/fixtures/swarmpack-node.ts')
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {})
 const dir = await mkdtemp(join(tmpdir(), 'swarmpack-soak-'))
 const children: ChildPeer[] = []
 
-interface Sample { t: number, round: number, rss: number, heap: number, fds: number, routingTable: number, peers: number }
+interface Sample { t: number, round: number, rss: number, heap: number, code: number, fds: number, routingTable: number, peers: number }
 
 try {
   const pub = await TestPublisher.create(join(dir, 'publisher'))
@@ -65,16 +70,23 @@ try {
     await node.uninstall(['a'])
     await node.gc({ keep: 1 })
     gc()
+    if (SNAPSHOTS !== undefined && round === 20) console.log(`heap snapshot: ${writeHeapSnapshot(join(SNAPSHOTS, 'soak-round-20.heapsnapshot'))}`)
     const m = process.memoryUsage()
     samples.push({
       t: (Date.now() - start) / 1000,
       round,
       rss: m.rss,
       heap: m.heapUsed,
+      // compiled code: V8 keeps optimizing functions that run once a round for hundreds of rounds
+      code: getHeapSpaceStatistics().filter(sp => sp.space_name.startsWith('code')).reduce((sum, sp) => sum + sp.space_used_size, 0),
       fds: (await readdir('/proc/self/fd')).length,
       routingTable: node.peer?.routingTableSize() ?? 0,
       peers: node.peer?.libp2p.getPeers().length ?? 0
     })
+  }
+  if (SNAPSHOTS !== undefined) {
+    gc()
+    console.log(`heap snapshot: ${writeHeapSnapshot(join(SNAPSHOTS, `soak-round-${round}.heapsnapshot`))}`)
   }
   await node.stop()
   const mib = (n: number): string => (n / 2 ** 20).toFixed(1)
@@ -87,6 +99,8 @@ try {
   console.log('|---|---|---|---|')
   console.log(`| RSS (MiB) | ${mib(med(first.map(s => s.rss)))} | ${mib(med(last.map(s => s.rss)))} | ${mib(Math.max(...samples.map(s => s.rss)))} |`)
   console.log(`| heap after GC (MiB) | ${mib(med(first.map(s => s.heap)))} | ${mib(med(last.map(s => s.heap)))} | ${mib(Math.max(...samples.map(s => s.heap)))} |`)
+  console.log(`| heap after GC without compiled code (MiB) | ${mib(med(first.map(s => s.heap - s.code)))} | ${mib(med(last.map(s => s.heap - s.code)))} | ${mib(Math.max(...samples.map(s => s.heap - s.code)))} |`)
+  console.log(`| compiled code (MiB) | ${mib(med(first.map(s => s.code)))} | ${mib(med(last.map(s => s.code)))} | ${mib(Math.max(...samples.map(s => s.code)))} |`)
   console.log(`| open fds | ${med(first.map(s => s.fds))} | ${med(last.map(s => s.fds))} | ${Math.max(...samples.map(s => s.fds))} |`)
   console.log(`| DHT routing table | ${med(first.map(s => s.routingTable))} | ${med(last.map(s => s.routingTable))} | ${Math.max(...samples.map(s => s.routingTable))} |`)
   console.log(`| connected peers | ${med(first.map(s => s.peers))} | ${med(last.map(s => s.peers))} | ${Math.max(...samples.map(s => s.peers))} |`)
