@@ -14,6 +14,8 @@
  *
  *   flock /work/coord/bench.lock npm run bench -- swarm-distribution
  *   SWARM_RUNS=fanin,dist,churn SWARM_N=20 SWARM_MIB=20 SWARM_MBIT=10 SWARM_DISCOVERY=swarm|dht
+ *   SWARM_RUNS=dht-late,dist SWARM_DISCOVERY=dht   adds the baseline for DHT discovery: downloaders
+ *                                                   announce only once complete (the old behaviour)
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
@@ -61,6 +63,11 @@ if (runs.includes('dist')) {
   console.log(`\ndistribution: all ${N} in ${sec(r.allMs)} s = ${(r.allMs / 1000 / lb.swarmSec).toFixed(2)}x the lower bound S/u ${lb.swarmSec.toFixed(1)} s (target ≤ 2x); client-server N·S/u ${lb.clientServerSec.toFixed(0)} s; seed upload ${(r.seedSent / r.packageBytes).toFixed(2)}x (target ≤ 3x)`)
   await mkdir(join(ROOT, 'docs/benchmarks'), { recursive: true })
   await writeFile(join(ROOT, `docs/benchmarks/swarm-distribution-${discovery}.svg`), distributionSvg(r, `1 seed + ${N}, ${(S / 2 ** 20).toFixed(0)} MiB, ${U} Mbit/s uplinks (${discovery})`))
+}
+if (runs.includes('dht-late')) {
+  const r = await run('distribution, announced only when complete', { downloaders: N, uplinkMbit: U, packageBytes: S, discovery: 'dht', announceWhenComplete: true, timeoutMs: 900_000 })
+  const lb = lowerBounds(r.packageBytes, U, N)
+  console.log(`\ndistribution (DHT discovery, announced only when complete): all ${N} in ${sec(r.allMs)} s = ${(r.allMs / 1000 / lb.swarmSec).toFixed(2)}x S/u; seed upload ${(r.seedSent / r.packageBytes).toFixed(2)}x`)
 }
 if (runs.includes('churn')) {
   const r = await run('churn', { downloaders: N, uplinkMbit: U, packageBytes: S, discovery, timeoutMs: 900_000, churn: { killFraction: 0.3, joiners: Math.max(1, Math.round(N * 0.15)) } })

@@ -5,7 +5,7 @@
  *
  *   peer.ts --data-dir <dir> [--listen <ma>] [--bootstrap <ma>]... [--mode share|consume]
  *           [--seed <dir>] [--report-ms 500] [--network lan|internet] [--mdns]
- *           [--relay-client] [--relay-server] [--autonat]
+ *           [--relay-client] [--relay-server] [--autonat] [--announce-when-complete]
  *
  * Events: ready {peerId, multiaddrs}, seeded {root, bytes}, traffic {t, sent, received} every
  * report-ms, fetched {root, bytes, blocks, ms, sources}, verified {root, blocks, bytes, corrupt},
@@ -35,6 +35,8 @@ const { values } = parseArgs({
     'relay-client': { type: 'boolean', default: false },
     'relay-server': { type: 'boolean', default: false },
     autonat: { type: 'boolean', default: false },
+    // the behaviour before early announcements: a baseline for the DHT discovery figure
+    'announce-when-complete': { type: 'boolean', default: false },
     json: { type: 'boolean' }
   }
 })
@@ -53,7 +55,8 @@ const peer = await createSwarmpackPeer({
   // a lab relay carries whole transfers (no default limits)
   nat: { relayClient: values['relay-client'], relayServer: values['relay-server'] === true ? { unlimited: true } : false, autonat: values.autonat }
 })
-const node = await createSwarmNode({ peer, blockstore: store, mode: values.mode as 'share' | 'consume' })
+const late = values['announce-when-complete'] === true
+const node = await createSwarmNode({ peer, blockstore: store, mode: values.mode as 'share' | 'consume', ...(late ? { announceWhileFetching: false, rediscover: false } : {}) })
 
 if (values.seed !== undefined) {
   const r = await pack(values.seed, { name: 'bench-pkg', version: '1.0.0' }, { blockstore: store })

@@ -53,6 +53,8 @@ export interface DistributionOptions {
    * downloader is connected to every other and asks them from the start, like a tracker's list).
    */
   discovery: 'dht' | 'swarm'
+  /** Downloaders announce a package only once they hold all of it, and look providers up only when stuck (the behaviour before early announcements). */
+  announceWhenComplete?: boolean
   /** Churn: SIGKILL this fraction of the serving downloaders once half of the bytes have arrived at them on average. */
   churn?: { killFraction: number, joiners: number }
   /** Bound on the whole transfer. */
@@ -132,7 +134,7 @@ export async function runDistribution (opts: DistributionOptions): Promise<Distr
     log(`seed ready (${Date.now() - t0} ms), root ${root}, ${seeded.blocks as number} blocks`)
 
     const startDownloader = async (name: string): Promise<NsChild> =>
-      startNsPeer(net.addPeer(link), name, join(tmp, name), ['--bootstrap', seed.addr])
+      startNsPeer(net.addPeer(link), name, join(tmp, name), ['--bootstrap', seed.addr, ...(opts.announceWhenComplete === true ? ['--announce-when-complete'] : [])])
     const downloaders = await Promise.all(Array.from({ length: opts.downloaders }, async (_, i) => startDownloader(`d${i + 1}`)))
     all.push(...downloaders)
     if (opts.discovery === 'swarm') {
