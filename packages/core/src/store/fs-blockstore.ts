@@ -160,6 +160,8 @@ const AUTO_COMPACT_MIN = 16 * 1024 * 1024
 const COMPACT_BATCH_BYTES = 8 * 1024 * 1024
 
 export class FsBlockstore extends EventTarget implements Blockstore {
+  /** A put's bytes are written out and not referenced once it settles: pack may reuse its buffers. */
+  readonly releasesPutBytes = true
   readonly dir: string
   readonly maxSize: number
   readonly #fsync: boolean
@@ -348,23 +350,66 @@ export class FsBlockstore extends EventTarget implements Blockstore {
 
   /** The whole block. ERR_NOT_FOUND (name `NotFoundError`) when absent. */
   async getBytes (cid: CID, options: GetBytesOptions = {}): Promise<Uint8Array> {
+    const key = this.#argument(cid, options)
+    if (cid.multihash.code === IDENTITY_CODE) return cid.multihash.digest
+    let bytes: Uint8Array | undefined
+    await this.#readBlock(cid, key, options, entry => {
+      const read = this.#read(key, entry)
+      if (typeof read !== 'string') bytes = read
+      return read
+    })
+    return bytes as Uint8Array
+  }
+
+  /**
+   * Reads a block into the start of `target` instead of a buffer of its own (unpack writes files
+   * from one reused buffer this way: no allocation per block) and returns the block's size. When
+   * the block is larger than `target`, nothing is read and its size is returned all the same.
+   * Errors as `getBytes`.
+   */
+  async readInto (cid: CID, target: Uint8Array, options: GetBytesOptions = {}): Promise<number> {
+    const key = this.#argument(cid, options)
+    if (!(target instanceof Uint8Array)) throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, 'readInto needs a Uint8Array to read into')
+    if (cid.multihash.code === IDENTITY_CODE) {
+      const digest = cid.multihash.digest
+      if (digest.byteLength <= target.byteLength) target.set(digest)
+      return digest.byteLength
+    }
+    let size = 0
+    await this.#readBlock(cid, key, options, entry => {
+      size = entry.size
+      if (size > target.byteLength) return undefined
+      const view = target.subarray(0, size)
+      return this.#log.readInto(entry, key, view) ?? view
+    })
+    return size
+  }
+
+  /** Checks a read's arguments and returns the CID's store key. */
+  #argument (cid: CID, options: AbortOptions): string {
     this.#assertOpen()
     throwIfAborted(options.signal)
-    const key = this.#keyOf(cid)
-    if (cid.multihash.code === IDENTITY_CODE) return cid.multihash.digest
+    return this.#keyOf(cid)
+  }
+
+  /**
+   * The read path of getBytes and readInto: `read` reads the indexed record and returns its bytes
+   * (undefined when it read nothing) or why they are not the block; a damaged block is removed and
+   * raises ERR_CORRUPT_BLOCK.
+   */
+  async #readBlock (cid: CID, key: string, options: GetBytesOptions, read: (entry: Entry) => Uint8Array | string | undefined): Promise<void> {
     if (this.#maintenance !== undefined) await this.#maintenance
     const entry = this.#index.get(key)
     if (entry === undefined) throw new BlockNotFoundError(cid.toString(), this.dir)
     // the record's header (key and size) is checked on every read: a misplaced, cut or
     // overwritten record is caught without hashing; `verify` hashes the bytes too
-    const bytes = this.#read(key, entry)
-    const reason = typeof bytes === 'string' ? bytes : options.verify === true ? this.#check(key, bytes) : undefined
-    if (typeof bytes === 'string' || reason !== undefined) {
+    const bytes = read(entry)
+    const reason = typeof bytes === 'string' ? bytes : options.verify === true && bytes !== undefined ? this.#check(key, bytes) : undefined
+    if (reason !== undefined) {
       await this.#removeCorrupt(key)
       throw new SwarmpackError(CoreErrorCode.CORRUPT_BLOCK, `stored block ${cid.toString()} is corrupt (${reason}); removed`, { details: { cid: cid.toString(), reason } })
     }
     if (options.touch !== false) this.#touch(key, entry)
-    return bytes
   }
 
   /** The stored bytes of an indexed block (a synchronous pread), or why they cannot be read. */
