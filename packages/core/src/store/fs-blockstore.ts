@@ -136,6 +136,8 @@ export interface GcReport {
 type PinnedSet = Map<string, number>
 
 interface Entry extends Location {
+  /** The index's own key string: a touch re-inserts it, not the caller's copy (which would be kept instead). */
+  key: string
   size: number
   /** When the persisted recency (the index entry's `used`) was last written, ms since epoch. */
   persisted: number
@@ -242,7 +244,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
    * deletes segments nothing points into and cuts a batch a crash interrupted off the newest one.
    */
   async #load (): Promise<void> {
-    const found: Array<{ key: string, entry: Entry }> = []
+    const found: Entry[] = []
     const orphans: string[] = []
     const sizes = this.#log.sizes()
     const ends = new Map<number, number>()
@@ -250,14 +252,14 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       const [size, used, seg, off] = value
       const end = off + recordLength(key, size)
       if (!(end <= (sizes.get(seg) ?? -1))) { orphans.push(key); continue }
-      found.push({ key: keyOfDbKey(key), entry: { size, persisted: used, seg, off } })
+      found.push({ key: keyOfDbKey(key), size, persisted: used, seg, off })
       ends.set(seg, Math.max(ends.get(seg) ?? 0, end))
     }
-    found.sort((a, b) => a.entry.persisted - b.entry.persisted)
-    for (const { key, entry } of found) {
-      this.#index.set(key, entry)
+    found.sort((a, b) => a.persisted - b.persisted)
+    for (const entry of found) {
+      this.#index.set(entry.key, entry)
       this.#bytes += entry.size
-      this.#addLive(key, entry)
+      this.#addLive(entry.key, entry)
     }
     if (orphans.length > 0) {
       log.error('dropping %d index entries whose records are gone', orphans.length)
@@ -449,7 +451,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   #touch (key: string, entry: Entry): void {
     // move to the most-recently-used end
     this.#index.delete(key)
-    this.#index.set(key, entry)
+    this.#index.set(entry.key, entry)
     const now = Date.now()
     if (now - entry.persisted >= this.#recencyInterval && this.#maintenance === undefined) {
       entry.persisted = now
@@ -515,7 +517,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     let entry: Entry
     try {
       const loc = await this.#commit.submit({ key, bytes })
-      entry = { size: bytes.byteLength, persisted: Date.now(), seg: loc.seg, off: loc.off }
+      entry = { key, size: bytes.byteLength, persisted: Date.now(), seg: loc.seg, off: loc.off }
     } catch (err) {
       throw isSwarmpackError(err) ? err : ioError(`cannot store block ${cid.toString()}`, err)
     }
