@@ -137,7 +137,8 @@ interface Owner { buffer: ArrayBuffer, holds: number }
  * reused), with `headroom` free bytes in front of every piece but the first, where the cutter puts
  * the bytes carried from the previous piece instead of copying this one (piece-cutter.ts). The
  * next read is already running while a piece is handed on, and a piece is yielded only once the
- * read after it has returned, so the last piece is known to be final.
+ * read after it has returned, so the last piece is known to be final. O_NOFOLLOW: if the file was
+ * swapped for a symlink since lstat, the open fails instead of following the link out of the tree.
  */
 async function * readPieces (path: string, sizeHint: number, headroom: number, pool: PiecePool | undefined, signal?: AbortSignal): AsyncGenerator<{ bytes: Uint8Array, final: boolean }, void, undefined> {
   const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
