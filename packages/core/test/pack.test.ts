@@ -105,6 +105,34 @@ test('round trip through the on-disk FsBlockstore, with a 12 MiB file', async ()
   }
 })
 
+test('into the durable FsBlockstore, read buffers are reused only once their chunks are written (calling thread and worker)', async () => {
+  // Many files of odd sizes and several MiB-sized ones, so pieces carry bytes into the next one and
+  // buffers come back to the pool while other writes are still waiting for their batch's sync.
+  const src = join(tmp, 'src-reuse')
+  await mkdir(join(src, 'd'), { recursive: true })
+  for (let i = 0; i < 6; i++) await writeFile(join(src, `big-${i}.bin`), bytes(3 * 1024 * 1024 + i * 7919, 100 + i))
+  for (let i = 0; i < 40; i++) await writeFile(join(src, 'd', `small-${i}`), bytes(1000 + i * 3001, 200 + i))
+  const m = { name: 'reuse', version: '1.0.0' }
+  const expected = await pack(src, m, { blockstore: new MemoryBlockstore(), workers: 0 })
+  for (const workers of [0, 1] as const) {
+    const store = await FsBlockstore.open(join(tmp, `store-reuse-${workers}`), { fsync: true })
+    try {
+      assert.equal(store.releasesPutBytes, true)
+      const r = await pack(src, m, { blockstore: store, workers, window: 64 })
+      assert.equal(r.root.toString(), expected.root.toString())
+      // every stored block re-hashed from disk: a buffer refilled before its write would show here
+      const report = await store.verify()
+      assert.deepEqual(report.corrupt, [])
+      assert.equal(report.checked, r.blocks)
+      const out = join(tmp, `out-reuse-${workers}`)
+      await unpack(r.root, storeProvider(store), out)
+      assert.deepEqual(await snapshot(out), await snapshot(src))
+    } finally {
+      await store.close()
+    }
+  }
+})
+
 test('pack refuses symlinks leaving the root, fifos/sockets, and bad metadata', async () => {
   const esc = join(tmp, 'escape')
   await mkdir(esc)

@@ -286,6 +286,38 @@ describe('FsBlockstore', () => {
     await store.close()
   })
 
+  it('readInto reads a block into the caller\'s buffer: sizes, a too-small buffer, misses, damage, identity, the provider', async () => {
+    const path = join(dir, 'read-into')
+    let store = await FsBlockstore.open(path)
+    const blocks = Array.from({ length: 3 }, (_, i) => rawBlock(1000 + i))
+    for (const b of blocks) await store.put(b.cid, b.bytes)
+    const target = new Uint8Array(4096).fill(0xee)
+    assert.equal(await store.readInto(blocks[1].cid, target), 1001)
+    assert.deepEqual(target.subarray(0, 1001), blocks[1].bytes)
+    assert.equal(target[1001], 0xee, 'nothing past the block is written')
+    // too small: nothing read, the size is returned
+    const small = new Uint8Array(1000).fill(0xee)
+    assert.equal(await store.readInto(blocks[1].cid, small), 1001)
+    assert.ok(small.every(x => x === 0xee))
+    assert.equal(await store.readInto(rawBlock(10).cid, target).catch((e: unknown) => e instanceof Error ? (e as { code?: string }).code : e), 'ERR_NOT_FOUND')
+    await assert.rejects(store.readInto(blocks[0].cid, 'no' as unknown as Uint8Array), code('ERR_INVALID_ARGUMENT'))
+    const inline = CID.createV1(raw.code, identity.digest(new Uint8Array([1, 2, 3])))
+    assert.equal(await store.readInto(inline, target), 3)
+    assert.deepEqual(target.subarray(0, 3), new Uint8Array([1, 2, 3]))
+    // the local store's provider reads into buffers too; a memory store's does not
+    const provider = storeProvider(store)
+    assert.equal(await provider.readInto?.(blocks[2].cid, target), 1002)
+    assert.deepEqual(target.subarray(0, 1002), blocks[2].bytes)
+    assert.equal(storeProvider({ has: () => true, getBytes: async () => new Uint8Array(0) }).readInto, undefined)
+    await store.close()
+    // a wiped record is caught by its header, as with getBytes, and removed
+    await removeRawBlock(path, blocks[0].cid.toString())
+    store = await FsBlockstore.open(path)
+    await assert.rejects(store.readInto(blocks[0].cid, target), code('ERR_CORRUPT_BLOCK'))
+    assert.equal(store.has(blocks[0].cid), false)
+    await store.close()
+  })
+
   it('rawCid sanity: MAX_BLOCK_SIZE blocks are fine', async () => {
     const store = await FsBlockstore.open(join(dir, 'max'))
     const bytes = new Uint8Array(MAX_BLOCK_SIZE).fill(7)
@@ -303,6 +335,12 @@ describe('FsBlockstore', () => {
       let name = 'bafkrei'
       for (let j = 0; j < 52; j++) name += alphabet[(i * 7919 + j * 104729 + ((i * j) >> 3)) % 32]
       if (isBlockKey(name)) assert.equal(keyToCid(name)?.toString(), name)
+    }
+    // the key is the base32 string of the raw CIDv1, whatever the codec and hash
+    for (let i = 0; i < 300; i++) {
+      const b = rawBlock(i)
+      const cid = i % 3 === 0 ? b.cid : i % 3 === 1 ? CID.createV1(0x71, b.cid.multihash) : CID.createV1(raw.code, identity.digest(b.bytes.subarray(0, i % 40)))
+      assert.equal(blockKey(cid), CID.createV1(raw.code, cid.multihash).toString())
     }
     assert.equal(isBlockKey('.swarmpack-tmp-x'), false)
     assert.equal(isBlockKey(blockKey(rawBlock(1).cid).toUpperCase()), false)

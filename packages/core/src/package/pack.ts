@@ -14,7 +14,7 @@ import { Digest } from 'multiformats/hashes/digest'
 import { CustomProgressEvent } from 'progress-events'
 import type { ProgressEvent, ProgressOptions } from 'progress-events'
 import { RAW_CODEC, SHA2_256_CODE } from '../block.js'
-import { Chunker, DEFAULT_CHUNKER, validateChunkerParams } from '../chunker/index.js'
+import { DEFAULT_CHUNKER, validateChunkerParams } from '../chunker/index.js'
 import type { ChunkerParams } from '../chunker/index.js'
 import { CoreErrorCode, SwarmpackError, isSwarmpackError, throwIfAborted } from '../errors.js'
 import { createManifest, encodeManifest } from '../manifest/codec.js'
@@ -25,7 +25,8 @@ import { rememberSha256 } from '../digest-memo.js'
 import { ChunkHasher } from './chunk-hasher.js'
 import type { ChunkReply } from './chunk-hasher.js'
 import { CID_BYTES } from './chunk-protocol.js'
-import { ChunkList, chunkCid } from './hash.js'
+import { ChunkList, chunkCid, lazyChunks } from './hash.js'
+import { PieceCutter } from './piece-cutter.js'
 
 
 const log = logger('swarmpack:pack')
@@ -33,6 +34,13 @@ const log = logger('swarmpack:pack')
 /** The part of the interface-blockstore contract pack needs (any Blockstore fits). */
 export interface PutBlockstore {
   put(cid: CID, bytes: Uint8Array, options?: { signal?: AbortSignal }): unknown
+  /**
+   * True when the store keeps no reference to a put's bytes once the put has settled (it has
+   * written them out, as FsBlockstore does). pack then reads later pieces into the buffers of
+   * earlier ones instead of a fresh buffer per MiB; a store that keeps the bytes (MemoryBlockstore)
+   * leaves it unset.
+   */
+  readonly releasesPutBytes?: boolean
 }
 
 export type PackProgressEvents =
@@ -68,9 +76,6 @@ export interface PackResult {
   blocks: number
 }
 
-/** Read size: large reads mean fewer syscalls; the chunker copies them into its own window. */
-const READ_SIZE = 1024 * 1024
-
 /**
  * Bytes of files after which pack (workers unset) may move chunking and hashing to a worker.
  * Starting one costs ~30-60 ms on this machine; it then takes 60-65 % of the calling thread's CPU
@@ -89,8 +94,9 @@ export function workerPays (bytesSeen: number, load1 = loadavg()[0], cores = ava
 }
 
 /**
- * Read size with the chunk worker: each piece is one message there and back (2 and 4 MiB pieces
- * cost the same CPU per byte on this machine; 1 MiB keeps less in flight).
+ * Read size: large reads mean fewer system calls; with the chunk worker each piece is one message
+ * there and back (2 and 4 MiB pieces cost the same CPU per byte on this machine; 1 MiB keeps less
+ * in flight).
  */
 const PIECE_SIZE = 1024 * 1024
 /** Pieces sent to the chunk worker and not yet consumed (each up to PIECE_SIZE + maxSize bytes). */
@@ -100,54 +106,51 @@ const PIECES_IN_FLIGHT = 6
 const PROBE_SIZE = 16 * 1024
 
 /**
- * Reads a file in READ_SIZE pieces into two reused buffers, the next read already running while
- * the current piece is chunked (so disk or thread-pool latency overlaps the hashing). Safe because
- * the chunker copies each piece before it asks for the next one. O_NOFOLLOW: if the file was
- * swapped for a symlink since lstat, the open fails instead of following the link out of the tree.
+ * Read buffers of pieces whose chunks the store has written out (see `releasesPutBytes`), for the
+ * next pieces. A buffer is handed back once every put of a chunk cut from it has settled.
  */
-async function * readFile (path: string, sizeHint: number, signal?: AbortSignal): AsyncGenerator<Uint8Array, void, undefined> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
-  // Buffers no larger than the file (plus one byte to see the end in one read): two 1 MiB
-  // allocations per small file would cost more than reading it.
-  const bufSize = Math.min(READ_SIZE, sizeHint + 1)
-  const bufs = [new Uint8Array(bufSize), new Uint8Array(bufSize)]
-  let pending: Promise<{ bytesRead: number }> | undefined
-  try {
-    let k = 0
-    pending = fh.read(bufs[k], 0, bufSize, null)
-    while (true) {
-      throwIfAborted(signal)
-      const { bytesRead }: { bytesRead: number } = await pending
-      pending = undefined
-      if (bytesRead === 0) return
-      const piece = bufs[k]
-      k ^= 1
-      pending = fh.read(bufs[k], 0, bufSize, null)
-      yield bytesRead === bufSize ? piece : piece.subarray(0, bytesRead)
-    }
-  } finally {
-    await pending?.catch(() => {})
-    await fh.close()
+class PiecePool {
+  readonly size: number
+  readonly #free: ArrayBuffer[] = []
+
+  constructor (size: number) { this.size = size }
+
+  /** A buffer of at least `bytes` bytes: a free one when it fits, else a new one. */
+  take (bytes: number): ArrayBuffer {
+    return (bytes <= this.size ? this.#free.pop() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(bytes, this.size)).buffer
+  }
+
+  give (buf: ArrayBuffer): void {
+    // a buffer the worker replaced (no room for the carried bytes) has another size: dropped
+    if (buf.byteLength === this.size && this.#free.length < POOL_MAX) this.#free.push(buf)
   }
 }
 
+/** Free buffers a PiecePool keeps at most (more are in use while the store's writes are in flight). */
+const POOL_MAX = 16
+
+/** A piece's buffer and the holds on it: the cutting loop's, and one per put not yet settled. */
+interface Owner { buffer: ArrayBuffer, holds: number }
+
 /**
- * Reads a file for the chunk worker: each piece in a buffer of its own (it is transferred to the
- * worker and on to the store), with `headroom` free bytes in front of every piece but the first,
- * where the worker puts the bytes carried from the previous piece instead of copying this one. The
+ * Reads a file in pieces, each in a buffer of its own (from `pool` when the store lets buffers be
+ * reused), with `headroom` free bytes in front of every piece but the first, where the cutter puts
+ * the bytes carried from the previous piece instead of copying this one (piece-cutter.ts). The
  * next read is already running while a piece is handed on, and a piece is yielded only once the
- * read after it has returned, so the last piece is known to be final.
+ * read after it has returned, so the last piece is known to be final. O_NOFOLLOW: if the file was
+ * swapped for a symlink since lstat, the open fails instead of following the link out of the tree.
  */
-async function * readPieces (path: string, sizeHint: number, headroom: number, signal?: AbortSignal): AsyncGenerator<{ bytes: Uint8Array, final: boolean }, void, undefined> {
+async function * readPieces (path: string, sizeHint: number, headroom: number, pool: PiecePool | undefined, signal?: AbortSignal): AsyncGenerator<{ bytes: Uint8Array, final: boolean }, void, undefined> {
   const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
   let total = 0
   const readNext = async (): Promise<Uint8Array> => {
     const head = total === 0 ? 0 : headroom
     const want = total < sizeHint ? Math.min(PIECE_SIZE, sizeHint - total + 1) : PROBE_SIZE
-    const buf = Buffer.allocUnsafeSlow(head + want)
-    const { bytesRead } = await fh.read(buf, head, want, null)
+    const buf = pool?.take(head + want) ?? Buffer.allocUnsafeSlow(head + want).buffer
+    const { bytesRead } = await fh.read(new Uint8Array(buf), head, want, null)
     total += bytesRead
-    return new Uint8Array(buf.buffer, head, bytesRead)
+    if (bytesRead === 0) pool?.give(buf)
+    return new Uint8Array(buf, head, bytesRead)
   }
   let pending: Promise<Uint8Array> | undefined
   try {
@@ -206,9 +209,16 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
   // Block writes in flight (up to `window`), awaited in order before the manifest is stored.
   const inflight: Array<Promise<unknown>> = []
 
+  // Read buffers are reused when the store lets go of put bytes once written; each piece's buffer
+  // goes back to the pool once the last put of a chunk cut from it has settled.
+  const pool = blockstore.releasesPutBytes === true ? new PiecePool(params.maxSize + PIECE_SIZE) : undefined
+  const release = (owner: Owner): void => {
+    if (--owner.holds === 0) pool?.give(owner.buffer)
+  }
+
   // Per chunk everything is synchronous (record, put) except the blockstore write; up to `window`
   // writes are left in flight. No generator or promise per chunk unless the store is async.
-  const handle = (file: PendingFile, chunk: Uint8Array, cid: CID): Promise<unknown> | undefined => {
+  const handle = (file: PendingFile, chunk: Uint8Array, cid: CID, owner: Owner): Promise<unknown> | undefined => {
     throwIfAborted(signal)
     file.list.add(cid, chunk.length)
     const d = cid.multihash.digest
@@ -219,7 +229,13 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
     const put = blockstore.put(cid, chunk, { signal })
     if (!isPromise(put)) return undefined
     const pending = Promise.resolve(put)
-    pending.catch(() => {}) // awaited below, in order; never an unhandled rejection meanwhile
+    if (pool !== undefined) {
+      owner.holds++
+      const done = (): void => { release(owner) }
+      pending.then(done, done)
+    } else {
+      pending.catch(() => {}) // awaited below, in order; never an unhandled rejection meanwhile
+    }
     inflight.push(pending)
     return inflight.length >= window ? inflight.shift() : undefined
   }
@@ -228,22 +244,23 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
     onProgress?.(new CustomProgressEvent('swarmpack:pack:file', { path: file.path, size: file.size }))
   }
 
-  // On the calling thread: read, cut, hash (chunkCid remembers the digest), store.
+  // On the calling thread: read, cut (each chunk a view into its piece), hash (chunkCid remembers
+  // the digest), store.
+  let cutter: PieceCutter | undefined
   const packInThread = async (abs: string, file: PendingFile, sizeHint: number): Promise<void> => {
-    const chunker = new Chunker(params)
-    try {
-      for await (const piece of readFile(abs, sizeHint, signal)) {
-        for (const chunk of chunker.push(piece)) {
-          const wait = handle(file, chunk, chunkCid(chunk))
-          if (wait !== undefined) await wait
-        }
-      }
-      for (const chunk of chunker.finish()) {
-        const wait = handle(file, chunk, chunkCid(chunk))
+    cutter ??= new PieceCutter(params)
+    for await (const { bytes, final } of readPieces(abs, sizeHint, cutter.headroom, pool, signal)) {
+      const { data, lengths } = cutter.cut(bytes, final)
+      // the carried bytes went into this piece's headroom; a copy (no room) frees the piece at once
+      if (data.buffer !== bytes.buffer) pool?.give(bytes.buffer as ArrayBuffer)
+      const owner: Owner = { buffer: data.buffer as ArrayBuffer, holds: 1 }
+      let pos = 0
+      for (const n of lengths) {
+        const chunk = data.subarray(pos, pos += n)
+        const wait = handle(file, chunk, chunkCid(chunk), owner)
         if (wait !== undefined) await wait
       }
-    } finally {
-      chunker.close()
+      release(owner)
     }
     fileDone(file)
   }
@@ -255,6 +272,7 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
   const consumeReply = async (): Promise<void> => {
     const { reply, file, final } = sent.shift() as typeof sent[number]
     const { bytes, lengths, cids } = await reply
+    const owner: Owner = { buffer: bytes.buffer as ArrayBuffer, holds: 1 }
     let pos = 0
     for (let i = 0; i < lengths.length; i++) {
       const chunk = bytes.subarray(pos, pos + lengths[i])
@@ -264,14 +282,15 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
       // hashed in the worker over this very memory, which was then moved (not copied) here
       rememberSha256(chunk, digest)
       const cid = new CID(1, RAW_CODEC, new Digest(SHA2_256_CODE, 32, digest, cidBytes.subarray(2)), cidBytes)
-      const wait = handle(file, chunk, cid)
+      const wait = handle(file, chunk, cid, owner)
       if (wait !== undefined) await wait
     }
+    release(owner)
     if (final) fileDone(file)
   }
   const packInWorker = async (abs: string, file: PendingFile, sizeHint: number): Promise<void> => {
     hasher ??= new ChunkHasher({ params, signal })
-    for await (const { bytes, final } of readPieces(abs, sizeHint, params.maxSize, signal)) {
+    for await (const { bytes, final } of readPieces(abs, sizeHint, params.maxSize, pool, signal)) {
       const reply = hasher.submit(bytes, final)
       reply.catch(() => {}) // consumed in order below
       sent.push({ reply, file, final })
@@ -320,9 +339,18 @@ export async function pack (dir: string, metadata: PackageMetadata, options: Pac
     await hasher?.close()
   }
 
-  const manifest = createManifest(metadata, entries.map((e): ManifestEntry =>
-    e.type === 'pending' ? { type: 'file', path: e.path, mode: e.mode, size: e.size, chunks: e.list.refs() } : e))
+  // The encoder reads every chunk ref through a view that builds it on the spot (all of them at
+  // once were ~25 MiB of heap for a 1 GiB package, pack's peak); the result's refs are built when
+  // first read.
+  const lists = new Map<ManifestEntry, ChunkList>()
+  const manifest = createManifest(metadata, entries.map((e): ManifestEntry => {
+    if (e.type !== 'pending') return e
+    const file: ManifestEntry = { type: 'file', path: e.path, mode: e.mode, size: e.size, chunks: e.list.view() }
+    lists.set(file, e.list)
+    return file
+  }))
   const encoded = encodeManifest(manifest)
+  for (const [file, list] of lists) lazyChunks(file as { chunks: Array<[CID, number]> }, list)
   for (const block of encoded.blocks) {
     throwIfAborted(signal)
     await blockstore.put(block.cid, block.bytes, { signal })

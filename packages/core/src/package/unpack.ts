@@ -18,8 +18,9 @@ import { CoreErrorCode, SwarmpackError, throwIfAborted } from '../errors.js'
 import { loadManifestPacked } from '../manifest/codec.js'
 import type { BlockGetter } from '../manifest/codec.js'
 import type { FileEntry, Manifest } from '../manifest/types.js'
+import type { BlockReader } from '../store/provider.js'
 import { asTypedIoError } from './errors.js'
-import { ChunkList, orderedWindow } from './hash.js'
+import { ChunkList, lazyChunks, orderedWindow } from './hash.js'
 
 const log = logger('swarmpack:unpack')
 
@@ -50,22 +51,6 @@ async function exists (path: string): Promise<boolean> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
     throw err
   }
-}
-
-/** Makes `e.chunks` build its refs from `list` on first read (then a plain data property). */
-function lazyChunks (e: FileEntry, list: ChunkList): void {
-  Object.defineProperty(e, 'chunks', {
-    configurable: true,
-    enumerable: true,
-    get () {
-      const chunks = list.refs()
-      Object.defineProperty(e, 'chunks', { value: chunks, writable: true, enumerable: true, configurable: true })
-      return chunks
-    },
-    set (chunks: FileEntry['chunks']) {
-      Object.defineProperty(e, 'chunks', { value: chunks, writable: true, enumerable: true, configurable: true })
-    }
-  })
 }
 
 /**
@@ -107,47 +92,77 @@ async function unpackInto (root: CID, source: BlockGetter, targetDir: string, op
     for (const e of manifest.entries) {
       if (e.type === 'dir') await mkdir(join(staging, e.path), { recursive: true, mode: 0o755 })
     }
-    const batch = new Uint8Array(Math.max(WRITE_BATCH, MAX_BLOCK_SIZE))
+    // Verified chunks are gathered in a 1 MiB buffer and written with one write per ~1 MiB (a write
+    // per 16 KiB chunk would be 64 system calls per MiB); two buffers, so the next one fills while
+    // one is written. A source that reads into a buffer (the local store) puts each chunk straight
+    // there: no buffer per block. Otherwise each block is copied in, which lets block buffers die
+    // young: held across several scavenges they were promoted and stayed until a major GC (~30 MiB).
+    const reader = typeof (source as Partial<BlockReader>).readInto === 'function' ? source as BlockGetter & BlockReader : undefined
+    const batches = [new Uint8Array(Math.max(WRITE_BATCH, MAX_BLOCK_SIZE)), new Uint8Array(Math.max(WRITE_BATCH, MAX_BLOCK_SIZE))]
     const writeFile = async (e: FileEntry): Promise<void> => {
       const abs = join(staging, e.path)
       await mkdir(dirname(abs), { recursive: true, mode: 0o755 })
       // O_EXCL: never write into something that already exists (a duplicate that slipped through).
       const fh = await open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+      let writing: Promise<void> | undefined
       try {
         const list = lists.get(e) as ChunkList
+        const mismatch = (cid: CID, got: number, size: number): SwarmpackError =>
+          new SwarmpackError(CoreErrorCode.SIZE_MISMATCH, `chunk ${cid.toString()} of ${e.path} has ${got} bytes, manifest says ${size}`, { details: { path: e.path, cid: cid.toString() } })
         const fetchChunk = async (index: number): Promise<Uint8Array> => {
           throwIfAborted(signal)
           const [cid, size] = list.ref(index)
           const bytes = await source.get(cid, { signal })
           verifyBlock(cid, bytes)
-          if (bytes.length !== size) {
-            throw new SwarmpackError(CoreErrorCode.SIZE_MISMATCH, `chunk ${cid.toString()} of ${e.path} has ${bytes.length} bytes, manifest says ${size}`, { details: { path: e.path, cid: cid.toString() } })
-          }
+          if (bytes.length !== size) throw mismatch(cid, bytes.length, size)
           return bytes
         }
-        // Verified chunks are copied into one reused 1 MiB buffer and written with one write per
-        // ~1 MiB (a write per 16 KiB chunk would be 64 system calls per MiB). Copying lets each
-        // block buffer die young: held in a batch across several scavenges, block buffers were
-        // promoted to the old generation and their bytes stayed until a major GC (~30 MiB).
         let written = 0
-        let i = 0
+        let k = 0
         let fill = 0
         const flush = async (): Promise<void> => {
-          let off = 0
-          while (off < fill) off += (await fh.write(batch, off, fill - off)).bytesWritten
+          await writing
+          const batch = batches[k]
+          const end = fill
+          writing = (async () => {
+            let off = 0
+            while (off < end) off += (await fh.write(batch, off, end - off)).bytesWritten
+          })()
+          writing.catch(() => {}) // awaited before the next flush and at the end
+          k ^= 1
           fill = 0
         }
-        for await (const bytes of orderedWindow(list.indices(), window, fetchChunk)) {
-          if (fill + bytes.length > batch.length) await flush()
-          batch.set(bytes, fill) // fits: a block is at most MAX_BLOCK_SIZE = batch.length
-          fill += bytes.length
-          written += bytes.length
-          bytesDone += bytes.length
-          onProgress?.(new CustomProgressEvent('swarmpack:unpack:chunk', { path: e.path, cid: list.ref(i++)[0], size: bytes.length, bytesDone, totalSize: manifest.totalSize }))
+        const added = (cid: CID, size: number): void => {
+          fill += size
+          written += size
+          bytesDone += size
+          onProgress?.(new CustomProgressEvent('swarmpack:unpack:chunk', { path: e.path, cid, size, bytesDone, totalSize: manifest.totalSize }))
+        }
+        if (reader !== undefined) {
+          for (let i = 0; i < list.length; i++) {
+            throwIfAborted(signal)
+            const [cid, size] = list.ref(i)
+            if (size > MAX_BLOCK_SIZE) throw mismatch(cid, size, size) // the manifest check rules this out
+            if (fill + size > batches[k].length) await flush()
+            const view = batches[k].subarray(fill, fill + size)
+            const got = await reader.readInto(cid, view, { signal })
+            if (got !== size) throw mismatch(cid, got, size)
+            verifyBlock(cid, view)
+            added(cid, size)
+          }
+        } else {
+          let i = 0
+          for await (const bytes of orderedWindow(list.indices(), window, fetchChunk)) {
+            if (fill + bytes.length > batches[k].length) await flush()
+            batches[k].set(bytes, fill) // fits: a block is at most MAX_BLOCK_SIZE = a batch's length
+            added(list.ref(i++)[0], bytes.length)
+          }
         }
         await flush()
+        await writing
         if (written !== e.size) throw new SwarmpackError(CoreErrorCode.SIZE_MISMATCH, `${e.path}: wrote ${written} bytes, manifest says ${e.size}`, { details: { path: e.path } })
       } finally {
+        await writing?.catch(() => {})
         await fh.close()
       }
       // Only 0o644 or 0o755 reach here (checked in the manifest): never setuid, setgid or sticky.

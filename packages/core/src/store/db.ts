@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { open, type Database, type RootDatabase } from 'lmdb'
 import { SwarmpackError } from '../errors.js'
 import { StoreErrorCode, errnoOf, ioError } from './errors.js'
-import { BLOCKS_DIR } from './keys.js'
+import { BLOCKS_DIR, flatKey } from './keys.js'
 
 export const DATA_FILE = 'index.lmdb'
 /** The database of the store before the segment log, which held the blocks themselves. */
@@ -39,8 +39,9 @@ export function dbKeyOf (key: string): string {
   return key
 }
 
+/** The store key of an LMDB key, as a flat string of its own (the decoded key costs twice that in the index). */
 export function keyOfDbKey (dbKey: string): string {
-  return dbKey
+  return flatKey(dbKey)
 }
 
 /**

@@ -136,6 +136,8 @@ export interface GcReport {
 type PinnedSet = Map<string, number>
 
 interface Entry extends Location {
+  /** The index's own key string: a touch re-inserts it, not the caller's copy (which would be kept instead). */
+  key: string
   size: number
   /** When the persisted recency (the index entry's `used`) was last written, ms since epoch. */
   persisted: number
@@ -160,6 +162,8 @@ const AUTO_COMPACT_MIN = 16 * 1024 * 1024
 const COMPACT_BATCH_BYTES = 8 * 1024 * 1024
 
 export class FsBlockstore extends EventTarget implements Blockstore {
+  /** A put's bytes are written out and not referenced once it settles: pack may reuse its buffers. */
+  readonly releasesPutBytes = true
   readonly dir: string
   readonly maxSize: number
   readonly #fsync: boolean
@@ -240,7 +244,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
    * deletes segments nothing points into and cuts a batch a crash interrupted off the newest one.
    */
   async #load (): Promise<void> {
-    const found: Array<{ key: string, entry: Entry }> = []
+    const found: Entry[] = []
     const orphans: string[] = []
     const sizes = this.#log.sizes()
     const ends = new Map<number, number>()
@@ -248,14 +252,14 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       const [size, used, seg, off] = value
       const end = off + recordLength(key, size)
       if (!(end <= (sizes.get(seg) ?? -1))) { orphans.push(key); continue }
-      found.push({ key: keyOfDbKey(key), entry: { size, persisted: used, seg, off } })
+      found.push({ key: keyOfDbKey(key), size, persisted: used, seg, off })
       ends.set(seg, Math.max(ends.get(seg) ?? 0, end))
     }
-    found.sort((a, b) => a.entry.persisted - b.entry.persisted)
-    for (const { key, entry } of found) {
-      this.#index.set(key, entry)
+    found.sort((a, b) => a.persisted - b.persisted)
+    for (const entry of found) {
+      this.#index.set(entry.key, entry)
       this.#bytes += entry.size
-      this.#addLive(key, entry)
+      this.#addLive(entry.key, entry)
     }
     if (orphans.length > 0) {
       log.error('dropping %d index entries whose records are gone', orphans.length)
@@ -348,23 +352,66 @@ export class FsBlockstore extends EventTarget implements Blockstore {
 
   /** The whole block. ERR_NOT_FOUND (name `NotFoundError`) when absent. */
   async getBytes (cid: CID, options: GetBytesOptions = {}): Promise<Uint8Array> {
+    const key = this.#argument(cid, options)
+    if (cid.multihash.code === IDENTITY_CODE) return cid.multihash.digest
+    let bytes: Uint8Array | undefined
+    await this.#readBlock(cid, key, options, entry => {
+      const read = this.#read(key, entry)
+      if (typeof read !== 'string') bytes = read
+      return read
+    })
+    return bytes as Uint8Array
+  }
+
+  /**
+   * Reads a block into the start of `target` instead of a buffer of its own (unpack writes files
+   * from one reused buffer this way: no allocation per block) and returns the block's size. When
+   * the block is larger than `target`, nothing is read and its size is returned all the same.
+   * Errors as `getBytes`.
+   */
+  async readInto (cid: CID, target: Uint8Array, options: GetBytesOptions = {}): Promise<number> {
+    const key = this.#argument(cid, options)
+    if (!(target instanceof Uint8Array)) throw new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, 'readInto needs a Uint8Array to read into')
+    if (cid.multihash.code === IDENTITY_CODE) {
+      const digest = cid.multihash.digest
+      if (digest.byteLength <= target.byteLength) target.set(digest)
+      return digest.byteLength
+    }
+    let size = 0
+    await this.#readBlock(cid, key, options, entry => {
+      size = entry.size
+      if (size > target.byteLength) return undefined
+      const view = target.subarray(0, size)
+      return this.#log.readInto(entry, key, view) ?? view
+    })
+    return size
+  }
+
+  /** Checks a read's arguments and returns the CID's store key. */
+  #argument (cid: CID, options: AbortOptions): string {
     this.#assertOpen()
     throwIfAborted(options.signal)
-    const key = this.#keyOf(cid)
-    if (cid.multihash.code === IDENTITY_CODE) return cid.multihash.digest
+    return this.#keyOf(cid)
+  }
+
+  /**
+   * The read path of getBytes and readInto: `read` reads the indexed record and returns its bytes
+   * (undefined when it read nothing) or why they are not the block; a damaged block is removed and
+   * raises ERR_CORRUPT_BLOCK.
+   */
+  async #readBlock (cid: CID, key: string, options: GetBytesOptions, read: (entry: Entry) => Uint8Array | string | undefined): Promise<void> {
     if (this.#maintenance !== undefined) await this.#maintenance
     const entry = this.#index.get(key)
     if (entry === undefined) throw new BlockNotFoundError(cid.toString(), this.dir)
     // the record's header (key and size) is checked on every read: a misplaced, cut or
     // overwritten record is caught without hashing; `verify` hashes the bytes too
-    const bytes = this.#read(key, entry)
-    const reason = typeof bytes === 'string' ? bytes : options.verify === true ? this.#check(key, bytes) : undefined
-    if (typeof bytes === 'string' || reason !== undefined) {
+    const bytes = read(entry)
+    const reason = typeof bytes === 'string' ? bytes : options.verify === true && bytes !== undefined ? this.#check(key, bytes) : undefined
+    if (reason !== undefined) {
       await this.#removeCorrupt(key)
       throw new SwarmpackError(CoreErrorCode.CORRUPT_BLOCK, `stored block ${cid.toString()} is corrupt (${reason}); removed`, { details: { cid: cid.toString(), reason } })
     }
     if (options.touch !== false) this.#touch(key, entry)
-    return bytes
   }
 
   /** The stored bytes of an indexed block (a synchronous pread), or why they cannot be read. */
@@ -404,7 +451,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   #touch (key: string, entry: Entry): void {
     // move to the most-recently-used end
     this.#index.delete(key)
-    this.#index.set(key, entry)
+    this.#index.set(entry.key, entry)
     const now = Date.now()
     if (now - entry.persisted >= this.#recencyInterval && this.#maintenance === undefined) {
       entry.persisted = now
@@ -470,7 +517,7 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     let entry: Entry
     try {
       const loc = await this.#commit.submit({ key, bytes })
-      entry = { size: bytes.byteLength, persisted: Date.now(), seg: loc.seg, off: loc.off }
+      entry = { key, size: bytes.byteLength, persisted: Date.now(), seg: loc.seg, off: loc.off }
     } catch (err) {
       throw isSwarmpackError(err) ? err : ioError(`cannot store block ${cid.toString()}`, err)
     }

@@ -5,7 +5,7 @@ export type {
 } from './fs-blockstore.js'
 export { StoreErrorCode, BlockNotFoundError } from './errors.js'
 export { storeProvider, readBlock } from './provider.js'
-export type { BlockSource, StoreProviderInit } from './provider.js'
+export type { BlockReader, BlockSource, StoreProviderInit } from './provider.js'
 export { walkDag } from './walk.js'
 export type { WalkedBlock } from './walk.js'
 export { writeFileAtomic } from './atomic.js'

@@ -13,11 +13,45 @@ import { RAW_CODEC, SHA2_256_CODE } from '../block.js'
 
 export const BLOCKS_DIR = 'blocks'
 
-/** Store key (= file name) of a CID. */
+/**
+ * Store key (= file name) of a CID: the base32 string of its raw CIDv1, the same string as
+ * `toString()` of that CID. Written here into a reused buffer rather than through `toString()`:
+ * multiformats builds the string a character at a time, which leaves a V8 cons-string tree of
+ * ~1.5 KiB per key (the index holds one per block, every put and read builds one) until something
+ * flattens it; this is one flat 59-byte string.
+ */
 export function blockKey (cid: CID): string {
-  // a raw CIDv1 is its own key, and caches its string: no new CID per lookup on the hot paths
-  if (cid.version === 1 && cid.code === RAW_CODEC) return cid.toString()
-  return CID.createV1(RAW_CODEC, cid.multihash).toString()
+  // a raw CIDv1 is its own key: no new CID per lookup on the hot paths
+  return base32Key(cid.version === 1 && cid.code === RAW_CODEC ? cid.bytes : CID.createV1(RAW_CODEC, cid.multihash).bytes)
+}
+
+const BASE32 = Buffer.from('abcdefghijklmnopqrstuvwxyz234567', 'latin1')
+let keyBuf = Buffer.allocUnsafe(64)
+
+/** 'b' and the RFC 4648 base32 (lower case, no padding) of `bytes`, as one flat string. */
+function base32Key (bytes: Uint8Array): string {
+  const n = 1 + Math.ceil(bytes.length * 8 / 5)
+  if (keyBuf.length < n) keyBuf = Buffer.allocUnsafe(n)
+  const out = keyBuf
+  out[0] = 0x62 // 'b', the multibase prefix of base32
+  let j = 1
+  let bits = 0
+  let buffer = 0
+  for (let i = 0; i < bytes.length; i++) {
+    buffer = ((buffer << 8) | bytes[i]) & 0xfff // at most 12 bits are ever pending
+    bits += 8
+    while (bits >= 5) {
+      bits -= 5
+      out[j++] = BASE32[(buffer >> bits) & 31]
+    }
+  }
+  if (bits > 0) out[j++] = BASE32[(buffer << (5 - bits)) & 31]
+  return out.toString('latin1', 0, j)
+}
+
+/** A copy of `key` as one flat string (keys decoded by the index database cost twice that). */
+export function flatKey (key: string): string {
+  return Buffer.from(key, 'latin1').toString('latin1')
 }
 
 export function shardOf (key: string): string {

@@ -32,22 +32,47 @@ export async function readBlock (store: BlockSource, cid: CID, options: { signal
   }
 }
 
+/**
+ * A source that reads a block into the caller's buffer (`FsBlockstore.readInto`): returns the
+ * block's size, and reads nothing when that is larger than `target`. `unpack` uses it when its
+ * source has it, so unpacking from the local store allocates no buffer per block.
+ */
+export interface BlockReader {
+  readInto(cid: CID, target: Uint8Array, options?: { signal?: AbortSignal }): Promise<number>
+}
+
+function isReader (store: unknown): store is BlockReader {
+  return typeof (store as Partial<BlockReader>).readInto === 'function'
+}
+
 export interface StoreProviderInit {
   /** Name for logs and progress; default `store`. */
   name?: string
 }
 
-/** A Provider over a local store. Misses raise ERR_NOT_FOUND; `getMany` skips them. */
-export function storeProvider (store: BlockSource, init: StoreProviderInit = {}): Provider {
+/**
+ * A Provider over a local store. Misses raise ERR_NOT_FOUND; `getMany` skips them. Over a store
+ * with `readInto` (FsBlockstore) it is a BlockReader too.
+ */
+export function storeProvider (store: BlockSource, init: StoreProviderInit = {}): Provider & Partial<BlockReader> {
   const name = init.name ?? ('dir' in store && typeof store.dir === 'string' ? `store:${store.dir}` : 'store')
   const get = async (cid: CID, options: ProviderGetOptions = {}): Promise<Uint8Array> => {
     const bytes = await readBlock(store, cid, options)
     options.onProgress?.(new CustomProgressEvent('swarmpack:provider:block', { cid, size: bytes.byteLength, source: name }))
     return bytes
   }
+  const readInto = isReader(store)
+    ? async (cid: CID, target: Uint8Array, options: ProviderGetOptions = {}): Promise<number> => {
+      throwIfAborted(options.signal)
+      const size = await store.readInto(cid, target, options)
+      options.onProgress?.(new CustomProgressEvent('swarmpack:provider:block', { cid, size, source: name }))
+      return size
+    }
+    : undefined
   return {
     name,
     get,
+    ...(readInto === undefined ? {} : { readInto }),
     async has (cid: CID, options: ProviderGetOptions = {}): Promise<boolean> {
       throwIfAborted(options.signal)
       return await store.has(cid, options)
