@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { FsBlockstore, isSwarmpackError, liveSha256Workers, mirrorBlockPath, pack, verifyBlock, type SwarmpackError } from '@swarmpack/core'
 import { CID } from 'multiformats/cid'
-import { HttpProvider, exportHttpMirror, mirrorCarPath, readCar } from '../src/index.js'
+import { HASH_WORKER_THRESHOLD, HttpProvider, exportHttpMirror, hashWorkerPays, mirrorCarPath, readCar } from '../src/index.js'
 import { NGINX, startNginx, type TestNginx } from './helpers/nginx.js'
 
 const quick = { timeoutMs: 20_000, retries: 1, retryDelayMs: 20, retryBudgetMs: 2_000 }
@@ -33,6 +33,15 @@ async function fetchInto (p: HttpProvider, root: CID, store: FsBlockstore, signa
   }
   return got
 }
+
+describe('when the SHA-256 worker pays', () => {
+  it('needs a large CAR and a free core', () => {
+    assert.equal(hashWorkerPays(HASH_WORKER_THRESHOLD, 0.5, 2), true)
+    assert.equal(hashWorkerPays(HASH_WORKER_THRESHOLD - 1, 0.5, 2), false)
+    assert.equal(hashWorkerPays(HASH_WORKER_THRESHOLD, 1.5, 2), false)
+    assert.equal(hashWorkerPays(10 * HASH_WORKER_THRESHOLD, 2.9, 4), true)
+  })
+})
 
 describe('getDag with the SHA-256 worker (nginx)', { skip: NGINX === undefined ? 'nginx is not installed (apt-get install -y nginx-light)' : false }, () => {
   let tmp: string
