@@ -687,9 +687,12 @@ export class HttpProvider implements Provider {
             yield out
           }
         }
-        parser.end()
+        // The sections still with the worker first, so a truncated CAR keeps its complete blocks
+        // as on the calling thread. (If the stream fails mid-way, those batches are dropped and
+        // their blocks fetched again.)
         await hasher.take(hashed, true)
         for (let i = 0; i < hashed.length; i++) handle(hashed[i])
+        parser.end()
       } catch (err) {
         failure = err
       }
