@@ -48,6 +48,7 @@ describe('getDag with the SHA-256 worker (nginx)', { skip: NGINX === undefined ?
   let root: CID
   let good: TestNginx
   let liar: TestNginx
+  let cut: TestNginx
   let badCid: CID
   let carOrder: string[]
   const stores: FsBlockstore[] = []
@@ -78,12 +79,19 @@ describe('getDag with the SHA-256 worker (nginx)', { skip: NGINX === undefined ?
     const raw = await readFile(rawFile)
     raw[100] ^= 0xff
     await writeFile(rawFile, raw)
+    // A mirror whose CAR stops in the middle of a section two thirds in (its raw blocks are fine).
+    await cp(join(tmp, 'mirror'), join(tmp, 'cut'), { recursive: true })
+    const cutFile = join(tmp, 'cut', ...mirrorCarPath(root).split('/'))
+    const whole = await readFile(cutFile)
+    await writeFile(cutFile, whole.subarray(0, Math.floor(whole.byteLength * 2 / 3)))
     good = await startNginx(join(tmp, 'mirror')) as TestNginx
+    cut = await startNginx(join(tmp, 'cut')) as TestNginx
     liar = await startNginx(join(tmp, 'lying')) as TestNginx
   })
   after(async () => {
     await good?.close()
     await liar?.close()
+    await cut?.close()
     for (const s of stores) await s.close()
     await rm(tmp, { recursive: true, force: true })
   })
@@ -146,6 +154,26 @@ describe('getDag with the SHA-256 worker (nginx)', { skip: NGINX === undefined ?
     assert.ok(after > 0)
     assert.deepEqual(requests, [requests[1], requests[1]])
     assert.ok(requests[0] >= 1 + after, `${requests[0]} requests for ${after} blocks after the bad one`)
+  })
+
+  it('keeps every complete block of a truncated CAR, as on the calling thread, and fetches the rest raw', async () => {
+    const requests: number[] = []
+    for (const hashWorker of [true, false]) {
+      const p = new HttpProvider({ mirrors: [cut.url], hashWorker, ...quick })
+      const store = await open(`cut-${String(hashWorker)}`)
+      try {
+        const got = await fetchInto(p, root, store)
+        assert.equal(got.size, carOrder.length)
+        assert.equal(p.stats().hashWorkers, hashWorker ? 1 : 0)
+        requests.push(p.stats().requests)
+      } finally {
+        await p.close()
+      }
+      assert.equal(liveSha256Workers(), 0)
+    }
+    // the same blocks came from the CAR either way: the same raw requests for the rest
+    assert.equal(requests[0], requests[1])
+    assert.ok(requests[0] > 1 && requests[0] < carOrder.length / 2, `${requests[0]} requests`)
   })
 
   it('terminates the worker when the call is aborted mid-CAR', async () => {
