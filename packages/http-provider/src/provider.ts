@@ -11,7 +11,7 @@
  * - Only the CID decides integrity: status, headers, content type and redirects are never trusted.
  */
 import {
-  CoreErrorCode, MAX_BLOCK_SIZE, SwarmpackError, assertSupportedCid, blockLinks, mirrorBlockPath,
+  CoreErrorCode, HashErrorCode, MAX_BLOCK_SIZE, SwarmpackError, assertSupportedCid, blockLinks, mirrorBlockPath,
   DAG_CBOR_CODEC, IDENTITY_CODE
 } from '@swarmpack/core'
 import type { ProvidedBlock, Provider, ProviderGetOptions } from '@swarmpack/core'
@@ -27,6 +27,7 @@ import { decodeBody } from './encoding.js'
 import { HttpErrorCode } from './errors.js'
 import { DEFAULT_HEALTH, MirrorHealth, rankMirrors, type HealthOptions, type MirrorHealthSnapshot } from './health.js'
 import { RootMemory, type RootRecord } from './root-memory.js'
+import { SectionHasher, type HashedSection, type HashWorkerMode } from './section-hasher.js'
 import { DEFAULT_MAX_RETRY_AFTER_MS, fetchCapped, statusError } from './request.js'
 import { openStream } from './stream.js'
 import { verifyBlockFast } from './verify.js'
@@ -88,6 +89,12 @@ export interface HttpProviderOptions extends DispatcherOptions {
   health?: HealthOptions
   /** Bring your own undici dispatcher (then proxy/tls/connection options are ignored). */
   dispatcher?: Dispatcher
+  /**
+   * SHA-256 of CAR blocks in a worker thread (`true`), on the calling thread (`false`), or
+   * (`'auto'`, the default) in a worker for a CAR of at least 16 MiB when a core is free (see
+   * `hashWorkerPays`). Every block is verified before it is handed out either way.
+   */
+  hashWorker?: HashWorkerMode
 }
 
 /** Options of HttpProvider's calls: core's, plus a hint naming the package the blocks belong to. */
@@ -102,6 +109,8 @@ export interface HttpGetOptions extends ProviderGetOptions {
 export interface HttpProviderStats {
   requests: number
   carRequests: number
+  /** CAR streams whose blocks were hashed in a worker thread. */
+  hashWorkers: number
   bytes: number
   mirrors: MirrorHealthSnapshot[]
 }
@@ -204,6 +213,8 @@ export class HttpProvider implements Provider {
   private readonly concurrency: number
   private readonly maxBlockSize: number
   private readonly maxUnwantedCarBytes: number
+  private readonly hashWorker: HashWorkerMode
+  private hashWorkers = 0
   private readonly memory = new RootMemory<Mirror>()
   private requests = 0
   private carRequests = 0
@@ -226,13 +237,14 @@ export class HttpProvider implements Provider {
     this.concurrency = Math.max(1, opts.concurrency ?? 16)
     this.maxBlockSize = Math.min(opts.maxBlockSize ?? MAX_BLOCK_SIZE, MAX_BLOCK_SIZE)
     this.maxUnwantedCarBytes = opts.maxUnwantedCarBytes ?? 16 * 1024 * 1024
+    this.hashWorker = opts.hashWorker ?? 'auto'
     this.ownsDispatcher = opts.dispatcher === undefined
     this.dispatcher = opts.dispatcher ?? createDispatcher({ connections: this.concurrency, ...opts })
   }
 
   /** Health and counters, for diagnostics and benchmarks. */
   stats (): HttpProviderStats {
-    return { requests: this.requests, carRequests: this.carRequests, bytes: this.bytes, mirrors: this.mirrors.map(m => m.health.snapshot()) }
+    return { requests: this.requests, carRequests: this.carRequests, hashWorkers: this.hashWorkers, bytes: this.bytes, mirrors: this.mirrors.map(m => m.health.snapshot()) }
   }
 
   async get (cid: CID, options: HttpGetOptions = {}): Promise<Uint8Array> {
@@ -563,6 +575,7 @@ export class HttpProvider implements Provider {
       highWaterMark: STREAM_HIGH_WATER_MARK, minBytesPerSecond: this.minBytesPerSecond
     }).catch(err => { this.recordError(mirror, err, started); throw err })
     let body: DestroyableBody = res.body
+    let hasher: SectionHasher | undefined
     try {
       if (res.status < 200 || res.status > 299) {
         discard(res.body, true)
@@ -595,6 +608,10 @@ export class HttpProvider implements Provider {
       const source = mirror.base
       const parser = new CarParser(source, this.maxBlockSize)
       const sections: RawCarSection[] = []
+      const hashed: HashedSection[] = []
+      const length = Number(res.headers['content-length'])
+      hasher = new SectionHasher(this.hashWorker, call, Number.isSafeInteger(length) ? length : 0)
+      if (hasher.usedWorker) this.hashWorkers++
       const early = new Map<string, { cid: CID, bytes: Uint8Array }>()
       let earlyBytes = 0
       let waste = 0
@@ -610,7 +627,7 @@ export class HttpProvider implements Provider {
           throw new SwarmpackError(HttpErrorCode.TOO_LARGE, `${source} sent more than ${wasteBudget} bytes that brought nothing new (repeated or unrequested blocks)`, { details: { source, cap: wasteBudget } })
         }
       }
-      const handle = (section: RawCarSection): void => {
+      const handle = (section: HashedSection): void => {
         const bytes = section.bytes
         this.bytes += bytes.byteLength
         let key = bytesKey(section.cidBytes)
@@ -624,7 +641,7 @@ export class HttpProvider implements Provider {
           cid = dag.wanted.get(key) ?? cid
         }
         try {
-          verifyBlockFast(cid, bytes)
+          verifyBlockFast(cid, bytes, section.digest)
         } catch (err) {
           if ((err as SwarmpackError).code === CoreErrorCode.UNSUPPORTED_CID) { waste += bytes.byteLength; checkWaste(); return }
           mirror.health.recordBadData()
@@ -654,10 +671,15 @@ export class HttpProvider implements Provider {
         for await (const chunk of body as AsyncIterable<Uint8Array>) {
           call.throwIfAborted()
           parser.push(chunk, sections)
+          const worked = hasher.usedWorker
+          hasher.add(sections, chunk.byteLength)
+          if (!worked && hasher.usedWorker) this.hashWorkers++
+          sections.length = 0
+          await hasher.take(hashed)
           try {
-            for (let i = 0; i < sections.length; i++) handle(sections[i])
+            for (let i = 0; i < hashed.length; i++) handle(hashed[i])
           } finally {
-            sections.length = 0
+            hashed.length = 0
           }
           if (batch.length > 0) {
             const out = batch
@@ -665,6 +687,11 @@ export class HttpProvider implements Provider {
             yield out
           }
         }
+        // The sections still with the worker first, so a truncated CAR keeps its complete blocks
+        // as on the calling thread. (If the stream fails mid-way, those batches are dropped and
+        // their blocks fetched again.)
+        await hasher.take(hashed, true)
+        for (let i = 0; i < hashed.length; i++) handle(hashed[i])
         parser.end()
       } catch (err) {
         failure = err
@@ -672,13 +699,16 @@ export class HttpProvider implements Provider {
       // Blocks accepted before a failure still go out: the walk counts them as done.
       if (batch.length > 0) yield batch
       if (failure !== undefined) {
-        if ((failure as SwarmpackError).code !== CoreErrorCode.BLOCK_MISMATCH) this.recordError(mirror, failure as SwarmpackError, started)
+        const code = (failure as SwarmpackError).code
+        // A bad block is recorded as bad data; our own hash worker failing is not the mirror's doing.
+        if (code !== CoreErrorCode.BLOCK_MISMATCH && code !== HashErrorCode.WORKER) this.recordError(mirror, failure as SwarmpackError, started)
         throw failure
       }
       if (early.size > 0) log('dropped %d unrequested blocks from %s', early.size, source)
     } finally {
       discard(body)
       res.done()
+      await hasher?.close()
     }
   }
 
