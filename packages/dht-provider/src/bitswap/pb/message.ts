@@ -128,14 +128,20 @@ export const encodedSize = {
   overhead: 1 + 5 + 2 + 1 + 5
 }
 
-export function encodeMessage (m: Message): Uint8Array {
+/**
+ * Encodes a message. With `lengthPrefixed`, the varint length that frames it on a stream comes
+ * first in the same buffer: one write (one muxer frame, one encryption) per message, no copy.
+ */
+export function encodeMessage (m: Message, options: { lengthPrefixed?: boolean } = {}): Uint8Array {
   let size = 0
   const wl = m.wantlist !== undefined ? wantlistSize(m.wantlist) : -1
   if (wl >= 0) size += bytesField(wl)
   for (const b of m.payload) size += bytesField(blockSize(b))
   for (const p of m.blockPresences) size += bytesField(presenceSize(p))
   if (m.pendingBytes !== 0) size += varintField(m.pendingBytes)
-  const w = new Writer(size)
+  const head = options.lengthPrefixed === true ? varintSize(size) : 0
+  const w = new Writer(head + size)
+  if (head > 0) w.varint(size)
   if (m.wantlist !== undefined) {
     w.tag(1, 2)
     w.varint(wl)
@@ -163,7 +169,7 @@ export function encodeMessage (m: Message): Uint8Array {
     if (p.type !== 0) { w.tag(2, 0); w.varint(p.type) }
   }
   if (m.pendingBytes !== 0) { w.tag(5, 0); w.varint(m.pendingBytes) }
-  if (w.pos !== size) throw new Error(`bitswap encoder size mismatch ${w.pos} != ${size}`)
+  if (w.pos !== head + size) throw new Error(`bitswap encoder size mismatch ${w.pos - head} != ${size}`)
   return w.buf
 }
 
