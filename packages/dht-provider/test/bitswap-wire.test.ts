@@ -8,10 +8,11 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { describe, it } from 'node:test'
-import { encodeCborBlock, rawCid } from '@swarmpack/core'
+import { IDENTITY_CODE, encodeCborBlock, rawCid } from '@swarmpack/core'
+import * as Digest from 'multiformats/hashes/digest'
 import fc from 'fast-check'
 import { CID } from 'multiformats/cid'
-import { cidOfPayload, cidPrefix, decodeMessage, encodeMessage, splitMessages } from '../src/bitswap/wire.js'
+import { cidOfPayload, cidPrefix, decodeMessage, encodeMessage, multihashKey, payloadKey, splitMessages } from '../src/bitswap/wire.js'
 import { BlockPresenceType, WantType } from '../src/bitswap/pb/message.js'
 import type { Message } from '../src/bitswap/pb/message.js'
 import { randomBlocks } from './bitswap-helpers.js'
@@ -131,5 +132,37 @@ describe('bitswap wire format', () => {
     assert.equal(cidOfPayload({ prefix: new Uint8Array([1, 0x55, 0xa0, 0xe4, 0x02, 32]), data: raw.bytes }), undefined)
     assert.equal(cidOfPayload({ prefix: new Uint8Array([1, 0x55]), data: raw.bytes }), undefined)
     assert.equal(cidOfPayload({ prefix: new Uint8Array([1, 0x55, 0x12, 31]), data: raw.bytes }), undefined)
+  })
+
+  it('keys a received block by its multihash, as the CID asked for is keyed, without building a CID', () => {
+    const raw = randomBlocks(1, 1000)[0]
+    const cbor = encodeCborBlock({ hello: 'world' })
+    for (const b of [raw, cbor]) assert.equal(payloadKey({ prefix: cidPrefix(b.cid), data: b.bytes }), multihashKey(b.cid))
+    // CIDv0 and CIDv1 of the same bytes meet under one key
+    const v0 = CID.createV0(raw.cid.multihash as never)
+    assert.equal(multihashKey(v0), multihashKey(raw.cid))
+    assert.equal(payloadKey({ prefix: cidPrefix(v0), data: raw.bytes }), multihashKey(raw.cid))
+    // identity multihashes, also longer than one String.fromCharCode call takes
+    for (const size of [3, 5000]) {
+      const data = new Uint8Array(size).map((_, i) => i % 251)
+      const cid = CID.createV1(0x55, Digest.create(IDENTITY_CODE, data))
+      assert.equal(payloadKey({ prefix: cidPrefix(cid), data }), multihashKey(cid))
+    }
+    // different bytes, different keys; what cannot be hashed has none
+    assert.notEqual(payloadKey({ prefix: cidPrefix(raw.cid), data: raw.bytes.slice(1) }), multihashKey(raw.cid))
+    assert.equal(payloadKey({ prefix: new Uint8Array([1, 0x55, 0xa0, 0xe4, 0x02, 32]), data: raw.bytes }), undefined)
+    assert.equal(payloadKey({ prefix: new Uint8Array([1, 0x55]), data: raw.bytes }), undefined)
+    assert.equal(payloadKey({ prefix: new Uint8Array([0, 0x55, 0x12, 32]), data: raw.bytes }), undefined, 'a CIDv0 is dag-pb only')
+  })
+
+  it('frames a message with its length in the same buffer', () => {
+    const m: Message = { payload: [{ prefix: new Uint8Array([1, 0x55, 0x12, 32]), data: new Uint8Array(300).fill(7) }], blockPresences: [], pendingBytes: 0 }
+    const plain = encodeMessage(m)
+    const framed = encodeMessage(m, { lengthPrefixed: true })
+    // 300-odd bytes: a two-byte varint length, then the message itself
+    assert.equal(framed.byteLength, plain.byteLength + 2)
+    assert.equal((framed[0] & 0x7f) | (framed[1] << 7), plain.byteLength)
+    assert.deepEqual(framed.subarray(2), plain)
+    assert.deepEqual([...splitMessages({ blocks: m.payload }, undefined, { lengthPrefixed: true })], [framed])
   })
 })

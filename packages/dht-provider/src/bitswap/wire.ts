@@ -53,24 +53,32 @@ function validVersion (p: Prefix): boolean {
   return p.version === 1 || (p.version === 0 && p.codec === 0x70 && p.hashCode === SHA2_256_CODE)
 }
 
+/** Longest run of bytes handed to String.fromCharCode at once (its arguments live on the stack). */
+const KEY_CHUNK = 4096
+
 /**
- * Map key of a multihash given as code and digest: base64 of the multihash bytes, as
- * `multihashKey` makes from a CID (Buffer's native base64: the keys are made several times per
- * block on both sides of a transfer).
+ * Bytes as a one-byte string, for a Map key. Never reads `.buffer`: on the small typed arrays
+ * multiformats makes for multihashes, that alone costs microseconds (V8 must materialize an
+ * ArrayBuffer for an on-heap array), and keys are made several times per block on both sides.
  */
-export function multihashKeyOf (code: number, digest: Uint8Array): string {
-  const head = varint.encodingLength(code) + varint.encodingLength(digest.byteLength)
-  const bytes = Buffer.allocUnsafe(head + digest.byteLength)
-  varint.encodeTo(code, bytes, 0)
-  varint.encodeTo(digest.byteLength, bytes, varint.encodingLength(code))
-  bytes.set(digest, head)
-  return bytes.toString('base64')
+function bytesKey (bytes: Uint8Array): string {
+  if (bytes.byteLength <= KEY_CHUNK) return String.fromCharCode.apply(null, bytes as unknown as number[])
+  let out = ''
+  for (let i = 0; i < bytes.byteLength; i += KEY_CHUNK) out += String.fromCharCode.apply(null, bytes.subarray(i, i + KEY_CHUNK) as unknown as number[])
+  return out
 }
 
-/** Ledger and want keys: the multihash, so a CIDv0 and a CIDv1 of the same bytes meet. */
+/** Ledger and want keys: the multihash bytes (as a string), so a CIDv0 and a CIDv1 of the same bytes meet. */
 export function multihashKey (cid: CID): string {
-  const mh = cid.multihash.bytes
-  return Buffer.from(mh.buffer, mh.byteOffset, mh.byteLength).toString('base64')
+  return bytesKey(cid.multihash.bytes)
+}
+
+/** `multihashKey` of the multihash with this code and digest, without building it. */
+export function multihashKeyOf (code: number, digest: Uint8Array): string {
+  const head = new Uint8Array(varint.encodingLength(code) + varint.encodingLength(digest.byteLength))
+  varint.encodeTo(code, head, 0)
+  varint.encodeTo(digest.byteLength, head, varint.encodingLength(code))
+  return bytesKey(head) + bytesKey(digest)
 }
 
 /**
