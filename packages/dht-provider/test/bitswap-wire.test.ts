@@ -11,6 +11,7 @@ import { describe, it } from 'node:test'
 import { IDENTITY_CODE, encodeCborBlock, rawCid } from '@swarmpack/core'
 import * as Digest from 'multiformats/hashes/digest'
 import fc from 'fast-check'
+import { Uint8ArrayList } from 'uint8arraylist'
 import { CID } from 'multiformats/cid'
 import { cidOfPayload, cidPrefix, decodeMessage, encodeMessage, multihashKey, payloadKey, splitMessages } from '../src/bitswap/wire.js'
 import { BlockPresenceType, WantType } from '../src/bitswap/pb/message.js'
@@ -164,5 +165,30 @@ describe('bitswap wire format', () => {
     assert.equal((framed[0] & 0x7f) | (framed[1] << 7), plain.byteLength)
     assert.deepEqual(framed.subarray(2), plain)
     assert.deepEqual([...splitMessages({ blocks: m.payload }, undefined, { lengthPrefixed: true })], [framed])
+  })
+
+  it('decodes a message from the chunks a stream delivered as from one buffer, copying only what straddles them', () => {
+    fc.assert(fc.property(arbMessage, fc.array(fc.nat(), { maxLength: 6 }), (m, cuts) => {
+      const bytes = encodeMessage(m)
+      const points = [...new Set(cuts.map(c => c % (bytes.byteLength + 1)))].sort((a, b) => a - b)
+      const list = new Uint8ArrayList()
+      let from = 0
+      // socket chunks are Buffers
+      for (const p of [...points, bytes.byteLength]) { list.append(Buffer.from(bytes.subarray(from, p))); from = p }
+      const decoded = decodeMessage(list)
+      assert.deepEqual(normalize(decoded), normalize(decodeMessage(bytes)))
+      for (const b of decoded.payload) assert.equal(Object.getPrototypeOf(b.data), Uint8Array.prototype, 'plain Uint8Array views')
+    }), { numRuns: 300 })
+    // a block inside one chunk is a view of that chunk, not a copy
+    const block = { prefix: new Uint8Array([1, 0x55, 0x12, 32]), data: new Uint8Array(1000).fill(9) }
+    const one = encodeMessage({ payload: [block, block], blockPresences: [], pendingBytes: 0 })
+    const half = one.byteLength >> 1
+    const first = one.slice(0, half)
+    const list = new Uint8ArrayList(first, one.slice(half))
+    const [a, b] = decodeMessage(list).payload
+    assert.equal(a.data.buffer, first.buffer)
+    assert.deepEqual(b.data, block.data)
+    // malformed input still raises the typed error
+    assert.throws(() => decodeMessage(new Uint8ArrayList(one.subarray(0, 10), one.subarray(11, 20))), { code: 'ERR_BITSWAP_INVALID_MESSAGE' })
   })
 })

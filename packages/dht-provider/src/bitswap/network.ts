@@ -208,9 +208,9 @@ export class BitswapNetwork {
       for (const frame of frames) {
         let message: Message
         try {
-          // a plain Uint8Array view (socket chunks are Buffers), so blocks handed out are plain too
-          const bytes = frame.subarray()
-          message = decodeMessage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+          // read across the chunks the stream delivered: blocks are views of them (one that
+          // straddles two is copied), not of a copy of the whole message
+          message = decodeMessage(frame)
         } catch (err) {
           fail('malformed protobuf', err)
           return

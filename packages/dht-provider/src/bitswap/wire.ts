@@ -10,10 +10,10 @@ import * as Digest from 'multiformats/hashes/digest'
 import { MAX_MESSAGE_SIZE } from './constants.js'
 import { BitswapErrorCode } from './errors.js'
 import { BlockPresenceType, WantType, decodeMessage as decodeProtobuf, encodeMessage, encodedSize } from './pb/message.js'
-import type { Block, BlockPresence, Message, Wantlist, WantlistEntry } from './pb/message.js'
+import type { Block, BlockPresence, ChunkedBytes, Message, Wantlist, WantlistEntry } from './pb/message.js'
 
 export { WantType, BlockPresenceType, encodeMessage }
-export type { Block, BlockPresence, Message, Wantlist, WantlistEntry }
+export type { Block, BlockPresence, ChunkedBytes, Message, Wantlist, WantlistEntry }
 
 /** Upper bound on entries per decoded message: far more than fit a real 2 MiB message of CIDs. */
 const MAX_ENTRIES_PER_MESSAGE = 65_536
@@ -121,7 +121,7 @@ export function cidOfPayload (block: Block): CID | undefined {
 }
 
 /** Decodes one framed message; malformed protobuf or absurd entry counts raise INVALID_MESSAGE. */
-export function decodeMessage (bytes: Uint8Array): Message {
+export function decodeMessage (bytes: Uint8Array | ChunkedBytes): Message {
   try {
     return decodeProtobuf(bytes, { maxEntries: MAX_ENTRIES_PER_MESSAGE })
   } catch (err) {

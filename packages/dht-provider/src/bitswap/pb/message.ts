@@ -279,9 +279,80 @@ function decodePresence (r: Reader): BlockPresence {
   return p
 }
 
-export function decodeMessage (buf: Uint8Array, limits: DecodeLimits = { maxEntries: 65_536 }): Message {
+/**
+ * A message that arrived in several chunks (what a stream hands over): `Uint8ArrayList` fits.
+ * Decoding it reads the top-level fields across the chunks and copies only a field that straddles
+ * two of them, instead of joining the whole message (megabytes) into one buffer first.
+ */
+export interface ChunkedBytes {
+  readonly byteLength: number
+  get(index: number): number
+  /** The bytes in [begin, end): a view when they lie in one chunk, else a copy. */
+  subarray(begin: number, end: number): Uint8Array
+}
+
+/** Reads the top-level fields of a chunked message; nested messages are read from their own bytes. */
+class ChunkedReader {
+  pos = 0
+  readonly end: number
+  constructor (readonly list: ChunkedBytes) { this.end = list.byteLength }
+
+  int32 (): number {
+    let result = 0
+    for (let shift = 0; shift < 70; shift += 7) {
+      if (this.pos >= this.end) throw new ProtobufError('truncated varint')
+      const byte = this.list.get(this.pos++)
+      if (shift < 32) result |= (byte & 0x7f) << shift
+      if ((byte & 0x80) === 0) return result | 0
+    }
+    throw new ProtobufError('varint too long')
+  }
+
+  length (): number {
+    const n = this.int32()
+    if (n < 0 || n > this.end - this.pos) throw new ProtobufError('length exceeds message')
+    return n
+  }
+
+  sub (): Reader {
+    const n = this.length()
+    const chunk = this.list.subarray(this.pos, this.pos + n)
+    this.pos += n
+    // a plain Uint8Array view (stream chunks are often Buffers), so the blocks handed out are plain too
+    const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    return new Reader(bytes, 0, bytes.byteLength)
+  }
+
+  skip (wireType: number): void {
+    switch (wireType) {
+      case 0: this.int32(); break
+      case 1: this.advance(8); break
+      case 2: this.advance(this.length()); break
+      case 5: this.advance(4); break
+      default: throw new ProtobufError(`unsupported wire type ${wireType}`)
+    }
+  }
+
+  private advance (n: number): void {
+    if (n > this.end - this.pos) throw new ProtobufError('truncated field')
+    this.pos += n
+  }
+
+  tag (): [number, number] {
+    const t = this.int32() >>> 0
+    const field = t >>> 3
+    if (field === 0) throw new ProtobufError('field number 0')
+    return [field, t & 7]
+  }
+
+  expect (wireType: number, want: number): void {
+    if (wireType !== want) throw new ProtobufError(`wire type ${wireType}, expected ${want}`)
+  }
+}
+
+export function decodeMessage (buf: Uint8Array | ChunkedBytes, limits: DecodeLimits = { maxEntries: 65_536 }): Message {
   const m: Message = { payload: [], blockPresences: [], pendingBytes: 0 }
-  const r = new Reader(buf, 0, buf.byteLength)
+  const r = buf instanceof Uint8Array ? new Reader(buf, 0, buf.byteLength) : new ChunkedReader(buf)
   let count = 0
   const countOne = (): void => {
     if (++count > limits.maxEntries) throw new ProtobufError('too many entries in one message')
