@@ -175,16 +175,22 @@ export function encodeMessage (m: Message, options: { lengthPrefixed?: boolean }
 
 // ---------- decoding ----------
 
-class Reader {
+/** Field-level reading shared by the two readers below; they differ in where a byte comes from. */
+abstract class FieldReader {
   pos: number
-  constructor (readonly buf: Uint8Array, start: number, readonly end: number) { this.pos = start }
+  constructor (start: number, readonly end: number) { this.pos = start }
+
+  protected abstract byteAt (index: number): number
+
+  /** The bytes of the length-delimited field that starts here, as a reader of their own. */
+  abstract sub (): Reader
 
   /** A varint as a 32-bit signed value (int32, enum, bool, tags); longer ones keep their low bits. */
   int32 (): number {
     let result = 0
     for (let shift = 0; shift < 70; shift += 7) {
       if (this.pos >= this.end) throw new ProtobufError('truncated varint')
-      const byte = this.buf[this.pos++]
+      const byte = this.byteAt(this.pos++)
       if (shift < 32) result |= (byte & 0x7f) << shift
       if ((byte & 0x80) === 0) return result | 0
     }
@@ -196,20 +202,6 @@ class Reader {
     const n = this.int32()
     if (n < 0 || n > this.end - this.pos) throw new ProtobufError('length exceeds message')
     return n
-  }
-
-  bytes (): Uint8Array {
-    const n = this.length()
-    const out = this.buf.subarray(this.pos, this.pos + n)
-    this.pos += n
-    return out
-  }
-
-  sub (): Reader {
-    const n = this.length()
-    const r = new Reader(this.buf, this.pos, this.pos + n)
-    this.pos += n
-    return r
   }
 
   skip (wireType: number): void {
@@ -237,6 +229,26 @@ class Reader {
 
   expect (wireType: number, want: number): void {
     if (wireType !== want) throw new ProtobufError(`wire type ${wireType}, expected ${want}`)
+  }
+}
+
+class Reader extends FieldReader {
+  constructor (readonly buf: Uint8Array, start: number, end: number) { super(start, end) }
+
+  protected byteAt (index: number): number { return this.buf[index] }
+
+  bytes (): Uint8Array {
+    const n = this.length()
+    const out = this.buf.subarray(this.pos, this.pos + n)
+    this.pos += n
+    return out
+  }
+
+  sub (): Reader {
+    const n = this.length()
+    const r = new Reader(this.buf, this.pos, this.pos + n)
+    this.pos += n
+    return r
   }
 }
 
@@ -292,27 +304,10 @@ export interface ChunkedBytes {
 }
 
 /** Reads the top-level fields of a chunked message; nested messages are read from their own bytes. */
-class ChunkedReader {
-  pos = 0
-  readonly end: number
-  constructor (readonly list: ChunkedBytes) { this.end = list.byteLength }
+class ChunkedReader extends FieldReader {
+  constructor (readonly list: ChunkedBytes) { super(0, list.byteLength) }
 
-  int32 (): number {
-    let result = 0
-    for (let shift = 0; shift < 70; shift += 7) {
-      if (this.pos >= this.end) throw new ProtobufError('truncated varint')
-      const byte = this.list.get(this.pos++)
-      if (shift < 32) result |= (byte & 0x7f) << shift
-      if ((byte & 0x80) === 0) return result | 0
-    }
-    throw new ProtobufError('varint too long')
-  }
-
-  length (): number {
-    const n = this.int32()
-    if (n < 0 || n > this.end - this.pos) throw new ProtobufError('length exceeds message')
-    return n
-  }
+  protected byteAt (index: number): number { return this.list.get(index) }
 
   sub (): Reader {
     const n = this.length()
@@ -321,32 +316,6 @@ class ChunkedReader {
     // a plain Uint8Array view (stream chunks are often Buffers), so the blocks handed out are plain too
     const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
     return new Reader(bytes, 0, bytes.byteLength)
-  }
-
-  skip (wireType: number): void {
-    switch (wireType) {
-      case 0: this.int32(); break
-      case 1: this.advance(8); break
-      case 2: this.advance(this.length()); break
-      case 5: this.advance(4); break
-      default: throw new ProtobufError(`unsupported wire type ${wireType}`)
-    }
-  }
-
-  private advance (n: number): void {
-    if (n > this.end - this.pos) throw new ProtobufError('truncated field')
-    this.pos += n
-  }
-
-  tag (): [number, number] {
-    const t = this.int32() >>> 0
-    const field = t >>> 3
-    if (field === 0) throw new ProtobufError('field number 0')
-    return [field, t & 7]
-  }
-
-  expect (wireType: number, want: number): void {
-    if (wireType !== want) throw new ProtobufError(`wire type ${wireType}, expected ${want}`)
   }
 }
 
