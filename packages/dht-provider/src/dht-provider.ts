@@ -1,9 +1,8 @@
 /**
  * DhtProvider: the core `Provider` over the swarm. A fetch works per package root: providers of
  * the root are looked up in the DHT once, then a Bitswap session asks those peers for the root's
- * blocks, many at once and spread across them. Blocks arrive verified (Bitswap checks each against
- * its CID before anything else sees it); their writes to the local store run in the background, and
- * `fetchDag` resolves only once every one is stored. Progress events name the peer each block came from.
+ * blocks, many at once and spread across them. Blocks arrive verified and stored (Bitswap checks
+ * each against its CID before it is stored); progress events name the peer each block came from.
  */
 import { logger } from '@libp2p/logger'
 import { CoreErrorCode, SwarmpackError, blockLinks, throwIfAborted } from '@swarmpack/core'
@@ -210,14 +209,13 @@ export class DhtProvider implements Provider {
   /**
    * Fetches every block the root reaches (walking dag-cbor links level by level) into the local
    * store through the root's session. Rejects with ERR_NOT_FOUND naming the missing blocks when
-   * no peer delivered them, and with the store's error when a received block could not be stored.
+   * no peer delivered them.
    */
   async fetchDag (root: CID, options: DhtGetOptions & { peers?: PeerId[] } = {}): Promise<FetchResult> {
     throwIfAborted(options.signal)
     const started = Date.now()
     const onProgress = options.onProgress
     const session = this.session(root, { peers: options.peers, onProgress })
-    const storeFailures = this.init.bitswap.storeFailureCount()
     const seen = new Set<string>([root.toString()])
     let blocks = 0
     let bytes = 0
@@ -269,9 +267,6 @@ export class DhtProvider implements Provider {
       }
       level = next
     }
-    // blocks are handed over once verified, while their writes run: the package is fetched when
-    // they are all in the store
-    await this.init.bitswap.stored(storeFailures)
     const result: FetchResult = { root, blocks, bytes, localBlocks, ms: Date.now() - started, sources: [...sources.values()].sort((a, b) => b.bytes - a.bytes) }
     onProgress?.(new CustomProgressEvent('swarmpack:dht:fetched', result))
     return result

@@ -5,7 +5,7 @@
  * disconnected and banned.
  */
 import { logger } from '@libp2p/logger'
-import { StoreErrorCode, SwarmpackError, verifyBlock } from '@swarmpack/core'
+import { SwarmpackError, verifyBlock } from '@swarmpack/core'
 import { BanList } from './ban-list.js'
 import { DEFAULT_MAX_PROTOCOL_VIOLATIONS, DEFAULT_MAX_UNSOLICITED_BLOCKS, RECENT_WANT_WINDOW_MS } from './constants.js'
 import { Engine } from './engine.js'
@@ -27,13 +27,6 @@ const MAX_STORING_BYTES = 32 * 1024 * 1024
 
 /** Wants remembered per peer (see `asked`) before the cancelled ones are pruned; the next prune waits for twice as many. */
 const ASKED_PRUNE_FLOOR = 4096
-
-/** A verified block on its way into the blockstore. */
-interface Storing {
-  data: Uint8Array
-  /** Who sent it. */
-  peer: string
-}
 
 export interface BitswapInit {
   libp2p: Libp2p
@@ -122,16 +115,11 @@ export class Bitswap {
   private readonly wanted = new Map<string, Set<BitswapSession>>()
   /** What we asked each peer for, so late or unasked blocks can be told apart. */
   private readonly asked = new Map<string, Map<string, Asked>>()
-  /** Verified blocks being written to the blockstore: a second copy is not stored twice, and a want registered meanwhile is answered from here. */
-  private readonly storing = new Map<string, Storing>()
+  /** Verified blocks being written to the blockstore, so a second copy is not stored twice. */
+  private readonly storing = new Set<string>()
   /** Bytes of verified blocks being written to the blockstore (see onMessage). */
   private storingBytes = 0
   private readonly storeWaiters: Array<() => void> = []
-  /** Writes to the blockstore in flight (see `stored`). */
-  private readonly storeWrites = new Set<Promise<void>>()
-  /** Received blocks that could not be stored, and the last reason. */
-  private storeFailures = 0
-  private lastStoreError?: Error
   /** Size of each peer's `asked` map at which it is pruned next. */
   private readonly askedPruneAt = new Map<string, number>()
   private readonly outgoing = new Map<string, OutgoingWants>()
@@ -259,14 +247,6 @@ export class Bitswap {
       let set = this.wanted.get(key)
       if (set === undefined) { set = new Set(); this.wanted.set(key, set) }
       set.add(session)
-      // verified and delivered a moment ago, not yet in the store (so the session's has() missed
-      // it): answer from memory, after the session has finished registering its waiter
-      if (this.storing.has(key)) {
-        queueMicrotask(() => {
-          const storing = this.storing.get(key)
-          if (storing !== undefined && session.wantsKey(key)) session.receiveBlock(key, storing.data, 'local')
-        })
-      }
     },
     unregister: (session, key) => {
       const set = this.wanted.get(key)
@@ -367,16 +347,13 @@ export class Bitswap {
       this.storingBytes += size
       // Stored in the background, so the peer's next message is checked while these are written
       // (a durable store commits in batches: one sync per batch, not per message), and handed to
-      // the sessions now: they were verified, and their wants' room goes to the next blocks
-      // instead of waiting out the sync. `stored()` is the barrier for whoever needs them on disk.
-      const write = this.storeBlocks(peerKey, accepted)
-      this.storeWrites.add(write)
-      void write.finally(() => {
-        this.storeWrites.delete(write)
-        this.storingBytes -= size
-        for (const wake of this.storeWaiters.splice(0)) wake()
-      })
-      this.deliver(peerKey, accepted)
+      // the sessions once stored: what a fetch reports it has survives a crash (resume, R1).
+      void this.storeAndDeliver(peerKey, accepted)
+        .catch((err: unknown) => { log.error('delivering blocks from %s failed: %e', peerKey, err) })
+        .finally(() => {
+          this.storingBytes -= size
+          for (const wake of this.storeWaiters.splice(0)) wake()
+        })
     }
     if (this.banList.isBanned(peer)) return
     for (const presence of message.blockPresences) {
@@ -414,7 +391,7 @@ export class Bitswap {
         this.ban(peer, `bad block: ${(err as Error).message}`)
         return undefined
       }
-      this.storing.set(key, { data, peer: peerKey })
+      this.storing.add(key)
       return { key, cid: wantedCid, data }
     }
     const asked = key === undefined ? undefined : this.asked.get(peerKey)?.get(key)
@@ -451,41 +428,23 @@ export class Bitswap {
     }
   }
 
-  /** Writes verified blocks to the blockstore (together: a store with group commit syncs them once), then tells peers waiting on us. */
-  private async storeBlocks (peerKey: string, accepted: Accepted[]): Promise<void> {
+  /** Writes verified blocks to the blockstore (together: a store with group commit syncs them once), then hands them to the sessions and to peers waiting on us. */
+  private async storeAndDeliver (peerKey: string, accepted: Accepted[]): Promise<void> {
     const stored = await Promise.all(accepted.map(async ({ key, cid, data }) => {
       try {
         await this.blockstore.put(cid, data)
         return true
       } catch (err) {
+        // not handed over: the want stays, and is asked again (elsewhere if another peer has it)
         log.error('storing %s from %s failed: %e', cid, peerKey, err)
-        this.storeFailures++
-        this.lastStoreError = err as Error
         return false
       } finally {
         this.storing.delete(key)
       }
     }))
-    this.engine.notifyNewBlocks(accepted.filter((_, i) => stored[i]).map(a => a.cid))
-  }
-
-  /**
-   * Resolves once every verified block received so far is in the blockstore (received blocks are
-   * handed to sessions before their write finishes). Rejects with the store's error when a block
-   * received since `failuresBefore` (a `storeFailureCount()` reading) could not be stored.
-   */
-  async stored (failuresBefore = 0): Promise<void> {
-    await Promise.all([...this.storeWrites])
-    if (this.storeFailures > failuresBefore) {
-      const cause = this.lastStoreError
-      const code = cause instanceof SwarmpackError ? cause.code : StoreErrorCode.STORE_IO
-      throw new SwarmpackError(code, `${this.storeFailures - failuresBefore} received blocks could not be stored: ${cause?.message ?? 'unknown error'}`, { cause })
-    }
-  }
-
-  /** Blocks received but not stored so far (see `stored`). */
-  storeFailureCount (): number {
-    return this.storeFailures
+    const done = accepted.filter((_, i) => stored[i])
+    this.deliver(peerKey, done)
+    this.engine.notifyNewBlocks(done.map(a => a.cid))
   }
 
   private holdsOurWantBlocks (peerKey: string): boolean {
