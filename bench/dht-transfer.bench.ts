@@ -13,7 +13,7 @@
 import '@swarmpack/core/polyfill'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -69,6 +69,16 @@ class ChildPeer {
     const t = setTimeout(() => this.proc.kill('SIGKILL'), 5000)
     await this.exited
     clearTimeout(t)
+  }
+}
+
+/** CPU seconds (user + system, all threads) a child has used so far, from /proc (Linux). */
+function cpuSeconds (p: ChildPeer): number {
+  try {
+    const fields = readFileSync(`/proc/${p.proc.pid as number}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return NaN
   }
 }
 
@@ -147,11 +157,16 @@ try {
   console.log(`${MIB} MiB package, ${String(p1.events[0].blocks)} blocks; one provider, one fetcher, separate processes; ${REPEATS} repeats\n`)
 
   const rows: Record<'raw' | 'ours' | 'oursMem' | 'helia' | 'heliaMem', number[]> = { raw: [], ours: [], oursMem: [], helia: [], heliaMem: [] }
+  // CPU per fetch into the store (issue #15: CPU per MB delivered), both processes
+  const cpu: { fetcher: number[], provider: number[] } = { fetcher: [], provider: [] }
   // warm the connection and code paths once, unmeasured
   await run(fetcher, { cmd: 'raw', root, peers: p1.multiaddrs })
   for (let i = 0; i < REPEATS; i++) {
     const raw = await run(fetcher, { cmd: 'raw', root, peers: p1.multiaddrs })
+    const cpu0 = [cpuSeconds(fetcher), cpuSeconds(p1)]
     const ours = await run(fetcher, { cmd: 'ours', sink: 'store', root, peers: p1.multiaddrs })
+    cpu.fetcher.push(cpuSeconds(fetcher) - cpu0[0])
+    cpu.provider.push(cpuSeconds(p1) - cpu0[1])
     const oursMem = await run(fetcher, { cmd: 'ours', sink: 'memory', root, peers: p1.multiaddrs })
     const helia = await run(fetcher, { cmd: 'helia', sink: 'store', root, peers: p1.multiaddrs, helia: p1.helia![0] })
     const heliaMem = await run(fetcher, { cmd: 'helia', sink: 'memory', root, peers: p1.multiaddrs, helia: p1.helia![0] })
@@ -170,6 +185,9 @@ try {
   console.log(`| swarmpack into memory | ${oursMem.toFixed(1)} | ${(oursMem / raw).toFixed(2)}x | |`)
   console.log(`| Helia 7 bitswap into blockstore-fs | ${helia.toFixed(1)} | ${(helia / raw).toFixed(2)}x | 1x |`)
   console.log(`| Helia 7 bitswap into memory | ${heliaMem.toFixed(1)} | ${(heliaMem / raw).toFixed(2)}x | |`)
+  const mb = MIB * 1.048576
+  const [cpuF, cpuP] = [median(cpu.fetcher), median(cpu.provider)]
+  console.log(`CPU per fetch into the store (median of ${REPEATS}, user+system): fetcher ${cpuF.toFixed(2)} s, provider ${cpuP.toFixed(2)} s; ${((cpuF + cpuP) / mb).toFixed(4)} CPU-s per MB delivered`)
   console.log(`targets: into the store >= 0.35x raw: ${ours / raw >= 0.35 ? 'met' : 'MISSED'}; >= 3x Helia into blockstore-fs: ${ours / helia >= 3 ? 'met' : 'MISSED'}`)
 
   // four providers: the same store served by three more processes

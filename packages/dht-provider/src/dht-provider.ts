@@ -68,8 +68,11 @@ export interface DhtProviderInit {
  * defaults keeps a single provider's link busy (measured in bench/dht-transfer.bench.ts).
  * Not wider: in a swarm each want in flight is also a want-have waiting in several peers'
  * wantlists (1024 entries each), and a window of 1024 filled them (bench/swarm-distribution).
+ * One peer may hold all of them (~5 MiB of chunks): a session refills a peer once a quarter of
+ * its window is free, so a single provider gets 64 wants per message and answers with messages
+ * of up to 2 MiB, not 16-block ones; with several peers each one's window still adapts up to it.
  */
-export const DEFAULT_SESSION_TUNING = { maxWantsInFlight: 256, maxWantsPerPeer: 64 }
+export const DEFAULT_SESSION_TUNING = { maxWantsInFlight: 256, maxWantsPerPeer: 256 }
 
 export interface SourceShare {
   peer: string

@@ -8,10 +8,12 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { describe, it } from 'node:test'
-import { encodeCborBlock, rawCid } from '@swarmpack/core'
+import { IDENTITY_CODE, encodeCborBlock, rawCid } from '@swarmpack/core'
+import * as Digest from 'multiformats/hashes/digest'
 import fc from 'fast-check'
+import { Uint8ArrayList } from 'uint8arraylist'
 import { CID } from 'multiformats/cid'
-import { cidOfPayload, cidPrefix, decodeMessage, encodeMessage, splitMessages } from '../src/bitswap/wire.js'
+import { cidOfPayload, cidPrefix, decodeMessage, encodeMessage, multihashKey, payloadKey, splitMessages } from '../src/bitswap/wire.js'
 import { BlockPresenceType, WantType } from '../src/bitswap/pb/message.js'
 import type { Message } from '../src/bitswap/pb/message.js'
 import { randomBlocks } from './bitswap-helpers.js'
@@ -131,5 +133,62 @@ describe('bitswap wire format', () => {
     assert.equal(cidOfPayload({ prefix: new Uint8Array([1, 0x55, 0xa0, 0xe4, 0x02, 32]), data: raw.bytes }), undefined)
     assert.equal(cidOfPayload({ prefix: new Uint8Array([1, 0x55]), data: raw.bytes }), undefined)
     assert.equal(cidOfPayload({ prefix: new Uint8Array([1, 0x55, 0x12, 31]), data: raw.bytes }), undefined)
+  })
+
+  it('keys a received block by its multihash, as the CID asked for is keyed, without building a CID', () => {
+    const raw = randomBlocks(1, 1000)[0]
+    const cbor = encodeCborBlock({ hello: 'world' })
+    for (const b of [raw, cbor]) assert.equal(payloadKey({ prefix: cidPrefix(b.cid), data: b.bytes }), multihashKey(b.cid))
+    // CIDv0 and CIDv1 of the same bytes meet under one key
+    const v0 = CID.createV0(raw.cid.multihash as never)
+    assert.equal(multihashKey(v0), multihashKey(raw.cid))
+    assert.equal(payloadKey({ prefix: cidPrefix(v0), data: raw.bytes }), multihashKey(raw.cid))
+    // identity multihashes, also longer than one String.fromCharCode call takes
+    for (const size of [3, 5000]) {
+      const data = new Uint8Array(size).map((_, i) => i % 251)
+      const cid = CID.createV1(0x55, Digest.create(IDENTITY_CODE, data))
+      assert.equal(payloadKey({ prefix: cidPrefix(cid), data }), multihashKey(cid))
+    }
+    // different bytes, different keys; what cannot be hashed has none
+    assert.notEqual(payloadKey({ prefix: cidPrefix(raw.cid), data: raw.bytes.slice(1) }), multihashKey(raw.cid))
+    assert.equal(payloadKey({ prefix: new Uint8Array([1, 0x55, 0xa0, 0xe4, 0x02, 32]), data: raw.bytes }), undefined)
+    assert.equal(payloadKey({ prefix: new Uint8Array([1, 0x55]), data: raw.bytes }), undefined)
+    assert.equal(payloadKey({ prefix: new Uint8Array([0, 0x55, 0x12, 32]), data: raw.bytes }), undefined, 'a CIDv0 is dag-pb only')
+  })
+
+  it('frames a message with its length in the same buffer', () => {
+    const m: Message = { payload: [{ prefix: new Uint8Array([1, 0x55, 0x12, 32]), data: new Uint8Array(300).fill(7) }], blockPresences: [], pendingBytes: 0 }
+    const plain = encodeMessage(m)
+    const framed = encodeMessage(m, { lengthPrefixed: true })
+    // 300-odd bytes: a two-byte varint length, then the message itself
+    assert.equal(framed.byteLength, plain.byteLength + 2)
+    assert.equal((framed[0] & 0x7f) | (framed[1] << 7), plain.byteLength)
+    assert.deepEqual(framed.subarray(2), plain)
+    assert.deepEqual([...splitMessages({ blocks: m.payload }, undefined, { lengthPrefixed: true })], [framed])
+  })
+
+  it('decodes a message from the chunks a stream delivered as from one buffer, copying only what straddles them', () => {
+    fc.assert(fc.property(arbMessage, fc.array(fc.nat(), { maxLength: 6 }), (m, cuts) => {
+      const bytes = encodeMessage(m)
+      const points = [...new Set(cuts.map(c => c % (bytes.byteLength + 1)))].sort((a, b) => a - b)
+      const list = new Uint8ArrayList()
+      let from = 0
+      // socket chunks are Buffers
+      for (const p of [...points, bytes.byteLength]) { list.append(Buffer.from(bytes.subarray(from, p))); from = p }
+      const decoded = decodeMessage(list)
+      assert.deepEqual(normalize(decoded), normalize(decodeMessage(bytes)))
+      for (const b of decoded.payload) assert.equal(Object.getPrototypeOf(b.data), Uint8Array.prototype, 'plain Uint8Array views')
+    }), { numRuns: 300 })
+    // a block inside one chunk is a view of that chunk, not a copy
+    const block = { prefix: new Uint8Array([1, 0x55, 0x12, 32]), data: new Uint8Array(1000).fill(9) }
+    const one = encodeMessage({ payload: [block, block], blockPresences: [], pendingBytes: 0 })
+    const half = one.byteLength >> 1
+    const first = one.slice(0, half)
+    const list = new Uint8ArrayList(first, one.slice(half))
+    const [a, b] = decodeMessage(list).payload
+    assert.equal(a.data.buffer, first.buffer)
+    assert.deepEqual(b.data, block.data)
+    // malformed input still raises the typed error
+    assert.throws(() => decodeMessage(new Uint8ArrayList(one.subarray(0, 10), one.subarray(11, 20))), { code: 'ERR_BITSWAP_INVALID_MESSAGE' })
   })
 })

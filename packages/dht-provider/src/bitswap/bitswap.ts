@@ -5,14 +5,14 @@
  * disconnected and banned.
  */
 import { logger } from '@libp2p/logger'
-import { MAX_BLOCK_SIZE, SwarmpackError, verifyBlock } from '@swarmpack/core'
+import { SwarmpackError, verifyBlock } from '@swarmpack/core'
 import { BanList } from './ban-list.js'
 import { DEFAULT_MAX_PROTOCOL_VIOLATIONS, DEFAULT_MAX_UNSOLICITED_BLOCKS, RECENT_WANT_WINDOW_MS } from './constants.js'
-import { Engine, multihashKey } from './engine.js'
+import { Engine } from './engine.js'
 import { BitswapErrorCode } from './errors.js'
 import { BitswapNetwork } from './network.js'
 import { BitswapSession } from './session.js'
-import { BlockPresenceType, WantType, cidOfPayload, decodeCid } from './wire.js'
+import { BlockPresenceType, WantType, decodeCid, multihashKey, payloadKey } from './wire.js'
 import type { LedgerStats } from './ledger.js'
 import type { SessionHost, SessionOptions } from './session.js'
 import type { Block, Message, WantlistEntry } from './wire.js'
@@ -24,6 +24,9 @@ const log = logger('swarmpack:bitswap')
 
 /** Received bytes being stored at once before more messages are read (see onMessage). */
 const MAX_STORING_BYTES = 32 * 1024 * 1024
+
+/** Wants remembered per peer (see `asked`) before the cancelled ones are pruned; the next prune waits for twice as many. */
+const ASKED_PRUNE_FLOOR = 4096
 
 export interface BitswapInit {
   libp2p: Libp2p
@@ -78,6 +81,13 @@ interface Asked {
   cancelledAt?: number
 }
 
+/** A received block that matched a want and was verified. */
+interface Accepted {
+  key: string
+  cid: CID
+  data: Uint8Array
+}
+
 interface OutgoingWants {
   peer: PeerId
   entries: Map<string, WantlistEntry>
@@ -105,11 +115,13 @@ export class Bitswap {
   private readonly wanted = new Map<string, Set<BitswapSession>>()
   /** What we asked each peer for, so late or unasked blocks can be told apart. */
   private readonly asked = new Map<string, Map<string, Asked>>()
-  /** Blocks being verified/stored right now, so a second copy is not stored twice. */
-  private readonly receiving = new Set<string>()
+  /** Verified blocks being written to the blockstore, so a second copy is not stored twice. */
+  private readonly storing = new Set<string>()
   /** Bytes of verified blocks being written to the blockstore (see onMessage). */
   private storingBytes = 0
   private readonly storeWaiters: Array<() => void> = []
+  /** Size of each peer's `asked` map at which it is pruned next. */
+  private readonly askedPruneAt = new Map<string, number>()
   private readonly outgoing = new Map<string, OutgoingWants>()
   private readonly unsolicited = new Map<string, number>()
   private readonly violations = new Map<string, number>()
@@ -268,7 +280,12 @@ export class Bitswap {
       if (prev === undefined || prev.cancelledAt !== undefined) return
       prev.cancelledAt = Date.now()
     } else {
-      if (asked.size > 4096) this.pruneAsked(asked)
+      if (asked.size >= (this.askedPruneAt.get(peerKey) ?? ASKED_PRUNE_FLOOR)) {
+        // amortized: a fetch of many blocks keeps thousands of recent wants, and pruning on every
+        // new want would scan them all each time
+        this.pruneAsked(asked)
+        this.askedPruneAt.set(peerKey, Math.max(ASKED_PRUNE_FLOOR, asked.size * 2))
+      }
       asked.set(key, { cid, type: prev !== undefined && prev.cancelledAt === undefined && prev.type === WantType.WantBlock ? WantType.WantBlock : type })
     }
     let out = this.outgoing.get(peerKey)
@@ -315,21 +332,22 @@ export class Bitswap {
     const peerKey = peer.toString()
     if (message.wantlist !== undefined) this.engine.receiveWantlist(peerKey, message.wantlist)
     // check every block first (synchronously), then store the good ones together
-    const accepted: Array<{ key: string, cid: CID, data: Uint8Array }> = []
+    const accepted: Accepted[] = []
     for (const block of message.payload) {
       const good = this.checkBlock(peer, peerKey, block)
       if (this.banList.isBanned(peer)) break
       if (good !== undefined) accepted.push(good)
     }
     if (accepted.length > 0) {
-      // Stored in the background, so the peer's next message is checked while these are written:
-      // a durable store commits in batches, and one message at a time would cost one sync per
-      // message. Bounded: past MAX_STORING_BYTES the message queue waits (and with it the stream).
+      // Bounded: past MAX_STORING_BYTES the message queue waits (and with it the stream).
       const size = accepted.reduce((n, a) => n + a.data.byteLength, 0)
       while (this.storingBytes > 0 && this.storingBytes + size > MAX_STORING_BYTES) {
         await new Promise<void>(resolve => { this.storeWaiters.push(resolve) })
       }
       this.storingBytes += size
+      // Stored in the background, so the peer's next message is checked while these are written
+      // (a durable store commits in batches: one sync per batch, not per message), and handed to
+      // the sessions once stored: what a fetch reports it has survives a crash (resume, R1).
       void this.storeAndDeliver(peerKey, accepted)
         .catch((err: unknown) => { log.error('delivering blocks from %s failed: %e', peerKey, err) })
         .finally(() => {
@@ -356,16 +374,16 @@ export class Bitswap {
    * returned for storing), a harmless duplicate, or bytes nobody asked this peer for (dropped; the
    * peer is banned at once if it owed us blocks, else after too many).
    */
-  private checkBlock (peer: PeerId, peerKey: string, block: Block): { key: string, cid: CID, data: Uint8Array } | undefined {
+  private checkBlock (peer: PeerId, peerKey: string, block: Block): Accepted | undefined {
     const data = block.data
     this.engine.ledger(peerKey).bytesReceived += data.byteLength
-    const cid = data.byteLength > MAX_BLOCK_SIZE ? undefined : cidOfPayload(block)
-    const key = cid === undefined ? undefined : multihashKey(cid)
-    const sessions = key === undefined ? undefined : this.wanted.get(key)
-    if (key !== undefined && sessions !== undefined && sessions.size > 0 && !this.receiving.has(key)) {
-      let wantedCid: CID | undefined
-      for (const s of sessions) { wantedCid = s.wantedCid(key); if (wantedCid !== undefined) break }
-      wantedCid ??= cid as CID
+    // hashed once here (no CID built): core remembers the digest for verifyBlock and the store
+    const key = payloadKey(block)
+    let wantedCid: CID | undefined
+    if (key !== undefined && !this.storing.has(key)) {
+      for (const s of this.wanted.get(key) ?? []) { wantedCid = s.wantedCid(key); if (wantedCid !== undefined) break }
+    }
+    if (key !== undefined && wantedCid !== undefined) {
       try {
         // against the CID we asked under (codec and all), not the one the sender's prefix claims
         verifyBlock(wantedCid, data)
@@ -373,11 +391,11 @@ export class Bitswap {
         this.ban(peer, `bad block: ${(err as Error).message}`)
         return undefined
       }
-      this.receiving.add(key)
+      this.storing.add(key)
       return { key, cid: wantedCid, data }
     }
     const asked = key === undefined ? undefined : this.asked.get(peerKey)?.get(key)
-    if (asked !== undefined || (key !== undefined && this.receiving.has(key))) {
+    if (asked !== undefined || (key !== undefined && this.storing.has(key))) {
       // asked of several peers, or arrived after we cancelled: harmless
       this.duplicateBlocks++
       return undefined
@@ -395,31 +413,38 @@ export class Bitswap {
     return undefined
   }
 
-  /** Stores verified blocks, then hands them to the sessions waiting and to peers waiting on us. */
-  private async storeAndDeliver (peerKey: string, accepted: Array<{ key: string, cid: CID, data: Uint8Array }>): Promise<void> {
+  /** Hands verified blocks to the sessions waiting for them. */
+  private deliver (peerKey: string, accepted: Accepted[]): void {
+    const ledger = this.engine.ledger(peerKey)
+    const asked = this.asked.get(peerKey)
+    const now = Date.now()
+    for (const { key, data } of accepted) {
+      ledger.blocksReceived++
+      const answered = asked?.get(key)
+      if (answered !== undefined) answered.cancelledAt = now
+      const sessions = this.wanted.get(key)
+      if (sessions === undefined) continue
+      for (const s of [...sessions]) s.receiveBlock(key, data, peerKey)
+    }
+  }
+
+  /** Writes verified blocks to the blockstore (together: a store with group commit syncs them once), then hands them to the sessions and to peers waiting on us. */
+  private async storeAndDeliver (peerKey: string, accepted: Accepted[]): Promise<void> {
     const stored = await Promise.all(accepted.map(async ({ key, cid, data }) => {
       try {
         await this.blockstore.put(cid, data)
         return true
       } catch (err) {
-        log.error('storing %s failed: %e', cid, err)
+        // not handed over: the want stays, and is asked again (elsewhere if another peer has it)
+        log.error('storing %s from %s failed: %e', cid, peerKey, err)
         return false
       } finally {
-        this.receiving.delete(key)
+        this.storing.delete(key)
       }
     }))
-    const ledger = this.engine.ledger(peerKey)
-    const asked = this.asked.get(peerKey)
-    const now = Date.now()
-    for (let i = 0; i < accepted.length; i++) {
-      if (!stored[i]) continue
-      const { key, cid, data } = accepted[i]
-      ledger.blocksReceived++
-      const answered = asked?.get(key)
-      if (answered !== undefined) answered.cancelledAt = now
-      for (const s of [...(this.wanted.get(key) ?? [])]) s.receiveBlock(key, data, peerKey)
-    }
-    this.engine.notifyNewBlocks(accepted.filter((_, i) => stored[i]).map(a => a.cid))
+    const done = accepted.filter((_, i) => stored[i])
+    this.deliver(peerKey, done)
+    this.engine.notifyNewBlocks(done.map(a => a.cid))
   }
 
   private holdsOurWantBlocks (peerKey: string): boolean {
@@ -443,6 +468,7 @@ export class Bitswap {
     if (this.unsolicited.size > 1024) this.unsolicited.delete(peerKey)
     if (this.violations.size > 1024) this.violations.delete(peerKey)
     this.asked.delete(peerKey)
+    this.askedPruneAt.delete(peerKey)
     this.outgoing.delete(peerKey)
     for (const session of this.sessions) session.peerGone(peerKey, reason)
   }

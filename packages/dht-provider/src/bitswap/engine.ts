@@ -8,11 +8,11 @@
  * rather than answered with bytes the asker has probably fetched elsewhere meanwhile.
  */
 import { logger } from '@libp2p/logger'
-import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
+import { CoreErrorCode } from '@swarmpack/core'
 import { DEFAULT_MAX_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_MAX_CONCURRENT_SENDS, DEFAULT_MAX_SIZE_REPLACE_HAVE_WITH_BLOCK, DEFAULT_MAX_WANTLIST_SIZE, MAX_MESSAGE_SIZE } from './constants.js'
 import { Ledger } from './ledger.js'
 import type { PeerWant } from './ledger.js'
-import { BlockPresenceType, WantType, cidPrefix, decodeCid } from './wire.js'
+import { BlockPresenceType, WantType, cidPrefix, decodeCid, multihashKey } from './wire.js'
 import type { Block, BlockPresence, OutgoingContent, Wantlist } from './wire.js'
 import type { Blockstore } from 'interface-blockstore'
 import type { CID } from 'multiformats/cid'
@@ -33,13 +33,18 @@ const READ_CONCURRENCY = 16
  */
 const HAVE_BATCH_MS = 300
 
-/** Ledger and want keys: the multihash, so a CIDv0 and a CIDv1 of the same bytes meet. */
-export function multihashKey (cid: CID): string {
-  return uint8ArrayToString(cid.multihash.bytes, 'base64')
+export { multihashKey }
+
+/**
+ * What the engine reads blocks from: an interface-blockstore, optionally with `getBytes` (the
+ * FsBlockstore's one-call read of a whole block, trusted as stored: no re-hash on the way out).
+ */
+export type ServingBlockstore = Pick<Blockstore, 'has' | 'get'> & {
+  getBytes?: (cid: CID) => Promise<Uint8Array>
 }
 
 export interface EngineOptions {
-  blockstore: Pick<Blockstore, 'has' | 'get'>
+  blockstore: ServingBlockstore
   /** Sends content to a peer; resolves when its stream accepted it. */
   send(peer: string, content: OutgoingContent): Promise<void>
   /** false: consume mode, never send blocks or Have (DontHave is still sent when asked). */
@@ -50,8 +55,9 @@ export interface EngineOptions {
   maxSizeReplaceHaveWithBlock?: number
 }
 
-/** Reads a whole block from an interface-blockstore v7 store (get() yields chunks). */
-export async function readBlock (blockstore: Pick<Blockstore, 'get'>, cid: CID): Promise<Uint8Array> {
+/** Reads a whole block from an interface-blockstore v7 store (get() yields chunks), or with `getBytes` when it has one. */
+export async function readBlock (blockstore: Pick<ServingBlockstore, 'get' | 'getBytes'>, cid: CID): Promise<Uint8Array> {
+  if (blockstore.getBytes !== undefined) return await blockstore.getBytes(cid)
   const chunks: Uint8Array[] = []
   let length = 0
   for await (const chunk of blockstore.get(cid)) {
@@ -285,18 +291,24 @@ export class Engine {
 
   /** What to send for one want: the block, Have, or 'missing' when we lack it. */
   private async answer (want: PeerWant): Promise<Uint8Array | 'have' | 'missing'> {
+    const store = this.opts.blockstore
     try {
-      if (!(await this.opts.blockstore.has(want.cid))) return 'missing'
+      if (want.wantType === WantType.WantBlock && store.getBytes !== undefined) {
+        // one call instead of has + get: a missing block is the rare case (it throws NotFound)
+        return await store.getBytes(want.cid)
+      }
+      if (!(await store.has(want.cid))) return 'missing'
       if (want.wantType === WantType.WantHave) {
         // a small block goes in place of the Have, saving a round trip
         if (this.opts.maxSizeReplaceHaveWithBlock <= 0) return 'have'
-        const data = await readBlock(this.opts.blockstore, want.cid)
+        const data = await readBlock(store, want.cid)
         return data.byteLength <= this.opts.maxSizeReplaceHaveWithBlock ? data : 'have'
       }
-      return await readBlock(this.opts.blockstore, want.cid)
+      return await readBlock(store, want.cid)
     } catch (err) {
-      log('reading %s failed: %s', want.cid, (err as Error).message)
+      if ((err as { code?: string }).code !== CoreErrorCode.NOT_FOUND) log('reading %s failed: %s', want.cid, (err as Error).message)
       return 'missing'
     }
   }
+
 }

@@ -7,7 +7,6 @@
  */
 import { logger } from '@libp2p/logger'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
-import { varint } from 'multiformats'
 import { BITSWAP_PROTOCOL, DEFAULT_MAX_INCOMING_MESSAGE_SIZE, MAX_MESSAGE_SIZE, MAX_QUEUED_MESSAGES_PER_PEER, PAUSED_READ_BUFFER_LIMIT, MAX_INBOUND_STREAMS_PER_CONNECTION, MAX_OUTBOUND_STREAMS_PER_CONNECTION, OUTBOUND_STREAM_IDLE_MS, SEND_TIMEOUT_MS } from './constants.js'
 import { decodeMessage, splitMessages } from './wire.js'
 import type { Message, OutgoingContent } from './wire.js'
@@ -37,13 +36,6 @@ interface InboundQueue {
   chain: Promise<void>
   queued: number
   streams: Set<Stream>
-}
-
-/** The unsigned varint that frames a message of `length` bytes. */
-function lengthPrefix (length: number): Uint8Array {
-  const out = new Uint8Array(varint.encodingLength(length))
-  varint.encodeTo(length, out, 0)
-  return out
 }
 
 export class BitswapNetwork {
@@ -112,16 +104,15 @@ export class BitswapNetwork {
 
   private async sendNow (peer: PeerId, out: Outbound, content: OutgoingContent, options: { signal?: AbortSignal }): Promise<void> {
     if (out.idleTimer !== undefined) clearTimeout(out.idleTimer)
-    for (const message of splitMessages(content, this.maxMessageSize)) {
-      const prefix = lengthPrefix(message.byteLength)
+    for (const frame of splitMessages(content, this.maxMessageSize, { lengthPrefixed: true })) {
       // one retry on a fresh stream: the remote may have closed an idle one just now
       for (let attempt = 0; ; attempt++) {
         try {
           const stream = await this.outboundStream(peer, out, options)
-          log.trace('sending %d bytes to %p', message.byteLength, peer)
-          // prefix and body as two writes: no copy of a 2 MiB message just to prepend a varint
-          stream.send(prefix)
-          if (!stream.send(message)) {
+          log.trace('sending %d bytes to %p', frame.byteLength, peer)
+          // length and message in one buffer, one send: one muxer frame, one encryption, one
+          // socket write (and one window update back) per message
+          if (!stream.send(frame)) {
             // a peer that stops reading without closing must not hold this queue forever
             const timeout = AbortSignal.timeout(SEND_TIMEOUT_MS)
             await stream.onDrain({ signal: options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]) })
@@ -217,9 +208,9 @@ export class BitswapNetwork {
       for (const frame of frames) {
         let message: Message
         try {
-          // a plain Uint8Array view (socket chunks are Buffers), so blocks handed out are plain too
-          const bytes = frame.subarray()
-          message = decodeMessage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+          // read across the chunks the stream delivered: blocks are views of them (one that
+          // straddles two is copied), not of a copy of the whole message
+          message = decodeMessage(frame)
         } catch (err) {
           fail('malformed protobuf', err)
           return

@@ -128,14 +128,20 @@ export const encodedSize = {
   overhead: 1 + 5 + 2 + 1 + 5
 }
 
-export function encodeMessage (m: Message): Uint8Array {
+/**
+ * Encodes a message. With `lengthPrefixed`, the varint length that frames it on a stream comes
+ * first in the same buffer: one write (one muxer frame, one encryption) per message, no copy.
+ */
+export function encodeMessage (m: Message, options: { lengthPrefixed?: boolean } = {}): Uint8Array {
   let size = 0
   const wl = m.wantlist !== undefined ? wantlistSize(m.wantlist) : -1
   if (wl >= 0) size += bytesField(wl)
   for (const b of m.payload) size += bytesField(blockSize(b))
   for (const p of m.blockPresences) size += bytesField(presenceSize(p))
   if (m.pendingBytes !== 0) size += varintField(m.pendingBytes)
-  const w = new Writer(size)
+  const head = options.lengthPrefixed === true ? varintSize(size) : 0
+  const w = new Writer(head + size)
+  if (head > 0) w.varint(size)
   if (m.wantlist !== undefined) {
     w.tag(1, 2)
     w.varint(wl)
@@ -163,22 +169,28 @@ export function encodeMessage (m: Message): Uint8Array {
     if (p.type !== 0) { w.tag(2, 0); w.varint(p.type) }
   }
   if (m.pendingBytes !== 0) { w.tag(5, 0); w.varint(m.pendingBytes) }
-  if (w.pos !== size) throw new Error(`bitswap encoder size mismatch ${w.pos} != ${size}`)
+  if (w.pos !== head + size) throw new Error(`bitswap encoder size mismatch ${w.pos - head} != ${size}`)
   return w.buf
 }
 
 // ---------- decoding ----------
 
-class Reader {
+/** Field-level reading shared by the two readers below; they differ in where a byte comes from. */
+abstract class FieldReader {
   pos: number
-  constructor (readonly buf: Uint8Array, start: number, readonly end: number) { this.pos = start }
+  constructor (start: number, readonly end: number) { this.pos = start }
+
+  protected abstract byteAt (index: number): number
+
+  /** The bytes of the length-delimited field that starts here, as a reader of their own. */
+  abstract sub (): Reader
 
   /** A varint as a 32-bit signed value (int32, enum, bool, tags); longer ones keep their low bits. */
   int32 (): number {
     let result = 0
     for (let shift = 0; shift < 70; shift += 7) {
       if (this.pos >= this.end) throw new ProtobufError('truncated varint')
-      const byte = this.buf[this.pos++]
+      const byte = this.byteAt(this.pos++)
       if (shift < 32) result |= (byte & 0x7f) << shift
       if ((byte & 0x80) === 0) return result | 0
     }
@@ -190,20 +202,6 @@ class Reader {
     const n = this.int32()
     if (n < 0 || n > this.end - this.pos) throw new ProtobufError('length exceeds message')
     return n
-  }
-
-  bytes (): Uint8Array {
-    const n = this.length()
-    const out = this.buf.subarray(this.pos, this.pos + n)
-    this.pos += n
-    return out
-  }
-
-  sub (): Reader {
-    const n = this.length()
-    const r = new Reader(this.buf, this.pos, this.pos + n)
-    this.pos += n
-    return r
   }
 
   skip (wireType: number): void {
@@ -231,6 +229,26 @@ class Reader {
 
   expect (wireType: number, want: number): void {
     if (wireType !== want) throw new ProtobufError(`wire type ${wireType}, expected ${want}`)
+  }
+}
+
+class Reader extends FieldReader {
+  constructor (readonly buf: Uint8Array, start: number, end: number) { super(start, end) }
+
+  protected byteAt (index: number): number { return this.buf[index] }
+
+  bytes (): Uint8Array {
+    const n = this.length()
+    const out = this.buf.subarray(this.pos, this.pos + n)
+    this.pos += n
+    return out
+  }
+
+  sub (): Reader {
+    const n = this.length()
+    const r = new Reader(this.buf, this.pos, this.pos + n)
+    this.pos += n
+    return r
   }
 }
 
@@ -273,9 +291,37 @@ function decodePresence (r: Reader): BlockPresence {
   return p
 }
 
-export function decodeMessage (buf: Uint8Array, limits: DecodeLimits = { maxEntries: 65_536 }): Message {
+/**
+ * A message that arrived in several chunks (what a stream hands over): `Uint8ArrayList` fits.
+ * Decoding it reads the top-level fields across the chunks and copies only a field that straddles
+ * two of them, instead of joining the whole message (megabytes) into one buffer first.
+ */
+export interface ChunkedBytes {
+  readonly byteLength: number
+  get(index: number): number
+  /** The bytes in [begin, end): a view when they lie in one chunk, else a copy. */
+  subarray(begin: number, end: number): Uint8Array
+}
+
+/** Reads the top-level fields of a chunked message; nested messages are read from their own bytes. */
+class ChunkedReader extends FieldReader {
+  constructor (readonly list: ChunkedBytes) { super(0, list.byteLength) }
+
+  protected byteAt (index: number): number { return this.list.get(index) }
+
+  sub (): Reader {
+    const n = this.length()
+    const chunk = this.list.subarray(this.pos, this.pos + n)
+    this.pos += n
+    // a plain Uint8Array view (stream chunks are often Buffers), so the blocks handed out are plain too
+    const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    return new Reader(bytes, 0, bytes.byteLength)
+  }
+}
+
+export function decodeMessage (buf: Uint8Array | ChunkedBytes, limits: DecodeLimits = { maxEntries: 65_536 }): Message {
   const m: Message = { payload: [], blockPresences: [], pendingBytes: 0 }
-  const r = new Reader(buf, 0, buf.byteLength)
+  const r = buf instanceof Uint8Array ? new Reader(buf, 0, buf.byteLength) : new ChunkedReader(buf)
   let count = 0
   const countOne = (): void => {
     if (++count > limits.maxEntries) throw new ProtobufError('too many entries in one message')
