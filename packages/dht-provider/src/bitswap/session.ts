@@ -1,8 +1,9 @@
 /**
  * A fetch session: a set of peers believed to hold one package (given, added, or found through
  * the DHT for its root), asked for many blocks at once. With one peer, each want goes to it as a
- * want-block. With several, as in boxo's sessions: a want-have (send-dont-have) goes to every
- * peer, and the want-block only to a peer that said Have, the one with most room in its window
+ * want-block. With several, while none has said DontHave, each want goes at once as a want-block
+ * to the peer with most room (see `trusting`). After that, as in boxo's sessions: a want-have
+ * (send-dont-have) goes to every peer, and the want-block only to a peer that said Have, the one with most room in its window
  * (see peer-window.ts); a peer that said DontHave is not asked again until it says Have (it keeps
  * our want-have and announces the block when it gets it). A DontHave, a disconnect or a silent
  * peer (nothing delivered for `wantTimeout`) moves the want-block to another holder; a want no
@@ -710,7 +711,8 @@ export class BitswapSession implements Provider {
     const move = Math.floor((busiest.inflight.size - idle.inflight.size) / 2)
     for (const key of [...busiest.inflight].slice(-move)) {
       const want = this.wants.get(key)
-      if (want === undefined || want.assigned.size !== 1 || want.dontHave.has(idleKey) || !this.mayAskBlock(want, idleKey)) continue
+      // only to a peer known to hold it (or any peer, while the session trusts them all)
+      if (want === undefined || want.assigned.size !== 1 || want.dontHave.has(idleKey) || !(want.haves.has(idleKey) || this.trusting())) continue
       busiest.inflight.delete(key)
       want.assigned.delete(busyKey)
       this.host.sendCancel(busiest.id, want.cid, this)
