@@ -447,7 +447,7 @@ export class BitswapSession implements Provider {
     }
     want.haves.delete(peer)
     want.dontHave.add(peer)
-    if (p.history.refuse() && ++this.refusingPeers === 1) this.stopTrusting()
+    if (p.history.refuse() && ++this.refusingPeers === 1 && this.peers.size > 1) this.stopTrusting()
     if (want.assigned.delete(peer)) {
       p.inflight.delete(key)
       this.notifyRetry(want, peer, new SwarmpackError(CoreErrorCode.NOT_FOUND, `peer ${peer} does not have ${want.cid.toString()}`))
