@@ -35,33 +35,38 @@ describe('bitswap: want-have scheduling', () => {
     for (const c of clients) await c.stop()
   })
 
-  it('sends want-block only to a peer that said Have; a peer lacking the blocks gets want-haves, answers DontHave, then cancels', async () => {
-    const blocks = randomBlocks(40, 16 * 1024)
+  it('once a peer has said DontHave, sends want-block only to a peer that said Have; the lacking peer gets want-haves, answers DontHave, then cancels', async () => {
+    const [first, ...blocks] = randomBlocks(41, 16 * 1024)
     const full = await createPeer()
     const fetcher = await createPeer()
     peers.push(full, fetcher)
     const lacking = await RawBitswapClient.create()
     clients.push(lacking)
     lacking.answer = dontHaveAll
-    await putAll(full.blockstore, blocks)
+    await putAll(full.blockstore, [first, ...blocks])
     await connect(fetcher, full)
     await connect(fetcher.libp2p, lacking.libp2p)
     // no wall-clock fallback within the test: only Have/DontHave decide who is asked
-    const session = fetcher.bitswap.createSession({ peers: [lacking.libp2p.peerId, full.libp2p.peerId], wantTimeout: 3_600_000 })
+    const session = fetcher.bitswap.createSession({ peers: [lacking.libp2p.peerId], wantTimeout: 3_600_000 })
+    // its lone peer says DontHave: nobody else to ask
+    await assert.rejects(session.get(first.cid), (err: Error & { code?: string }) => err.code === 'ERR_NOT_FOUND')
+    const before = lacking.received.length
+    session.addPeer(full.libp2p.peerId)
     const sources = new Set<string>()
-    for await (const b of session.getMany(blocks.map(b => b.cid))) sources.add(b.source)
+    for await (const b of session.getMany([first, ...blocks].map(b => b.cid))) sources.add(b.source)
     assert.deepEqual([...sources], [full.libp2p.peerId.toString()])
     for (const b of blocks) assert.deepEqual(await readAll(fetcher.blockstore, b.cid), b.bytes)
 
-    for (const b of blocks) {
-      const wants = wantsFor(lacking, b.cid).filter(e => e.cancel !== true)
+    const later = lacking.received.slice(before).flatMap(m => m.wantlist?.entries ?? [])
+    for (const b of [first, ...blocks]) {
+      const wants = later.filter(e => hex(e.block) === hex(b.cid.bytes) && e.cancel !== true)
       assert.ok(wants.length > 0, 'the peer was asked whether it has the block')
       assert.ok(wants.every(e => e.wantType === WantType.WantHave && e.sendDontHave === true), 'never a want-block to a peer that did not say Have')
     }
     // the want-haves it keeps are withdrawn once the blocks are in
     await lacking.waitFor(() => blocks.every(b => wantsFor(lacking, b.cid).some(e => e.cancel === true)))
     assert.equal(fetcher.bitswap.stats().duplicateBlocks, 0)
-    assert.equal(full.bitswap.stats().blocksSent, blocks.length)
+    assert.equal(full.bitswap.stats().blocksSent, blocks.length + 1)
     await session.close()
   })
 
@@ -69,13 +74,17 @@ describe('bitswap: want-have scheduling', () => {
     const [block] = randomBlocks(1, 8 * 1024)
     const fetcher = await createPeer()
     peers.push(fetcher)
+    const [other] = randomBlocks(1, 8 * 1024)
     const later = await RawBitswapClient.create() // lacks the block at first, gets it later
     const silent = await RawBitswapClient.create() // never answers
     clients.push(later, silent)
     later.answer = dontHaveAll
     await connect(fetcher.libp2p, later.libp2p)
     await connect(fetcher.libp2p, silent.libp2p)
-    const session = fetcher.bitswap.createSession({ peers: [later.libp2p.peerId, silent.libp2p.peerId], wantTimeout: 3_600_000 })
+    const session = fetcher.bitswap.createSession({ peers: [later.libp2p.peerId], wantTimeout: 3_600_000 })
+    // `later` has said DontHave once: from now on, want-haves first
+    await assert.rejects(session.get(other.cid), (err: Error & { code?: string }) => err.code === 'ERR_NOT_FOUND')
+    session.addPeer(silent.libp2p.peerId)
     const got = session.get(block.cid)
     // both are asked want-have; `later` said DontHave
     await later.waitFor(() => wantsFor(later, block.cid).length > 0)

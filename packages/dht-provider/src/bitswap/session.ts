@@ -1,8 +1,9 @@
 /**
  * A fetch session: a set of peers believed to hold one package (given, added, or found through
  * the DHT for its root), asked for many blocks at once. With one peer, each want goes to it as a
- * want-block. With several, as in boxo's sessions: a want-have (send-dont-have) goes to every
- * peer, and the want-block only to a peer that said Have, the one with most room in its window
+ * want-block. With several, while none has said DontHave, each want goes at once as a want-block
+ * to the peer with most room (see `trusting`). After that, as in boxo's sessions: a want-have
+ * (send-dont-have) goes to every peer, and the want-block only to a peer that said Have, the one with most room in its window
  * (see peer-window.ts); a peer that said DontHave is not asked again until it says Have (it keeps
  * our want-have and announces the block when it gets it). A DontHave, a disconnect or a silent
  * peer (nothing delivered for `wantTimeout`) moves the want-block to another holder; a want no
@@ -17,6 +18,7 @@ import { CustomProgressEvent } from 'progress-events'
 import { SESSION_WANT_HAVE_FANOUT, DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT, DEFAULT_SESSION_STALL_TIMEOUT_MS, DEFAULT_WANT_TIMEOUT_MS, MAX_ADAPTIVE_WANTS_PER_PEER, MIN_ADAPTIVE_WANTS_PER_PEER } from './constants.js'
 import { multihashKey, readBlock as readAll } from './engine.js'
 import { BitswapErrorCode } from './errors.js'
+import { PeerHistory } from './peer-history.js'
 import { PeerWindow } from './peer-window.js'
 import { WantType } from './wire.js'
 import type { ProvidedBlock, Provider, ProviderGetOptions, ProviderProgressEvents } from '@swarmpack/core'
@@ -109,6 +111,8 @@ interface SessionPeer {
   inflight: Set<string>
   /** How many it may hold while the session has other peers to ask. */
   window: PeerWindow
+  /** What it answered so far: whether it can be asked for blocks without a want-have first. */
+  history: PeerHistory
   /** Haves and blocks it sent us: who is asked first whether it holds a block. */
   useful: number
   blocks: number
@@ -159,6 +163,8 @@ export class BitswapSession implements Provider {
   private readonly peers = new Map<string, SessionPeer>()
   /** Peers that left or were banned; kept for stats. */
   private readonly formerPeers = new Map<string, SessionPeer>()
+  /** Peers in the session that have said DontHave (see `trusting`). */
+  private refusingPeers = 0
   private readonly wants = new Map<string, SessionWant>()
   /** Wants waiting for a peer with room. */
   private readonly unassigned = new Set<string>()
@@ -198,18 +204,27 @@ export class BitswapSession implements Provider {
 
   /** Adds a peer to ask; pending wants that found no peer are sent to it. */
   addPeer (peer: PeerId): void {
+    this.join(peer, false)
+  }
+
+  /** `announced`: found through a provider record of the root, so it holds the whole package. */
+  private join (peer: PeerId, announced: boolean): void {
     const key = peer.toString()
+    if (announced) (this.peers.get(key) ?? this.formerPeers.get(key))?.history.announced()
     if (this.closed || key === this.host.selfId || this.peers.has(key) || this.host.isBanned(key)) return
     const former = this.formerPeers.get(key)
     this.formerPeers.delete(key)
-    this.peers.set(key, former ?? { id: peer, inflight: new Set(), window: new PeerWindow(), useful: 0, blocks: 0, bytes: 0, lastActivity: Date.now() })
-    this.peers.get(key)!.lastActivity = Date.now()
+    const p = former ?? { id: peer, inflight: new Set(), window: new PeerWindow(), history: new PeerHistory(), useful: 0, blocks: 0, bytes: 0, lastActivity: Date.now() }
+    if (announced) p.history.announced()
+    this.peers.set(key, p)
+    p.lastActivity = Date.now()
+    if (p.history.refused) this.refusingPeers++
     for (const probe of this.probes.values()) this.askHave(probe, key)
     for (const want of this.wants.values()) {
       // a new peer (or one back after a disconnect, which dropped our wantlist) is a fresh chance
       want.dontHave.delete(key)
       want.haveAsked.delete(key)
-      this.askHaves(want)
+      this.askHaves(want, this.trusting())
     }
     this.pumpUnassigned()
   }
@@ -381,8 +396,10 @@ export class BitswapSession implements Provider {
     this.lastProgress = Date.now()
     this.averageBlockSize = Math.round(this.averageBlockSize * 0.9 + bytes.byteLength * 0.1)
     const p = this.peers.get(peer)
-    const askedAt = this.wants.get(key)?.assigned.get(peer)
+    const asked = this.wants.get(key)
+    const askedAt = asked?.assigned.get(peer)
     if (p !== undefined) {
+      if (askedAt !== undefined || asked?.haveAsked.has(peer) === true) p.history.confirm()
       p.lastActivity = Date.now()
       p.blocks++
       p.useful++
@@ -420,6 +437,7 @@ export class BitswapSession implements Provider {
     if (want === undefined || p === undefined) return
     if (have) {
       p.useful++
+      p.history.confirm()
       want.haves.add(peer)
       want.dontHave.delete(peer)
       // the first holder we hear of gets the want-block (unless it waits for room already)
@@ -429,6 +447,7 @@ export class BitswapSession implements Provider {
     }
     want.haves.delete(peer)
     want.dontHave.add(peer)
+    if (p.history.refuse() && ++this.refusingPeers === 1 && this.peers.size > 1) this.stopTrusting()
     if (want.assigned.delete(peer)) {
       p.inflight.delete(key)
       this.notifyRetry(want, peer, new SwarmpackError(CoreErrorCode.NOT_FOUND, `peer ${peer} does not have ${want.cid.toString()}`))
@@ -449,6 +468,7 @@ export class BitswapSession implements Provider {
     const p = this.peers.get(peer)
     if (p === undefined) return
     this.peers.delete(peer)
+    if (p.history.refused) this.refusingPeers--
     this.waitingAt.delete(peer)
     p.inflight.clear()
     this.formerPeers.set(peer, p)
@@ -532,9 +552,39 @@ export class BitswapSession implements Provider {
     return out
   }
 
-  /** Whether `peer` may get the want-block: it said Have, is the session's only peer, or the want waited too long. */
+  /**
+   * Whether `peer` may get the want-block: it said Have, is the session's only peer, the want
+   * waited too long, or no peer has said DontHave yet (see `trusting`).
+   */
   private mayAskBlock (want: SessionWant, peer: string): boolean {
-    return want.haves.has(peer) || want.direct || this.peers.size === 1
+    return want.haves.has(peer) || want.direct || this.peers.size === 1 || this.trusting()
+  }
+
+  /**
+   * No peer of the session has said DontHave: every one is taken to hold the package (those
+   * named for it, or found through the root's provider records, usually do), so want-blocks go
+   * out at once, spread by window room, with no want-have round trip first; peers not yet
+   * confirmed (see peer-history.ts) also get want-haves alongside, so a DontHave finds another
+   * holder at once. Ends with the first DontHave: from then on, want-haves first (a swarm of
+   * downloaders, who each hold a part).
+   */
+  private trusting (): boolean {
+    return this.refusingPeers === 0 && this.peers.size > 1
+  }
+
+  /**
+   * The first DontHave: wants waiting for room at any peer (because the session trusted every
+   * peer) are asked with want-haves instead.
+   */
+  private stopTrusting (): void {
+    if (this.discovering !== undefined) return // those wait for the lookup; it reassigns them
+    for (const key of [...this.waitingAny]) {
+      const want = this.wants.get(key)
+      if (want !== undefined && want.direct) continue
+      this.waitingAny.delete(key)
+      if (want === undefined || !this.unassigned.delete(key)) continue
+      this.assign(want)
+    }
   }
 
   /**
@@ -603,7 +653,8 @@ export class BitswapSession implements Provider {
     p.inflight.add(want.key)
     this.host.sendWant(p.id, want.cid, WantType.WantBlock, true)
     // the others learn we want it: they say whether they hold it, and Have later if they get it
-    this.askHaves(want)
+    // (while trusting, only those not yet confirmed: the rest would only say Have)
+    this.askHaves(want, this.trusting())
   }
 
   /**
@@ -612,14 +663,14 @@ export class BitswapSession implements Provider {
    * far (they said Have or delivered most), the rest at random, so every peer's blocks get found
    * and the asking does not pile onto the same few peers.
    */
-  private askHaves (want: SessionWant): void {
+  private askHaves (want: SessionWant, onlyUnconfirmed = false): void {
     if (this.peers.size < 2) return
     let pending = 0
     const unasked: SessionPeer[] = []
     for (const [key, p] of this.peers) {
       if (want.assigned.has(key) || want.dontHave.has(key) || this.host.isBanned(key)) continue
       if (want.haveAsked.has(key) || want.haves.has(key)) pending++
-      else unasked.push(p)
+      else if (!onlyUnconfirmed || !p.history.complete) unasked.push(p)
     }
     let room = SESSION_WANT_HAVE_FANOUT - pending
     if (room <= 0 || unasked.length === 0) return
@@ -660,7 +711,8 @@ export class BitswapSession implements Provider {
     const move = Math.floor((busiest.inflight.size - idle.inflight.size) / 2)
     for (const key of [...busiest.inflight].slice(-move)) {
       const want = this.wants.get(key)
-      if (want === undefined || want.assigned.size !== 1 || !want.haves.has(idleKey)) continue
+      // only to a peer known to hold it (or any peer, while the session trusts them all)
+      if (want === undefined || want.assigned.size !== 1 || want.dontHave.has(idleKey) || !(want.haves.has(idleKey) || this.trusting())) continue
       busiest.inflight.delete(key)
       want.assigned.delete(busyKey)
       this.host.sendCancel(busiest.id, want.cid, this)
@@ -712,9 +764,11 @@ export class BitswapSession implements Provider {
     log('finding providers of %s', cid)
     this.discovering = (async () => {
       try {
+        const isRoot = this.root !== undefined && cid.equals(this.root)
         for await (const peer of find(cid, { signal: this.controller.signal })) {
           if (this.closed) break
-          this.addPeer(peer)
+          // a root's provider records come from peers holding the whole package
+          this.join(peer, isRoot)
         }
       } catch (err) {
         if (!this.closed) log('finding providers of %s failed: %s', cid, (err as Error).message)
@@ -759,7 +813,7 @@ export class BitswapSession implements Provider {
   /** Parks a want until a peer that may get it has room. */
   private waitForRoom (want: SessionWant): void {
     this.unassigned.add(want.key)
-    if (want.direct || this.peers.size <= 1 || this.discovering !== undefined) this.waitingAny.add(want.key)
+    if (want.direct || this.peers.size <= 1 || this.discovering !== undefined || this.trusting()) this.waitingAny.add(want.key)
     for (const h of want.haves) this.indexWaiting(h, want.key)
   }
 
