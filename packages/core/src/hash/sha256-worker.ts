@@ -13,7 +13,7 @@
 import { Worker } from 'node:worker_threads'
 import { logger } from '@libp2p/logger'
 import { rememberSha256 } from '../digest-memo.js'
-import { CoreErrorCode, SwarmpackError } from '../errors.js'
+import { WorkerChannel } from '../worker-channel.js'
 import { SHA256_BYTES, type HashReply, type HashRequest } from './protocol.js'
 
 const log = logger('swarmpack:hash:worker')
@@ -69,45 +69,25 @@ let live = 0
 export function liveSha256Workers (): number { return live }
 
 export class Sha256Worker {
-  readonly #worker: Worker
-  readonly #exited: Promise<void>
-  readonly #pending: Array<{ resolve: (r: HashReply) => void, reject: (e: unknown) => void }> = []
-  readonly #signal?: AbortSignal
-  readonly #onAbort = (): void => { this.#fail(new SwarmpackError(CoreErrorCode.ABORTED, 'the operation was aborted', { cause: this.#signal?.reason })) }
-  #error: unknown
-  #closed = false
-  #online = false
+  readonly #channel: WorkerChannel<HashReply>
 
   constructor (init: Sha256WorkerInit = {}) {
-    this.#signal = init.signal
-    const worker = this.#worker = startThread(init.workerUrl)
     live++
-    log('started worker %d', worker.threadId)
-    worker.once('online', () => { this.#online = true })
-    this.#exited = new Promise(resolve => {
-      worker.once('exit', code => {
-        live--
-        log('worker %d exited (%d)', worker.threadId, code)
-        if (!this.#closed) this.#fail(new SwarmpackError(HashErrorCode.WORKER, `the SHA-256 worker exited with code ${code} while ${this.#pending.length} batches were pending`, { details: { exitCode: code, pending: this.#pending.length } }))
-        resolve()
-      })
+    this.#channel = new WorkerChannel(startThread(init.workerUrl), {
+      errorCode: HashErrorCode.WORKER,
+      name: 'the SHA-256 worker',
+      requests: 'batches',
+      log,
+      ...(init.signal !== undefined ? { signal: init.signal } : {}),
+      onExit: () => { live-- }
     })
-    worker.on('message', (reply: HashReply) => { this.#pending.shift()?.resolve(reply) })
-    worker.on('error', err => {
-      this.#fail(new SwarmpackError(HashErrorCode.WORKER, `the SHA-256 worker failed: ${err.message}`, { cause: err }))
-    })
-    worker.on('messageerror', err => {
-      this.#fail(new SwarmpackError(HashErrorCode.WORKER, `the SHA-256 worker sent a message that could not be read: ${err.message}`, { cause: err }))
-    })
-    this.#signal?.addEventListener('abort', this.#onAbort, { once: true })
-    if (this.#signal?.aborted === true) this.#onAbort()
   }
 
   /** True once the thread runs (before that a batch waits for its start, ~30-60 ms here). */
-  get online (): boolean { return this.#online }
+  get online (): boolean { return this.#channel.online }
 
   /** Batches sent and not yet answered. */
-  get pending (): number { return this.#pending.length }
+  get pending (): number { return this.#channel.pending }
 
   /**
    * Hashes `ranges` of `bytes`: pairs of (offset, length) relative to `bytes`. The whole
@@ -116,11 +96,8 @@ export class Sha256Worker {
    * view is recorded in the hash-once memo, so `verifyBlock` and the block store use that digest.
    */
   async hashRanges (bytes: Uint8Array, ranges: Uint32Array): Promise<HashedRange[]> {
-    if (this.#error !== undefined) throw this.#error
-    const reply = new Promise<HashReply>((resolve, reject) => { this.#pending.push({ resolve, reject }) })
     const request: HashRequest = { bytes, ranges }
-    this.#worker.postMessage(request, [bytes.buffer as ArrayBuffer, ranges.buffer as ArrayBuffer])
-    const r = await reply
+    const r = await this.#channel.request(request, [bytes.buffer as ArrayBuffer, ranges.buffer as ArrayBuffer])
     const out: HashedRange[] = new Array(r.ranges.length >> 1)
     for (let i = 0; i < out.length; i++) {
       const view = r.bytes.subarray(r.ranges[2 * i], r.ranges[2 * i] + r.ranges[2 * i + 1])
@@ -131,22 +108,8 @@ export class Sha256Worker {
     return out
   }
 
-  /** Rejects everything pending with `err` and stops the worker (once; later failures are ignored). */
-  #fail (err: unknown): void {
-    if (this.#error !== undefined) return
-    this.#error = err
-    if ((err as SwarmpackError).code !== CoreErrorCode.ABORTED) log.error('%s', (err as Error).message)
-    for (const p of this.#pending.splice(0)) p.reject(err)
-    void this.#worker.terminate()
-  }
-
   /** Terminates the worker and resolves once it has exited. Idempotent. */
   async close (): Promise<void> {
-    this.#closed = true
-    this.#signal?.removeEventListener('abort', this.#onAbort)
-    if (this.#error === undefined) this.#error = new SwarmpackError(CoreErrorCode.INVALID_ARGUMENT, 'the SHA-256 worker is closed')
-    for (const p of this.#pending.splice(0)) p.reject(this.#error)
-    await this.#worker.terminate()
-    await this.#exited
+    await this.#channel.close()
   }
 }
