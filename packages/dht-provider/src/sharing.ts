@@ -13,6 +13,7 @@ import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
 import { CoreErrorCode, SwarmpackError, isSwarmpackError } from '@swarmpack/core'
 import { Bitswap } from './bitswap/index.js'
+import { multihashKey } from './bitswap/wire.js'
 import { DhtProvider } from './dht-provider.js'
 import { Announcer } from './discovery.js'
 import { DhtErrorCode } from './errors.js'
@@ -131,7 +132,8 @@ export class SwarmNode {
       const cid = (evt as CustomEvent<{ cid: CID }>).detail?.cid
       if (cid !== undefined && this.announcer.has(cid)) {
         log('root %c was removed from the store, withdrawing', cid)
-        const root = this.announcer.roots().find(r => r.multihash.bytes.length === cid.multihash.bytes.length && r.multihash.bytes.every((b, i) => b === cid.multihash.bytes[i])) ?? cid
+        const key = multihashKey(cid)
+        const root = this.announcer.roots().find(r => multihashKey(r) === key) ?? cid
         this.pinnedAnnounced.delete(root.toString())
         void this.announcer.withdraw(root)
       }
@@ -274,9 +276,4 @@ export async function createSwarmNode (init: SwarmNodeInit): Promise<SwarmNode> 
   const node = new SwarmNode(init)
   await node.start()
   return node
-}
-
-/** A block's identity whatever its CID version or codec: its multihash, as a map key. */
-function multihashKey (cid: CID): string {
-  return Buffer.from(cid.multihash.bytes).toString('base64')
 }

@@ -9,8 +9,7 @@
  * Bounded: at most MAX_BATCHES_IN_FLIGHT batches wait for the worker; past that `take` waits for
  * the oldest. The worker is started at most once per stream and always terminated by `close()`.
  */
-import { availableParallelism, loadavg } from 'node:os'
-import { Sha256Worker } from '@swarmpack/core'
+import { Sha256Worker, workerPays } from '@swarmpack/core'
 import { logger } from '@libp2p/logger'
 import type { RawCarSection } from './car-reader.js'
 import type { CallSignal } from './call-signal.js'
@@ -33,11 +32,11 @@ export const HASH_WORKER_THRESHOLD = 16 * 1024 * 1024
 export type HashWorkerMode = boolean | 'auto'
 
 /**
- * Whether `auto` uses the worker: a large enough CAR, and a core likely free (1-minute load average
- * at least one below the cores), as pack's `workerPays` decides for its chunk worker.
+ * Whether `auto` uses the worker: a large enough CAR, and a core likely free; core's `workerPays`
+ * (pack's rule for its chunk worker) with this module's threshold.
  */
-export function hashWorkerPays (bytes: number, load1 = loadavg()[0], cores = availableParallelism()): boolean {
-  return bytes >= HASH_WORKER_THRESHOLD && cores - load1 >= 1
+export function hashWorkerPays (bytes: number, load1?: number, cores?: number): boolean {
+  return workerPays(bytes, load1, cores, HASH_WORKER_THRESHOLD)
 }
 
 /** A section whose hash is known (`digest`) or left to the caller (`digest` undefined). */

@@ -58,9 +58,7 @@ export class ChunkList {
 
   /** The i-th [CID, size] pair, its CID a view into this list's bytes (built on demand). */
   ref (i: number): [CID, number] {
-    const cidBytes = this.#bytes.subarray(i * RAW_CID_BYTES, (i + 1) * RAW_CID_BYTES)
-    const digest = new Digest(SHA2_256_CODE, 32, cidBytes.subarray(4), cidBytes.subarray(2))
-    return [new CID(1, RAW_CODEC, digest, cidBytes), this.sizes[i]]
+    return [rawCidView(this.#bytes, i), this.sizes[i]]
   }
 
   /** Indices 0..length-1, for iterating lazily with `ref`. */
@@ -97,13 +95,14 @@ export class ChunkList {
   /** [CID, size] pairs whose CIDs share this list's bytes. */
   refs (): Array<[CID, number]> {
     const bytes = this.#bytes.slice(0, this.sizes.length * RAW_CID_BYTES)
-    return this.sizes.map((size, i) => {
-      const o = i * RAW_CID_BYTES
-      const cidBytes = bytes.subarray(o, o + RAW_CID_BYTES)
-      const digest = new Digest(SHA2_256_CODE, 32, cidBytes.subarray(4), cidBytes.subarray(2))
-      return [new CID(1, RAW_CODEC, digest, cidBytes), size]
-    })
+    return this.sizes.map((size, i) => [rawCidView(bytes, i), size])
   }
+}
+
+/** The i-th raw sha2-256 CIDv1 of a packed array, as a CID whose bytes are a view into it. */
+function rawCidView (packed: Uint8Array, i: number): CID {
+  const cidBytes = packed.subarray(i * RAW_CID_BYTES, (i + 1) * RAW_CID_BYTES)
+  return new CID(1, RAW_CODEC, new Digest(SHA2_256_CODE, 32, cidBytes.subarray(4), cidBytes.subarray(2)), cidBytes)
 }
 
 /**

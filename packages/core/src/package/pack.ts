@@ -89,8 +89,8 @@ export const WORKER_THRESHOLD = 64 * 1024 * 1024
  * no core free the two threads wait on each other's turns: on this 2-core machine at load 10-30,
  * the worker path ran at 0.55-0.97x of the calling thread.
  */
-export function workerPays (bytesSeen: number, load1 = loadavg()[0], cores = availableParallelism()): boolean {
-  return bytesSeen >= WORKER_THRESHOLD && cores - load1 >= 1
+export function workerPays (bytesSeen: number, load1 = loadavg()[0], cores = availableParallelism(), threshold = WORKER_THRESHOLD): boolean {
+  return bytesSeen >= threshold && cores - load1 >= 1
 }
 
 /**
