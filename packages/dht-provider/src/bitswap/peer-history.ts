@@ -2,9 +2,10 @@
  * What one peer has answered a session so far, so the session can skip the want-have round trip
  * when the answer is predictable. A peer that confirmed every block asked of it (said Have, or
  * sent the block) at least COMPLETE_AFTER_CONFIRMATIONS times, or that announced the package root
- * in a provider record (swarmpack announces a root only once it holds the whole package), and
- * never said DontHave, is taken to hold the whole DAG. Its first DontHave ends that for the
- * rest of the session: a peer that lacked one block may lack others.
+ * in a provider record, and never said DontHave, is taken to hold the whole DAG. A provider record
+ * is a guess, not a promise: seeds announce a package they hold, but a downloader announces it as
+ * soon as it holds the root block (sharing.ts), so it may lack the rest. Its first DontHave ends
+ * the trust for the rest of the session: a peer that lacked one block may lack others.
  */
 
 /** Confirmations (Haves or blocks, no DontHave) after which a peer is taken to hold everything. */
@@ -27,7 +28,7 @@ export class PeerHistory {
     return true
   }
 
-  /** Its provider record for the package root was found: it holds the whole package. */
+  /** Its provider record for the package root was found: taken to hold the whole package until it says DontHave. */
   announced (): void {
     this.announcedRoot = true
   }

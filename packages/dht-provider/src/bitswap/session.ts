@@ -207,7 +207,7 @@ export class BitswapSession implements Provider {
     this.join(peer, false)
   }
 
-  /** `announced`: found through a provider record of the root, so it holds the whole package. */
+  /** `announced`: found through a provider record of the root, so taken to hold the whole package (until its first DontHave). */
   private join (peer: PeerId, announced: boolean): void {
     const key = peer.toString()
     if (announced) (this.peers.get(key) ?? this.formerPeers.get(key))?.history.announced()
