@@ -5,6 +5,7 @@
  */
 import '@swarmpack/core/polyfill'
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
@@ -53,7 +54,11 @@ export class ChildPeer {
       this.events.push(e)
       for (const w of [...this.waiters]) if (w.match(e)) { this.waiters.delete(w); w.resolve(e) }
     })
+    // SWARMPACK_PEER_STDERR_DIR keeps each peer's whole stderr (e.g. its DEBUG log) in <dir>/<name>.log
+    const stderrDir = process.env.SWARMPACK_PEER_STDERR_DIR
+    const stderrFile = stderrDir !== undefined && stderrDir !== '' ? createWriteStream(join(stderrDir, `${name}.log`)) : undefined
     createInterface({ input: this.proc.stderr! }).on('line', (line) => {
+      stderrFile?.write(line + '\n')
       this.stderr.push(line)
       if (this.stderr.length > 200) this.stderr.shift()
     })

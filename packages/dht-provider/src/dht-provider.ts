@@ -104,9 +104,11 @@ export class DhtProvider implements Provider {
     this.init = init
     if (init.rediscover !== false) {
       this.rediscovery = new Rediscovery(async (root, signal) => {
+        if (this.sessions.get(root.toString())?.wantsMorePeers() === false) return false
         for await (const peer of this.findProvidersFn()(root, { signal })) {
           this.sessions.get(root.toString())?.addPeer(peer)
         }
+        return true
       }, init.rediscover, init.onFetchStart)
     }
   }
@@ -285,6 +287,7 @@ export class DhtProvider implements Provider {
       }
     })
     let level = account({ cid: root, bytes: rootBytes, source })
+    log('fetch %c: root after %d ms from %s', root, Date.now() - started, source)
     while (level.length > 0) {
       const wanted = new Set(level.map(String))
       const next: CID[] = []
@@ -294,6 +297,7 @@ export class DhtProvider implements Provider {
         wanted.delete(b.cid.toString())
         next.push(...account(b))
       }
+      log('fetch %c: a level of %d blocks done after %d ms', root, level.length, Date.now() - started)
       throwIfAborted(options.signal)
       if (wanted.size > 0) {
         const d = session.diagnostics()

@@ -2,7 +2,9 @@
  * Provider lookups repeated while a package is being fetched. Peers that share announce a package
  * as soon as they hold its root block (SwarmNode), so downloaders of the same package find each
  * other during the transfer and trade blocks, instead of all asking only the providers the first
- * lookup found (BitTorrent peers re-ask their tracker for the same reason).
+ * lookup found (BitTorrent peers re-ask their tracker for the same reason). A repeat is skipped
+ * while the fetch knows enough peers (the lookup says so), and tried again one wait later: in a
+ * small swarm every lookup costs every peer work, for peers the fetch has already.
  */
 import { logger } from '@libp2p/logger'
 import type { CID } from '@swarmpack/core'
@@ -34,11 +36,12 @@ export class Rediscovery {
   private stopped = false
 
   /**
-   * `lookup` runs one provider lookup for the root and adds what it finds to the root's session;
+   * `lookup` runs one provider lookup for the root and adds what it finds to the root's session,
+   * or resolves false at once when the session has enough peers (no lookup made);
    * `onStart` is called when a root starts being fetched (not again while it is).
    */
   constructor (
-    private readonly lookup: (root: CID, signal: AbortSignal) => Promise<void>,
+    private readonly lookup: (root: CID, signal: AbortSignal) => Promise<boolean>,
     options: RediscoveryOptions = {},
     private readonly onStart?: (root: CID) => void
   ) {
@@ -93,14 +96,16 @@ export class Rediscovery {
       return
     }
     a.lookup = new AbortController()
+    let looked = true
     try {
-      await this.lookup(a.root, a.lookup.signal)
+      looked = await this.lookup(a.root, a.lookup.signal)
     } catch (err) {
       log('lookup of %c failed: %s', a.root, (err as Error).message)
     }
     a.lookup = undefined
     if (this.active.get(key) !== a || this.stopped) return
-    a.waitMs = Math.min(this.maxMs, a.waitMs * 2)
+    // skipped: check again as soon (peers may leave); looked: back off
+    if (looked) a.waitMs = Math.min(this.maxMs, a.waitMs * 2)
     this.schedule(key, a)
   }
 

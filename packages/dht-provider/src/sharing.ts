@@ -193,8 +193,10 @@ export class SwarmNode {
     }
     if (options.pin !== undefined && this.blockstore.pin !== undefined) await this.blockstore.pin(options.pin, root)
     await this.provider.closeSession(root)
-    // announcing takes a DHT query; the caller has its package already, so don't make it wait
-    if (this.mode !== 'consume') {
+    // announcing takes a DHT query; the caller has its package already, so don't make it wait.
+    // Announced while fetching: the record is the same and the announcer keeps it fresh; a second
+    // provide would cost every peer of a small swarm a query as the others finish
+    if (this.mode !== 'consume' && !this.announcer.has(root)) {
       this.announce(root).catch(err => { log('announcing %c failed: %s', root, (err as Error).message) })
     }
     return result

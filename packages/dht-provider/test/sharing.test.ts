@@ -56,11 +56,20 @@ describe('sharing modes (5 loopback peers, real stores)', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  it('share: a fetched package is announced and served', async () => {
+  it('share: a fetched package is announced (once, as soon as its root block is held) and served', async () => {
+    // counts the provides the node starts (the announcer itself is the real one)
+    const announcer = nodes.sharer.announcer
+    const real = announcer.announce.bind(announcer)
+    let provides = 0
+    announcer.announce = async (cid) => { provides++; return real(cid) }
     const r = await nodes.sharer.fetch(root)
     assert.ok(r.blocks >= 2)
     assert.deepEqual(r.sources.map(s => s.peer), [nodes.seed.peer.peerId.toString()])
     assert.ok(nodes.sharer.announcer.has(root))
+    // announced while fetching; not provided a second time on completion
+    await new Promise(resolve => setTimeout(resolve, 200))
+    assert.equal(provides, 1)
+    announcer.announce = real
   })
 
   it('consume: fetches but never announces nor serves', async () => {

@@ -98,3 +98,12 @@ export const SESSION_MIN_PEER_WINDOW = 4
  * want-haves, presences and cancels instead of twenty.
  */
 export const SESSION_WANT_HAVE_FANOUT = 8
+
+/**
+ * A session that knows this many peers looks no providers up: not at its start when that many
+ * were given, nor in the lookups repeated during a fetch (rediscovery.ts). A provider lookup
+ * costs every peer of a small swarm DHT work (a stream per query, peer records merged into the
+ * peer store): in a 20-peer swarm told every peer up front, those lookups took a third of the
+ * peers' CPU in the first seconds of a fetch, while nothing moved.
+ */
+export const SESSION_ENOUGH_PEERS = 8

@@ -15,7 +15,7 @@ import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { CoreErrorCode, SwarmpackError, assertSupportedCid, throwIfAborted } from '@swarmpack/core'
 import { CustomProgressEvent } from 'progress-events'
-import { SESSION_WANT_HAVE_FANOUT, DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT, DEFAULT_SESSION_STALL_TIMEOUT_MS, DEFAULT_WANT_TIMEOUT_MS, MAX_ADAPTIVE_WANTS_PER_PEER, MIN_ADAPTIVE_WANTS_PER_PEER } from './constants.js'
+import { SESSION_ENOUGH_PEERS, SESSION_WANT_HAVE_FANOUT, DEFAULT_SESSION_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_SESSION_MAX_WANTS_IN_FLIGHT, DEFAULT_SESSION_STALL_TIMEOUT_MS, DEFAULT_WANT_TIMEOUT_MS, MAX_ADAPTIVE_WANTS_PER_PEER, MIN_ADAPTIVE_WANTS_PER_PEER } from './constants.js'
 import { multihashKey, readBlock as readAll } from './engine.js'
 import { BitswapErrorCode } from './errors.js'
 import { PeerHistory } from './peer-history.js'
@@ -61,6 +61,11 @@ export interface SessionOptions {
    * failing for as long as the session lives.
    */
   rediscoverAfter?: number
+  /**
+   * With this many peers given, the root's providers are not looked up at the start (only when
+   * the given peers cannot deliver), and `wantsMorePeers()` says no (default SESSION_ENOUGH_PEERS).
+   */
+  enoughPeers?: number
 }
 
 /** What a session tried, for errors that say why blocks are missing. */
@@ -154,8 +159,9 @@ interface HaveProbe {
 export class BitswapSession implements Provider {
   readonly name: string
   private readonly host: SessionHost
-  private readonly opts: Required<Omit<SessionOptions, 'root' | 'peers' | 'findProviders' | 'maxWantsPerPeer'>>
+  private readonly opts: Required<Omit<SessionOptions, 'root' | 'peers' | 'findProviders' | 'maxWantsPerPeer' | 'enoughPeers'>>
   private readonly fixedWantsPerPeer?: number
+  private readonly enoughPeers: number
   /** Running average size of the blocks received, to size the per-peer window. */
   private averageBlockSize = 128 * 1024
   private readonly root?: CID
@@ -195,11 +201,18 @@ export class BitswapSession implements Provider {
       rediscoverAfter: options.rediscoverAfter ?? 5000
     }
     this.fixedWantsPerPeer = options.maxWantsPerPeer
+    this.enoughPeers = options.enoughPeers ?? SESSION_ENOUGH_PEERS
     for (const peer of options.peers ?? []) this.addPeer(peer)
     // one timer per session: slow peers and the stall deadline (no per-block timers)
     this.timer = setInterval(() => { this.checkSlowPeers() }, Math.max(50, Math.floor(Math.min(this.opts.wantTimeout, this.opts.stallTimeout) / 4)))
     this.timer.unref?.()
-    if (this.root !== undefined && this.findProvidersFn !== undefined) this.discover(this.root)
+    // enough peers given (a tracker's list, a swarm's members): look providers up only if they fail
+    if (this.root !== undefined && this.findProvidersFn !== undefined && this.wantsMorePeers()) this.discover(this.root)
+  }
+
+  /** Whether another provider lookup could help: the session knows fewer than `enoughPeers` peers. */
+  wantsMorePeers (): boolean {
+    return this.peers.size < this.enoughPeers
   }
 
   /** Adds a peer to ask; pending wants that found no peer are sent to it. */
@@ -211,7 +224,11 @@ export class BitswapSession implements Provider {
   private join (peer: PeerId, announced: boolean): void {
     const key = peer.toString()
     if (announced) (this.peers.get(key) ?? this.formerPeers.get(key))?.history.announced()
-    if (this.closed || key === this.host.selfId || this.peers.has(key) || this.host.isBanned(key)) return
+    if (this.closed || key === this.host.selfId || this.host.isBanned(key)) return
+    if (this.peers.has(key)) {
+      if (announced) this.raceLone(key)
+      return
+    }
     const former = this.formerPeers.get(key)
     this.formerPeers.delete(key)
     const p = former ?? { id: peer, inflight: new Set(), window: new PeerWindow(), history: new PeerHistory(), useful: 0, blocks: 0, bytes: 0, lastActivity: Date.now() }
@@ -227,6 +244,7 @@ export class BitswapSession implements Provider {
       this.askHaves(want, this.trusting())
     }
     this.pumpUnassigned()
+    if (announced) this.raceLone(key)
   }
 
   peerIds (): string[] {
@@ -443,6 +461,7 @@ export class BitswapSession implements Provider {
       // the first holder we hear of gets the want-block (unless it waits for room already)
       if (this.unassigned.has(key)) this.indexWaiting(peer, key)
       else if (want.assigned.size === 0) this.assign(want)
+      else this.raceLone(peer)
       return
     }
     want.haves.delete(peer)
@@ -492,7 +511,7 @@ export class BitswapSession implements Provider {
   diagnostics (): SessionDiagnostics {
     return {
       peersAsked: [...this.peers.keys(), ...this.formerPeers.keys()].slice(0, MAX_LISTED),
-      lookupFinished: this.findProvidersFn === undefined || (this.discovered.size > 0 && this.discovering === undefined)
+      lookupFinished: this.discovering === undefined
     }
   }
 
@@ -510,7 +529,7 @@ export class BitswapSession implements Provider {
     const what = wants.length === 1 ? wants[0].cid.toString() : `${wants.length} blocks (first ${details.missing[0]})`
     const why = reason === 'stalled' ? `no verified block arrived for ${stalledMs} ms` : 'no peer left to ask'
     const asked = d.peersAsked.length === 0 ? 'no peer was found' : `asked ${d.peersAsked.join(', ')}`
-    return new SwarmpackError(CoreErrorCode.NOT_FOUND, `${what} not found: ${why}; ${asked}; provider lookup ${d.lookupFinished ? 'finished' : 'still running'}`, { details: { ...details } })
+    return new SwarmpackError(CoreErrorCode.NOT_FOUND, `${what} not found: ${why}; ${asked}; ${this.findProvidersFn !== undefined && this.discovered.size === 0 ? 'no provider lookup made' : `provider lookup ${d.lookupFinished ? 'finished' : 'still running'}`}`, { details: { ...details } })
   }
 
   /** Nothing verified arrived for the stall time: every pending want fails (bounded wait). */
@@ -658,10 +677,39 @@ export class BitswapSession implements Provider {
   }
 
   /**
+   * The session's only want (a package root, a last block): everything waits on it. It is asked
+   * of every peer and raced: a Have gets a want-block too while the peer holding it has not said
+   * it holds the block, at the cost of one block sent twice. Trusting a session's first peers is a
+   * bet on each want; for this one the bet blocks the whole fetch: in a swarm told twenty peers,
+   * it went to a peer that held nothing yet, which took seconds to say so.
+   */
+  private isLone (want: SessionWant): boolean {
+    return this.wants.size === 1 && this.wants.has(want.key)
+  }
+
+  /** `peer` said Have for the lone want, or announced the root: it gets the want-block too, unless a holder has it already. */
+  private raceLone (peer: string): void {
+    if (this.wants.size !== 1) return
+    const want = this.wants.values().next().value as SessionWant
+    const p = this.peers.get(peer)
+    if (p === undefined || want.assigned.has(peer) || want.dontHave.has(peer) || this.host.isBanned(peer)) return
+    if (want.assigned.size === 0 || this.heldByAssignee(want)) return
+    this.sendBlockWant(want, p, peer)
+  }
+
+  /** A peer holding the want-block has said Have for it, or is taken to hold the whole package. */
+  private heldByAssignee (want: SessionWant): boolean {
+    for (const key of want.assigned.keys()) {
+      if (want.haves.has(key) || this.peers.get(key)?.history.complete === true) return true
+    }
+    return false
+  }
+
+  /**
    * Want-have (send-dont-have) to peers not yet asked for the want, when there is a choice of
-   * peers, until SESSION_WANT_HAVE_FANOUT of them may still say Have: a quarter the most useful so
-   * far (they said Have or delivered most), the rest at random, so every peer's blocks get found
-   * and the asking does not pile onto the same few peers.
+   * peers, until SESSION_WANT_HAVE_FANOUT of them may still say Have (every peer, for a lone want):
+   * a quarter the most useful so far (they said Have or delivered most), the rest at random, so
+   * every peer's blocks get found and the asking does not pile onto the same few peers.
    */
   private askHaves (want: SessionWant, onlyUnconfirmed = false): void {
     if (this.peers.size < 2) return
@@ -672,7 +720,7 @@ export class BitswapSession implements Provider {
       if (want.haveAsked.has(key) || want.haves.has(key)) pending++
       else if (!onlyUnconfirmed || !p.history.complete) unasked.push(p)
     }
-    let room = SESSION_WANT_HAVE_FANOUT - pending
+    let room = this.isLone(want) ? Infinity : SESSION_WANT_HAVE_FANOUT - pending
     if (room <= 0 || unasked.length === 0) return
     const picked: SessionPeer[] = []
     if (unasked.length <= room) {
