@@ -106,4 +106,4 @@ export const SESSION_WANT_HAVE_FANOUT = 8
  * peer store): in a 20-peer swarm told every peer up front, those lookups took a third of the
  * peers' CPU in the first seconds of a fetch, while nothing moved.
  */
-export const SESSION_ENOUGH_PEERS = 8
+export const SESSION_ENOUGH_PEERS = 16
