@@ -185,7 +185,11 @@ export class SwarmNode {
         result = await this.provider.fetchDag(root, options)
       } catch (err) {
         await this.provider.closeSession(root)
-        if (attempt >= retries || !isSwarmpackError(err, CoreErrorCode.NOT_FOUND) || options.signal?.aborted === true) throw err
+        if (attempt >= retries || !isSwarmpackError(err, CoreErrorCode.NOT_FOUND) || options.signal?.aborted === true) {
+          // its root block, stored later by something else, is not the start of this fetch
+          this.rootsAwaited.delete(multihashKey(root))
+          throw err
+        }
         log('fetch of %c incomplete (%s), looking for providers again', root, (err as Error).message)
         // an abort ends the wait early; the next attempt then rejects with ERR_ABORTED
         await delay(1000 * 2 ** attempt, undefined, { signal: options.signal }).catch(() => {})

@@ -107,5 +107,13 @@ describe('sharing modes (5 loopback peers, real stores)', () => {
     await assert.rejects(createSwarmNode({ peer: peers[0], blockstore: stores[0], mode: 'hoard' as never }), (e: unknown) => isSwarmpackError(e, 'ERR_DHT_INVALID_CONFIG'))
     const missing = (await pack(join(dir, 'content'), { name: 'nobody-has', version: '9.9.9' }, { blockstore: { put: () => {} } })).root
     await assert.rejects(nodes.other.fetch(missing, { retries: 0 }), (e: unknown) => isSwarmpackError(e, 'ERR_NOT_FOUND'))
+    // the failed fetch is forgotten: its root block stored later (say by a mirror download) is
+    // not taken for the start of that fetch and announced
+    const blocks: Array<{ cid: CID, bytes: Uint8Array }> = []
+    await pack(join(dir, 'content'), { name: 'nobody-has', version: '9.9.9' }, { blockstore: { put: (cid: CID, bytes: Uint8Array) => { blocks.push({ cid, bytes }) } } })
+    const rootBlock = blocks.find(b => b.cid.equals(missing))!
+    await stores[3].put(rootBlock.cid, rootBlock.bytes)
+    await new Promise(resolve => setTimeout(resolve, 100))
+    assert.equal(nodes.other.announcer.has(missing), false)
   })
 })
