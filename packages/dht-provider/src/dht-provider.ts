@@ -52,7 +52,7 @@ export interface DhtProviderInit {
    * Session tuning: wants in flight, wants per peer, slow-peer timeout (defaults: DEFAULT_SESSION_TUNING),
    * and `stallTimeout`: pending wants that get no verified block this long fail (default 30 s).
    */
-  session?: Pick<SessionOptions, 'maxWantsInFlight' | 'maxWantsPerPeer' | 'wantTimeout' | 'stallTimeout'>
+  session?: Pick<SessionOptions, 'maxWantsInFlight' | 'maxWantsPerPeer' | 'wantTimeout' | 'stallTimeout' | 'enoughPeers'>
   /**
    * While a root is being fetched its providers are looked up again, 2 s after the start and then
    * twice as long each time up to 30 s (`false`: only when a want finds nobody to ask). Peers
@@ -192,6 +192,11 @@ export class DhtProvider implements Provider {
       void oldest.close()
     }
     return session
+  }
+
+  /** Whether the fetch of `root` would gain from more peers (true when no fetch of it runs). */
+  wantsMorePeers (root: CID): boolean {
+    return this.sessions.get(root.toString())?.wantsMorePeers() ?? true
   }
 
   /** Closes and forgets a root's session (after its package is complete). */

@@ -221,6 +221,14 @@ export class SwarmNode {
 
   private announceEarly (root: CID): void {
     if (this.stopped || this.announcer.has(root)) return
+    // A fetch that knows enough peers is in a swarm whose members know each other (a tracker's
+    // list): announcing now would cost each of them DHT work for no new peer; it is announced
+    // when complete. In a 1+20 swarm told every peer, those twenty announcements at the start
+    // took the fetch from 43.5 to 53.4 s.
+    if (!this.provider.wantsMorePeers(root)) {
+      log('not announcing %c while it is being fetched: its fetch knows enough peers', root)
+      return
+    }
     log('announcing %c while it is being fetched', root)
     this.announcer.announce(root).catch(err => { log('announcing %c failed: %s', root, (err as Error).message) })
   }

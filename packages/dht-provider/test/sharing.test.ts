@@ -5,8 +5,8 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { FsBlockstore, isSwarmpackError, pack, type CID } from '@swarmpack/core'
-import { createSwarmNode, createSwarmpackPeer, findProviders, type SharingMode, type SwarmNode, type SwarmpackPeer } from '../src/index.js'
+import { FsBlockstore, blockLinks, isSwarmpackError, pack, type CID } from '@swarmpack/core'
+import { createSwarmNode, createSwarmpackPeer, findProviders, type SharingMode, type SwarmNode, type SwarmNodeInit, type SwarmpackPeer } from '../src/index.js'
 import { waitUntil } from './bitswap-helpers.js'
 
 describe('sharing modes (5 loopback peers, real stores)', () => {
@@ -16,7 +16,7 @@ describe('sharing modes (5 loopback peers, real stores)', () => {
   const stores: FsBlockstore[] = []
   const nodes: Record<string, SwarmNode> = {}
 
-  const add = async (name: string, mode: SharingMode, extra: { mirrorRoots?: CID[] } = {}): Promise<SwarmNode> => {
+  const add = async (name: string, mode: SharingMode, extra: Pick<SwarmNodeInit, 'mirrorRoots' | 'session'> = {}): Promise<SwarmNode> => {
     const peer = await createSwarmpackPeer({ network: 'loopback', bootstrap: peers.length > 0 ? [peers[0].multiaddrs()[0].toString()] : [] })
     const store = await FsBlockstore.open(join(dir, name), { fsync: false })
     peers.push(peer)
@@ -69,6 +69,22 @@ describe('sharing modes (5 loopback peers, real stores)', () => {
     // announced while fetching; not provided a second time on completion
     await new Promise(resolve => setTimeout(resolve, 200))
     assert.equal(provides, 1)
+    announcer.announce = real
+  })
+
+  it('share, in a swarm whose members know each other: announced once complete, not while fetching', async () => {
+    // one peer is "enough" here, as sixteen are by default
+    const node = await add('tracked', 'share', { session: { enoughPeers: 1 } })
+    const store = stores[stores.length - 1]
+    const leaf = blockLinks(root, await stores[0].getBytes(root))[0]
+    const announcer = node.announcer
+    const real = announcer.announce.bind(announcer)
+    const leafHeldAtProvide: boolean[] = []
+    announcer.announce = async (cid) => { leafHeldAtProvide.push(await store.has(leaf)); return real(cid) }
+    await node.fetch(root, { peers: [nodes.seed.peer.peerId] })
+    await new Promise(resolve => setTimeout(resolve, 200))
+    assert.deepEqual(leafHeldAtProvide, [true], 'one provide, made with the package held')
+    assert.ok(node.announcer.has(root))
     announcer.announce = real
   })
 
