@@ -861,7 +861,7 @@ export class BitswapSession implements Provider {
   /** Parks a want until a peer that may get it has room. */
   private waitForRoom (want: SessionWant): void {
     this.unassigned.add(want.key)
-    if (want.direct || this.peers.size <= 1 || this.discovering !== undefined || this.trusting()) this.waitingAny.add(want.key)
+    if (this.anyMayTake(want) || this.discovering !== undefined) this.waitingAny.add(want.key)
     for (const h of want.haves) this.indexWaiting(h, want.key)
   }
 
@@ -871,16 +871,30 @@ export class BitswapSession implements Provider {
     set.add(key)
   }
 
-  /** `p` (with room up to `limit`) takes the oldest wants of `from` it may be asked for. */
+  /**
+   * `p` (with room up to `limit`) takes the oldest wants of `from` it may be asked for. A want
+   * `from` no longer offers leaves it here (it stays in `unassigned` and its holders' sets): left
+   * in, it was scanned again for every block and peer, 2.7 % of a 1+20 swarm's CPU.
+   */
   private takeWaiting (from: Set<string>, peerKey: string, p: SessionPeer, limit: number): void {
+    const any = from === this.waitingAny
     for (const key of from) {
       if (p.inflight.size >= limit) return
       const want = this.unassigned.has(key) ? this.wants.get(key) : undefined
       if (want === undefined) { from.delete(key); continue }
-      if (want.assigned.has(peerKey) || want.dontHave.has(peerKey) || !this.mayAskBlock(want, peerKey)) continue
+      if (want.assigned.has(peerKey) || want.dontHave.has(peerKey) || !this.mayAskBlock(want, peerKey)) {
+        // a peer's own set: it cannot take this one any more; the any-set: nobody may take it unasked
+        if (!any || !this.anyMayTake(want)) from.delete(key)
+        continue
+      }
       from.delete(key)
       this.sendBlockWant(want, p, peerKey)
     }
+  }
+
+  /** Any peer that has not refused the want may get its want-block (see `waitForRoom`). */
+  private anyMayTake (want: SessionWant): boolean {
+    return want.direct || this.peers.size <= 1 || this.trusting()
   }
 
   /**
