@@ -9,7 +9,8 @@
  * peer (nothing delivered for `wantTimeout`) moves the want-block to another holder; a want no
  * peer has confirmed for `wantTimeout` is asked as a want-block of a peer that has not refused it.
  * When the block arrives, every other peer asked gets a cancel. Blocks arrive through the Bitswap
- * node, which has already verified and stored them.
+ * node in two steps: verified (the want leaves the peer's window, so the peer is asked for more
+ * while the block is written), then durably stored (only then is it handed to the waiters, R1).
  */
 import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
@@ -166,6 +167,11 @@ export class BitswapSession implements Provider {
   /** Peers in the session that have said DontHave (see `trusting`). */
   private refusingPeers = 0
   private readonly wants = new Map<string, SessionWant>()
+  /**
+   * Wants whose block is verified and being written to the store: out of every peer's window
+   * (asked of nobody), their waiters get the block once the write is durable (see blockVerified).
+   */
+  private readonly storingWants = new Map<string, SessionWant>()
   /** Wants waiting for a peer with room. */
   private readonly unassigned = new Set<string>()
   /** Of those, the ones each peer said Have for (stale keys are dropped when met), so a peer with room finds its wants at once. */
@@ -258,6 +264,7 @@ export class BitswapSession implements Provider {
         reject: (err) => { cleanup(); reject(err) }
       }
       const onAbort = (): void => {
+        this.storingWants.get(key)?.waiters.delete(waiter)
         const want = this.wants.get(key)
         if (want !== undefined) {
           want.waiters.delete(waiter)
@@ -267,7 +274,8 @@ export class BitswapSession implements Provider {
       }
       const cleanup = (): void => { options.signal?.removeEventListener('abort', onAbort) }
       options.signal?.addEventListener('abort', onAbort, { once: true })
-      let want = this.wants.get(key)
+      // its block is being written: it is handed over with the others once durable
+      let want = this.wants.get(key) ?? this.storingWants.get(key)
       if (want === undefined) {
         want = { cid, key, waiters: new Set(), assigned: new Map(), dontHave: new Set(), haves: new Set(), haveAsked: new Set(), direct: false, lastAssign: Date.now() }
         // the stall clock starts when the session has something to wait for
@@ -361,7 +369,7 @@ export class BitswapSession implements Provider {
         options.signal?.removeEventListener('abort', onAbort)
         if (this.probes.get(key) === probe) {
           this.probes.delete(key)
-          if (!this.wants.has(key)) this.host.unregister(this, key)
+          if (!this.wants.has(key) && !this.storingWants.has(key)) this.host.unregister(this, key)
         }
         resolve(has)
       }
@@ -385,43 +393,85 @@ export class BitswapSession implements Provider {
       want.waiters.clear()
       this.dropWant(want)
     }
+    for (const want of this.storingWants.values()) {
+      for (const w of want.waiters) w.reject(err)
+      this.host.unregister(this, want.key)
+    }
+    this.storingWants.clear()
     for (const probe of [...this.probes.values()]) probe.resolve(false)
     this.host.sessionClosed(this)
   }
 
   // --- called by the Bitswap node ---
 
-  /** A verified, stored block arrived from `peer`. */
-  receiveBlock (key: string, bytes: Uint8Array, peer: string): void {
-    this.lastProgress = Date.now()
-    this.averageBlockSize = Math.round(this.averageBlockSize * 0.9 + bytes.byteLength * 0.1)
+  /**
+   * A block from `peer` passed verification and is being written to the store. Its want leaves
+   * every peer's window now, not once the write is durable: the peer is asked for more blocks
+   * while the store syncs (a group commit's sync would otherwise stall the window). The waiters
+   * still wait for receiveBlock (R1: nothing is handed out before it is durable).
+   */
+  blockVerified (key: string, peer: string, size: number): void {
+    if (this.storingWants.has(key)) return
+    this.averageBlockSize = Math.round(this.averageBlockSize * 0.9 + size * 0.1)
+    const want = this.wants.get(key)
     const p = this.peers.get(peer)
-    const asked = this.wants.get(key)
-    const askedAt = asked?.assigned.get(peer)
     if (p !== undefined) {
-      if (askedAt !== undefined || asked?.haveAsked.has(peer) === true) p.history.confirm()
+      const askedAt = want?.assigned.get(peer)
+      if (askedAt !== undefined || want?.haveAsked.has(peer) === true) p.history.confirm()
       p.lastActivity = Date.now()
       p.blocks++
       p.useful++
-      p.bytes += bytes.byteLength
+      p.bytes += size
       p.inflight.delete(key)
       if (askedAt !== undefined) p.window.delivered(Date.now() - askedAt, this.wantsPerPeer())
     }
-    const probe = this.probes.get(key)
-    if (probe !== undefined) probe.resolve(true)
-    const want = this.wants.get(key)
     if (want === undefined) return
     this.wants.delete(key)
     this.unassigned.delete(key)
-    this.host.unregister(this, key)
+    this.storingWants.set(key, want)
     for (const other of want.assigned.keys()) this.peers.get(other)?.inflight.delete(key)
     this.cancelEverywhere(want, peer)
+    this.pumpUnassigned()
+    if (p !== undefined) this.rebalance(p)
+  }
+
+  /**
+   * The verified block from `peer` could not be stored: the want is back at `peer`, as if the
+   * block never came, so it is asked again once `peer` counts as slow (not at once: a failing
+   * disk would loop), and the session stalls if nothing gets stored.
+   */
+  blockNotStored (key: string, peer: string): void {
+    const want = this.storingWants.get(key)
+    if (want === undefined || this.closed) return
+    this.storingWants.delete(key)
+    if (want.waiters.size === 0) {
+      this.host.unregister(this, key)
+      return
+    }
+    const now = Date.now()
+    want.assigned.clear()
+    want.assigned.set(peer, now)
+    want.lastAssign = now
+    this.peers.get(peer)?.inflight.add(key)
+    this.wants.set(key, want)
+  }
+
+  /** A verified block is durably stored: its waiters get it. */
+  receiveBlock (key: string, bytes: Uint8Array, peer: string): void {
+    // the stall clock counts stored blocks only: a disk that fails every write stalls the session
+    this.lastProgress = Date.now()
+    // a want made between verification and now did not see blockVerified
+    if (!this.storingWants.has(key) && this.wants.has(key)) this.blockVerified(key, peer, bytes.byteLength)
+    const probe = this.probes.get(key)
+    if (probe !== undefined) probe.resolve(true)
+    const want = this.storingWants.get(key)
+    if (want === undefined) return
+    this.storingWants.delete(key)
+    this.host.unregister(this, key)
     for (const w of want.waiters) {
       w.onProgress?.(new CustomProgressEvent('swarmpack:provider:block', { cid: want.cid, size: bytes.byteLength, source: peer }))
       w.resolve(bytes)
     }
-    this.pumpUnassigned()
-    if (p !== undefined) this.rebalance(p)
   }
 
   receivePresence (key: string, peer: string, have: boolean): void {
@@ -930,7 +980,7 @@ export class BitswapSession implements Provider {
 
   /** Whether this session waits for the block (want or have probe). */
   wantsKey (key: string): boolean {
-    return this.wants.has(key) || this.probes.has(key)
+    return this.wants.has(key) || this.storingWants.has(key) || this.probes.has(key)
   }
 
   /** The CID this session asked under, to verify a block against it. */
