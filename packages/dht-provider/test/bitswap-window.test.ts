@@ -42,7 +42,13 @@ describe('bitswap: want window during store writes', { timeout: 120_000 }, () =>
   })
   after(async () => { await stopPeers(...peers) })
 
-  it('asks the sender for more blocks while a sync is held, and hands none over before it is durable', async () => {
+  /**
+   * Fetches 6 windows of blocks from one provider into a durable FsBlockstore whose first segment
+   * sync during the transfer waits until the provider has sent three windows' worth of blocks (or
+   * 20 s pass: then nothing more was asked during the sync). `getMany`: through getMany with
+   * maxWantsInFlight = window, else with one get per block.
+   */
+  async function transferDuringHeldSync (getMany: boolean): Promise<void> {
     const dir = await mkdtemp(join(tmpdir(), 'swarmpack-bitswap-window-'))
     cleanups.push(async () => { await rm(dir, { recursive: true, force: true }) })
     const store = await FsBlockstore.open(join(dir, 'store'))
@@ -55,8 +61,6 @@ describe('bitswap: want window during store writes', { timeout: 120_000 }, () =>
     await putAll(provider.blockstore, blocks)
     await connect(fetcher, provider)
 
-    // the first segment sync of the transfer waits until the provider has sent three windows'
-    // worth of blocks (or 20 s pass: then the window did not move during the sync)
     const proto = await fileHandlePrototype(dir)
     const datasync = proto.datasync
     let held = false
@@ -75,20 +79,36 @@ describe('bitswap: want window during store writes', { timeout: 120_000 }, () =>
     cleanups.push(async () => { proto.datasync = datasync })
 
     // no re-asking of a slow peer during the test (it would resend blocks and count them twice)
-    const session = fetcher.bitswap.createSession({ peers: [provider.libp2p.peerId], maxWantsPerPeer: window, wantTimeout: 60_000, stallTimeout: 60_000 })
+    const session = fetcher.bitswap.createSession({ peers: [provider.libp2p.peerId], maxWantsPerPeer: window, maxWantsInFlight: window, wantTimeout: 60_000, stallTimeout: 60_000 })
     cleanups.push(async () => { await session.close() })
-    const got = await Promise.all(blocks.map(async b => {
-      const bytes = await session.get(b.cid)
-      handedOver++
-      return bytes
-    }))
+    const got = new Map<string, Uint8Array>()
+    if (getMany) {
+      for await (const b of session.getMany(blocks.map(b => b.cid))) {
+        handedOver++
+        got.set(b.cid.toString(), b.bytes)
+      }
+    } else {
+      await Promise.all(blocks.map(async b => {
+        const bytes = await session.get(b.cid)
+        handedOver++
+        got.set(b.cid.toString(), bytes)
+      }))
+    }
     proto.datasync = datasync
 
     assert.ok(held, 'a sync ran during the transfer')
     assert.ok(sentWhileHeld >= 3 * window, `the provider was asked for more than one window (${window}) while the first sync was held; it sent ${sentWhileHeld}`)
     assert.equal(handedOverWhileHeld, 0, 'no block was handed over before its batch was synced')
-    for (let i = 0; i < blocks.length; i++) assert.deepEqual(got[i], blocks[i].bytes)
+    for (const b of blocks) assert.deepEqual(got.get(b.cid.toString()), b.bytes)
     assert.equal(store.stats().blocks, blocks.length, 'every block handed over is in the store')
+  }
+
+  it('asks the sender for more blocks while a sync is held, and hands none over before it is durable', async () => {
+    await transferDuringHeldSync(false)
+  })
+
+  it('getMany keeps maxWantsInFlight asked of peers while verified blocks wait for their sync', async () => {
+    await transferDuringHeldSync(true)
   })
 
   it('does not re-ask at once when a write fails, and stalls when nothing gets stored', async () => {

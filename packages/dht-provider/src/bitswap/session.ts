@@ -126,6 +126,16 @@ interface Waiter {
   resolve(bytes: Uint8Array): void
   reject(err: Error): void
   onProgress?: ProviderGetOptions['onProgress']
+  onVerified?: SessionGetOptions['onVerified']
+}
+
+export interface SessionGetOptions extends ProviderGetOptions {
+  /**
+   * Called with true when the block is verified and its durable write begins (no peer is asked
+   * for it any more; the promise still waits for the write), with false if that write failed
+   * and the block is asked for again. getMany bounds the wants still asked of peers with it.
+   */
+  onVerified?: (verified: boolean) => void
 }
 
 interface SessionWant {
@@ -245,7 +255,7 @@ export class BitswapSession implements Provider {
       .map(p => ({ peer: p.id.toString(), blocks: p.blocks, bytes: p.bytes }))
   }
 
-  async get (cid: CID, options: ProviderGetOptions = {}): Promise<Uint8Array> {
+  async get (cid: CID, options: SessionGetOptions = {}): Promise<Uint8Array> {
     throwIfAborted(options.signal)
     this.assertOpen()
     // only what verifyBlock can check is ever asked for (ERR_UNSUPPORTED_CID otherwise)
@@ -260,6 +270,7 @@ export class BitswapSession implements Provider {
     return new Promise<Uint8Array>((resolve, reject) => {
       const waiter: Waiter = {
         onProgress: options.onProgress,
+        onVerified: options.onVerified,
         resolve: (bytes) => { cleanup(); resolve(bytes) },
         reject: (err) => { cleanup(); reject(err) }
       }
@@ -301,25 +312,42 @@ export class BitswapSession implements Provider {
     const done: Array<ProvidedBlock | Error> = []
     let wake: (() => void) | undefined
     let inflight = 0
+    // maxWantsInFlight bounds the wants still asked of peers; blocks verified and being written
+    // do not count (the node bounds their bytes), so the peers are kept busy during a store's sync
+    let asked = 0
+    const maxInflight = 4 * this.opts.maxWantsInFlight
+    const full = (): boolean => asked >= this.opts.maxWantsInFlight || inflight >= maxInflight
     const iterator = (Symbol.asyncIterator in cids ? cids[Symbol.asyncIterator]() : (cids as Iterable<CID>)[Symbol.iterator]()) as AsyncIterator<CID> | Iterator<CID>
     let exhausted = false
     let stalled = false
     const start = (cid: CID): void => {
       inflight++
+      asked++
+      let asking = true
       let source = 'local'
       this.get(cid, {
         signal: controller.signal,
         onProgress: (evt: ProviderProgressEvents) => {
           if (evt.type === 'swarmpack:provider:block') source = evt.detail.source
           options.onProgress?.(evt)
+        },
+        onVerified: (verified) => {
+          if (verified !== asking) return
+          asking = !verified
+          asked += verified ? -1 : 1
+          if (verified) wake?.()
         }
       }).then(bytes => { done.push({ cid, bytes, source }) }, (err: Error) => { done.push(err) })
-        .finally(() => { inflight--; wake?.() })
+        .finally(() => {
+          inflight--
+          if (asking) asked--
+          wake?.()
+        })
     }
     try {
       while (true) {
         // after a stall, asking for more would only wait another stall time: what is left is missing
-        while (!exhausted && !stalled && inflight < this.opts.maxWantsInFlight) {
+        while (!exhausted && !stalled && !full()) {
           const next = await iterator.next()
           if (next.done === true) { exhausted = true; break }
           start(next.value)
@@ -336,7 +364,7 @@ export class BitswapSession implements Provider {
           yield item
         }
         if ((exhausted || stalled) && inflight === 0 && done.length === 0) return
-        if (done.length === 0 && (exhausted || stalled || inflight >= this.opts.maxWantsInFlight)) {
+        if (done.length === 0 && (exhausted || stalled || full())) {
           await new Promise<void>(resolve => { wake = resolve })
           wake = undefined
         }
@@ -429,6 +457,7 @@ export class BitswapSession implements Provider {
     this.wants.delete(key)
     this.unassigned.delete(key)
     this.storingWants.set(key, want)
+    for (const w of want.waiters) w.onVerified?.(true)
     for (const other of want.assigned.keys()) this.peers.get(other)?.inflight.delete(key)
     this.cancelEverywhere(want, peer)
     this.pumpUnassigned()
@@ -454,6 +483,7 @@ export class BitswapSession implements Provider {
     want.lastAssign = now
     this.peers.get(peer)?.inflight.add(key)
     this.wants.set(key, want)
+    for (const w of want.waiters) w.onVerified?.(false)
   }
 
   /** A verified block is durably stored: its waiters get it. */
