@@ -46,7 +46,7 @@ export interface SessionOptions {
    * is never failed.
    */
   stallTimeout?: number
-  /** Wants in flight at once for getMany. */
+  /** Wants getMany keeps asked of peers at once (blocks verified and being written do not count; at most 4x as many in all). */
   maxWantsInFlight?: number
   /**
    * Want-blocks one peer holds from this session at once. Default: adaptive, about
