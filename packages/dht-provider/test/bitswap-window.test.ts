@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { after, afterEach, describe, it } from 'node:test'
 import { FsBlockstore, StoreErrorCode, SwarmpackError } from '@swarmpack/core'
 import { MemoryBlockstore } from 'blockstore-core/memory'
+import { multihashKey } from '../src/bitswap/wire.js'
 import { connect, createPeer, putAll, randomBlocks, stopPeers, waitUntil } from './bitswap-helpers.js'
 import type { TestPeer } from './bitswap-helpers.js'
 import type { CID } from '@swarmpack/core'
@@ -25,6 +26,20 @@ async function fileHandlePrototype (dir: string): Promise<{ datasync: Datasync }
   const fh = await open(join(dir, 'probe'), 'w')
   await fh.close()
   return Object.getPrototypeOf(fh)
+}
+
+/** A memory store that serves the blocks in `held` only once the test opens the gate (a slow provider). */
+class HoldingBlockstore extends MemoryBlockstore {
+  readonly held = new Set<string>()
+  private opened!: () => void
+  private readonly gate = new Promise<void>(resolve => { this.opened = resolve })
+
+  open (): void { this.opened() }
+
+  override async * get (cid: CID): AsyncGenerator<Uint8Array> {
+    if (this.held.has(cid.toString())) await this.gate
+    yield * super.get(cid)
+  }
 }
 
 /** A memory store whose writes fail (a full disk). */
@@ -109,6 +124,38 @@ describe('bitswap: want window during store writes', { timeout: 120_000 }, () =>
 
   it('getMany keeps maxWantsInFlight asked of peers while verified blocks wait for their sync', async () => {
     await transferDuringHeldSync(true)
+  })
+
+  it('getMany withdraws the wants still in flight when aborted or left early', async () => {
+    const providerStore = new HoldingBlockstore()
+    const provider = await createPeer({ blockstore: providerStore })
+    const fetcher = await createPeer()
+    peers.push(provider, fetcher)
+    const blocks = randomBlocks(12, 4 * 1024)
+    await putAll(providerStore, blocks)
+    for (const b of blocks) providerStore.held.add(b.cid.toString())
+    await connect(fetcher, provider)
+    const session = fetcher.bitswap.createSession({ peers: [provider.libp2p.peerId] })
+    cleanups.push(async () => { providerStore.open(); await session.close() })
+    const pending = (): number => blocks.filter(b => session.wantsKey(multihashKey(b.cid))).length
+
+    // aborted while every want waits at the provider
+    const controller = new AbortController()
+    const got: CID[] = []
+    const iterating = (async () => { for await (const b of session.getMany(blocks.slice(1).map(b => b.cid), { signal: controller.signal })) got.push(b.cid) })()
+    await waitUntil(() => pending() === blocks.length - 1, 'the wants were made')
+    controller.abort()
+    await assert.rejects(iterating, { code: 'ERR_ABORTED' })
+    assert.equal(got.length, 0)
+    assert.equal(pending(), 0, 'no want is left after the abort')
+
+    // left early, after the first block
+    providerStore.open()
+    for await (const b of session.getMany(blocks.map(b => b.cid))) {
+      assert.ok(blocks.some(x => x.cid.equals(b.cid)))
+      break
+    }
+    assert.equal(pending(), 0, 'no want is left after the caller stopped iterating')
   })
 
   it('does not re-ask at once when a write fails, and stalls when nothing gets stored', async () => {

@@ -12,7 +12,6 @@
  * node in two steps: verified (the want leaves the peer's window, so the peer is asked for more
  * while the block is written), then durably stored (only then is it handed to the waiters, R1).
  */
-import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { CoreErrorCode, SwarmpackError, assertSupportedCid, throwIfAborted } from '@swarmpack/core'
 import { CustomProgressEvent } from 'progress-events'
@@ -138,6 +137,12 @@ export interface SessionGetOptions extends ProviderGetOptions {
   onVerified?: (verified: boolean) => void
 }
 
+/** Gets that end together (getMany's): `aborts` rejects one with ERR_ABORTED; `ended`: new ones fail at once. */
+interface WaiterGroup {
+  aborts: Set<(reason?: unknown) => void>
+  ended: boolean
+}
+
 interface SessionWant {
   cid: CID
   key: string
@@ -256,6 +261,14 @@ export class BitswapSession implements Provider {
   }
 
   async get (cid: CID, options: SessionGetOptions = {}): Promise<Uint8Array> {
+    return this.fetchBlock(cid, options)
+  }
+
+  /**
+   * get, aborted through `group` instead of `options.signal` when given: getMany's gets share one
+   * (an AbortSignal with hundreds of listeners costs a scan of them on every add).
+   */
+  private async fetchBlock (cid: CID, options: SessionGetOptions, group?: WaiterGroup): Promise<Uint8Array> {
     throwIfAborted(options.signal)
     this.assertOpen()
     // only what verifyBlock can check is ever asked for (ERR_UNSUPPORTED_CID otherwise)
@@ -266,6 +279,7 @@ export class BitswapSession implements Provider {
       return bytes
     }
     this.assertOpen()
+    if (group?.ended === true) throw new SwarmpackError(CoreErrorCode.ABORTED, 'the operation was aborted')
     const key = multihashKey(cid)
     return new Promise<Uint8Array>((resolve, reject) => {
       const waiter: Waiter = {
@@ -274,17 +288,22 @@ export class BitswapSession implements Provider {
         resolve: (bytes) => { cleanup(); resolve(bytes) },
         reject: (err) => { cleanup(); reject(err) }
       }
-      const onAbort = (): void => {
+      const onAbort = (reason: unknown = options.signal?.reason): void => {
         this.storingWants.get(key)?.waiters.delete(waiter)
         const want = this.wants.get(key)
         if (want !== undefined) {
           want.waiters.delete(waiter)
           if (want.waiters.size === 0) this.dropWant(want)
         }
-        waiter.reject(new SwarmpackError(CoreErrorCode.ABORTED, 'the operation was aborted', { cause: options.signal?.reason }))
+        waiter.reject(new SwarmpackError(CoreErrorCode.ABORTED, 'the operation was aborted', { cause: reason }))
       }
-      const cleanup = (): void => { options.signal?.removeEventListener('abort', onAbort) }
-      options.signal?.addEventListener('abort', onAbort, { once: true })
+      const onSignal = (): void => { onAbort() }
+      const cleanup = (): void => {
+        if (group !== undefined) group.aborts.delete(onAbort)
+        else options.signal?.removeEventListener('abort', onSignal)
+      }
+      if (group !== undefined) group.aborts.add(onAbort)
+      else options.signal?.addEventListener('abort', onSignal, { once: true })
       // its block is being written: it is handed over with the others once durable
       let want = this.wants.get(key) ?? this.storingWants.get(key)
       if (want === undefined) {
@@ -304,10 +323,10 @@ export class BitswapSession implements Provider {
   /** Fetches many blocks, a bounded number in flight, yielding them as they arrive. Missing blocks are skipped. */
   async * getMany (cids: Iterable<CID> | AsyncIterable<CID>, options: ProviderGetOptions = {}): AsyncIterable<ProvidedBlock> {
     this.assertOpen()
-    const controller = new AbortController()
-    // one listener per block in flight
-    setMaxListeners(Infinity, controller.signal)
-    const onAbort = (): void => { controller.abort(options.signal?.reason) }
+    // the gets in flight: aborted together when the caller aborts or stops iterating
+    const group: WaiterGroup = { aborts: new Set(), ended: false }
+    const abortAll = (reason?: unknown): void => { for (const abort of [...group.aborts]) abort(reason) }
+    const onAbort = (): void => { group.ended = true; abortAll(options.signal?.reason) }
     options.signal?.addEventListener('abort', onAbort, { once: true })
     const done: Array<ProvidedBlock | Error> = []
     let wake: (() => void) | undefined
@@ -325,8 +344,7 @@ export class BitswapSession implements Provider {
       asked++
       let asking = true
       let source = 'local'
-      this.get(cid, {
-        signal: controller.signal,
+      this.fetchBlock(cid, {
         onProgress: (evt: ProviderProgressEvents) => {
           if (evt.type === 'swarmpack:provider:block') source = evt.detail.source
           options.onProgress?.(evt)
@@ -337,7 +355,7 @@ export class BitswapSession implements Provider {
           asked += verified ? -1 : 1
           if (verified) wake?.()
         }
-      }).then(bytes => { done.push({ cid, bytes, source }) }, (err: Error) => { done.push(err) })
+      }, group).then(bytes => { done.push({ cid, bytes, source }) }, (err: Error) => { done.push(err) })
         .finally(() => {
           inflight--
           if (asking) asked--
@@ -371,7 +389,8 @@ export class BitswapSession implements Provider {
       }
     } finally {
       options.signal?.removeEventListener('abort', onAbort)
-      controller.abort()
+      group.ended = true
+      abortAll()
     }
   }
 
