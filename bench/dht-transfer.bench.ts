@@ -9,6 +9,11 @@
  *
  *   npm run bench -- dht-transfer
  *   SWARMPACK_BENCH_MIB=32 SWARMPACK_BENCH_REPEATS=3 npm run bench -- dht-transfer
+ *
+ * Profiling the fetching process: SWARMPACK_BENCH_CPU_PROF=<dir> starts the fetcher under
+ * `node --cpu-prof` (the profile is written to <dir> when it exits) and runs only the fetches
+ * into the store (SWARMPACK_BENCH_PROFILE_FOUR=1: from four providers), so the profile holds
+ * little else; scripts/cpu-profile-summary.mjs <file> sums it by function group.
  */
 import '@swarmpack/core/polyfill'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -35,8 +40,8 @@ class ChildPeer {
   multiaddrs: string[] = []
   readonly exited: Promise<unknown>
 
-  constructor (readonly name: string, script: string, args: string[]) {
-    this.proc = spawn(process.execPath, ['--import', 'tsx', '--conditions=swarmpack-src', script, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
+  constructor (readonly name: string, script: string, args: string[], nodeArgs: string[] = []) {
+    this.proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', '--conditions=swarmpack-src', script, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
     createInterface({ input: this.proc.stdout! }).on('line', (line) => {
       let e: Event
       try { e = JSON.parse(line) as Event } catch { return }
@@ -112,6 +117,7 @@ const MIB = Number(process.env.SWARMPACK_BENCH_MIB ?? 100)
 const REPEATS = Number(process.env.SWARMPACK_BENCH_REPEATS ?? 3)
 const CACHE = join(ROOT, 'bench/fixtures/cache', `dht-${MIB}m-lmdb`)
 const SCRIPT = join(ROOT, 'test/helpers/bench-peer.ts')
+const CPU_PROF = process.env.SWARMPACK_BENCH_CPU_PROF
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2 }
 const mibps = (r: { bytes: number, ms: number }): number => r.bytes / 1048576 / (r.ms / 1000)
@@ -130,8 +136,8 @@ async function fixture (): Promise<{ store: string, root: string }> {
   return { store: join(CACHE, 'node', 'store'), root: root.toString() }
 }
 
-async function start (name: string, args: string[]): Promise<ChildPeer & { helia?: string[] }> {
-  const p = new ChildPeer(name, SCRIPT, args)
+async function start (name: string, args: string[], nodeArgs: string[] = []): Promise<ChildPeer & { helia?: string[] }> {
+  const p = new ChildPeer(name, SCRIPT, args, nodeArgs)
   await p.ready(120_000)
   const ready = p.events.find(e => e.event === 'ready')!
   return Object.assign(p, { helia: ready.helia as string[] | undefined })
@@ -147,13 +153,37 @@ async function run (fetcher: ChildPeer, msg: Record<string, unknown>): Promise<R
   return r
 }
 
+/** Only the fetches into the store (one provider, or four), for a CPU profile of the fetcher. */
+async function profileRuns (fetcher: ChildPeer, p1: ChildPeer): Promise<void> {
+  const providers = [p1]
+  if (process.env.SWARMPACK_BENCH_PROFILE_FOUR === '1') {
+    const more = await Promise.all([2, 3, 4].map(async i => start(`provider-${i}`, ['--role', 'provider', '--store', store, '--root', root, '--bootstrap', p1.multiaddrs[0]])))
+    children.push(...more)
+    providers.push(...more)
+  }
+  const peers = providers.map(p => p.multiaddrs[0])
+  await run(fetcher, { cmd: 'ours', sink: 'store', root, peers })
+  const cpu0 = cpuSeconds(fetcher)
+  const t0 = Date.now()
+  const rates: number[] = []
+  for (let i = 0; i < REPEATS; i++) rates.push(mibps(await run(fetcher, { cmd: 'ours', sink: 'store', root, peers })))
+  const cpu = cpuSeconds(fetcher) - cpu0
+  const wall = (Date.now() - t0) / 1000
+  console.log(`profiled ${REPEATS} fetches into the store from ${providers.length} provider(s): ${rates.map(r => r.toFixed(1)).join(', ')} MiB/s; fetcher CPU ${cpu.toFixed(2)} s over ${wall.toFixed(1)} s wall (${(100 * cpu / wall).toFixed(0)} % of one core); load ${loadavg()[0].toFixed(2)}`)
+  await stopAll(children)
+}
+
 const { store, root } = await fixture()
 const children: ChildPeer[] = []
 try {
   const p1 = await start('provider-1', ['--role', 'provider', '--store', store, '--root', root])
   children.push(p1)
-  const fetcher = await start('fetcher', ['--role', 'fetcher', '--bootstrap', p1.multiaddrs[0]])
+  const fetcher = await start('fetcher', ['--role', 'fetcher', '--bootstrap', p1.multiaddrs[0]], CPU_PROF !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${resolve(CPU_PROF)}`] : [])
   children.push(fetcher)
+  if (CPU_PROF !== undefined) {
+    await profileRuns(fetcher, p1)
+    process.exit(0)
+  }
   console.log(`${MIB} MiB package, ${String(p1.events[0].blocks)} blocks; one provider, one fetcher, separate processes; ${REPEATS} repeats\n`)
 
   const rows: Record<'raw' | 'ours' | 'oursMem' | 'helia' | 'heliaMem', number[]> = { raw: [], ours: [], oursMem: [], helia: [], heliaMem: [] }

@@ -71,7 +71,9 @@ export interface DhtProviderInit {
  * One peer holds at most 64: letting the first provider found hold all 256 made a single-provider
  * fetch ~10 % faster, but a downloader that started with only the seed kept every want there, and
  * peers found later got little (test/swarm-netns.test.ts, DHT discovery: 19 s and the seed sending
- * 2.7x the package, against 12 s and 1.7x with 64).
+ * 2.7x the package, against 12 s and 1.7x with 64). The 256 count wants still asked of peers: a
+ * block verified and being written no longer holds one (see BitswapSession.blockVerified), so the
+ * peers keep sending while the durable store syncs.
  */
 export const DEFAULT_SESSION_TUNING = { maxWantsInFlight: 256, maxWantsPerPeer: 64 }
 

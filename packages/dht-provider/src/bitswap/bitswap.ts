@@ -339,6 +339,8 @@ export class Bitswap {
       if (good !== undefined) accepted.push(good)
     }
     if (accepted.length > 0) {
+      // the sessions' windows open now, so the peer is asked for more while these are written
+      this.verified(peerKey, accepted)
       // Bounded: past MAX_STORING_BYTES the message queue waits (and with it the stream).
       const size = accepted.reduce((n, a) => n + a.data.byteLength, 0)
       while (this.storingBytes > 0 && this.storingBytes + size > MAX_STORING_BYTES) {
@@ -413,15 +415,28 @@ export class Bitswap {
     return undefined
   }
 
-  /** Hands verified blocks to the sessions waiting for them. */
-  private deliver (peerKey: string, accepted: Accepted[]): void {
-    const ledger = this.engine.ledger(peerKey)
+  /**
+   * Tells the sessions waiting for these blocks that they are verified and being stored: their
+   * wants leave the peer's window (see BitswapSession.blockVerified); the blocks come later.
+   */
+  private verified (peerKey: string, accepted: Accepted[]): void {
     const asked = this.asked.get(peerKey)
     const now = Date.now()
     for (const { key, data } of accepted) {
-      ledger.blocksReceived++
+      // the peer no longer owes it (late copies from others are excused for a while)
       const answered = asked?.get(key)
       if (answered !== undefined) answered.cancelledAt = now
+      const sessions = this.wanted.get(key)
+      if (sessions === undefined) continue
+      for (const s of [...sessions]) s.blockVerified(key, peerKey, data.byteLength)
+    }
+  }
+
+  /** Hands verified, durably stored blocks to the sessions waiting for them. */
+  private deliver (peerKey: string, accepted: Accepted[]): void {
+    const ledger = this.engine.ledger(peerKey)
+    for (const { key, data } of accepted) {
+      ledger.blocksReceived++
       const sessions = this.wanted.get(key)
       if (sessions === undefined) continue
       for (const s of [...sessions]) s.receiveBlock(key, data, peerKey)
@@ -435,7 +450,7 @@ export class Bitswap {
         await this.blockstore.put(cid, data)
         return true
       } catch (err) {
-        // not handed over: the want stays, and is asked again (elsewhere if another peer has it)
+        // not handed over: the want is asked again (see blockNotStored)
         log.error('storing %s from %s failed: %e', cid, peerKey, err)
         return false
       } finally {
@@ -443,6 +458,10 @@ export class Bitswap {
       }
     }))
     const done = accepted.filter((_, i) => stored[i])
+    for (const [i, { key }] of accepted.entries()) {
+      if (stored[i]) continue
+      for (const s of [...this.wanted.get(key) ?? []]) s.blockNotStored(key, peerKey)
+    }
     this.deliver(peerKey, done)
     this.engine.notifyNewBlocks(done.map(a => a.cid))
   }

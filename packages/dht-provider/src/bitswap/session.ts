@@ -9,9 +9,9 @@
  * peer (nothing delivered for `wantTimeout`) moves the want-block to another holder; a want no
  * peer has confirmed for `wantTimeout` is asked as a want-block of a peer that has not refused it.
  * When the block arrives, every other peer asked gets a cancel. Blocks arrive through the Bitswap
- * node, which has already verified and stored them.
+ * node in two steps: verified (the want leaves the peer's window, so the peer is asked for more
+ * while the block is written), then durably stored (only then is it handed to the waiters, R1).
  */
-import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { CoreErrorCode, SwarmpackError, assertSupportedCid, throwIfAborted } from '@swarmpack/core'
 import { CustomProgressEvent } from 'progress-events'
@@ -45,7 +45,7 @@ export interface SessionOptions {
    * is never failed.
    */
   stallTimeout?: number
-  /** Wants in flight at once for getMany. */
+  /** Wants getMany keeps asked of peers at once (blocks verified and being written do not count; at most 4x as many in all). */
   maxWantsInFlight?: number
   /**
    * Want-blocks one peer holds from this session at once. Default: adaptive, about
@@ -130,6 +130,22 @@ interface Waiter {
   resolve(bytes: Uint8Array): void
   reject(err: Error): void
   onProgress?: ProviderGetOptions['onProgress']
+  onVerified?: SessionGetOptions['onVerified']
+}
+
+export interface SessionGetOptions extends ProviderGetOptions {
+  /**
+   * Called with true when the block is verified and its durable write begins (no peer is asked
+   * for it any more; the promise still waits for the write), with false if that write failed
+   * and the block is asked for again. getMany bounds the wants still asked of peers with it.
+   */
+  onVerified?: (verified: boolean) => void
+}
+
+/** Gets that end together (getMany's): `aborts` rejects one with ERR_ABORTED; `ended`: new ones fail at once. */
+interface WaiterGroup {
+  aborts: Set<(reason?: unknown) => void>
+  ended: boolean
 }
 
 interface SessionWant {
@@ -172,6 +188,11 @@ export class BitswapSession implements Provider {
   /** Peers in the session that have said DontHave (see `trusting`). */
   private refusingPeers = 0
   private readonly wants = new Map<string, SessionWant>()
+  /**
+   * Wants whose block is verified and being written to the store: out of every peer's window
+   * (asked of nobody), their waiters get the block once the write is durable (see blockVerified).
+   */
+  private readonly storingWants = new Map<string, SessionWant>()
   /** Wants waiting for a peer with room. */
   private readonly unassigned = new Set<string>()
   /** Of those, the ones each peer said Have for (stale keys are dropped when met), so a peer with room finds its wants at once. */
@@ -257,7 +278,15 @@ export class BitswapSession implements Provider {
       .map(p => ({ peer: p.id.toString(), blocks: p.blocks, bytes: p.bytes }))
   }
 
-  async get (cid: CID, options: ProviderGetOptions = {}): Promise<Uint8Array> {
+  async get (cid: CID, options: SessionGetOptions = {}): Promise<Uint8Array> {
+    return this.fetchBlock(cid, options)
+  }
+
+  /**
+   * get, aborted through `group` instead of `options.signal` when given: getMany's gets share one
+   * (an AbortSignal with hundreds of listeners costs a scan of them on every add).
+   */
+  private async fetchBlock (cid: CID, options: SessionGetOptions, group?: WaiterGroup): Promise<Uint8Array> {
     throwIfAborted(options.signal)
     this.assertOpen()
     // only what verifyBlock can check is ever asked for (ERR_UNSUPPORTED_CID otherwise)
@@ -268,24 +297,33 @@ export class BitswapSession implements Provider {
       return bytes
     }
     this.assertOpen()
+    if (group?.ended === true) throw new SwarmpackError(CoreErrorCode.ABORTED, 'the operation was aborted')
     const key = multihashKey(cid)
     return new Promise<Uint8Array>((resolve, reject) => {
       const waiter: Waiter = {
         onProgress: options.onProgress,
+        onVerified: options.onVerified,
         resolve: (bytes) => { cleanup(); resolve(bytes) },
         reject: (err) => { cleanup(); reject(err) }
       }
-      const onAbort = (): void => {
+      const onAbort = (reason: unknown = options.signal?.reason): void => {
+        this.storingWants.get(key)?.waiters.delete(waiter)
         const want = this.wants.get(key)
         if (want !== undefined) {
           want.waiters.delete(waiter)
           if (want.waiters.size === 0) this.dropWant(want)
         }
-        waiter.reject(new SwarmpackError(CoreErrorCode.ABORTED, 'the operation was aborted', { cause: options.signal?.reason }))
+        waiter.reject(new SwarmpackError(CoreErrorCode.ABORTED, 'the operation was aborted', { cause: reason }))
       }
-      const cleanup = (): void => { options.signal?.removeEventListener('abort', onAbort) }
-      options.signal?.addEventListener('abort', onAbort, { once: true })
-      let want = this.wants.get(key)
+      const onSignal = (): void => { onAbort() }
+      const cleanup = (): void => {
+        if (group !== undefined) group.aborts.delete(onAbort)
+        else options.signal?.removeEventListener('abort', onSignal)
+      }
+      if (group !== undefined) group.aborts.add(onAbort)
+      else options.signal?.addEventListener('abort', onSignal, { once: true })
+      // its block is being written: it is handed over with the others once durable
+      let want = this.wants.get(key) ?? this.storingWants.get(key)
       if (want === undefined) {
         want = { cid, key, waiters: new Set(), assigned: new Map(), dontHave: new Set(), haves: new Set(), haveAsked: new Set(), direct: false, lastAssign: Date.now() }
         // the stall clock starts when the session has something to wait for
@@ -303,33 +341,49 @@ export class BitswapSession implements Provider {
   /** Fetches many blocks, a bounded number in flight, yielding them as they arrive. Missing blocks are skipped. */
   async * getMany (cids: Iterable<CID> | AsyncIterable<CID>, options: ProviderGetOptions = {}): AsyncIterable<ProvidedBlock> {
     this.assertOpen()
-    const controller = new AbortController()
-    // one listener per block in flight
-    setMaxListeners(Infinity, controller.signal)
-    const onAbort = (): void => { controller.abort(options.signal?.reason) }
+    // the gets in flight: aborted together when the caller aborts or stops iterating
+    const group: WaiterGroup = { aborts: new Set(), ended: false }
+    const abortAll = (reason?: unknown): void => { for (const abort of [...group.aborts]) abort(reason) }
+    const onAbort = (): void => { group.ended = true; abortAll(options.signal?.reason) }
     options.signal?.addEventListener('abort', onAbort, { once: true })
     const done: Array<ProvidedBlock | Error> = []
     let wake: (() => void) | undefined
     let inflight = 0
+    // maxWantsInFlight bounds the wants still asked of peers; blocks verified and being written
+    // do not count (the node bounds their bytes), so the peers are kept busy during a store's sync
+    let asked = 0
+    const maxInflight = 4 * this.opts.maxWantsInFlight
+    const full = (): boolean => asked >= this.opts.maxWantsInFlight || inflight >= maxInflight
     const iterator = (Symbol.asyncIterator in cids ? cids[Symbol.asyncIterator]() : (cids as Iterable<CID>)[Symbol.iterator]()) as AsyncIterator<CID> | Iterator<CID>
     let exhausted = false
     let stalled = false
     const start = (cid: CID): void => {
       inflight++
+      asked++
+      let asking = true
       let source = 'local'
-      this.get(cid, {
-        signal: controller.signal,
+      this.fetchBlock(cid, {
         onProgress: (evt: ProviderProgressEvents) => {
           if (evt.type === 'swarmpack:provider:block') source = evt.detail.source
           options.onProgress?.(evt)
+        },
+        onVerified: (verified) => {
+          if (verified !== asking) return
+          asking = !verified
+          asked += verified ? -1 : 1
+          if (verified) wake?.()
         }
-      }).then(bytes => { done.push({ cid, bytes, source }) }, (err: Error) => { done.push(err) })
-        .finally(() => { inflight--; wake?.() })
+      }, group).then(bytes => { done.push({ cid, bytes, source }) }, (err: Error) => { done.push(err) })
+        .finally(() => {
+          inflight--
+          if (asking) asked--
+          wake?.()
+        })
     }
     try {
       while (true) {
         // after a stall, asking for more would only wait another stall time: what is left is missing
-        while (!exhausted && !stalled && inflight < this.opts.maxWantsInFlight) {
+        while (!exhausted && !stalled && !full()) {
           const next = await iterator.next()
           if (next.done === true) { exhausted = true; break }
           start(next.value)
@@ -346,14 +400,15 @@ export class BitswapSession implements Provider {
           yield item
         }
         if ((exhausted || stalled) && inflight === 0 && done.length === 0) return
-        if (done.length === 0 && (exhausted || stalled || inflight >= this.opts.maxWantsInFlight)) {
+        if (done.length === 0 && (exhausted || stalled || full())) {
           await new Promise<void>(resolve => { wake = resolve })
           wake = undefined
         }
       }
     } finally {
       options.signal?.removeEventListener('abort', onAbort)
-      controller.abort()
+      group.ended = true
+      abortAll()
     }
   }
 
@@ -379,7 +434,7 @@ export class BitswapSession implements Provider {
         options.signal?.removeEventListener('abort', onAbort)
         if (this.probes.get(key) === probe) {
           this.probes.delete(key)
-          if (!this.wants.has(key)) this.host.unregister(this, key)
+          if (!this.wants.has(key) && !this.storingWants.has(key)) this.host.unregister(this, key)
         }
         resolve(has)
       }
@@ -403,43 +458,87 @@ export class BitswapSession implements Provider {
       want.waiters.clear()
       this.dropWant(want)
     }
+    for (const want of this.storingWants.values()) {
+      for (const w of want.waiters) w.reject(err)
+      this.host.unregister(this, want.key)
+    }
+    this.storingWants.clear()
     for (const probe of [...this.probes.values()]) probe.resolve(false)
     this.host.sessionClosed(this)
   }
 
   // --- called by the Bitswap node ---
 
-  /** A verified, stored block arrived from `peer`. */
-  receiveBlock (key: string, bytes: Uint8Array, peer: string): void {
-    this.lastProgress = Date.now()
-    this.averageBlockSize = Math.round(this.averageBlockSize * 0.9 + bytes.byteLength * 0.1)
+  /**
+   * A block from `peer` passed verification and is being written to the store. Its want leaves
+   * every peer's window now, not once the write is durable: the peer is asked for more blocks
+   * while the store syncs (a group commit's sync would otherwise stall the window). The waiters
+   * still wait for receiveBlock (R1: nothing is handed out before it is durable).
+   */
+  blockVerified (key: string, peer: string, size: number): void {
+    if (this.storingWants.has(key)) return
+    this.averageBlockSize = Math.round(this.averageBlockSize * 0.9 + size * 0.1)
+    const want = this.wants.get(key)
     const p = this.peers.get(peer)
-    const asked = this.wants.get(key)
-    const askedAt = asked?.assigned.get(peer)
     if (p !== undefined) {
-      if (askedAt !== undefined || asked?.haveAsked.has(peer) === true) p.history.confirm()
+      const askedAt = want?.assigned.get(peer)
+      if (askedAt !== undefined || want?.haveAsked.has(peer) === true) p.history.confirm()
       p.lastActivity = Date.now()
       p.blocks++
       p.useful++
-      p.bytes += bytes.byteLength
+      p.bytes += size
       p.inflight.delete(key)
       if (askedAt !== undefined) p.window.delivered(Date.now() - askedAt, this.wantsPerPeer())
     }
-    const probe = this.probes.get(key)
-    if (probe !== undefined) probe.resolve(true)
-    const want = this.wants.get(key)
     if (want === undefined) return
     this.wants.delete(key)
     this.unassigned.delete(key)
-    this.host.unregister(this, key)
+    this.storingWants.set(key, want)
+    for (const w of want.waiters) w.onVerified?.(true)
     for (const other of want.assigned.keys()) this.peers.get(other)?.inflight.delete(key)
     this.cancelEverywhere(want, peer)
+    this.pumpUnassigned()
+    if (p !== undefined) this.rebalance(p)
+  }
+
+  /**
+   * The verified block from `peer` could not be stored: the want is back at `peer`, as if the
+   * block never came, so it is asked again once `peer` counts as slow (not at once: a failing
+   * disk would loop), and the session stalls if nothing gets stored.
+   */
+  blockNotStored (key: string, peer: string): void {
+    const want = this.storingWants.get(key)
+    if (want === undefined || this.closed) return
+    this.storingWants.delete(key)
+    if (want.waiters.size === 0) {
+      this.host.unregister(this, key)
+      return
+    }
+    const now = Date.now()
+    want.assigned.clear()
+    want.assigned.set(peer, now)
+    want.lastAssign = now
+    this.peers.get(peer)?.inflight.add(key)
+    this.wants.set(key, want)
+    for (const w of want.waiters) w.onVerified?.(false)
+  }
+
+  /** A verified block is durably stored: its waiters get it. */
+  receiveBlock (key: string, bytes: Uint8Array, peer: string): void {
+    // the stall clock counts stored blocks only: a disk that fails every write stalls the session
+    this.lastProgress = Date.now()
+    // a want made between verification and now did not see blockVerified
+    if (!this.storingWants.has(key) && this.wants.has(key)) this.blockVerified(key, peer, bytes.byteLength)
+    const probe = this.probes.get(key)
+    if (probe !== undefined) probe.resolve(true)
+    const want = this.storingWants.get(key)
+    if (want === undefined) return
+    this.storingWants.delete(key)
+    this.host.unregister(this, key)
     for (const w of want.waiters) {
       w.onProgress?.(new CustomProgressEvent('swarmpack:provider:block', { cid: want.cid, size: bytes.byteLength, source: peer }))
       w.resolve(bytes)
     }
-    this.pumpUnassigned()
-    if (p !== undefined) this.rebalance(p)
   }
 
   receivePresence (key: string, peer: string, have: boolean): void {
@@ -992,7 +1091,7 @@ export class BitswapSession implements Provider {
 
   /** Whether this session waits for the block (want or have probe). */
   wantsKey (key: string): boolean {
-    return this.wants.has(key) || this.probes.has(key)
+    return this.wants.has(key) || this.storingWants.has(key) || this.probes.has(key)
   }
 
   /** The CID this session asked under, to verify a block against it. */
