@@ -1028,7 +1028,9 @@ function checkHash (cid: CID, bytes: Uint8Array): void {
     throw new SwarmpackError(CoreErrorCode.UNSUPPORTED_CID, `unsupported hash in ${cid.toString()}`, { details: { cid: cid.toString() } })
   }
   try {
-    verifyBlock(CID.createV1(RAW_CODEC, cid.multihash), bytes)
+    // a CID core supports as it is (no new CID per put on the hot paths); any other codec as raw
+    const supported = cid.version === 1 && (cid.code === RAW_CODEC || cid.code === DAG_CBOR_CODEC)
+    verifyBlock(supported ? cid : CID.createV1(RAW_CODEC, cid.multihash), bytes)
   } catch (err) {
     if (isSwarmpackError(err, CoreErrorCode.BLOCK_MISMATCH)) {
       throw new SwarmpackError(CoreErrorCode.BLOCK_MISMATCH, `block does not match ${cid.toString()}`, { details: { cid: cid.toString() } })
