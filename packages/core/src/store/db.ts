@@ -5,10 +5,14 @@
  *   index    key -> [size, used, segment, offset]: where the block's record is in the segment log
  *            (segments.ts), and what accounting and LRU order are loaded from on open without
  *            reading any block; `used` (ms since epoch) is the last persisted use
+ *   ends     segment -> durable end: the bytes of the segment known synced when the entry was
+ *            written (key 0: the format mark, see loadDurableEnds)
  *
  * The blocks themselves are not in LMDB: its memory map would count every page read or written
  * as the process's resident memory (1.3 GiB unpacking a 1 GiB package), see docs/benchmarks/core-store.md.
- * An entry is committed only after its record is in the segment file (synced, when durable).
+ * An entry is committed once its record is written to the segment file, while the record's sync
+ * may still run (a put resolves only when both are done): after a power loss, an entry past its
+ * segment's durable end may point at bytes that never reached the disk, so those are checked on open.
  */
 import { open as openFile, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -32,6 +36,7 @@ export interface StoreDb {
   durable: boolean
   env: RootDatabase
   index: Database<IndexValue, string>
+  ends: Database<number, number>
 }
 
 /** The LMDB key of a store key: the key itself (a base32 CID string, 59 bytes). */
@@ -60,10 +65,37 @@ export async function openStoreDb (dir: string, durable = true, path = join(dir,
       cache: false
     })
     const index = env.openDB<IndexValue, string>({ name: 'index', encoding: 'msgpack' })
-    return { path, durable, env, index }
+    const ends = env.openDB<number, number>({ name: 'ends', encoding: 'msgpack' })
+    return { path, durable, env, index, ends }
   } catch (err) {
     throw ioError(`cannot open the block store database in ${dir}`, err)
   }
+}
+
+/** Key of the format mark in the ends table (segments are numbered from 1). */
+const ENDS_MARK = 0
+const ENDS_FORMAT = 1
+
+/**
+ * The durable end of every segment as the index recorded it. An index written before durable ends
+ * existed (no mark) committed entries only after their records were synced: every byte of its
+ * segments counts as durable (`sizes`).
+ */
+export function loadDurableEnds (db: StoreDb, sizes: ReadonlyMap<number, number>): Map<number, number> {
+  if (db.ends.get(ENDS_MARK) !== ENDS_FORMAT) return new Map(sizes)
+  const ends = new Map<number, number>()
+  for (const { key, value } of db.ends.getRange()) if (key !== ENDS_MARK) ends.set(key, value)
+  return ends
+}
+
+/**
+ * Queues durable ends (undefined: the segment is gone), and the format mark with `mark`, in the
+ * current write batch: called in the same turn as index puts, they commit in the same transaction.
+ */
+export function queueDurableEnds (db: StoreDb, ends: Iterable<[number, number | undefined]>, mark = false): Array<Promise<unknown>> {
+  const writes: Array<Promise<unknown>> = mark ? [db.ends.put(ENDS_MARK, ENDS_FORMAT)] : []
+  for (const [seg, end] of ends) writes.push(end === undefined ? db.ends.remove(seg) : db.ends.put(seg, end))
+  return writes
 }
 
 /** LMDB's meta page: the magic number (0xBEEFC0DE, little endian) at this offset of pages 0 and 1. */
@@ -135,9 +167,9 @@ export async function diskUsageOf (db: StoreDb): Promise<{ fileBytes: number, us
   const fileBytes = (await stat(db.path)).size
   const envStats = db.env.getStats() as Record<string, number> & { root: Record<string, number>, free: Record<string, number> }
   const pageSize = envStats.pageSize
-  // two meta pages, the main table (names of the tables), the free list, and the index
+  // two meta pages, the main table (names of the tables), the free list, the index and the ends
   const pages = 2 + pagesOf(envStats.root) + pagesOf(envStats.free) +
-    pagesOf(db.index.getStats() as Record<string, number>)
+    pagesOf(db.index.getStats() as Record<string, number>) + pagesOf(db.ends.getStats() as Record<string, number>)
   return { fileBytes, usedBytes: Math.min(fileBytes, pages * pageSize) }
 }
 
@@ -160,6 +192,8 @@ export async function compactInto (db: StoreDb, dir: string): Promise<StoreDb> {
     try {
       let n = 0
       let last: Promise<unknown> = Promise.resolve()
+      // the ends first: in the first transaction, with no second one freeing the pages it wrote
+      for (const { key, value } of db.ends.getRange()) last = copy.ends.put(key, value)
       for (const { key, value } of db.index.getRange()) {
         last = copy.index.put(key, value)
         if (++n % COMPACT_BATCH === 0) await last

@@ -12,13 +12,15 @@
  * `maxSize`, `gc` (with compaction), `verify`, and "block added/removed" events for a Bitswap server.
  *
  * Why this layout (see docs/benchmarks/core-store.md for the measurements): many blocks per file
- * and group commit. Puts are queued and written in batches (group-commit.ts): one append and one
- * sync of the segment, then one index transaction (and its sync), per batch rather than per block;
- * every `put` resolves once its batch's index entries are synced (`fsync` on) or committed (off).
- * An index entry is committed only after its record is in the segment file, so after a crash
- * (SIGKILL, power loss with fsync on) every indexed block is whole, and the records of an
- * interrupted batch are cut off on the next open. Reads are `pread`s, not a memory map: resident
- * memory stays flat however much of the store is read or written.
+ * and group commit. Puts are queued and written in batches (group-commit.ts): one append to the
+ * segment, then its data sync and one index transaction (and its sync) side by side, per batch
+ * rather than per block, while the next batch is written; every `put` resolves once both syncs of
+ * its batch are done (`fsync` on) or its entries are committed (off). An index entry is committed
+ * only after its record is written, so after a SIGKILL every indexed block is whole; the index also
+ * keeps each segment's durable end (bytes known synced), and on open every entry past it (a power
+ * loss may have kept the entry but not its record's bytes) is hashed and dropped if it fails. The
+ * records of an interrupted batch are cut off on the next open. Reads are `pread`s, not a memory
+ * map: resident memory stays flat however much of the store is read or written.
  *
  * The in-memory index (key -> size, in LRU order) is loaded from the index table on open and kept
  * up to date incrementally. Recency survives restarts through the index entries' `used` time,
@@ -34,7 +36,7 @@ import { CID } from 'multiformats/cid'
 import { CustomProgressEvent, type ProgressEvent, type ProgressOptions } from 'progress-events'
 import { DAG_CBOR_CODEC, IDENTITY_CODE, MAX_BLOCK_SIZE, RAW_CODEC, SHA2_256_CODE, blockLinks, verifyBlock } from '../block.js'
 import { CoreErrorCode, SwarmpackError, isSwarmpackError, throwIfAborted } from '../errors.js'
-import { COMPACT_SUFFIX, DATA_FILE, compactInto, dbKeyOf, diskUsageOf, keyOfDbKey, openStoreDb, refuseOldLayout, removeCopy, type IndexValue, type StoreDb } from './db.js'
+import { COMPACT_SUFFIX, DATA_FILE, compactInto, dbKeyOf, diskUsageOf, keyOfDbKey, loadDurableEnds, openStoreDb, queueDurableEnds, refuseOldLayout, removeCopy, type IndexValue, type StoreDb } from './db.js'
 import { BlockNotFoundError, StoreErrorCode, ioError } from './errors.js'
 import { GroupCommit, type BatchWrite } from './group-commit.js'
 import { blockKey } from './keys.js'
@@ -240,19 +242,29 @@ export class FsBlockstore extends EventTarget implements Blockstore {
 
   /**
    * Builds the in-memory index from the index table, oldest use first. An entry whose record
-   * lies outside its segment file (outside edits, a lost file) is dropped; then the segment log
-   * deletes segments nothing points into and cuts a batch a crash interrupted off the newest one.
+   * lies outside its segment file (outside edits, a lost file) is dropped, and so is one past its
+   * segment's durable end whose record does not hash to its key (its bytes were written but a
+   * power loss came before their sync); then the segment log deletes segments nothing points into
+   * and cuts a batch a crash interrupted off the newest one.
    */
   async #load (): Promise<void> {
     const found: Entry[] = []
     const orphans: string[] = []
     const sizes = this.#log.sizes()
+    const durable = loadDurableEnds(this.#db, sizes)
     const ends = new Map<number, number>()
+    let unsynced = 0
     for (const { key, value } of this.#db.index.getRange()) {
       const [size, used, seg, off] = value
       const end = off + recordLength(key, size)
       if (!(end <= (sizes.get(seg) ?? -1))) { orphans.push(key); continue }
-      found.push({ key: keyOfDbKey(key), size, persisted: used, seg, off })
+      const entry: Entry = { key: keyOfDbKey(key), size, persisted: used, seg, off }
+      if (end > (durable.get(seg) ?? 0)) {
+        unsynced++
+        const bytes = this.#read(entry.key, entry)
+        if (typeof bytes === 'string' || this.#check(entry.key, bytes) !== undefined) { orphans.push(key); continue }
+      }
+      found.push(entry)
       ends.set(seg, Math.max(ends.get(seg) ?? 0, end))
     }
     found.sort((a, b) => a.persisted - b.persisted)
@@ -262,12 +274,21 @@ export class FsBlockstore extends EventTarget implements Blockstore {
       this.#addLive(entry.key, entry)
     }
     if (orphans.length > 0) {
-      log.error('dropping %d index entries whose records are gone', orphans.length)
+      log.error('dropping %d index entries whose records are gone or damaged (%d past a durable end checked)', orphans.length, unsynced)
       await Promise.all(orphans.map(async k => await this.#db.index.remove(k)))
     }
     const recovered = await this.#log.recover(ends)
     if (recovered.deleted > 0 || recovered.truncatedBytes > 0) {
       log('recovered %s: %d segments without live records deleted, %d bytes of an unfinished batch cut', this.dir, recovered.deleted, recovered.truncatedBytes)
+    }
+    // records checked above may be in the page cache only: synced now, they count as durable
+    this.#log.setDurableEnds(durable)
+    try {
+      await this.#log.syncPastDurableEnds()
+      await Promise.all(queueDurableEnds(this.#db, this.#log.takeDurableEnds(), true))
+      if (this.#fsync) await this.#db.env.flushed
+    } catch (err) {
+      throw ioError(`cannot record the durable ends of the segments in ${this.dir}`, err)
     }
   }
 
@@ -534,22 +555,29 @@ export class FsBlockstore extends EventTarget implements Blockstore {
   }
 
   /**
-   * One batch of the group commit: the records are appended to the segment log (and synced), then
-   * their index entries are queued in one event turn, so lmdb commits them in one transaction; the
-   * batch's puts resolve once that commit is synced (durable) or done.
+   * One batch of the group commit: the records are appended to the segment log, then their index
+   * entries are queued in one event turn (lmdb commits them in one transaction) while the segment's
+   * data sync runs; the next batch may be written meanwhile. The batch's puts resolve once both
+   * syncs are done (durable) or the commit is (not durable). A power loss between the two can
+   * leave entries whose records never reached the disk: past the durable end, checked on open.
    */
   async #writeBatch (records: RecordIn[]): Promise<BatchWrite<Location>> {
-    const locs = await this.#log.append(records)
-    return { results: locs, committed: this.#commitEntries(records.map((r, i) => ({ key: r.key, size: r.bytes.byteLength, ...locs[i] }))) }
+    const { locs, synced } = await this.#log.append(records)
+    const indexed = this.#commitEntries(records.map((r, i) => ({ key: r.key, size: r.bytes.byteLength, ...locs[i] })))
+    return { results: locs, committed: Promise.all([synced, indexed]).then(() => {}) }
   }
 
-  /** Writes index entries (one transaction: queued in one turn) and waits for their commit (and sync). */
+  /**
+   * Writes index entries and the segments' durable ends reached since the last commit (one
+   * transaction: queued in one turn) and waits for their commit (and sync).
+   */
   async #commitEntries (entries: Array<{ key: string, size: number, seg: number, off: number, used?: number }>): Promise<void> {
     const now = Date.now()
-    const puts = entries.map(async e => {
+    const puts: Array<Promise<unknown>> = entries.map(e => {
       const value: IndexValue = [e.size, e.used ?? now, e.seg, e.off]
-      return await this.#db.index.put(dbKeyOf(e.key), value)
+      return this.#db.index.put(dbKeyOf(e.key), value)
     })
+    puts.push(...queueDurableEnds(this.#db, this.#log.takeDurableEnds()))
     try {
       await Promise.all(puts)
       if (this.#fsync) await this.#db.env.flushed
@@ -883,7 +911,8 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     let bytes = 0
     const flush = async (): Promise<void> => {
       if (batch.length === 0) return
-      const locs = await this.#log.append(batch.map(b => ({ key: b.key, bytes: b.bytes })))
+      const { locs, synced } = await this.#log.append(batch.map(b => ({ key: b.key, bytes: b.bytes })))
+      await synced
       await this.#commitEntries(batch.map((b, i) => ({ key: b.key, size: b.entry.size, used: b.entry.persisted, ...locs[i] })))
       batch.forEach((b, i) => {
         this.#dropLive(b.key, b.entry)
@@ -951,6 +980,8 @@ export class FsBlockstore extends EventTarget implements Blockstore {
     await Promise.allSettled([...this.#writing.values(), this.#pinsWrite, this.#evicting, this.#maintenance, this.#commit.idle()])
     try {
       await this.#log.close()
+      // the last syncs' durable ends: a store closed cleanly has nothing to check on open
+      await Promise.all(queueDurableEnds(this.#db, this.#log.takeDurableEnds()))
       await this.#db.env.flushed
       await this.#db.env.close()
     } catch (err) {
@@ -997,7 +1028,9 @@ function checkHash (cid: CID, bytes: Uint8Array): void {
     throw new SwarmpackError(CoreErrorCode.UNSUPPORTED_CID, `unsupported hash in ${cid.toString()}`, { details: { cid: cid.toString() } })
   }
   try {
-    verifyBlock(CID.createV1(RAW_CODEC, cid.multihash), bytes)
+    // a CID core supports as it is (no new CID per put on the hot paths); any other codec as raw
+    const supported = cid.version === 1 && (cid.code === RAW_CODEC || cid.code === DAG_CBOR_CODEC)
+    verifyBlock(supported ? cid : CID.createV1(RAW_CODEC, cid.multihash), bytes)
   } catch (err) {
     if (isSwarmpackError(err, CoreErrorCode.BLOCK_MISMATCH)) {
       throw new SwarmpackError(CoreErrorCode.BLOCK_MISMATCH, `block does not match ${cid.toString()}`, { details: { cid: cid.toString() } })

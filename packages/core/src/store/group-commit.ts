@@ -2,9 +2,9 @@
  * Group commit: items submitted while a batch is being written wait, and go out together as the
  * next batch, so a burst of puts costs one write and one sync per batch instead of one per block.
  *
- * A batch is finished in two steps: `write` (the segment append and its sync) runs one batch at a
- * time; the `committed` promise it returns (the index commit) may still be running when the next
- * batch's `write` starts, so the data sync of batch n+1 overlaps the index sync of batch n.
+ * A batch is finished in two steps: `write` (the segment append) runs one batch at a time; the
+ * `committed` promise it returns (the segment's data sync and the index commit, side by side) may
+ * still be running when the next batch's `write` starts, so batch n+1 is written while batch n syncs.
  */
 export interface BatchWrite<R> {
   /** One result per item, in order. */

@@ -4,10 +4,15 @@
  *
  *   magic u32 'SPB1' | size u32 | key length u16 | key (the store key, ASCII) | block bytes
  *
- * Appends go to one active segment at a time, a batch per `writev` and one `datasync` per batch
- * (group commit); a full segment is closed and the next one started. Records are never rewritten:
- * a removed block leaves dead bytes that compaction (the store's `compact`) reclaims by copying the
- * live records of a segment to the active one and deleting the old file.
+ * Appends go to one active segment at a time, a batch per `writev` (group commit); a full segment
+ * is closed and the next one started. An append resolves once its bytes are written and hands back
+ * a promise of their data sync, so the caller can commit the index entries of a batch while its
+ * sync runs (and write the next batch meanwhile); syncs of one file are coalesced, one at a time.
+ * The log tracks each segment's durable end (synced bytes; written bytes when not durable): the
+ * store persists it with its index so that, after a crash, only records past it need checking.
+ * Records are never rewritten: a removed block leaves dead bytes that compaction (the store's
+ * `compact`) reclaims by copying the live records of a segment to the active one and deleting the
+ * old file.
  *
  * Reads are synchronous `pread`s into a fresh buffer (or the caller's, `readInto`), header included: the header must name the
  * key and size the index expects, so a misplaced, torn or overwritten record is caught on every
@@ -36,8 +41,15 @@ export interface RecordIn {
   bytes: Uint8Array
 }
 
+export interface Appended {
+  /** Where each record went, in order. */
+  locs: Location[]
+  /** Resolves once the records are synced (at once when not durable); ERR_STORE_IO if a sync failed. */
+  synced: Promise<void>
+}
+
 export interface SegmentLogInit {
-  /** datasync every appended batch before it resolves. */
+  /** datasync every appended batch (the `synced` promise of its append). */
   durable: boolean
   /** A segment is closed once it holds this many bytes. Default 64 MiB. */
   maxSegmentBytes?: number
@@ -56,6 +68,67 @@ export function segmentName (seg: number): string {
 
 const SEGMENT_NAME = /^(\d{8})\.seg$/
 
+/**
+ * The data syncs of one segment file, coalesced: one runs at a time, and every request made while
+ * it runs is served by the single next one (which starts after the bytes of those requests were
+ * written). A failed sync fails every later request too: after a failed fsync the kernel may have
+ * dropped dirty pages and a later sync can report success for them.
+ */
+class Syncer {
+  readonly #fh: FileHandle
+  readonly #path: string
+  readonly #onSynced: (end: number) => void
+  #running: Promise<void> | undefined
+  #next: Promise<void> | undefined
+  /** Highest end asked for by requests the next sync serves. */
+  #wanted = 0
+  failed: Error | undefined
+
+  constructor (fh: FileHandle, path: string, onSynced: (end: number) => void) {
+    this.#fh = fh
+    this.#path = path
+    this.#onSynced = onSynced
+  }
+
+  /** Resolves once the file's bytes up to `end` (written before this call) are synced. */
+  async request (end: number): Promise<void> {
+    if (this.#next !== undefined) {
+      this.#wanted = Math.max(this.#wanted, end)
+      return await this.#next
+    }
+    if (this.#running === undefined) return await this.#start(end)
+    // the running sync may have started before these bytes were written: the next one covers them
+    this.#wanted = end
+    const next = this.#running.then(noop, noop).then(async () => {
+      this.#next = undefined
+      return await this.#start(this.#wanted)
+    })
+    this.#next = next
+    return await next
+  }
+
+  async #start (end: number): Promise<void> {
+    if (this.failed !== undefined) throw this.failed
+    const run = this.#fh.datasync().then(() => { this.#onSynced(end) }, (err: unknown) => {
+      this.failed ??= ioError(`cannot sync ${this.#path}`, err)
+      throw this.failed
+    })
+    this.#running = run
+    const clear = (): void => { if (this.#running === run) this.#running = undefined }
+    run.then(clear, clear)
+    return await run
+  }
+
+  /** Resolves once no sync is running or waiting. */
+  async idle (): Promise<void> {
+    while (this.#running !== undefined || this.#next !== undefined) {
+      await Promise.allSettled([this.#running, this.#next])
+    }
+  }
+}
+
+function noop (): void {}
+
 export class SegmentLog {
   readonly dir: string
   readonly #durable: boolean
@@ -65,7 +138,11 @@ export class SegmentLog {
   readonly #sizes = new Map<number, number>()
   /** seg -> read fd, in use order (first = least recently used). */
   readonly #readFds = new Map<number, number>()
-  #active: { seg: number, fh: FileHandle } | undefined
+  #active: { seg: number, fh: FileHandle, sync: Syncer | undefined } | undefined
+  /** seg -> durable end: the bytes known synced (written, when not durable). */
+  readonly #durableEnds = new Map<number, number>()
+  /** Segments whose durable end changed (or that were deleted) since `takeDurableEnds`. */
+  readonly #changedEnds = new Set<number>()
   #next = 1
   /** Until the first append or roll: whether appends may continue the newest segment found on open. */
   #resume = true
@@ -136,12 +213,60 @@ export class SegmentLog {
   }
 
   /**
-   * Appends records in order and returns where each one went. Callers serialise appends (the
-   * store's group commit does). With `durable`, every segment written is datasynced before this
-   * resolves; a new segment's directory entry is synced too.
+   * Sets the durable ends found in the index on open (after `recover`), each cut to its segment's
+   * size: appends after a truncation must not count as synced. Every segment is marked changed.
    */
-  async append (records: RecordIn[]): Promise<Location[]> {
+  setDurableEnds (ends: ReadonlyMap<number, number>): void {
+    this.#durableEnds.clear()
+    for (const [seg, size] of this.#sizes) {
+      this.#durableEnds.set(seg, Math.min(size, ends.get(seg) ?? 0))
+      this.#changedEnds.add(seg)
+    }
+    for (const seg of ends.keys()) if (!this.#sizes.has(seg)) this.#changedEnds.add(seg)
+  }
+
+  /**
+   * Syncs every segment with bytes past its durable end (after a crash: records the store has just
+   * checked, which may be in the page cache only), so they count as durable from now on.
+   */
+  async syncPastDurableEnds (): Promise<void> {
+    for (const [seg, size] of this.#sizes) {
+      if ((this.#durableEnds.get(seg) ?? 0) >= size) continue
+      if (this.#durable) {
+        try {
+          const fh = await open(this.#path(seg), 'r')
+          try { await fh.datasync() } finally { await fh.close() }
+        } catch (err) {
+          throw ioError(`cannot sync ${this.#path(seg)}`, err)
+        }
+      }
+      this.#advanceDurable(seg, size)
+    }
+  }
+
+  /** The durable ends that changed since the last call: seg -> end, or undefined for a deleted segment. */
+  takeDurableEnds (): Array<[number, number | undefined]> {
+    const out: Array<[number, number | undefined]> = []
+    for (const seg of this.#changedEnds) out.push([seg, this.#durableEnds.get(seg)])
+    this.#changedEnds.clear()
+    return out
+  }
+
+  #advanceDurable (seg: number, end: number): void {
+    if (!this.#sizes.has(seg) || end <= (this.#durableEnds.get(seg) ?? 0)) return
+    this.#durableEnds.set(seg, end)
+    this.#changedEnds.add(seg)
+  }
+
+  /**
+   * Appends records in order and returns where each one went once they are written, with the
+   * promise of their sync (every segment written, when durable; a new segment's directory entry is
+   * synced before its first append resolves). Callers serialise appends (the store's group commit
+   * does); the syncs of one append may still run while the next one writes.
+   */
+  async append (records: RecordIn[]): Promise<Appended> {
     const out: Location[] = []
+    const syncs: Array<Promise<void>> = []
     let i = 0
     while (i < records.length) {
       const active = await this.#writable()
@@ -162,7 +287,6 @@ export class SegmentLog {
         for (let j = 0; j < iov.length; j += IOV_PER_WRITE) {
           await writeAll(active.fh, iov.slice(j, j + IOV_PER_WRITE))
         }
-        if (this.#durable) await active.fh.datasync()
       } catch (err) {
         // part of the batch may be in the file: start the next append in a new segment, so no
         // later record is placed after bytes the size count does not know of
@@ -170,12 +294,18 @@ export class SegmentLog {
         throw ioError(`cannot append to ${this.#path(active.seg)}`, err)
       }
       this.#sizes.set(active.seg, size)
+      if (active.sync === undefined) this.#advanceDurable(active.seg, size)
+      else syncs.push(active.sync.request(size))
       if (full || size >= this.#maxSegmentBytes) await this.roll()
     }
-    return out
+    const synced = syncs.length === 0 ? Promise.resolve() : Promise.all(syncs).then(noop)
+    synced.catch(noop) // the caller awaits it; never an unhandled rejection meanwhile
+    return { locs: out, synced }
   }
 
-  async #writable (): Promise<{ seg: number, fh: FileHandle }> {
+  async #writable (): Promise<{ seg: number, fh: FileHandle, sync: Syncer | undefined }> {
+    // after a failed sync of the active segment, go on in a new one (see Syncer)
+    if (this.#active?.sync?.failed !== undefined) await this.roll()
     if (this.#active !== undefined) return this.#active
     // after opening, continue the newest segment if it has room; after a roll, start a new one
     const newest = Math.max(0, ...this.#sizes.keys())
@@ -186,21 +316,25 @@ export class SegmentLog {
       const fh = await open(this.#path(seg), 'a')
       if (!this.#sizes.has(seg)) {
         this.#sizes.set(seg, 0)
+        this.#durableEnds.set(seg, 0)
+        this.#changedEnds.add(seg)
         if (this.#durable) await syncDir(this.dir)
       }
-      this.#active = { seg, fh }
+      const sync = this.#durable ? new Syncer(fh, this.#path(seg), end => { this.#advanceDurable(seg, end) }) : undefined
+      this.#active = { seg, fh, sync }
       return this.#active
     } catch (err) {
       throw ioError(`cannot open ${this.#path(seg)} for appending`, err)
     }
   }
 
-  /** Closes the active segment: the next append starts a new one (compaction empties the old ones). */
+  /** Closes the active segment (once its syncs are done): the next append starts a new one (compaction empties the old ones). */
   async roll (): Promise<void> {
     this.#resume = false
     const active = this.#active
     if (active === undefined) return
     this.#active = undefined
+    await active.sync?.idle()
     await active.fh.close().catch(() => {})
   }
 
@@ -269,11 +403,7 @@ export class SegmentLog {
 
   /** Deletes a segment file (after its live records moved, or when none are left). */
   async retire (seg: number): Promise<void> {
-    if (this.#active?.seg === seg) {
-      const fh = this.#active.fh
-      this.#active = undefined
-      await fh.close().catch(() => {})
-    }
+    if (this.#active?.seg === seg) await this.roll()
     const fd = this.#readFds.get(seg)
     if (fd !== undefined) {
       this.#readFds.delete(seg)
@@ -285,13 +415,18 @@ export class SegmentLog {
       throw ioError(`cannot delete ${this.#path(seg)}`, err)
     }
     this.#sizes.delete(seg)
+    this.#durableEnds.delete(seg)
+    this.#changedEnds.add(seg)
   }
 
   async close (): Promise<void> {
     const active = this.#active
     this.#active = undefined
     if (active !== undefined) {
-      if (this.#durable) await active.fh.datasync().catch(() => {})
+      await active.sync?.idle()
+      if (active.sync !== undefined && active.sync.failed === undefined) {
+        await active.sync.request(this.#sizes.get(active.seg) ?? 0).catch(noop)
+      }
       await active.fh.close().catch(() => {})
     }
     for (const fd of this.#readFds.values()) closeSync(fd)
