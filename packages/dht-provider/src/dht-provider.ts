@@ -106,7 +106,7 @@ export class DhtProvider implements Provider {
     this.init = init
     if (init.rediscover !== false) {
       this.rediscovery = new Rediscovery(async (root, signal) => {
-        if (this.sessions.get(root.toString())?.wantsMorePeers() === false) return false
+        if (!this.wantsMorePeers(root)) return false
         for await (const peer of this.findProvidersFn()(root, { signal })) {
           this.sessions.get(root.toString())?.addPeer(peer)
         }

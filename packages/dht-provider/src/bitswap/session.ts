@@ -628,7 +628,9 @@ export class BitswapSession implements Provider {
     const what = wants.length === 1 ? wants[0].cid.toString() : `${wants.length} blocks (first ${details.missing[0]})`
     const why = reason === 'stalled' ? `no verified block arrived for ${stalledMs} ms` : 'no peer left to ask'
     const asked = d.peersAsked.length === 0 ? 'no peer was found' : `asked ${d.peersAsked.join(', ')}`
-    return new SwarmpackError(CoreErrorCode.NOT_FOUND, `${what} not found: ${why}; ${asked}; ${this.findProvidersFn !== undefined && this.discovered.size === 0 ? 'no provider lookup made' : `provider lookup ${d.lookupFinished ? 'finished' : 'still running'}`}`, { details: { ...details } })
+    // a session given enough peers makes no lookup until they fail it
+    const lookup = this.findProvidersFn !== undefined && this.discovered.size === 0 ? 'no provider lookup made' : `provider lookup ${d.lookupFinished ? 'finished' : 'still running'}`
+    return new SwarmpackError(CoreErrorCode.NOT_FOUND, `${what} not found: ${why}; ${asked}; ${lookup}`, { details: { ...details } })
   }
 
   /** Nothing verified arrived for the stall time: every pending want fails (bounded wait). */
@@ -960,7 +962,8 @@ export class BitswapSession implements Provider {
   /** Parks a want until a peer that may get it has room. */
   private waitForRoom (want: SessionWant): void {
     this.unassigned.add(want.key)
-    if (this.anyMayTake(want) || this.discovering !== undefined) this.waitingAny.add(want.key)
+    // (a want waiting for a lookup needs no set: the lookup's end reassigns every unassigned want)
+    if (this.anyMayTake(want)) this.waitingAny.add(want.key)
     for (const h of want.haves) this.indexWaiting(h, want.key)
   }
 
