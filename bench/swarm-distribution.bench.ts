@@ -37,6 +37,7 @@ const U = Number(process.env.SWARM_MBIT ?? 10)
 const discovery = (process.env.SWARM_DISCOVERY ?? 'swarm') as DistributionOptions['discovery']
 const log = (s: string): void => { console.log(`  ${s}`) }
 const sec = (ms: number): string => (ms / 1000).toFixed(1)
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 const results: Record<string, DistributionResult> = {}
 console.log(`load average at start: ${loadavg().map(x => x.toFixed(1)).join(' ')}`)
 
@@ -47,6 +48,10 @@ async function run (name: string, o: DistributionOptions): Promise<DistributionR
   const corrupt = r.peers.reduce((s, p) => s + (p.corruptBytes ?? 0), 0)
   const failed = r.peers.filter(p => p.ms === undefined && p.killed !== true)
   console.log(`  all done in ${sec(r.allMs)} s; seed(s) sent ${(r.seedSent / r.packageBytes).toFixed(2)}x the package; corrupt bytes ${corrupt}; failed ${failed.map(p => `${p.name}: ${p.error ?? '?'}`).join(', ') || 'none'}; load ${r.load.map(x => x.toFixed(1)).join(' ')}`)
+  const delivered = r.peers.reduce((s, p) => s + (p.ms !== undefined ? r.packageBytes : 0), 0)
+  const msgs = r.peers.filter(p => p.messagesReceived !== undefined)
+  console.log(`  peers' CPU from the start to the last completion: ${sec(r.transferCpuMs)} CPU-s (${(r.transferCpuMs / 1000 / (r.allMs / 1000)).toFixed(2)} cores; ${(r.transferCpuMs / (delivered / 1e6)).toFixed(1)} CPU-ms per MB delivered); Bitswap messages per downloader: ${msgs.length > 0 ? `median received ${median(msgs.map(p => p.messagesReceived!))}, sent ${median(msgs.map(p => p.messagesSent!))}` : 'n/a'}`)
+  if (msgs.length > 0 && msgs[0].entriesReceived !== undefined) console.log(`  entries received per downloader (median): ${Object.keys(msgs[0].entriesReceived).map(k => `${k} ${median(msgs.map(p => p.entriesReceived?.[k] ?? 0))}`).join(', ')}`)
   console.log(`  completion (s): ${r.peers.map(p => `${p.name}=${p.ms !== undefined ? sec(p.ms) : p.killed === true ? 'killed' : 'failed'}`).join(' ')}`)
   return r
 }

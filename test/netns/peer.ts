@@ -7,8 +7,8 @@
  *           [--seed <dir>] [--report-ms 500] [--network lan|internet] [--mdns]
  *           [--relay-client] [--relay-server] [--autonat] [--announce-when-complete]
  *
- * Events: ready {peerId, multiaddrs}, seeded {root, bytes}, traffic {t, sent, received} every
- * report-ms, fetched {root, bytes, blocks, ms, sources}, verified {root, blocks, bytes, corrupt},
+ * Events: ready {peerId, multiaddrs}, seeded {root, bytes}, traffic {t, sent, received, cpuMs} every
+ * report-ms, fetched {root, bytes, blocks, ms, sources, messagesSent, messagesReceived, duplicateBlocks}, verified {root, blocks, bytes, corrupt},
  * peers {peers}, error {command, code, message}.
  * Commands: `fetch <root> [peerId...]` (peers asked from the start besides the DHT's providers), `announce <root>`,
  * `dial <ma>`, `verify <root>`, `peers`, `quit`.
@@ -71,7 +71,8 @@ const report = Number(values['report-ms'])
 if (report > 0) {
   setInterval(() => {
     const tr = peer.traffic?.totals()
-    out({ event: 'traffic', t: Date.now(), sent: tr?.sent ?? 0, received: tr?.received ?? 0, peers: peer.libp2p.getPeers().length, routingTable: peer.routingTableSize() })
+    const cpu = process.cpuUsage()
+    out({ event: 'traffic', t: Date.now(), sent: tr?.sent ?? 0, received: tr?.received ?? 0, cpuMs: Math.round((cpu.user + cpu.system) / 1000), peers: peer.libp2p.getPeers().length, routingTable: peer.routingTableSize() })
   }, report).unref()
 }
 
@@ -97,7 +98,8 @@ async function run (cmd: string, args: string[]): Promise<void> {
     const peers = args.slice(1).map(p => peerIdFromString(p))
     const started = Date.now()
     const r = await node.fetch(root, { peers, pin: `fetched:${args[0]}` })
-    out({ event: 'fetched', root: args[0], bytes: r.bytes, blocks: r.blocks, ms: Date.now() - started, at: Date.now(), sources: r.sources.map(s => ({ peer: s.peer, bytes: s.bytes, blocks: s.blocks })) })
+    const bs = node.bitswap.stats()
+    out({ event: 'fetched', root: args[0], bytes: r.bytes, blocks: r.blocks, ms: Date.now() - started, at: Date.now(), sources: r.sources.map(s => ({ peer: s.peer, bytes: s.bytes, blocks: s.blocks })), messagesSent: bs.messagesSent, messagesReceived: bs.messagesReceived, duplicateBlocks: bs.duplicateBlocks, entriesReceived: bs.entriesReceived })
   } else if (cmd === 'announce') {
     out({ event: 'announced', root: args[0], ok: await node.announce(parseCid(args[0])) })
   } else if (cmd === 'dial') {

@@ -75,6 +75,11 @@ export interface PeerOutcome {
   sources?: Array<{ peer: string, bytes: number, blocks: number }>
   sent: number
   received: number
+  /** Bitswap messages it sent and received until its fetch completed (its `fetched` event). */
+  messagesSent?: number
+  messagesReceived?: number
+  /** What its received Bitswap messages held (wants by type, presences, blocks). */
+  entriesReceived?: Record<string, number>
 }
 
 export interface DistributionResult {
@@ -88,8 +93,10 @@ export interface DistributionResult {
   /** Peer ids of the seeds (to tell them apart in `sources`). */
   seedIds: string[]
   peers: PeerOutcome[]
-  /** Per peer, [ms since start, bytes received, bytes sent] samples. */
-  traffic: Record<string, Array<[number, number, number]>>
+  /** Per peer, [ms since start, bytes received, bytes sent, process CPU ms] samples. */
+  traffic: Record<string, Array<[number, number, number, number]>>
+  /** CPU time all peers used from the common start until the last completion (from the samples nearest either end). */
+  transferCpuMs: number
   startupMs: number
   load: number[]
 }
@@ -173,6 +180,9 @@ export async function runDistribution (opts: DistributionOptions): Promise<Distr
         if (e.event === 'fetched') {
           o.ms = (e.at as number) - start
           o.sources = e.sources as PeerOutcome['sources']
+          o.messagesSent = e.messagesSent as number
+          o.messagesReceived = e.messagesReceived as number
+          o.entriesReceived = e.entriesReceived as Record<string, number>
         }
         else if (e.event === 'exited') o.killed = true
         else o.error = `${String(e.code)} ${String(e.message)}`
@@ -222,8 +232,11 @@ export async function runDistribution (opts: DistributionOptions): Promise<Distr
       const tr = lastTraffic(p.child)
       const o = outcomes.get(p.child.name)
       if (o !== undefined) { o.sent = tr.sent; o.received = tr.received }
-      traffic[p.child.name] = p.child.events.filter(e => e.event === 'traffic').map(e => [(e.t as number) - start, e.received as number, e.sent as number])
+      traffic[p.child.name] = p.child.events.filter(e => e.event === 'traffic').map(e => [(e.t as number) - start, e.received as number, e.sent as number, e.cpuMs as number])
     }
+    // the CPU each peer's process used during the transfer: its last sample by allMs minus its last before the start
+    const cpuAt = (samples: Array<[number, number, number, number]>, t: number): number => samples.filter(x => x[0] <= t).at(-1)?.[3] ?? 0
+    const transferCpuMs = Object.values(traffic).reduce((sum, samples) => sum + cpuAt(samples, allMs) - cpuAt(samples, 0), 0)
     return {
       options: opts,
       packageBytes: seeded.bytes as number,
@@ -233,6 +246,7 @@ export async function runDistribution (opts: DistributionOptions): Promise<Distr
       seedIds: seeds.map(s => s.child.peerId),
       peers: [...outcomes.values()],
       traffic,
+      transferCpuMs,
       startupMs,
       load: loadavg()
     }

@@ -69,7 +69,21 @@ export interface BitswapStats {
   blocksReceived: number
   /** Blocks that arrived twice (asked of several peers) or late. */
   duplicateBlocks: number
+  /** Bitswap messages sent and received (all peers). */
+  messagesSent: number
+  messagesReceived: number
+  /** What the received messages held, entry by entry: in a swarm the control entries cost more CPU than the blocks. */
+  entriesReceived: EntryCounts
   banned: Array<{ peer: string, reason: string, until: number }>
+}
+
+export interface EntryCounts {
+  wantBlocks: number
+  wantHaves: number
+  cancels: number
+  haves: number
+  dontHaves: number
+  blocks: number
 }
 
 interface Asked {
@@ -128,6 +142,7 @@ export class Bitswap {
   private flushScheduled = false
   private batchTimer?: ReturnType<typeof setTimeout>
   private duplicateBlocks = 0
+  private readonly entriesReceived: EntryCounts = { wantBlocks: 0, wantHaves: 0, cancels: 0, haves: 0, dontHaves: 0, blocks: 0 }
   private running = false
   private readonly onPeerConnect: (evt: CustomEvent<PeerId>) => void
   private readonly sessionHost: SessionHost
@@ -232,6 +247,9 @@ export class Bitswap {
       blocksSent: sum(p => p.blocksSent),
       blocksReceived: sum(p => p.blocksReceived),
       duplicateBlocks: this.duplicateBlocks,
+      messagesSent: this.network.messagesSent,
+      messagesReceived: this.network.messagesReceived,
+      entriesReceived: { ...this.entriesReceived },
       banned: this.banList.list()
     }
   }
@@ -330,6 +348,7 @@ export class Bitswap {
   private async onMessage (peer: PeerId, message: Message): Promise<void> {
     if (!this.running || this.banList.isBanned(peer)) return
     const peerKey = peer.toString()
+    this.countEntries(message)
     if (message.wantlist !== undefined) this.engine.receiveWantlist(peerKey, message.wantlist)
     // check every block first (synchronously), then store the good ones together
     const accepted: Accepted[] = []
@@ -369,6 +388,20 @@ export class Bitswap {
         session.receivePresence(key, peerKey, presence.type === BlockPresenceType.Have)
       }
     }
+  }
+
+  private countEntries (message: Message): void {
+    const c = this.entriesReceived
+    for (const e of message.wantlist?.entries ?? []) {
+      if (e.cancel === true) c.cancels++
+      else if (e.wantType === WantType.WantHave) c.wantHaves++
+      else c.wantBlocks++
+    }
+    for (const p of message.blockPresences) {
+      if (p.type === BlockPresenceType.Have) c.haves++
+      else c.dontHaves++
+    }
+    c.blocks += message.payload.length
   }
 
   /**

@@ -1,6 +1,6 @@
 /** swarmpack's Bitswap 1.2.0 (`/ipfs/bitswap/1.2.0`): block exchange compatible with Helia and Kubo. */
 export { Bitswap } from './bitswap.js'
-export type { BitswapInit, BitswapStats, BitswapPeerStats } from './bitswap.js'
+export type { BitswapInit, BitswapStats, BitswapPeerStats, EntryCounts } from './bitswap.js'
 export { BitswapSession } from './session.js'
 export type { SessionOptions, SessionPeerStats, SessionDiagnostics, SessionNotFoundDetails, FindProviders } from './session.js'
 export { BanList, DEFAULT_BAN_MS } from './ban-list.js'

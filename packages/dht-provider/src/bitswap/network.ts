@@ -46,6 +46,9 @@ export class BitswapNetwork {
   private readonly outbound = new Map<string, Outbound>()
   private readonly inbound = new Set<Stream>()
   private readonly inboundQueues = new Map<string, InboundQueue>()
+  /** Messages (frames) sent and received, for stats: in a swarm their count, not their bytes, sets the CPU cost. */
+  messagesSent = 0
+  messagesReceived = 0
   private running = false
   private readonly onPeerDisconnect = (evt: CustomEvent<PeerId>): void => {
     this.dropOutbound(evt.detail)
@@ -112,6 +115,7 @@ export class BitswapNetwork {
           log.trace('sending %d bytes to %p', frame.byteLength, peer)
           // length and message in one buffer, one send: one muxer frame, one encryption, one
           // socket write (and one window update back) per message
+          this.messagesSent++
           if (!stream.send(frame)) {
             // a peer that stops reading without closing must not hold this queue forever
             const timeout = AbortSignal.timeout(SEND_TIMEOUT_MS)
@@ -215,6 +219,7 @@ export class BitswapNetwork {
           fail('malformed protobuf', err)
           return
         }
+        this.messagesReceived++
         q.queued++
         if (q.queued === MAX_QUEUED_MESSAGES_PER_PEER) {
           for (const s of q.streams) if (s.readStatus === 'readable') s.pause()
