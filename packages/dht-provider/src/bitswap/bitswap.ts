@@ -91,6 +91,8 @@ interface Asked {
   type: WantType
   /** The peer answered with a presence: it no longer owes us the block (a cancel may still follow). */
   answered?: boolean
+  /** It answered a want-have with Have, which ends that want at its side: no cancel is owed. */
+  saidHave?: boolean
   /** Set when the want was cancelled or the block came; late blocks are excused for a while after. */
   cancelledAt?: number
 }
@@ -297,6 +299,8 @@ export class Bitswap {
     if (cancel) {
       if (prev === undefined || prev.cancelledAt !== undefined) return
       prev.cancelledAt = Date.now()
+      // in a swarm most of the peers asked say Have: a cancel to each would be a wasted entry
+      if (prev.saidHave === true && prev.type === WantType.WantHave) return
     } else {
       if (asked.size >= (this.askedPruneAt.get(peerKey) ?? ASKED_PRUNE_FLOOR)) {
         // amortized: a fetch of many blocks keeps thousands of recent wants, and pruning on every
@@ -335,6 +339,7 @@ export class Bitswap {
     }
     for (const { peer, entries } of batches) {
       if (!this.running) return
+      if (entries.size === 0) continue
       this.network.send(peer, { wants: [...entries.values()] }).catch(err => {
         // unreachable: sessions move its wants elsewhere
         log('sending wants to %p failed: %s', peer, err.message)
@@ -383,7 +388,15 @@ export class Bitswap {
       const key = multihashKey(cid)
       // an answered want no longer counts as owed (see holdsOurWantBlocks)
       const asked = this.asked.get(peerKey)?.get(key)
-      if (asked !== undefined) asked.answered = true
+      if (asked !== undefined) {
+        asked.answered = true
+        if (presence.type === BlockPresenceType.Have && asked.type === WantType.WantHave) {
+          asked.saidHave = true
+          // the block came from elsewhere first and a cancel waits in the batch: the Have made it moot
+          const pending = this.outgoing.get(peerKey)?.entries
+          if (pending?.get(key)?.cancel === true) pending.delete(key)
+        }
+      }
       for (const session of this.wanted.get(key) ?? []) {
         session.receivePresence(key, peerKey, presence.type === BlockPresenceType.Have)
       }

@@ -576,9 +576,8 @@ export class BitswapSession implements Provider {
       // has it), or for room at holders (this may have been the last)
       this.unassigned.delete(key)
       this.assign(want)
-    } else {
-      this.askHaves(want)
     }
+    // else a want-block is out: its holder answers for the block (or times out and the want moves)
   }
 
   /** The peer disconnected, could not be reached, or was banned. */
@@ -807,8 +806,10 @@ export class BitswapSession implements Provider {
   }
 
   /**
-   * Want-have (send-dont-have) to peers not yet asked for the want, when there is a choice of
-   * peers, until SESSION_WANT_HAVE_FANOUT of them may still say Have (every peer, for a lone want):
+   * Want-have (send-dont-have) to SESSION_WANT_HAVE_FANOUT peers not yet asked for the want, when
+   * there is a choice of peers and none asked may still say Have (every peer, for a lone want):
+   * topping up after each DontHave asked every block of everyone in a swarm of downloaders, whose
+   * DontHaves come back before the seed's Have;
    * a quarter the most useful so far (they said Have or delivered most), the rest at random, so
    * every peer's blocks get found and the asking does not pile onto the same few peers.
    */
@@ -821,7 +822,7 @@ export class BitswapSession implements Provider {
       if (want.haveAsked.has(key) || want.haves.has(key)) pending++
       else if (!onlyUnconfirmed || !p.history.complete) unasked.push(p)
     }
-    let room = this.isLone(want) ? Infinity : SESSION_WANT_HAVE_FANOUT - pending
+    let room = this.isLone(want) ? Infinity : pending > 0 ? 0 : SESSION_WANT_HAVE_FANOUT
     if (room <= 0 || unasked.length === 0) return
     const picked: SessionPeer[] = []
     if (unasked.length <= room) {
