@@ -8,8 +8,9 @@
 import '@swarmpack/core/polyfill'
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import { WantType } from '../src/bitswap/pb/message.js'
-import { RawBitswapClient, connect, createPeer, putAll, randomBlocks, stopPeers } from './bitswap-helpers.js'
+import { BlockPresenceType, WantType } from '../src/bitswap/pb/message.js'
+import type { Message } from '../src/bitswap/pb/message.js'
+import { RawBitswapClient, connect, createPeer, putAll, randomBlocks, stopPeers, waitUntil } from './bitswap-helpers.js'
 import type { TestPeer } from './bitswap-helpers.js'
 
 /** Rejects when `promise` takes longer than `ms`: the old behaviour waited for wantTimeout (an hour here). */
@@ -131,5 +132,37 @@ describe('bitswap: the lone want', () => {
     assert.equal(small.wantsMorePeers(), true)
     assert.equal(early, 1)
     await small.close()
+  })
+
+  it('a session given enough peers asks a slow holder again rather than looking the block up', async () => {
+    const [x, y] = randomBlocks(2, 4096)
+    const fetcher = await createPeer()
+    peers.push(fetcher)
+    // the holder says Have and then never delivers (an overloaded seed); the other lacks everything
+    const holder = await RawBitswapClient.create()
+    const lacking = await RawBitswapClient.create()
+    clients.push(holder, lacking)
+    const presenceOf = (type: BlockPresenceType) => (m: Message) => {
+      const asked = (m.wantlist?.entries ?? []).filter(e => e.cancel !== true && (type === BlockPresenceType.DontHave || e.wantType === WantType.WantHave))
+      return asked.length > 0 ? { presences: asked.map(e => ({ cid: e.block, type })) } : undefined
+    }
+    holder.answer = presenceOf(BlockPresenceType.Have)
+    lacking.answer = presenceOf(BlockPresenceType.DontHave)
+    await connect(fetcher, holder.libp2p)
+    await connect(fetcher, lacking.libp2p)
+    let lookups = 0
+    const session = fetcher.bitswap.createSession({
+      peers: [holder.libp2p.peerId, lacking.libp2p.peerId],
+      enoughPeers: 2,
+      wantTimeout: 300,
+      findProviders: async function * () { lookups++ }
+    })
+    // two wants: a lone want is raced instead (see above)
+    const gets = [session.get(x.cid), session.get(y.cid)].map(async p => p.catch(() => undefined))
+    const wantBlocks = (): number => holder.received.flatMap(m => m.wantlist?.entries ?? []).filter(e => e.cancel !== true && e.wantType === WantType.WantBlock && Buffer.from(e.block).equals(x.cid.bytes)).length
+    await waitUntil(() => wantBlocks() >= 2, 'the want-block asked of the slow holder again')
+    assert.equal(lookups, 0, 'no provider lookup for a block while the session knows enough peers')
+    await session.close()
+    await Promise.all(gets)
   })
 })

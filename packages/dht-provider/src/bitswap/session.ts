@@ -1054,7 +1054,9 @@ export class BitswapSession implements Provider {
         this.notifyRetry(want, slow, new Error(`peer ${slow} is slow`))
         if (!others.some(o => want.haves.has(o.id.toString()))) want.direct = true
         this.assign(want)
-      } else if (this.findProvidersFn !== undefined && this.discovering === undefined && !this.recentlyDiscovered(want.cid)) {
+      } else if (this.findProvidersFn !== undefined && this.discovering === undefined && !this.recentlyDiscovered(want.cid) && this.wantsMorePeers()) {
+        // (a session that knows enough peers waits on its holder: in a swarm of twenty, a lookup
+        // per slow block put every peer to work answering it, for peers it knows already)
         this.discover(want.cid)
       } else {
         // nobody else to ask: say it again, in case the message or the block got lost on a reset stream
