@@ -3,7 +3,8 @@
  * peers over TCP on 127.0.0.1. In a 1 + 20 distribution every block used to be asked of all
  * twenty peers (each DontHave brought the next peer in while the others had not answered yet)
  * and every peer asked got a cancel, even those whose Have had already ended the want at their
- * side: ~47 control entries per block per downloader, most of the swarm's CPU.
+ * side: ~47 control entries per block per downloader, most of the swarm's CPU. Batched wants
+ * also ride along with what the engine sends a peer, rather than costing a message of their own.
  */
 import '@swarmpack/core/polyfill'
 import assert from 'node:assert/strict'
@@ -110,5 +111,62 @@ describe('bitswap: control entries per want', () => {
     for (const b of onlyHave) {
       assert.ok(!entriesFor(raw, b.cid).some(e => e.cancel === true), JSON.stringify(entriesFor(raw, b.cid).map(e => [e.wantType, e.cancel, e.sendDontHave])) + `a cancel went to the peer whose Have ended the want for ${b.cid.toString()}`)
     }
+  })
+
+  it('a batched cancel rides along with the next message the engine sends that peer', async () => {
+    const [x] = randomBlocks(1, 4096)
+    const [y] = randomBlocks(1, 64 * 1024)
+    const holder = await createPeer()
+    // a batch that would wait a minute: only a ride-along delivers the cancel within the test
+    const fetcher = await createPeer({ wantBatchMs: 60_000 })
+    peers.push(holder, fetcher)
+    await putAll(holder.blockstore, [x])
+    await putAll(fetcher.blockstore, [y])
+    // a silent peer: it takes the want-block for x and never answers
+    const lacking = await RawBitswapClient.create()
+    clients.push(lacking)
+    await connect(fetcher, holder)
+    await connect(fetcher, lacking.libp2p)
+    const session = fetcher.bitswap.createSession({ peers: [lacking.libp2p.peerId], wantTimeout: 3_600_000 })
+    const got = session.get(x.cid)
+    await lacking.waitFor(ms => ms.some(m => (m.wantlist?.entries ?? []).some(e => e.wantType === WantType.WantBlock)) ? true : undefined)
+    // the holder joins, says Have to the lone want and delivers it: the silent peer is owed a cancel
+    session.addPeer(holder.libp2p.peerId)
+    assert.deepEqual(await got, x.bytes)
+    await session.close()
+    assert.ok(entriesFor(lacking, x.cid).length > 0, 'the lacking peer was asked for x')
+    assert.ok(!entriesFor(lacking, x.cid).some(e => e.cancel === true), 'the cancel waits in the batch')
+    // the lacking peer asks us for y: the block goes back with the cancel for x in the same message
+    await lacking.send(fetcher.libp2p, { wants: [{ block: y.cid.bytes, priority: 1, wantType: WantType.WantBlock, sendDontHave: true }] })
+    const carrier = await lacking.waitFor(ms => ms.find(m => m.payload.length > 0), 10_000)
+    assert.ok((carrier.wantlist?.entries ?? []).some(e => e.cancel === true && hex(e.block) === hex(x.cid.bytes)), 'the cancel for x came with the block')
+  })
+
+  it('a want still waiting in the batch when its block arrives is dropped, not cancelled', async () => {
+    const [x, y] = randomBlocks(2, 4096)
+    const [z] = randomBlocks(1, 64 * 1024)
+    const fetcher = await createPeer({ wantBatchMs: 60_000 })
+    peers.push(fetcher)
+    await putAll(fetcher.blockstore, [z])
+    // the holder takes want-blocks and delivers them only when the test says so
+    const holder = await RawBitswapClient.create()
+    const late = await RawBitswapClient.create()
+    clients.push(holder, late)
+    await connect(fetcher, holder.libp2p)
+    await connect(fetcher, late.libp2p)
+    const session = fetcher.bitswap.createSession({ peers: [holder.libp2p.peerId], wantTimeout: 3_600_000 })
+    const gets = [session.get(x.cid), session.get(y.cid)]
+    await holder.waitFor(ms => [x, y].every(b => ms.some(m => (m.wantlist?.entries ?? []).some(e => e.wantType === WantType.WantBlock && hex(e.block) === hex(b.cid.bytes)))) ? true : undefined)
+    // a peer joins: its want-haves for x and y are for later (a want-block is out), so they wait in the batch
+    session.addPeer(late.libp2p.peerId)
+    await holder.send(fetcher.libp2p, { blocks: [x, y].map(b => ({ prefix: cidPrefix(b.cid), data: b.bytes })) })
+    assert.deepEqual(await Promise.all(gets), [x.bytes, y.bytes])
+    await session.close()
+    // anything still batched for the late peer rides along with the block it now asks for
+    await late.send(fetcher.libp2p, { wants: [{ block: z.cid.bytes, priority: 1, wantType: WantType.WantBlock, sendDontHave: true }] })
+    await late.waitFor(ms => ms.find(m => m.payload.length > 0), 10_000)
+    assert.deepEqual([x, y].flatMap(b => entriesFor(late, b.cid)), [], 'the late peer heard nothing of x and y: no want, no cancel')
+    // (with the 300 ms batch of before, the cancels that replaced the wants came on their own)
+    assert.equal(await holdsWithin(() => [x, y].some(b => entriesFor(late, b.cid).length > 0), 1500), false, 'nor later')
   })
 })

@@ -44,6 +44,8 @@ export interface BitswapInit {
   maxMessageSize?: number
   /** Largest message we accept; a bigger one resets the stream (default 4 MiB, what Kubo and Helia send). */
   maxIncomingMessageSize?: number
+  /** Cancels and want-haves alone wait this long for company before they are sent (ms, default 300; see WANT_BATCH_MS). */
+  wantBatchMs?: number
   /** Default for sessions: a peer holding our wants that delivers nothing for this long is passed over (ms). */
   wantTimeout?: number
   /** Unrequested blocks tolerated from a peer before it is banned (default 16). */
@@ -93,6 +95,8 @@ interface Asked {
   answered?: boolean
   /** It answered a want-have with Have, which ends that want at its side: no cancel is owed. */
   saidHave?: boolean
+  /** A want for this block has left for the peer (else it still waits in the batch, and a cancel just drops it). */
+  sent?: boolean
   /** Set when the want was cancelled or the block came; late blocks are excused for a while after. */
   cancelledAt?: number
 }
@@ -114,7 +118,8 @@ interface OutgoingWants {
 /**
  * Cancels and want-haves alone wait this long for company before they are sent: in a swarm every
  * block brings a cancel or a want-have for several peers, and one message per peer per block
- * costs more CPU (noise, yamux, a syscall each) than the bytes do. Want-blocks go out at once.
+ * costs more CPU (noise, yamux, a syscall each) than the bytes do. Want-blocks go out at once,
+ * and batched wants ride along with whatever the engine sends the peer meanwhile.
  */
 const WANT_BATCH_MS = 300
 
@@ -139,6 +144,8 @@ export class Bitswap {
   /** Size of each peer's `asked` map at which it is pruned next. */
   private readonly askedPruneAt = new Map<string, number>()
   private readonly outgoing = new Map<string, OutgoingWants>()
+  /** PeerIds of the peers that sent us messages, by string (see peerIdOf). */
+  private readonly peerIds = new Map<string, PeerId>()
   private readonly unsolicited = new Map<string, number>()
   private readonly violations = new Map<string, number>()
   private flushScheduled = false
@@ -177,6 +184,13 @@ export class Bitswap {
       send: async (peer, content) => {
         const target = this.peerIdOf(peer)
         if (target === undefined) throw new Error(`no connection to ${peer}`)
+        // wants batched for this peer ride along: in a swarm every pair trades both ways, and a
+        // message of its own costs more CPU (noise, yamux, a syscall each side) than its entries
+        const out = this.outgoing.get(peer)
+        if (out !== undefined && out.entries.size > 0) {
+          this.outgoing.delete(peer)
+          content = { ...content, wants: this.takeEntries(peer, out.entries) }
+        }
         await this.network.send(target, content)
       }
     })
@@ -301,6 +315,11 @@ export class Bitswap {
       prev.cancelledAt = Date.now()
       // in a swarm most of the peers asked say Have: a cancel to each would be a wasted entry
       if (prev.saidHave === true && prev.type === WantType.WantHave) return
+      if (prev.sent !== true) {
+        // it never left: take it out of the batch, and the peer never hears of it
+        this.outgoing.get(peerKey)?.entries.delete(key)
+        return
+      }
     } else {
       if (asked.size >= (this.askedPruneAt.get(peerKey) ?? ASKED_PRUNE_FLOOR)) {
         // amortized: a fetch of many blocks keeps thousands of recent wants, and pruning on every
@@ -308,7 +327,8 @@ export class Bitswap {
         this.pruneAsked(asked)
         this.askedPruneAt.set(peerKey, Math.max(ASKED_PRUNE_FLOOR, asked.size * 2))
       }
-      asked.set(key, { cid, type: prev !== undefined && prev.cancelledAt === undefined && prev.type === WantType.WantBlock ? WantType.WantBlock : type })
+      const open = prev !== undefined && prev.cancelledAt === undefined
+      asked.set(key, { cid, type: open && prev.type === WantType.WantBlock ? WantType.WantBlock : type, sent: open ? prev.sent : undefined })
     }
     let out = this.outgoing.get(peerKey)
     if (out === undefined) { out = { peer, entries: new Map(), urgent: false }; this.outgoing.set(peerKey, out) }
@@ -322,7 +342,7 @@ export class Bitswap {
       this.flushScheduled = true
       setImmediate(() => { this.flushWants(true) })
     } else if (!out.urgent && this.batchTimer === undefined) {
-      this.batchTimer = setTimeout(() => { this.flushWants(false) }, WANT_BATCH_MS)
+      this.batchTimer = setTimeout(() => { this.flushWants(false) }, this.init.wantBatchMs ?? WANT_BATCH_MS)
       this.batchTimer.unref?.()
     }
   }
@@ -340,7 +360,7 @@ export class Bitswap {
     for (const { peer, entries } of batches) {
       if (!this.running) return
       if (entries.size === 0) continue
-      this.network.send(peer, { wants: [...entries.values()] }).catch(err => {
+      this.network.send(peer, { wants: this.takeEntries(peer.toString(), entries) }).catch(err => {
         // unreachable: sessions move its wants elsewhere
         log('sending wants to %p failed: %s', peer, err.message)
         this.peerGone(peer.toString(), `unreachable: ${err.message as string}`)
@@ -348,11 +368,25 @@ export class Bitswap {
     }
   }
 
+  /** The entries of a batch, leaving now: their wants count as sent (a later cancel must go out). */
+  private takeEntries (peerKey: string, entries: Map<string, WantlistEntry>): WantlistEntry[] {
+    const asked = this.asked.get(peerKey)
+    if (asked !== undefined) {
+      for (const [key, e] of entries) {
+        if (e.cancel === true) continue
+        const a = asked.get(key)
+        if (a !== undefined) a.sent = true
+      }
+    }
+    return [...entries.values()]
+  }
+
   // --- incoming ---
 
   private async onMessage (peer: PeerId, message: Message): Promise<void> {
     if (!this.running || this.banList.isBanned(peer)) return
     const peerKey = peer.toString()
+    if (!this.peerIds.has(peerKey)) this.peerIds.set(peerKey, peer)
     this.countEntries(message)
     if (message.wantlist !== undefined) this.engine.receiveWantlist(peerKey, message.wantlist)
     // check every block first (synchronously), then store the good ones together
@@ -533,12 +567,17 @@ export class Bitswap {
     if (this.unsolicited.size > 1024) this.unsolicited.delete(peerKey)
     if (this.violations.size > 1024) this.violations.delete(peerKey)
     this.asked.delete(peerKey)
+    this.peerIds.delete(peerKey)
     this.askedPruneAt.delete(peerKey)
     this.outgoing.delete(peerKey)
     for (const session of this.sessions) session.peerGone(peerKey, reason)
   }
 
   private peerIdOf (peerKey: string): PeerId | undefined {
+    // the engine calls this for every message it sends: a peer that sent us wants is looked up
+    // by id (getConnections() builds the list of every connection each time)
+    const known = this.peerIds.get(peerKey)
+    if (known !== undefined) return this.libp2p.getConnections(known).length > 0 ? known : undefined
     for (const conn of this.libp2p.getConnections()) {
       if (conn.remotePeer.toString() === peerKey) return conn.remotePeer
     }

@@ -834,8 +834,9 @@ export class BitswapSession implements Provider {
       room -= best
       while (room-- > 0) picked.push(unasked.splice(Math.floor(Math.random() * unasked.length), 1)[0])
     }
-    // with no want-block out, the want waits on these answers; otherwise they are for later
-    const urgent = want.assigned.size === 0
+    // with no want-block out, the want waits on these answers (a lone want waits on them
+    // anyway: its holder may hold nothing); otherwise they are for later
+    const urgent = want.assigned.size === 0 || this.isLone(want)
     for (const p of picked) {
       want.haveAsked.add(p.id.toString())
       this.host.sendWant(p.id, want.cid, WantType.WantHave, urgent)
