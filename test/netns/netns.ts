@@ -6,6 +6,11 @@
  * (10.77.0.0/16 on the bridge, 10.78.<n>.0/24 behind router n); the root namespace is never touched
  * beyond creating and deleting these namespaces.
  *
+ * IPv6 (opt-in, `ipv6: true`, `addShieldedPeerV6`) uses the documentation prefix 3fff::/20 (RFC 9637):
+ * libp2p treats it as public (it is on none of `@libp2p/utils`' private lists, unlike 10/8 or
+ * 2001:db8::/32), so AutoNAT and DCUtR act on it, while it is reserved for documentation and never
+ * routed on the internet. 3fff:77::/64 is the bridge, 3fff:78:<n>::/64 the link behind router n.
+ *
  * Every name starts with a prefix ("spk" by default); `cleanupStale(prefix)` removes what an
  * earlier, killed run left. `remove()` is idempotent and also runs at process exit.
  */
@@ -15,6 +20,10 @@ import { existsSync } from 'node:fs'
 
 export const NETNS_PREFIX = 'spk'
 export const BRIDGE_SUBNET = '10.77'
+/** The bridge's IPv6 /64 (in the documentation prefix 3fff::/20, RFC 9637). */
+export const BRIDGE_SUBNET6 = '3fff:77'
+/** Behind router n: `${ROUTED_SUBNET6}:<n>::/64` (firewalled, routed) or a ULA fd78:<n>::/64 (NAT66). */
+export const ROUTED_SUBNET6 = '3fff:78'
 
 function findIp (): string | undefined {
   for (const p of ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip']) if (existsSync(p)) return p
@@ -106,6 +115,12 @@ export interface NetPeer {
   uplinkMbit?: number
   /** Set for a peer behind a NAT: the router's public address on the bridge. */
   natPublic?: string
+  /** The peer's IPv6 address (3fff::/20), when it has one. */
+  address6?: string
+  /** Set for a peer behind an IPv6 router: the router's address on the bridge. */
+  router6?: string
+  /** The peer has no IPv4 address (`address` is its IPv6 one). */
+  ipv6Only?: boolean
 }
 
 export interface AddPeerOptions {
@@ -113,7 +128,20 @@ export interface AddPeerOptions {
   uplinkMbit?: number
   /** Cap the peer's downlink too (egress of the hub side). */
   downlinkMbit?: number
+  /**
+   * Also give the peer an IPv6 address on the bridge (3fff:77::/64), with routes to the IPv6
+   * routers' links; `only`: that address and no IPv4 one.
+   */
+  ipv6?: boolean | 'only'
 }
+
+/**
+ * How an IPv6 router shields the peer behind it: `firewall` routes the peer's own 3fff: address
+ * and drops connections opened from outside (a stateful firewall, what home routers do for IPv6);
+ * `nat66` gives the peer a ULA and masquerades it behind the router's address (nftables `ip6 nat`).
+ * Either way the peer can dial out and nobody can dial in.
+ */
+export type ShieldKind = 'firewall' | 'nat66'
 
 /** Command prefix that runs a program inside a namespace. */
 export function nsCommand (ns: string, cmd: string, args: string[]): { cmd: string, args: string[] } {
@@ -130,6 +158,9 @@ export class NetnsNetwork {
   private readonly namespaces: string[] = []
   private next = 1
   private routers = 0
+  /** Namespaces with an IPv6 address on the bridge, and the routed links behind IPv6 routers (via their bridge address). */
+  private readonly v6Hosts: string[] = []
+  private readonly v6Routes: Array<{ subnet: string, via: string }> = []
   private removed = false
   private readonly onExit = (): void => { this.remove() }
 
@@ -171,14 +202,14 @@ export class NetnsNetwork {
   }
 
   /** Joins namespace `ns` to the bridge through a veth pair; returns the hub side's name. */
-  private plug (ns: string, i: number, nsDev: string, address: string, prefixLen: number): string {
+  private plug (ns: string, i: number, nsDev: string, address: string | undefined, prefixLen: number): string {
     const hubDev = `h${this.short}${i}`
     const tmp = `t${this.short}${i}`
     // created in the hub namespace, one end then moved: nothing appears in the root namespace
     inNs(this.hub, IP!, 'link', 'add', hubDev, 'type', 'veth', 'peer', 'name', tmp)
     inNs(this.hub, IP!, 'link', 'set', tmp, 'netns', ns)
     inNs(ns, IP!, 'link', 'set', tmp, 'name', nsDev)
-    inNs(ns, IP!, 'addr', 'add', `${address}/${prefixLen}`, 'dev', nsDev)
+    if (address !== undefined) inNs(ns, IP!, 'addr', 'add', `${address}/${prefixLen}`, 'dev', nsDev)
     inNs(ns, IP!, 'link', 'set', nsDev, 'up')
     inNs(this.hub, IP!, 'link', 'set', hubDev, 'master', this.bridge)
     inNs(this.hub, IP!, 'link', 'set', hubDev, 'up')
@@ -197,15 +228,41 @@ export class NetnsNetwork {
     const index = this.next++
     const ns = `${this.prefix}${this.tag}p${index}`
     this.addNs(ns)
+    const v4 = options.ipv6 !== 'only'
     const address = this.bridgeAddress(index)
-    const hubDev = this.plug(ns, index, 'eth0', address, 16)
+    const hubDev = this.plug(ns, index, 'eth0', v4 ? address : undefined, 16)
     // multicast (mDNS) leaves through the bridge; there is no default route in a peer namespace
-    inNs(ns, IP!, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0')
+    if (v4) inNs(ns, IP!, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0')
     if (options.uplinkMbit !== undefined) this.shape(ns, 'eth0', options.uplinkMbit)
     if (options.downlinkMbit !== undefined) this.shape(this.hub, hubDev, options.downlinkMbit)
     const peer: NetPeer = { index, ns, address, uplinkMbit: options.uplinkMbit }
+    if (options.ipv6 !== undefined && options.ipv6 !== false) peer.address6 = this.addBridgeAddress6(ns, 'eth0', index)
+    if (!v4) { peer.address = peer.address6!; peer.ipv6Only = true }
     this.peers.push(peer)
     return peer
+  }
+
+  /**
+   * A router namespace on the bridge (`wan`, with `wanAddress` if given) and a peer namespace
+   * behind it, joined by a veth pair (`lan` in the router, `eth0` in the peer), both up, no
+   * addresses yet. Needs `nft` (every router here runs nftables rules).
+   */
+  private addRouter (wanAddress: string | undefined): { nft: string, r: number, index: number, router: string, ns: string } {
+    const nft = nftPath()
+    if (nft === undefined) throw new Error('nft (nftables) is not installed: apt-get install nftables')
+    const r = ++this.routers
+    const index = this.next++
+    const router = `${this.prefix}${this.tag}r${r}`
+    const ns = `${this.prefix}${this.tag}n${r}`
+    this.addNs(router)
+    this.addNs(ns)
+    this.plug(router, index, 'wan', wanAddress, 16)
+    inNs(router, IP!, 'link', 'add', 'lan', 'type', 'veth', 'peer', 'name', `t${this.short}n${r}`)
+    inNs(router, IP!, 'link', 'set', `t${this.short}n${r}`, 'netns', ns)
+    inNs(ns, IP!, 'link', 'set', `t${this.short}n${r}`, 'name', 'eth0')
+    inNs(router, IP!, 'link', 'set', 'lan', 'up')
+    inNs(ns, IP!, 'link', 'set', 'eth0', 'up')
+    return { nft, r, index, router, ns }
   }
 
   /**
@@ -215,25 +272,12 @@ export class NetnsNetwork {
    * bridge (no route, no port forward). Needs `nft`.
    */
   addNattedPeer (options: AddPeerOptions = {}): NetPeer {
-    const nft = nftPath()
-    if (nft === undefined) throw new Error('nft (nftables) is not installed: apt-get install nftables')
-    const r = ++this.routers
-    const index = this.next++
-    const router = `${this.prefix}${this.tag}r${r}`
-    const ns = `${this.prefix}${this.tag}n${r}`
-    this.addNs(router)
-    this.addNs(ns)
-    const publicAddress = this.bridgeAddress(index)
-    this.plug(router, index, 'wan', publicAddress, 16)
+    const publicAddress = this.bridgeAddress(this.next)
+    const { nft, r, index, router, ns } = this.addRouter(publicAddress)
     const lanRouter = `10.78.${r}.1`
     const address = `10.78.${r}.2`
-    inNs(router, IP!, 'link', 'add', 'lan', 'type', 'veth', 'peer', 'name', `t${this.short}n${r}`)
-    inNs(router, IP!, 'link', 'set', `t${this.short}n${r}`, 'netns', ns)
-    inNs(ns, IP!, 'link', 'set', `t${this.short}n${r}`, 'name', 'eth0')
     inNs(router, IP!, 'addr', 'add', `${lanRouter}/24`, 'dev', 'lan')
-    inNs(router, IP!, 'link', 'set', 'lan', 'up')
     inNs(ns, IP!, 'addr', 'add', `${address}/24`, 'dev', 'eth0')
-    inNs(ns, IP!, 'link', 'set', 'eth0', 'up')
     inNs(ns, IP!, 'route', 'add', 'default', 'via', lanRouter)
     inNs(router, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1')
     inNs(router, nft, 'add', 'table', 'ip', 'nat')
@@ -241,6 +285,56 @@ export class NetnsNetwork {
     inNs(router, nft, 'add', 'rule', 'ip', 'nat', 'post', 'oifname', 'wan', 'masquerade')
     if (options.uplinkMbit !== undefined) this.shape(ns, 'eth0', options.uplinkMbit)
     const peer: NetPeer = { index, ns, address, uplinkMbit: options.uplinkMbit, natPublic: publicAddress }
+    this.peers.push(peer)
+    return peer
+  }
+
+  /**
+   * Gives `ns` the bridge address 3fff:77::<i+2>/64 on `dev` and routes to the IPv6 routers' links.
+   * `nodad`: duplicate address detection would leave the address unusable for a second or two.
+   */
+  private addBridgeAddress6 (ns: string, dev: string, i: number): string {
+    const address = `${BRIDGE_SUBNET6}::${(i + 2).toString(16)}`
+    inNs(ns, IP!, '-6', 'addr', 'add', `${address}/64`, 'dev', dev, 'nodad')
+    for (const r of this.v6Routes) inNs(ns, IP!, '-6', 'route', 'add', r.subnet, 'via', r.via)
+    this.v6Hosts.push(ns)
+    return address
+  }
+
+  /**
+   * Adds a peer behind an IPv6 router (see ShieldKind): a router namespace on the bridge
+   * (3fff:77::/64) with a link to the peer's namespace, forwarding on, and nftables rules: for
+   * `firewall`, forwarded connections opened from the bridge side are dropped (replies pass); for
+   * `nat66`, a masquerade rule for traffic leaving through the bridge side. The peer has IPv6 only.
+   * Needs `nft`.
+   */
+  addShieldedPeerV6 (shield: ShieldKind, options: AddPeerOptions = {}): NetPeer {
+    const { nft, r, index, router, ns } = this.addRouter(undefined)
+    const router6 = this.addBridgeAddress6(router, 'wan', index)
+    const subnet = shield === 'firewall' ? `${ROUTED_SUBNET6}:${r.toString(16)}::` : `fd78:${r.toString(16)}::`
+    const lanRouter = `${subnet}1`
+    const address6 = `${subnet}2`
+    inNs(router, IP!, '-6', 'addr', 'add', `${lanRouter}/64`, 'dev', 'lan', 'nodad')
+    inNs(ns, IP!, '-6', 'addr', 'add', `${address6}/64`, 'dev', 'eth0', 'nodad')
+    inNs(ns, IP!, '-6', 'route', 'add', 'default', 'via', lanRouter)
+    inNs(router, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1')
+    if (shield === 'firewall') {
+      inNs(router, nft, 'add', 'table', 'ip6', 'shield')
+      inNs(router, nft, 'add chain ip6 shield inbound { type filter hook forward priority 0 ; policy accept ; }')
+      // replies to what the peer opened pass; anything new from the bridge side is dropped silently
+      inNs(router, nft, 'add', 'rule', 'ip6', 'shield', 'inbound', 'iifname', 'wan', 'ct', 'state', 'established,related', 'accept')
+      inNs(router, nft, 'add', 'rule', 'ip6', 'shield', 'inbound', 'iifname', 'wan', 'drop')
+      // the bridge's hosts reach the routed link through this router
+      const route = { subnet: `${subnet}/64`, via: router6 }
+      for (const h of this.v6Hosts) if (h !== router) inNs(h, IP!, '-6', 'route', 'add', route.subnet, 'via', route.via)
+      this.v6Routes.push(route)
+    } else {
+      inNs(router, nft, 'add', 'table', 'ip6', 'nat')
+      inNs(router, nft, 'add chain ip6 nat post { type nat hook postrouting priority 100 ; }')
+      inNs(router, nft, 'add', 'rule', 'ip6', 'nat', 'post', 'oifname', 'wan', 'masquerade')
+    }
+    if (options.uplinkMbit !== undefined) this.shape(ns, 'eth0', options.uplinkMbit)
+    const peer: NetPeer = { index, ns, address: address6, address6, uplinkMbit: options.uplinkMbit, router6, ipv6Only: true }
     this.peers.push(peer)
     return peer
   }

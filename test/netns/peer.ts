@@ -3,7 +3,7 @@
  * a swarmpack peer (createSwarmpackPeer) with a SwarmNode over an on-disk FsBlockstore, prints
  * JSON lines on stdout and takes commands on stdin.
  *
- *   peer.ts --data-dir <dir> [--listen <ma>] [--bootstrap <ma>]... [--mode share|consume]
+ *   peer.ts --data-dir <dir> [--listen <ma>] [--bootstrap <ma>]... [--announce <ma>]... [--mode share|consume]
  *           [--seed <dir>] [--report-ms 500] [--network lan|internet] [--mdns]
  *           [--relay-client] [--relay-server] [--autonat] [--announce-when-complete]
  *
@@ -11,7 +11,7 @@
  * report-ms, fetched {root, bytes, blocks, ms, sources}, verified {root, blocks, bytes, corrupt},
  * peers {peers}, error {command, code, message}.
  * Commands: `fetch <root> [peerId...]` (peers asked from the start besides the DHT's providers), `announce <root>`,
- * `dial <ma>`, `verify <root>`, `peers`, `quit`.
+ * `dial <ma>`, `hangup <peerId>` (close every connection to it), `verify <root>`, `peers`, `quit`.
  */
 import '@swarmpack/core/polyfill'
 import { join } from 'node:path'
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     'data-dir': { type: 'string' },
     listen: { type: 'string', multiple: true },
     bootstrap: { type: 'string', multiple: true },
+    announce: { type: 'string', multiple: true },
     mode: { type: 'string', default: 'share' },
     seed: { type: 'string' },
     'report-ms': { type: 'string', default: '500' },
@@ -48,6 +49,7 @@ const peer = await createSwarmpackPeer({
   dataDir: values['data-dir'],
   listen: values.listen ?? ['/ip4/0.0.0.0/tcp/4001'],
   bootstrap: values.bootstrap ?? [],
+  ...(values.announce !== undefined ? { announce: values.announce } : {}),
   network: values.network as NetworkMode,
   // every peer of a lab swarm shares one subnet: don't rate-limit inbound connections per IP
   inboundConnectionThreshold: 1000,
@@ -91,6 +93,18 @@ async function verify (root: CID): Promise<{ blocks: number, bytes: number, corr
   return { blocks, bytes, corrupt }
 }
 
+/**
+ * AutoNAT's dial-back tallies for addresses still undecided ({addr, success, failure}); read from
+ * the service's internal `dialResults` map (no public accessor): a failed dial-back shows here,
+ * since @libp2p/autonat only unconfirms an address after 8 failures from distinct /16 (IPv6) segments.
+ */
+function autonatTallies (): Array<{ addr: string, success: number, failure: number }> | undefined {
+  const svc = (peer.libp2p.services as Record<string, unknown>).autoNAT as { client?: { dialResults?: Map<string, { success: number, failure: number }> } } | undefined
+  const results = svc?.client?.dialResults
+  if (results === undefined) return undefined
+  return [...results.entries()].map(([addr, r]) => ({ addr, success: r.success, failure: r.failure }))
+}
+
 async function run (cmd: string, args: string[]): Promise<void> {
   if (cmd === 'fetch') {
     const root = parseCid(args[0])
@@ -101,8 +115,11 @@ async function run (cmd: string, args: string[]): Promise<void> {
   } else if (cmd === 'announce') {
     out({ event: 'announced', root: args[0], ok: await node.announce(parseCid(args[0])) })
   } else if (cmd === 'dial') {
-    await peer.libp2p.dial(multiaddr(args[0]))
-    out({ event: 'dialed', addr: args[0] })
+    const c = await peer.libp2p.dial(multiaddr(args[0]))
+    out({ event: 'dialed', addr: args[0], remoteAddr: c.remoteAddr.toString() })
+  } else if (cmd === 'hangup') {
+    await peer.libp2p.hangUp(peerIdFromString(args[0]))
+    out({ event: 'hungup', peer: args[0] })
   } else if (cmd === 'verify') {
     out({ event: 'verified', root: args[0], ...await verify(parseCid(args[0])) })
   } else if (cmd === 'peers') {
@@ -111,6 +128,9 @@ async function run (cmd: string, args: string[]): Promise<void> {
       peers: peer.libp2p.getPeers().map(String),
       connections: peer.libp2p.getConnections().map(c => ({ peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), limited: c.limits !== undefined, direction: c.direction })),
       addresses: peer.libp2p.getMultiaddrs().map(String),
+      // every address with its verified flag (what AutoNAT concluded), and AutoNAT's pending tallies
+      addressStatus: peer.addressStatus(),
+      autonat: autonatTallies(),
       routingTable: peer.routingTableSize()
     })
   } else if (cmd === 'quit') {
