@@ -3,19 +3,23 @@
  * 3fff::/20 (RFC 9637): libp2p counts them as public (they are on none of its private lists), so
  * both services act on them, and they are reserved for documentation, never routed on the
  * internet; they exist only inside the namespaces made here. A relay and an outside peer sit on a
- * bridge (3fff:77::/64); a third peer sits behind a router whose stateful firewall drops every
- * connection opened from the bridge (what home routers do for IPv6).
+ * bridge (3fff:77::/64); one peer sits behind a router whose stateful firewall drops every
+ * connection opened from the bridge (what home routers do for IPv6), another behind a NAT66
+ * router (a ULA masqueraded to the router's address).
  *
- * AutoNAT: the outside peer's address is confirmed by a dial-back and announced; the firewalled
- * peer's dial-back fails and its address stays unverified and unannounced. DCUtR: the outside peer
- * dials the firewalled one through the relay; DCUtR replaces the relayed connection with a direct
- * one (the firewalled peer dials out, which its firewall lets through) and the package is served
- * over it. Skips (saying why) without namespaces or nft.
+ * AutoNAT (v2): the outside peer's address is confirmed by a dial-back and announced; the
+ * firewalled peer's dial-back fails and its address stays unverified and unannounced. DCUtR: the
+ * outside peer dials each shielded peer through the relay; DCUtR replaces the relayed connection
+ * with a direct one (the shielded peer dials out to the outside peer's verified address, which
+ * its router lets through) and the package is served over it. Between the two shielded peers
+ * DCUtR gives up, since neither has a verified address to offer, and the relay carries the
+ * transfer. Skips (saying why) without namespaces or nft.
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { after, before, describe, it } from 'node:test'
 import { writePackageDir, type NodeEvent } from './helpers/swarm.js'
 import { NetnsNetwork, cleanupStale, netnsUnavailable, nftPath } from './netns/netns.js'
@@ -52,7 +56,7 @@ describe('AutoNAT and DCUtR over IPv6 (3fff::/20) in network namespaces', { skip
     await writePackageDir(content2, 1 << 20, 'nat66')
     net = NetnsNetwork.create()
     // DCUtR's own log tells its upgrade from any other direct dial (kept in ChildPeer.stderr)
-    const env = { DEBUG: [process.env.DEBUG, 'libp2p:dcutr'].filter(d => d !== undefined && d !== '').join(',') }
+    const env = { DEBUG: [process.env.DEBUG, 'libp2p:dcutr*'].filter(d => d !== undefined && d !== '').join(',') }
     const start = async (name: string, at: ReturnType<NetnsNetwork['addPeer']>, args: string[]): Promise<NsChild> => {
       const p = await startNsPeer(at, name, join(tmp, name), ['--network', 'lan', '--autonat', ...args], 240_000, env)
       peers.push(p)
@@ -140,5 +144,29 @@ describe('AutoNAT and DCUtR over IPv6 (3fff::/20) in network namespaces', { skip
     // masqueraded: the outside peer sees the router's address, not the peer's ULA
     assert.ok(r.direct.some(c => c.addr.startsWith(`/ip6/${natted.net.router6!}/tcp/`) && c.direction === 'inbound'), r.direct.map(c => c.addr).join(', '))
     console.log(`# dcutr (nat66): relayed ${r.relayed} replaced by ${r.direct.map(c => `${c.direction} ${c.addr}`).join(', ')}; ${r.bytes} bytes served over it`)
+  })
+
+  it('between two shielded peers DCUtR gives up (neither has a verified address to punch to); the relay carries the package', async () => {
+    const root = (await shielded.child.waitFor(e => e.event === 'seeded', 60_000, 'seeded')).root as string
+    const isCircuit = (a: string): boolean => a.includes('/p2p-circuit') && a.includes(relay.child.peerId)
+    const circuit = ((await waitForPeers(shielded, e => (e.addresses as string[]).some(isCircuit), 'a relayed address')).addresses as string[]).find(isCircuit)!
+    // the receiver (B) offers only its verified addresses: none but relayed ones, so the other side refuses
+    const gaveUp = 'error while attempting DCUtR on attempt 3 of 3'
+    // counted from here on (ChildPeer.stderr keeps only the last lines)
+    let gaveUpCount = 0
+    const lines = createInterface({ input: shielded.child.proc.stderr! })
+    lines.on('line', (l) => { if (l.includes(gaveUp)) gaveUpCount++ })
+    await natted.child.command(`hangup ${shielded.child.peerId}`, 'hungup', 30_000)
+    const d = await natted.child.command(`dial ${circuit}`, 'dialed', 60_000)
+    assert.ok((d.remoteAddr as string).includes('/p2p-circuit'), `relayed (${d.remoteAddr as string})`)
+    const deadline = Date.now() + 60_000
+    while (gaveUpCount === 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 250))
+    lines.close()
+    assert.ok(gaveUpCount > 0, `the shielded peer logged "${gaveUp}" for this connection`)
+    const f = await natted.child.command(`fetch ${root} ${shielded.child.peerId}`, 'fetched', 120_000)
+    assert.ok((f.sources as Array<{ peer: string }>).some(s => s.peer === shielded.child.peerId), 'the shielded peer served')
+    const conns = ((await natted.child.command('peers', 'peers', 10_000)).connections as Conn[]).filter(c => c.peer === shielded.child.peerId)
+    assert.ok(conns.length > 0 && conns.every(c => c.addr.includes('/p2p-circuit')), `still relayed only (${conns.map(c => c.addr).join(', ')})`)
+    console.log(`# dcutr (both shielded): no upgrade; ${f.bytes as number} bytes through ${conns.map(c => c.addr).join(', ')}`)
   })
 })
