@@ -96,7 +96,8 @@ async function verify (root: CID): Promise<{ blocks: number, bytes: number, corr
 /**
  * AutoNAT's dial-back tallies for addresses still undecided ({addr, success, failure}); read from
  * the service's internal `dialResults` map (no public accessor): a failed dial-back shows here,
- * since @libp2p/autonat only unconfirms an address after 8 failures from distinct /16 (IPv6) segments.
+ * since @libp2p/autonat-v2 only withdraws an address after 8 failures from distinct network segments
+ * (first byte of IPv4, first 16 bits of IPv6).
  */
 function autonatTallies (): Array<{ addr: string, success: number, failure: number }> | undefined {
   const svc = (peer.libp2p.services as Record<string, unknown>).autoNAT as { client?: { dialResults?: Map<string, { success: number, failure: number }> } } | undefined
