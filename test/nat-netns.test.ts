@@ -13,7 +13,9 @@
  * with a direct one (the shielded peer dials out to the outside peer's verified address, which
  * its router lets through) and the package is served over it. Between the two shielded peers
  * DCUtR gives up, since neither has a verified address to offer, and the relay carries the
- * transfer. Skips (saying why) without namespaces or nft.
+ * transfer. UPnP: behind a third firewall router running miniupnpd (skipped without it), a peer
+ * opens an IPv6 pinhole with @libp2p/upnp-nat, AutoNAT verifies its address through it, and the
+ * outside peer dials it directly. Skips (saying why) without namespaces or nft.
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -22,7 +24,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { after, before, describe, it } from 'node:test'
 import { writePackageDir, type NodeEvent } from './helpers/swarm.js'
-import { NetnsNetwork, cleanupStale, netnsUnavailable, nftPath } from './netns/netns.js'
+import { NetnsNetwork, cleanupStale, miniupnpdPath, netnsUnavailable, nftPath, type NetPeer } from './netns/netns.js'
 import { waitForPeers } from './netns/node.js'
 import { startNsPeer, type NsChild } from './netns/swarm.js'
 
@@ -47,6 +49,14 @@ describe('AutoNAT and DCUtR over IPv6 (3fff::/20) in network namespaces', { skip
   let natted: NsChild
   const peers: NsChild[] = []
 
+  // DCUtR's own log tells its upgrade from any other direct dial (kept in ChildPeer.stderr)
+  const env = { DEBUG: [process.env.DEBUG, 'libp2p:dcutr*'].filter(d => d !== undefined && d !== '').join(',') }
+  const start = async (name: string, at: NetPeer, args: string[]): Promise<NsChild> => {
+    const p = await startNsPeer(at, name, join(tmp, name), ['--network', 'lan', '--autonat', ...args], 240_000, env)
+    peers.push(p)
+    return p
+  }
+
   before(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'spk-nat-'))
     content = join(tmp, 'content')
@@ -55,13 +65,6 @@ describe('AutoNAT and DCUtR over IPv6 (3fff::/20) in network namespaces', { skip
     // each shielded peer seeds its own package, so each fetch has to come from it
     await writePackageDir(content2, 1 << 20, 'nat66')
     net = NetnsNetwork.create()
-    // DCUtR's own log tells its upgrade from any other direct dial (kept in ChildPeer.stderr)
-    const env = { DEBUG: [process.env.DEBUG, 'libp2p:dcutr*'].filter(d => d !== undefined && d !== '').join(',') }
-    const start = async (name: string, at: ReturnType<NetnsNetwork['addPeer']>, args: string[]): Promise<NsChild> => {
-      const p = await startNsPeer(at, name, join(tmp, name), ['--network', 'lan', '--autonat', ...args], 240_000, env)
-      peers.push(p)
-      return p
-    }
     // IPv6 only: AutoNAT only dials back an address whose host is the one the asking peer is
     // connected from, and only sends IPv6 addresses to peers that announce one
     const relayNet = net.addPeer({ ipv6: 'only' })
@@ -168,5 +171,25 @@ describe('AutoNAT and DCUtR over IPv6 (3fff::/20) in network namespaces', { skip
     const conns = ((await natted.child.command('peers', 'peers', 10_000)).connections as Conn[]).filter(c => c.peer === shielded.child.peerId)
     assert.ok(conns.length > 0 && conns.every(c => c.addr.includes('/p2p-circuit')), `still relayed only (${conns.map(c => c.addr).join(', ')})`)
     console.log(`# dcutr (both shielded): no upgrade; ${f.bytes as number} bytes through ${conns.map(c => c.addr).join(', ')}`)
+  })
+
+  it('UPnP: a firewalled peer opens an IPv6 pinhole on its router (miniupnpd); AutoNAT then verifies its address and the outside peer dials it directly', { skip: miniupnpdPath() === undefined ? 'miniupnpd is not installed: apt-get install miniupnpd-nftables' : undefined }, async () => {
+    const upNet = net.addShieldedPeerV6('firewall', { upnp: true })
+    // an IPv6-only gateway can't report an external address over UPnP (GetExternalIPAddress is
+    // IPv4), so the peer is told its router's. No bootstrap yet: AutoNAT asks each network segment
+    // about an address once, so the first ask must come after the pinhole.
+    const up = await start('upnp', upNet, ['--relay-client', '--upnp', upNet.router6!])
+    const probe = (): boolean => { try { net.exec(outside.net.ns, 'timeout', '5', 'bash', '-c', `exec 3<>/dev/tcp/${upNet.address6!}/4001`); return true } catch { return false } }
+    const rules = (): string => net.exec(upNet.routerNs!, nftPath()!, 'list', 'chain', 'inet', 'filter', 'forwardUPnP')
+    const deadline = Date.now() + 60_000
+    while (!rules().includes('dport 4001') && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 250))
+    assert.match(rules(), /dport 4001/, 'miniupnpd holds a pinhole for port 4001')
+    assert.ok(probe(), 'the pinhole lets a TCP connection from the bridge through')
+    await up.child.command(`dial ${relay.addr6!}`, 'dialed', 60_000)
+    const verified = await waitForPeers(up, e => statusOf(e, listen6(up))?.verified === true, `a verified ${listen6(up)}`)
+    assert.ok((verified.addresses as string[]).some(a => a.startsWith(listen6(up))), 'the address is announced')
+    const d = await outside.child.command(`dial ${up.addr6!}`, 'dialed', 60_000)
+    assert.ok(!(d.remoteAddr as string).includes('/p2p-circuit'), `a direct connection (${d.remoteAddr as string})`)
+    console.log(`# upnp: pinhole ${rules().split('\n').find(l => l.includes('dport 4001'))?.trim() ?? ''}; ${listen6(up)} verified (${(verified.addressStatus as AddressStatus[]).filter(a => a.multiaddr === listen6(up)).map(a => a.type).join(', ')}); outside dialled ${d.remoteAddr as string}`)
   })
 })

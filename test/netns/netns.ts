@@ -14,9 +14,11 @@
  * Every name starts with a prefix ("spk" by default); `cleanupStale(prefix)` removes what an
  * earlier, killed run left. `remove()` is idempotent and also runs at process exit.
  */
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 export const NETNS_PREFIX = 'spk'
 export const BRIDGE_SUBNET = '10.77'
@@ -82,6 +84,12 @@ export function nftPath (): string | undefined {
   return undefined
 }
 
+/** The miniupnpd binary (Debian: `apt-get install miniupnpd-nftables`), or undefined. */
+export function miniupnpdPath (): string | undefined {
+  for (const p of ['/usr/sbin/miniupnpd', '/usr/bin/miniupnpd']) if (existsSync(p)) return p
+  return undefined
+}
+
 /** Whether the process that made a namespace (its pid is in the name) still runs. */
 function ownerAlive (name: string, prefix: string): boolean {
   const m = name.slice(prefix.length).match(/^([0-9a-z]+)x/)
@@ -119,6 +127,8 @@ export interface NetPeer {
   address6?: string
   /** Set for a peer behind an IPv6 router: the router's address on the bridge. */
   router6?: string
+  /** Set for a peer behind a router: the router's namespace. */
+  routerNs?: string
   /** The peer has no IPv4 address (`address` is its IPv6 one). */
   ipv6Only?: boolean
 }
@@ -143,6 +153,14 @@ export interface AddPeerOptions {
  */
 export type ShieldKind = 'firewall' | 'nat66'
 
+export interface ShieldOptions extends AddPeerOptions {
+  /**
+   * Run a UPnP IGD (miniupnpd, nftables backend) on the router's inner link: the peer may open an
+   * IPv6 pinhole in the firewall (`firewall` only). Needs `miniupnpd`.
+   */
+  upnp?: boolean
+}
+
 /** Command prefix that runs a program inside a namespace. */
 export function nsCommand (ns: string, cmd: string, args: string[]): { cmd: string, args: string[] } {
   return { cmd: IP!, args: ['netns', 'exec', ns, cmd, ...args] }
@@ -162,6 +180,9 @@ export class NetnsNetwork {
   private readonly v6Hosts: string[] = []
   private readonly v6Routes: Array<{ subnet: string, via: string }> = []
   private removed = false
+  /** Daemons started in the namespaces (miniupnpd), stopped before the namespaces go. */
+  private readonly daemons: ChildProcess[] = []
+  private readonly tmpDirs: string[] = []
   private readonly onExit = (): void => { this.remove() }
 
   private constructor (readonly prefix: string) {
@@ -308,7 +329,11 @@ export class NetnsNetwork {
    * `nat66`, a masquerade rule for traffic leaving through the bridge side. The peer has IPv6 only.
    * Needs `nft`.
    */
-  addShieldedPeerV6 (shield: ShieldKind, options: AddPeerOptions = {}): NetPeer {
+  addShieldedPeerV6 (shield: ShieldKind, options: ShieldOptions = {}): NetPeer {
+    const upnpd = options.upnp === true ? miniupnpdPath() : undefined
+    if (options.upnp === true && (upnpd === undefined || shield !== 'firewall')) {
+      throw new Error(upnpd === undefined ? 'miniupnpd is not installed: apt-get install miniupnpd-nftables' : 'UPnP pinholes need the firewall shield')
+    }
     const { nft, r, index, router, ns } = this.addRouter(undefined)
     const router6 = this.addBridgeAddress6(router, 'wan', index)
     const subnet = shield === 'firewall' ? `${ROUTED_SUBNET6}:${r.toString(16)}::` : `fd78:${r.toString(16)}::`
@@ -319,11 +344,19 @@ export class NetnsNetwork {
     inNs(ns, IP!, '-6', 'route', 'add', 'default', 'via', lanRouter)
     inNs(router, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1')
     if (shield === 'firewall') {
-      inNs(router, nft, 'add', 'table', 'ip6', 'shield')
-      inNs(router, nft, 'add chain ip6 shield inbound { type filter hook forward priority 0 ; policy accept ; }')
+      // upnp: miniupnpd's table and chain names (inet filter, forwardUPnP), the firewall consulting
+      // its pinholes before dropping
+      const [family, table, chain] = upnpd !== undefined ? ['inet', 'filter', 'forward'] : ['ip6', 'shield', 'inbound']
+      inNs(router, nft, 'add', 'table', family, table)
+      inNs(router, nft, `add chain ${family} ${table} ${chain} { type filter hook forward priority 0 ; policy accept ; }`)
       // replies to what the peer opened pass; anything new from the bridge side is dropped silently
-      inNs(router, nft, 'add', 'rule', 'ip6', 'shield', 'inbound', 'iifname', 'wan', 'ct', 'state', 'established,related', 'accept')
-      inNs(router, nft, 'add', 'rule', 'ip6', 'shield', 'inbound', 'iifname', 'wan', 'drop')
+      inNs(router, nft, 'add', 'rule', family, table, chain, 'iifname', 'wan', 'ct', 'state', 'established,related', 'accept')
+      if (upnpd !== undefined) {
+        inNs(router, nft, 'add', 'chain', family, table, 'forwardUPnP')
+        inNs(router, nft, 'add', 'rule', family, table, chain, 'iifname', 'wan', 'jump', 'forwardUPnP')
+      }
+      inNs(router, nft, 'add', 'rule', family, table, chain, 'iifname', 'wan', 'drop')
+      if (upnpd !== undefined) this.startMiniupnpd(upnpd, router, nft)
       // the bridge's hosts reach the routed link through this router
       const route = { subnet: `${subnet}/64`, via: router6 }
       for (const h of this.v6Hosts) if (h !== router) inNs(h, IP!, '-6', 'route', 'add', route.subnet, 'via', route.via)
@@ -334,9 +367,41 @@ export class NetnsNetwork {
       inNs(router, nft, 'add', 'rule', 'ip6', 'nat', 'post', 'oifname', 'wan', 'masquerade')
     }
     if (options.uplinkMbit !== undefined) this.shape(ns, 'eth0', options.uplinkMbit)
-    const peer: NetPeer = { index, ns, address: address6, address6, uplinkMbit: options.uplinkMbit, router6, ipv6Only: true }
+    const peer: NetPeer = { index, ns, address: address6, address6, uplinkMbit: options.uplinkMbit, router6, routerNs: router, ipv6Only: true }
     this.peers.push(peer)
     return peer
+  }
+
+  /**
+   * Starts miniupnpd in `router` (IGDv2 on the `lan` link, port 5000, pinholes through `wan`),
+   * in the foreground under `timeout` (an orphan of a killed run ends by itself), and waits
+   * (bounded) until it listens. Its nftables NAT chains are created too, which it expects.
+   */
+  private startMiniupnpd (bin: string, router: string, nft: string): void {
+    inNs(router, nft, 'add chain inet filter prerouting { type nat hook prerouting priority -100 ; policy accept ; }')
+    inNs(router, nft, 'add', 'chain', 'inet', 'filter', 'UPnP')
+    inNs(router, nft, 'add', 'rule', 'inet', 'filter', 'prerouting', 'jump', 'UPnP')
+    inNs(router, nft, 'add chain inet filter postrouting { type nat hook postrouting priority 100 ; policy accept ; }')
+    inNs(router, nft, 'add', 'chain', 'inet', 'filter', 'UPnP-Postrouting')
+    inNs(router, nft, 'add', 'rule', 'inet', 'filter', 'postrouting', 'jump', 'UPnP-Postrouting')
+    const dir = mkdtempSync(join(tmpdir(), `${this.prefix}-upnp-`))
+    this.tmpDirs.push(dir)
+    const conf = join(dir, 'miniupnpd.conf')
+    writeFileSync(conf, [
+      'ext_ifname=wan', 'ext_ifname6=wan', 'listening_ip=lan', 'port=5000', 'enable_natpmp=no', 'enable_upnp=yes',
+      // a client may open ports only to its own address
+      'secure_mode=yes', `uuid=3fff0000-0000-4000-8000-${randomBytes(6).toString('hex')}`,
+      'upnp_table_name=filter', 'upnp_nat_table_name=filter', 'upnp_forward_chain=forwardUPnP',
+      'upnp_nat_chain=UPnP', 'upnp_nat_postrouting_chain=UPnP-Postrouting',
+      'allow 1024-65535 0.0.0.0/0 1024-65535', 'deny 0-65535 0.0.0.0/0 0-65535', ''
+    ].join('\n'))
+    const d = spawn(IP!, ['netns', 'exec', router, 'timeout', '900', bin, '-d', '-f', conf, '-P', join(dir, 'miniupnpd.pid')], { stdio: 'ignore' })
+    this.daemons.push(d)
+    const deadline = Date.now() + 30_000
+    while (!/:5000\b/.test(inNs(router, 'ss', '-ltnH'))) {
+      if (d.exitCode !== null || Date.now() > deadline) throw new Error(`miniupnpd did not start listening in ${router} (exit code ${String(d.exitCode)})`)
+      spawnSync('sleep', ['0.1']) // setup is synchronous here; a short poll of the daemon's socket
+    }
   }
 
   /** Runs a command in a namespace (setup checks, e.g. `ip addr`). */
@@ -349,6 +414,9 @@ export class NetnsNetwork {
     if (this.removed) return
     this.removed = true
     process.removeListener('exit', this.onExit)
+    // daemons first: a process keeps a deleted namespace alive
+    for (const d of this.daemons) if (d.exitCode === null) d.kill('SIGTERM')
     for (const ns of this.namespaces.reverse()) tryRun(IP!, ['netns', 'del', ns])
+    for (const dir of this.tmpDirs) rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -5,7 +5,7 @@
  *
  *   peer.ts --data-dir <dir> [--listen <ma>] [--bootstrap <ma>]... [--announce <ma>]... [--mode share|consume]
  *           [--seed <dir>] [--report-ms 500] [--network lan|internet] [--mdns]
- *           [--relay-client] [--relay-server] [--autonat] [--announce-when-complete]
+ *           [--relay-client] [--relay-server] [--autonat] [--upnp <gateway address or ''>] [--announce-when-complete]
  *
  * Events: ready {peerId, multiaddrs}, seeded {root, bytes}, traffic {t, sent, received} every
  * report-ms, fetched {root, bytes, blocks, ms, sources}, verified {root, blocks, bytes, corrupt},
@@ -36,6 +36,8 @@ const { values } = parseArgs({
     'relay-client': { type: 'boolean', default: false },
     'relay-server': { type: 'boolean', default: false },
     autonat: { type: 'boolean', default: false },
+    // UPnP port mapping / IPv6 pinhole on the router; the value, if any, is the gateway's external address
+    upnp: { type: 'string' },
     // the behaviour before early announcements: a baseline for the DHT discovery figure
     'announce-when-complete': { type: 'boolean', default: false },
     json: { type: 'boolean' }
@@ -55,7 +57,7 @@ const peer = await createSwarmpackPeer({
   inboundConnectionThreshold: 1000,
   mdns: values.mdns,
   // a lab relay carries whole transfers (no default limits)
-  nat: { relayClient: values['relay-client'], relayServer: values['relay-server'] === true ? { unlimited: true } : false, autonat: values.autonat }
+  nat: { relayClient: values['relay-client'], relayServer: values['relay-server'] === true ? { unlimited: true } : false, autonat: values.autonat, ...(values.upnp !== undefined ? { upnp: values.upnp === '' ? true : { externalAddress: values.upnp } } : {}) }
 })
 const late = values['announce-when-complete'] === true
 const node = await createSwarmNode({ peer, blockstore: store, mode: values.mode as 'share' | 'consume', ...(late ? { announceWhileFetching: false, rediscover: false } : {}) })

@@ -118,8 +118,13 @@ export interface NatTraversalConfig {
   relayServer?: boolean | { maxReservations?: number, unlimited?: boolean }
   /** DCUtR hole punching over relayed connections. Default: on when relayClient or relayServer is. */
   holePunch?: boolean
-  /** Map a port on a UPnP gateway (home routers). Off by default: with no gateway it only costs SSDP queries. */
-  upnp?: boolean
+  /**
+   * Map a port on a UPnP gateway (home routers; for IPv6, a pinhole in the router's firewall). Off
+   * by default: with no gateway it only costs SSDP queries. `externalAddress`: the gateway's
+   * public address when it can't tell (an IPv6-only gateway answers the IPv4-only
+   * GetExternalIPAddress with nothing, and libp2p then maps nothing).
+   */
+  upnp?: boolean | { externalAddress?: string }
 }
 
 /**
@@ -246,7 +251,7 @@ export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2
     optional.relay = circuitRelayServer({ reservations: { maxReservations: init.maxReservations ?? 64, applyDefaultLimit: init.unlimited !== true } })
   }
   if (nat.holePunch ?? relayed) optional.dcutr = dcutr()
-  if (nat.upnp === true) optional.upnp = uPnPNAT()
+  if (nat.upnp !== undefined && nat.upnp !== false) optional.upnp = uPnPNAT(typeof nat.upnp === 'object' && nat.upnp.externalAddress !== undefined ? { externalAddress: nat.upnp.externalAddress } : {})
   if (nat.relayClient === true) listen.push('/p2p-circuit')
   const mdnsInit = config.mdns === true ? {} : config.mdns === false || config.mdns === undefined ? undefined : config.mdns
 
