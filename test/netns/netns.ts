@@ -6,10 +6,12 @@
  * (10.77.0.0/16 on the bridge, 10.78.<n>.0/24 behind router n); the root namespace is never touched
  * beyond creating and deleting these namespaces.
  *
- * IPv6 (opt-in, `ipv6: true`, `addShieldedPeerV6`) uses the documentation prefix 3fff::/20 (RFC 9637):
- * libp2p treats it as public (it is on none of `@libp2p/utils`' private lists, unlike 10/8 or
- * 2001:db8::/32), so AutoNAT and DCUtR act on it, while it is reserved for documentation and never
- * routed on the internet. 3fff:77::/64 is the bridge, 3fff:78:<n>::/64 the link behind router n.
+ * IPv6 (opt-in: `ipv6: true | 'only'` on a bridge peer; `addShieldedPeerV6` behind a router with
+ * a stateful firewall, NAT66, or a miniupnpd gateway) uses the documentation prefix 3fff::/20
+ * (RFC 9637): libp2p treats it as public (it is on none of `@libp2p/utils`' private lists, unlike
+ * 10/8 or 2001:db8::/32), so AutoNAT, DCUtR and UPnP act on it, while it is reserved for
+ * documentation and never routed on the internet. 3fff:77::/64 is the bridge, 3fff:78:<n>::/64
+ * the routed link behind router n, fd78:<n>::/64 a NAT66 router's inner link.
  *
  * Every name starts with a prefix ("spk" by default); `cleanupStale(prefix)` removes what an
  * earlier, killed run left. `remove()` is idempotent and also runs at process exit.
