@@ -151,7 +151,7 @@ export interface SwarmpackPeer {
   multiaddrs: () => Multiaddr[]
   /**
    * Every address of ours with whether it is verified (see AddressStatus): what AutoNAT concluded.
-   * Empty when the host passed its own libp2p node.
+   * Empty if the libp2p node does not keep libp2p 3's address manager where it is read from.
    */
   addressStatus: () => AddressStatus[]
   /** Peers in the DHT routing table. */
@@ -283,8 +283,6 @@ export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2
         selectors: records.selectors,
         querySelfInterval: config.querySelfInterval ?? 15 * 60_000
       }),
-      // no public accessor for the address manager's verdicts: a service receives the components
-      addressView: (components: { addressManager: AddressView }) => ({ addressManager: components.addressManager }),
       ...optional
     }
   })
@@ -300,9 +298,11 @@ interface AddressView {
 }
 
 function addressStatusOf (node: Libp2p): AddressStatus[] {
-  const view = (node.services as Record<string, unknown>).addressView as { addressManager?: AddressView } | undefined
-  if (view?.addressManager === undefined) return []
-  return view.addressManager.getAddressesWithMetadata().map(a => ({ multiaddr: a.multiaddr.toString(), verified: a.verified, type: a.type, expires: a.expires }))
+  // libp2p 3 has no public accessor for the address manager's verdicts; its node keeps its
+  // components (the address manager among them) in a `components` field
+  const manager = (node as unknown as { components?: { addressManager?: AddressView } }).components?.addressManager
+  if (manager === undefined || typeof manager.getAddressesWithMetadata !== 'function') return []
+  return manager.getAddressesWithMetadata().map(a => ({ multiaddr: a.multiaddr.toString(), verified: a.verified, type: a.type, expires: a.expires }))
 }
 
 /** Dials peers found by mDNS (libp2p 3 does not dial discovered peers by itself). */
