@@ -38,7 +38,7 @@ interface Conn { peer: string, addr: string, limited: boolean, direction: string
 const statusOf = (e: NodeEvent, addr: string): AddressStatus | undefined => (e.addressStatus as AddressStatus[]).find(a => a.multiaddr === addr)
 const listen6 = (p: NsChild): string => `/ip6/${p.net.address6!}/tcp/4001`
 
-describe('AutoNAT and DCUtR over IPv6 (3fff::/20) in network namespaces', { skip: why, timeout: 180_000 }, () => {
+describe('AutoNAT, DCUtR and UPnP over IPv6 (3fff::/20) in network namespaces', { skip: why, timeout: 180_000 }, () => {
   let net: NetnsNetwork
   let tmp: string
   let content: string
