@@ -3,8 +3,9 @@
  * namespace on a bridge, uplinks capped with tbf. A small capped swarm delivers to everyone with 0
  * corrupt bytes; with 30 % of the serving peers SIGKILLed mid-transfer and a new peer joining,
  * every survivor still completes; LAN peers find each other by mDNS with no bootstrap list; a peer
- * behind a NAT (nftables masquerade) is reached through a circuit relay v2 reservation, upgraded
- * to a direct connection by DCUtR, and serves its package. Skips (saying why) where namespaces
+ * behind a NAT (nftables masquerade) is reached through a circuit relay v2 reservation and serves
+ * its package through it (DCUtR does not act on these private IPv4 addresses: test/nat-netns.test.ts
+ * shows AutoNAT and the DCUtR upgrade over IPv6). Skips (saying why) where namespaces
  * can't be made: not root, no `ip`. Times are reported, not asserted (bench/swarm-distribution
  * measures them).
  */

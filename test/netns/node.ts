@@ -28,7 +28,7 @@ export async function startNsNode (net: NetPeer, name: string, dir: string, conf
 }
 
 /** Asks the node for its `peers` report until `ok` accepts one (polling, bounded); returns it. */
-export async function waitForPeers (n: NsNode, ok: (e: NodeEvent) => boolean, what: string, timeout = 120_000): Promise<NodeEvent> {
+export async function waitForPeers (n: NsChild, ok: (e: NodeEvent) => boolean, what: string, timeout = 120_000): Promise<NodeEvent> {
   const deadline = Date.now() + timeout
   for (;;) {
     const e = await n.child.command('peers', 'peers', 30_000)

@@ -3,15 +3,15 @@
  * a swarmpack peer (createSwarmpackPeer) with a SwarmNode over an on-disk FsBlockstore, prints
  * JSON lines on stdout and takes commands on stdin.
  *
- *   peer.ts --data-dir <dir> [--listen <ma>] [--bootstrap <ma>]... [--mode share|consume]
+ *   peer.ts --data-dir <dir> [--listen <ma>] [--bootstrap <ma>]... [--announce <ma>]... [--mode share|consume]
  *           [--seed <dir>] [--report-ms 500] [--network lan|internet] [--mdns]
- *           [--relay-client] [--relay-server] [--autonat] [--announce-when-complete]
+ *           [--relay-client] [--relay-server] [--autonat] [--upnp <gateway address or ''>] [--announce-when-complete]
  *
  * Events: ready {peerId, multiaddrs}, seeded {root, bytes}, traffic {t, sent, received, cpuMs} every
  * report-ms, fetched {root, bytes, blocks, ms, sources, messagesSent, messagesReceived, duplicateBlocks}, verified {root, blocks, bytes, corrupt},
  * peers {peers}, error {command, code, message}.
  * Commands: `fetch <root> [peerId...]` (peers asked from the start besides the DHT's providers), `announce <root>`,
- * `dial <ma>`, `verify <root>`, `peers`, `quit`.
+ * `dial <ma>`, `hangup <peerId>` (close every connection to it), `verify <root>`, `peers`, `quit`.
  */
 import '@swarmpack/core/polyfill'
 import { join } from 'node:path'
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     'data-dir': { type: 'string' },
     listen: { type: 'string', multiple: true },
     bootstrap: { type: 'string', multiple: true },
+    announce: { type: 'string', multiple: true },
     mode: { type: 'string', default: 'share' },
     seed: { type: 'string' },
     'report-ms': { type: 'string', default: '500' },
@@ -35,6 +36,8 @@ const { values } = parseArgs({
     'relay-client': { type: 'boolean', default: false },
     'relay-server': { type: 'boolean', default: false },
     autonat: { type: 'boolean', default: false },
+    // UPnP port mapping / IPv6 pinhole on the router; the value, if any, is the gateway's external address
+    upnp: { type: 'string' },
     // the behaviour before early announcements: a baseline for the DHT discovery figure
     'announce-when-complete': { type: 'boolean', default: false },
     json: { type: 'boolean' }
@@ -48,12 +51,13 @@ const peer = await createSwarmpackPeer({
   dataDir: values['data-dir'],
   listen: values.listen ?? ['/ip4/0.0.0.0/tcp/4001'],
   bootstrap: values.bootstrap ?? [],
+  ...(values.announce !== undefined ? { announce: values.announce } : {}),
   network: values.network as NetworkMode,
   // every peer of a lab swarm shares one subnet: don't rate-limit inbound connections per IP
   inboundConnectionThreshold: 1000,
   mdns: values.mdns,
   // a lab relay carries whole transfers (no default limits)
-  nat: { relayClient: values['relay-client'], relayServer: values['relay-server'] === true ? { unlimited: true } : false, autonat: values.autonat }
+  nat: { relayClient: values['relay-client'], relayServer: values['relay-server'] === true ? { unlimited: true } : false, autonat: values.autonat, ...(values.upnp !== undefined ? { upnp: values.upnp === '' ? true : { externalAddress: values.upnp } } : {}) }
 })
 const late = values['announce-when-complete'] === true
 const node = await createSwarmNode({ peer, blockstore: store, mode: values.mode as 'share' | 'consume', ...(late ? { announceWhileFetching: false, rediscover: false } : {}) })
@@ -92,6 +96,19 @@ async function verify (root: CID): Promise<{ blocks: number, bytes: number, corr
   return { blocks, bytes, corrupt }
 }
 
+/**
+ * AutoNAT's dial-back tallies for addresses still undecided ({addr, success, failure}); read from
+ * the service's internal `dialResults` map (no public accessor): a failed dial-back shows here,
+ * since @libp2p/autonat-v2 only withdraws an address after 8 failures from distinct network segments
+ * (first byte of IPv4, first 16 bits of IPv6).
+ */
+function autonatTallies (): Array<{ addr: string, success: number, failure: number }> | undefined {
+  const svc = (peer.libp2p.services as Record<string, unknown>).autoNAT as { client?: { dialResults?: Map<string, { success: number, failure: number }> } } | undefined
+  const results = svc?.client?.dialResults
+  if (results === undefined) return undefined
+  return [...results.entries()].map(([addr, r]) => ({ addr, success: r.success, failure: r.failure }))
+}
+
 async function run (cmd: string, args: string[]): Promise<void> {
   if (cmd === 'fetch') {
     const root = parseCid(args[0])
@@ -103,8 +120,11 @@ async function run (cmd: string, args: string[]): Promise<void> {
   } else if (cmd === 'announce') {
     out({ event: 'announced', root: args[0], ok: await node.announce(parseCid(args[0])) })
   } else if (cmd === 'dial') {
-    await peer.libp2p.dial(multiaddr(args[0]))
-    out({ event: 'dialed', addr: args[0] })
+    const c = await peer.libp2p.dial(multiaddr(args[0]))
+    out({ event: 'dialed', addr: args[0], remoteAddr: c.remoteAddr.toString() })
+  } else if (cmd === 'hangup') {
+    await peer.libp2p.hangUp(peerIdFromString(args[0]))
+    out({ event: 'hungup', peer: args[0] })
   } else if (cmd === 'verify') {
     out({ event: 'verified', root: args[0], ...await verify(parseCid(args[0])) })
   } else if (cmd === 'peers') {
@@ -113,6 +133,9 @@ async function run (cmd: string, args: string[]): Promise<void> {
       peers: peer.libp2p.getPeers().map(String),
       connections: peer.libp2p.getConnections().map(c => ({ peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), limited: c.limits !== undefined, direction: c.direction })),
       addresses: peer.libp2p.getMultiaddrs().map(String),
+      // every address with its verified flag (what AutoNAT concluded), and AutoNAT's pending tallies
+      addressStatus: peer.addressStatus(),
+      autonat: autonatTallies(),
       routingTable: peer.routingTableSize()
     })
   } else if (cmd === 'quit') {

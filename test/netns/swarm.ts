@@ -16,27 +16,35 @@ export const PEER_PORT = 4001
 export interface NsChild {
   net: NetPeer
   child: ChildPeer
-  /** `/ip4/<address>/tcp/4001/p2p/<id>` */
+  /** `/ip4/<address>/tcp/4001/p2p/<id>` (`/ip6/…` for a peer with IPv6 only) */
   addr: string
+  /** `/ip6/<address6>/tcp/4001/p2p/<id>`, for a peer with an IPv6 address */
+  addr6?: string
 }
 
-/** Starts peer.ts inside a peer namespace and waits for its ready line. */
-export async function startNsPeer (net: NetPeer, name: string, dataDir: string, args: string[] = [], timeout = 240_000): Promise<NsChild> {
-  return startInNs(net, name, PEER_SCRIPT, ['--data-dir', dataDir, '--listen', `/ip4/0.0.0.0/tcp/${PEER_PORT}`, ...args], timeout)
+/**
+ * Starts peer.ts inside a peer namespace and waits for its ready line. It listens on port 4001
+ * of 0.0.0.0, and of its IPv6 address if it has one (only that for an IPv6-only peer).
+ */
+export async function startNsPeer (net: NetPeer, name: string, dataDir: string, args: string[] = [], timeout = 240_000, env: Record<string, string> = {}): Promise<NsChild> {
+  const listen = net.ipv6Only === true ? [] : ['--listen', `/ip4/0.0.0.0/tcp/${PEER_PORT}`]
+  if (net.address6 !== undefined) listen.push('--listen', `/ip6/${net.address6}/tcp/${PEER_PORT}`)
+  return startInNs(net, name, PEER_SCRIPT, ['--data-dir', dataDir, ...listen, ...args], timeout, env)
 }
 
 /** Starts a JSON-lines script (a ready line with its peer id, listening on PEER_PORT) inside a peer namespace. */
-export async function startInNs (net: NetPeer, name: string, script: string, args: string[], timeout = 240_000): Promise<NsChild> {
+export async function startInNs (net: NetPeer, name: string, script: string, args: string[], timeout = 240_000, env: Record<string, string> = {}): Promise<NsChild> {
   const launcher = nsCommand(net.ns, 'env', [])
-  const child = new ChildPeer(name, script, args, {}, [launcher.cmd, ...launcher.args])
+  const child = new ChildPeer(name, script, args, env, [launcher.cmd, ...launcher.args])
   try {
     await child.ready(timeout)
   } catch (err) {
     child.kill()
     throw err
   }
-  const addr = `/ip4/${net.address}/tcp/${PEER_PORT}/p2p/${child.peerId}`
-  return { net, child, addr }
+  const addr6 = net.address6 !== undefined ? `/ip6/${net.address6}/tcp/${PEER_PORT}/p2p/${child.peerId}` : undefined
+  const addr = net.ipv6Only === true ? addr6! : `/ip4/${net.address}/tcp/${PEER_PORT}/p2p/${child.peerId}`
+  return { net, child, addr, ...(addr6 !== undefined ? { addr6 } : {}) }
 }
 
 export interface DistributionOptions {

@@ -6,7 +6,7 @@
 import '@swarmpack/core/polyfill'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { autoNAT } from '@libp2p/autonat'
+import { autoNATv2 } from '@libp2p/autonat-v2'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { identify } from '@libp2p/identify'
@@ -101,7 +101,11 @@ export interface SwarmpackPeerConfig {
  * (`holePunch`) upgrades such a relayed connection to a direct one where the NAT allows it.
  */
 export interface NatTraversalConfig {
-  /** AutoNAT: ask peers to dial back our addresses, so we learn which are publicly reachable (and answer their asks). Public addresses only. */
+  /**
+   * AutoNAT v2: ask peers to dial back our addresses, so we learn which are publicly reachable
+   * (and answer their asks). Public addresses only; an unverified public address is not shared
+   * with other peers (see `SwarmpackPeer.addressStatus`).
+   */
   autonat?: boolean
   /** Listen on `/p2p-circuit`: take reservations on relays among our peers and announce the relayed addresses. */
   relayClient?: boolean
@@ -114,8 +118,27 @@ export interface NatTraversalConfig {
   relayServer?: boolean | { maxReservations?: number, unlimited?: boolean }
   /** DCUtR hole punching over relayed connections. Default: on when relayClient or relayServer is. */
   holePunch?: boolean
-  /** Map a port on a UPnP gateway (home routers). Off by default: with no gateway it only costs SSDP queries. */
-  upnp?: boolean
+  /**
+   * Map a port on a UPnP gateway (home routers; for IPv6, a pinhole in the router's firewall). Off
+   * by default: with no gateway it only costs SSDP queries. `externalAddress`: the gateway's
+   * public address when it can't tell (an IPv6-only gateway answers the IPv4-only
+   * GetExternalIPAddress with nothing, and libp2p then maps nothing).
+   */
+  upnp?: boolean | { externalAddress?: string }
+}
+
+/**
+ * One of our addresses as libp2p's address manager holds it. Public addresses (any not on
+ * libp2p's private lists) start unverified and are shared with other peers only once verified,
+ * e.g. by an AutoNAT dial-back (`nat.autonat`); private ones count as verified from the start.
+ */
+export interface AddressStatus {
+  multiaddr: string
+  verified: boolean
+  /** `transport` (a listen address), `observed`, `announce`, `ip-mapping` (UPnP), `dns-mapping`. */
+  type: string
+  /** When the verdict should be checked again (ms epoch; 0: never checked). */
+  expires: number
 }
 
 export interface SwarmpackPeer {
@@ -126,6 +149,11 @@ export interface SwarmpackPeer {
   readonly traffic?: TrafficCounter
   /** Addresses others can dial (with `/p2p/<id>`). */
   multiaddrs: () => Multiaddr[]
+  /**
+   * Every address of ours with whether it is verified (see AddressStatus): what AutoNAT concluded.
+   * Empty if the libp2p node does not keep libp2p 3's address manager where it is read from.
+   */
+  addressStatus: () => AddressStatus[]
   /** Peers in the DHT routing table. */
   routingTableSize: () => number
   /**
@@ -215,13 +243,15 @@ export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2
   const nat = config.nat ?? {}
   const relayed = nat.relayClient === true || (nat.relayServer !== undefined && nat.relayServer !== false)
   const optional: Record<string, unknown> = {}
-  if (nat.autonat === true) optional.autoNAT = autoNAT()
+  // AutoNAT v2: its server dials back on a new connection (v1's, in @libp2p/autonat 3, reuses the
+  // asking peer's connection, so it never verifies a TCP address and closes that connection)
+  if (nat.autonat === true) optional.autoNAT = autoNATv2()
   if (nat.relayServer !== undefined && nat.relayServer !== false) {
     const init = typeof nat.relayServer === 'object' ? nat.relayServer : {}
     optional.relay = circuitRelayServer({ reservations: { maxReservations: init.maxReservations ?? 64, applyDefaultLimit: init.unlimited !== true } })
   }
   if (nat.holePunch ?? relayed) optional.dcutr = dcutr()
-  if (nat.upnp === true) optional.upnp = uPnPNAT()
+  if (nat.upnp !== undefined && nat.upnp !== false) optional.upnp = uPnPNAT(typeof nat.upnp === 'object' && nat.upnp.externalAddress !== undefined ? { externalAddress: nat.upnp.externalAddress } : {})
   if (nat.relayClient === true) listen.push('/p2p-circuit')
   const mdnsInit = config.mdns === true ? {} : config.mdns === false || config.mdns === undefined ? undefined : config.mdns
 
@@ -260,6 +290,19 @@ export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2
   setRoutingTableRefreshInterval(findDhtService(node as unknown as Libp2p), config.routingTableRefreshInterval ?? 30 * 60_000)
   log('started %p on %s', node.peerId, node.getMultiaddrs().map(String).join(' '))
   return wrapPeer(node as unknown as Libp2p, bootstrap, traffic, undefined, false)
+}
+
+/** The part of libp2p's (internal) AddressManager that addressStatus reads. */
+interface AddressView {
+  getAddressesWithMetadata: () => Array<{ multiaddr: Multiaddr, verified: boolean, type: string, expires: number }>
+}
+
+function addressStatusOf (node: Libp2p): AddressStatus[] {
+  // libp2p 3 has no public accessor for the address manager's verdicts; its node keeps its
+  // components (the address manager among them) in a `components` field
+  const manager = (node as unknown as { components?: { addressManager?: AddressView } }).components?.addressManager
+  if (manager === undefined || typeof manager.getAddressesWithMetadata !== 'function') return []
+  return manager.getAddressesWithMetadata().map(a => ({ multiaddr: a.multiaddr.toString(), verified: a.verified, type: a.type, expires: a.expires }))
 }
 
 /** Dials peers found by mDNS (libp2p 3 does not dial discovered peers by itself). */
@@ -329,6 +372,7 @@ async function wrapPeer (node: Libp2p, bootstrapAddrs: string[], traffic: Traffi
     peerId: node.peerId,
     traffic,
     multiaddrs: () => node.getMultiaddrs(),
+    addressStatus: () => addressStatusOf(node),
     routingTableSize,
     waitForRoutingTable,
     bootstrap,

@@ -38,6 +38,25 @@ describe('swarmpack peer and DHT discovery (5 loopback peers)', () => {
     }
   })
 
+  it('reports its addresses with libp2p\'s verdicts: a private listen address counts as verified; an unverified public one is not announced', async () => {
+    const listen = peers[0].multiaddrs()[0].toString().replace(/\/p2p\/.*$/, '')
+    const own = peers[0].addressStatus().find(a => a.multiaddr === listen)
+    assert.deepEqual(own && { verified: own.verified, type: own.type }, { verified: true, type: 'transport' }, JSON.stringify(peers[0].addressStatus()))
+    // 3fff::/20 (documentation, RFC 9637) counts as public: announced only once AutoNAT verifies it
+    const p = await createSwarmpackPeer({ network: 'loopback', listen: ['/ip4/127.0.0.1/tcp/0'], announce: [] })
+    try {
+      const m = (p.libp2p as unknown as { components: { addressManager: { addObservedAddr: (ma: unknown) => void } } }).components.addressManager
+      const { multiaddr } = await import('@multiformats/multiaddr')
+      m.addObservedAddr(multiaddr('/ip6/3fff:77::9/udp/4001/quic-v1'))
+      const observed = p.addressStatus().find(a => a.multiaddr.startsWith('/ip6/3fff:77::9'))
+      assert.equal(observed?.verified, false, JSON.stringify(p.addressStatus()))
+      assert.equal(observed?.type, 'observed')
+      assert.ok(!p.multiaddrs().some(a => a.toString().startsWith('/ip6/3fff:77::9')), 'not announced')
+    } finally {
+      await p.stop()
+    }
+  })
+
   it('wraps a host\'s own libp2p node and adds the record validator to its DHT', async () => {
     const { createLibp2p } = await import('libp2p')
     const { tcp } = await import('@libp2p/tcp')
