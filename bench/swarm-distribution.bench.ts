@@ -78,6 +78,8 @@ if (runs.includes('raw')) {
   const failed = r.peers.filter(p => p.ms === undefined)
   const delivered = r.peers.reduce((sum, p) => sum + (p.ms !== undefined ? p.payloadReceived : 0), 0)
   console.log(`  completion (s): ${r.peers.map(p => `${p.name}=${p.ms !== undefined ? sec(p.ms) : 'failed'}`).join(' ')}; failed ${failed.map(p => `${p.name}: ${p.error ?? '?'}`).join(', ') || 'none'}`)
+  const stripes = r.peers.filter(p => p.stripeMs !== undefined).map(p => p.stripeMs!)
+  if (stripes.length > 0) console.log(`  each downloader's stripe complete from the seed after ${sec(Math.min(...stripes))}-${sec(Math.max(...stripes))} s (median ${sec(median(stripes))} s)`)
   console.log(`  seed sent ${(r.seedSent / S).toFixed(2)}x the package; downloaders sent ${(median(r.peers.map(p => p.sent)) / S).toFixed(2)}x each (median, sockets); load ${r.load.map(x => x.toFixed(1)).join(' ')}`)
   console.log(`\nraw striped baseline (libp2p streams from memory): all ${N} in ${sec(r.allMs)} s = ${(r.allMs / 1000 / lb.swarmSec).toFixed(2)}x S/u; CPU ${sec(r.transferCpuMs)} CPU-s (${cpuPerMB(r.transferCpuMs, delivered).toFixed(1)} CPU-ms per MB delivered)`)
 }

@@ -11,8 +11,10 @@
  *   raw-peer.ts [--listen <ma>] [--report-ms 500] [--chunk-bytes 262144]
  *
  * Events: ready {peerId, multiaddrs}, traffic {t, sent, received, cpuMs} every report-ms (socket
- * bytes, like peer.ts), connected {peers}, prepared {streams}, sent {bytes, ms, at} (seed),
- * done {bytes, ms, at, fromSeed} (a downloader has S bytes), error {command, code, message}.
+ * bytes, like peer.ts), dialed {addr}, prepared {streams}, sent {bytes, ms, at} (seed),
+ * stripe {bytes, at} (a downloader has all of its stripe from the seed), done {bytes, ms, at,
+ * fromSeed} (a downloader has S bytes), totals {sent, received, payloadReceived, fromSeed},
+ * error {command, code, message}.
  * Commands:
  * - `dial <ma>`: connect (the mesh is made before the start, as the distribution run does);
  * - `seed <S> <ma>...`: open one stream to each downloader (stripe i goes to the i-th);
@@ -142,6 +144,7 @@ await node.handle(STRIPE_PROTOCOL, (stream, connection) => {
   stream.addEventListener('end', () => {
     const forward = expectation !== undefined && remote === expectation.seedPeer ? expectation.forward : undefined
     if (forward === undefined) return
+    out({ event: 'stripe', bytes: fromSeed, at: Date.now() })
     // the whole stripe was read and handed on: close the forward streams once they have flushed it
     void Promise.resolve(draining)
       .then(async () => { await Promise.all(forward.map(async s => s.close({ signal: AbortSignal.timeout(DRAIN_TIMEOUT_MS) }))) })

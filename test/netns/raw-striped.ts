@@ -35,6 +35,8 @@ export interface RawPeerOutcome {
   payloadReceived: number
   /** Of those, from the seed (its own stripe). */
   fromSeed: number
+  /** ms from the start until its whole stripe had arrived from the seed. */
+  stripeMs?: number
   /** Socket bytes (everything: noise, yamux). */
   sent: number
   received: number
@@ -103,6 +105,10 @@ export async function runRawStriped (opts: RawStripedOptions): Promise<RawStripe
     const sent = await seed.child.waitFor(e => e.event === 'sent' || (e.event === 'error' && e.command === 'go'), 60_000, 'sent')
     if (sent.event === 'error') throw new Error(`seed: go: ${String(sent.message)}`)
     const allMs = Math.max(0, ...outcomes.map(o => o.ms ?? 0))
+    for (const o of outcomes) {
+      const e = downloaders.find(d => d.child.name === o.name)!.child.events.find(x => x.event === 'stripe')
+      if (e !== undefined) o.stripeMs = (e.at as number) - started
+    }
 
     const traffic: RawStripedResult['traffic'] = {}
     for (const p of all) traffic[p.child.name] = trafficSamples(p.child, started)
