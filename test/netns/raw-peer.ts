@@ -35,7 +35,7 @@ import { createLibp2p } from 'libp2p'
 import type { Stream } from '@libp2p/interface'
 import { emit, readCommands } from './commands.js'
 
-export const STRIPE_PROTOCOL = '/swarmpack-bench/stripe/1.0.0'
+const STRIPE_PROTOCOL = '/swarmpack-bench/stripe/1.0.0'
 
 const { values } = parseArgs({
   options: {
@@ -98,9 +98,31 @@ function counted (n: number): void {
   }
 }
 
+/**
+ * The stream's next `drain` event. Not `stream.onDrain()`: in @libp2p/utils 7.4 its promise is
+ * made once and never renewed, so after a stream's first drain it resolves at once even while the
+ * stream still needs draining (checked: a writer awaiting it buffered 62 of 64 MiB).
+ */
+async function nextDrain (stream: Stream): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: Error): void => {
+      clearTimeout(timer)
+      stream.removeEventListener('drain', onDrain)
+      stream.removeEventListener('close', onClose)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const onDrain = (): void => { done() }
+    const onClose = (evt: Event): void => { done((evt as Event & { error?: Error }).error ?? new Error('stream closed while waiting to drain')) }
+    const timer = setTimeout(() => { done(new Error(`stream did not drain within ${DRAIN_TIMEOUT_MS} ms`)) }, DRAIN_TIMEOUT_MS)
+    stream.addEventListener('drain', onDrain)
+    stream.addEventListener('close', onClose)
+  })
+}
+
 /** Writes a chunk, respecting backpressure: waits for the stream to drain when its buffer is full. */
 async function sendChunk (stream: Stream, chunk: Uint8Array): Promise<void> {
-  if (!stream.send(chunk)) await stream.onDrain({ signal: AbortSignal.timeout(DRAIN_TIMEOUT_MS) })
+  if (!stream.send(chunk)) await nextDrain(stream)
 }
 
 await node.handle(STRIPE_PROTOCOL, (stream, connection) => {
@@ -116,7 +138,7 @@ await node.handle(STRIPE_PROTOCOL, (stream, connection) => {
         const waitFor = [...full]
         full.clear()
         await Promise.all(waitFor.map(async (s) => {
-          while (s.writeBufferLength > FORWARD_BUFFER_BYTES) await s.onDrain({ signal: AbortSignal.timeout(DRAIN_TIMEOUT_MS) })
+          while (s.writeBufferLength > FORWARD_BUFFER_BYTES) await nextDrain(s)
         }))
       }
       if (stream.readStatus === 'paused') stream.resume()
