@@ -15,12 +15,12 @@
  */
 import '@swarmpack/core/polyfill'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { FsBlockstore, blockLinks, pack, parseCid, verifyBlock, type CID } from '@swarmpack/core'
 import { createSwarmNode, createSwarmpackPeer, type NetworkMode } from '@swarmpack/dht-provider'
+import { emit, readCommands } from './commands.js'
 
 const { values } = parseArgs({
   options: {
@@ -43,7 +43,7 @@ const { values } = parseArgs({
     json: { type: 'boolean' }
   }
 })
-const out = (o: Record<string, unknown>): void => { process.stdout.write(JSON.stringify(o) + '\n') }
+const out = emit
 const t0 = Date.now()
 
 const store = await FsBlockstore.open(join(values['data-dir']!, 'store'), { fsync: false })
@@ -138,28 +138,15 @@ async function run (cmd: string, args: string[]): Promise<void> {
       autonat: autonatTallies(),
       routingTable: peer.routingTableSize()
     })
-  } else if (cmd === 'quit') {
-    await stop()
   } else {
     throw new Error(`unknown command ${cmd}`)
   }
 }
 
-createInterface({ input: process.stdin }).on('line', (line) => {
-  const [cmd, ...args] = line.trim().split(/\s+/)
-  if (cmd === undefined || cmd === '') return
-  run(cmd, args).catch((err: Error & { code?: string }) => { out({ event: 'error', command: cmd, code: err.code ?? 'ERR_UNKNOWN', message: err.message }) })
-})
-
-let stopping = false
-async function stop (): Promise<void> {
-  if (stopping) return
-  stopping = true
+readCommands(run, async () => {
   const tr = peer.traffic?.totals()
   out({ event: 'stopping', sent: tr?.sent ?? 0, received: tr?.received ?? 0 })
   await node.stop().catch(() => {})
   await peer.stop().catch(() => {})
   await store.close().catch(() => {})
-  process.exit(0)
-}
-process.on('SIGTERM', () => { void stop() })
+})

@@ -115,12 +115,27 @@ export function lowerBounds (bytes: number, mbit: number, downloaders: number): 
   return { swarmSec: bytes / perSec, clientServerSec: downloaders * bytes / perSec }
 }
 
-function lastTraffic (c: ChildPeer): { sent: number, received: number } {
+/** A peer's last socket byte counts (its last `traffic` or `stopping` event). */
+export function lastTraffic (c: ChildPeer): { sent: number, received: number } {
   for (let i = c.events.length - 1; i >= 0; i--) {
     const e = c.events[i]
     if (e.event === 'traffic' || e.event === 'stopping') return { sent: e.sent as number, received: e.received as number }
   }
   return { sent: 0, received: 0 }
+}
+
+/** A peer's `traffic` events as [ms since start, bytes received, bytes sent, process CPU ms]. */
+export function trafficSamples (c: ChildPeer, start: number): Array<[number, number, number, number]> {
+  return c.events.filter(e => e.event === 'traffic').map(e => [(e.t as number) - start, e.received as number, e.sent as number, e.cpuMs as number])
+}
+
+/**
+ * The CPU all peers' processes used from the start until endMs: per peer, its last sample by
+ * endMs minus its last before the start.
+ */
+export function transferCpu (traffic: Record<string, Array<[number, number, number, number]>>, endMs: number): number {
+  const cpuAt = (samples: Array<[number, number, number, number]>, t: number): number => samples.filter(x => x[0] <= t).at(-1)?.[3] ?? 0
+  return Object.values(traffic).reduce((sum, samples) => sum + cpuAt(samples, endMs) - cpuAt(samples, 0), 0)
 }
 
 export async function runDistribution (opts: DistributionOptions): Promise<DistributionResult> {
@@ -240,11 +255,9 @@ export async function runDistribution (opts: DistributionOptions): Promise<Distr
       const tr = lastTraffic(p.child)
       const o = outcomes.get(p.child.name)
       if (o !== undefined) { o.sent = tr.sent; o.received = tr.received }
-      traffic[p.child.name] = p.child.events.filter(e => e.event === 'traffic').map(e => [(e.t as number) - start, e.received as number, e.sent as number, e.cpuMs as number])
+      traffic[p.child.name] = trafficSamples(p.child, start)
     }
-    // the CPU each peer's process used during the transfer: its last sample by allMs minus its last before the start
-    const cpuAt = (samples: Array<[number, number, number, number]>, t: number): number => samples.filter(x => x[0] <= t).at(-1)?.[3] ?? 0
-    const transferCpuMs = Object.values(traffic).reduce((sum, samples) => sum + cpuAt(samples, allMs) - cpuAt(samples, 0), 0)
+    const transferCpuMs = transferCpu(traffic, allMs)
     return {
       options: opts,
       packageBytes: seeded.bytes as number,
