@@ -25,7 +25,7 @@ import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { FsBlockstore, blockLinks, parseCid, type CID } from '@swarmpack/core'
-import { createSwarmNode, createSwarmpackPeer, type SwarmNode } from '@swarmpack/dht-provider'
+import { createSwarmNode, createSwarmpackPeer, drained, type SwarmNode } from '@swarmpack/dht-provider'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -79,7 +79,7 @@ if (values.role === 'provider') {
   await peer.libp2p.handle(RAW_PROTOCOL, async (stream: Stream) => {
     try {
       for (const bytes of inMemory) {
-        if (!stream.send(bytes)) await stream.onDrain()
+        if (!stream.send(bytes)) await drained(stream)
       }
       await stream.close()
     } catch (err) {

@@ -2,12 +2,13 @@
  * Streams for Bitswap: messages travel on one-way streams. We read every inbound stream as a
  * sequence of varint-length-prefixed messages (refusing any over the cap) and send on one
  * outbound stream per peer, reopened when it dies and closed when idle. Backpressure both ways:
- * reading pauses while decoded messages wait to be handled; writing awaits `onDrain()` whenever
- * `send()` reports a full buffer.
+ * reading pauses while decoded messages wait to be handled; writing waits for the stream's drain
+ * whenever `send()` reports a full buffer (see drain.ts: not `onDrain()`).
  */
 import { logger } from '@libp2p/logger'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { BITSWAP_PROTOCOL, DEFAULT_MAX_INCOMING_MESSAGE_SIZE, MAX_MESSAGE_SIZE, MAX_QUEUED_MESSAGES_PER_PEER, PAUSED_READ_BUFFER_LIMIT, MAX_INBOUND_STREAMS_PER_CONNECTION, MAX_OUTBOUND_STREAMS_PER_CONNECTION, OUTBOUND_STREAM_IDLE_MS, SEND_TIMEOUT_MS } from './constants.js'
+import { drained } from '../drain.js'
 import { decodeMessage, splitMessages } from './wire.js'
 import type { Message, OutgoingContent } from './wire.js'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
@@ -119,7 +120,7 @@ export class BitswapNetwork {
           if (!stream.send(frame)) {
             // a peer that stops reading without closing must not hold this queue forever
             const timeout = AbortSignal.timeout(SEND_TIMEOUT_MS)
-            await stream.onDrain({ signal: options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]) })
+            await drained(stream, options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]))
           }
           break
         } catch (err) {
