@@ -24,6 +24,7 @@ import { DhtErrorCode } from './errors.js'
 import { loadOrCreatePeerKey } from './keys.js'
 import { createSwarmpackDhtRecords, registerSwarmpackRecords, type HeadRecordFormat } from './records.js'
 import { TrafficCounter } from './traffic.js'
+import { withHalfWindowUpdates } from './yamux-window.js'
 import type { Libp2p, PeerId, PrivateKey, AbortOptions } from '@libp2p/interface'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -261,7 +262,7 @@ export async function createSwarmpackPeer (config: SwarmpackPeerConfig | { libp2
     transports: relayed ? [tcp(), circuitRelayTransport()] : [tcp()],
     ...(mdnsInit !== undefined ? { peerDiscovery: [mdns(mdnsInit)] } : {}),
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux({ enableKeepAlive: true, keepAliveInterval: config.keepAliveInterval ?? 90_000 })],
+    streamMuxers: [withHalfWindowUpdates(yamux({ enableKeepAlive: true, keepAliveInterval: config.keepAliveInterval ?? 90_000 }))],
     connectionManager: {
       maxConnections: config.maxConnections ?? 200,
       inboundConnectionThreshold: config.inboundConnectionThreshold ?? (network === 'loopback' ? 1000 : 5),
