@@ -9,6 +9,7 @@ import { logger } from '@libp2p/logger'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { BITSWAP_PROTOCOL, DEFAULT_MAX_INCOMING_MESSAGE_SIZE, MAX_MESSAGE_SIZE, MAX_QUEUED_MESSAGES_PER_PEER, PAUSED_READ_BUFFER_LIMIT, MAX_INBOUND_STREAMS_PER_CONNECTION, MAX_OUTBOUND_STREAMS_PER_CONNECTION, OUTBOUND_STREAM_IDLE_MS, SEND_TIMEOUT_MS } from './constants.js'
 import { drained } from '../drain.js'
+import { frameLength } from './framing.js'
 import { decodeMessage, splitMessages } from './wire.js'
 import type { Message, OutgoingContent } from './wire.js'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
@@ -180,7 +181,7 @@ export class BitswapNetwork {
     stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, PAUSED_READ_BUFFER_LIMIT)
     // the frame length is checked as soon as its prefix is read; the buffer may also hold what
     // accumulated during a pause, handed over in one piece on resume
-    const decoder = new LengthPrefixedDecoder({ maxDataLength: this.maxIncomingMessageSize, maxBufferSize: stream.maxReadBufferLength + this.maxIncomingMessageSize })
+    const decoder = new LengthPrefixedDecoder({ maxDataLength: this.maxIncomingMessageSize, maxBufferSize: stream.maxReadBufferLength + this.maxIncomingMessageSize, lengthDecoder: frameLength })
     const key = peer.toString()
     let queue = this.inboundQueues.get(key)
     if (queue === undefined) {
