@@ -948,7 +948,13 @@ export class BitswapSession implements Provider {
       return
     }
     const withRoom: Array<[string, SessionPeer, number]> = []
-    for (const [key, p] of this.peers) {
+    // only peers that may take a waiting want: every peer while some want waits for any, else
+    // just the holders wants wait at (this runs for every block and presence: checking all twenty
+    // peers of a swarm each time was most of its cost)
+    const anyWaits = this.waitingAny.size > 0
+    for (const key of anyWaits ? this.peers.keys() : this.waitingAt.keys()) {
+      const p = this.peers.get(key)
+      if (p === undefined || (!anyWaits && this.waitingAt.get(key)?.size === 0)) continue
       const limit = this.limitOf(p)
       if (this.hasRoom(p, limit) && !this.host.isBanned(key)) withRoom.push([key, p, limit])
     }
@@ -956,7 +962,7 @@ export class BitswapSession implements Provider {
     for (const [peerKey, p, limit] of withRoom) {
       const own = this.waitingAt.get(peerKey)
       if (own !== undefined) this.takeWaiting(own, peerKey, p, limit)
-      this.takeWaiting(this.waitingAny, peerKey, p, limit)
+      if (anyWaits) this.takeWaiting(this.waitingAny, peerKey, p, limit)
       if (this.unassigned.size === 0) return
     }
   }
