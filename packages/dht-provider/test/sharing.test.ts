@@ -16,7 +16,7 @@ describe('sharing modes (5 loopback peers, real stores)', () => {
   const stores: FsBlockstore[] = []
   const nodes: Record<string, SwarmNode> = {}
 
-  const add = async (name: string, mode: SharingMode, extra: Pick<SwarmNodeInit, 'mirrorRoots' | 'session'> = {}): Promise<SwarmNode> => {
+  const add = async (name: string, mode: SharingMode, extra: Pick<SwarmNodeInit, 'mirrorRoots' | 'session' | 'announceWhenQuiet'> = {}): Promise<SwarmNode> => {
     const peer = await createSwarmpackPeer({ network: 'loopback', bootstrap: peers.length > 0 ? [peers[0].multiaddrs()[0].toString()] : [] })
     const store = await FsBlockstore.open(join(dir, name), { fsync: false })
     peers.push(peer)
@@ -72,19 +72,33 @@ describe('sharing modes (5 loopback peers, real stores)', () => {
     announcer.announce = real
   })
 
-  it('share, in a swarm whose members know each other: announced once complete, not while fetching', async () => {
+  it('share, in a swarm whose members know each other: announced once complete and serving is quiet, not while fetching', async () => {
     // one peer is "enough" here, as sixteen are by default
-    const node = await add('tracked', 'share', { session: { enoughPeers: 1 } })
+    const node = await add('tracked', 'share', { session: { enoughPeers: 1 }, announceWhenQuiet: { quietMs: 1500, maxMs: 20_000 } })
     const store = stores[stores.length - 1]
+    // a peer that will fetch from it right after it completes, connected beforehand
+    const late = await add('late', 'consume', { session: { enoughPeers: 1 } })
+    await late.peer.libp2p.dial(node.peer.peerId)
     const leaf = blockLinks(root, await stores[0].getBytes(root))[0]
     const announcer = node.announcer
     const real = announcer.announce.bind(announcer)
-    const leafHeldAtProvide: boolean[] = []
-    announcer.announce = async (cid) => { leafHeldAtProvide.push(await store.has(leaf)); return real(cid) }
+    const provides: Array<{ leafHeld: boolean, blocksSent: number, at: number }> = []
+    announcer.announce = async (cid) => {
+      provides.push({ leafHeld: await store.has(leaf), blocksSent: node.bitswap.stats().blocksSent, at: Date.now() })
+      return real(cid)
+    }
     await node.fetch(root, { peers: [nodes.seed.peer.peerId] })
-    await new Promise(resolve => setTimeout(resolve, 200))
-    assert.deepEqual(leafHeldAtProvide, [true], 'one provide, made with the package held')
-    assert.ok(node.announcer.has(root))
+    const completed = Date.now()
+    assert.equal(provides.length, 0, 'not announced while fetching, nor the moment it completes')
+    // the late peer fetches from it meanwhile: the announcement waits for that serving to end
+    await late.fetch(root, { peers: [node.peer.peerId] })
+    const served = node.bitswap.stats().blocksSent
+    assert.ok(served > 0, 'the late peer was served by the tracked one')
+    await waitUntil(() => node.announcer.has(root), 'announced once serving is quiet', 30_000)
+    assert.equal(provides.length, 1, 'one provide')
+    assert.equal(provides[0].leafHeld, true, 'made with the package held')
+    assert.equal(provides[0].blocksSent, served, 'made after the serving, not during it')
+    assert.ok(provides[0].at - completed >= 1500, 'not before a quiet interval passed')
     announcer.announce = real
   })
 
