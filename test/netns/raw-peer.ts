@@ -1,7 +1,7 @@
 /**
  * A baseline peer for the distribution benchmark: a plain js-libp2p node with the transport,
- * encryption and muxer our peer uses (TCP, noise, yamux with the same options as
- * createSwarmpackPeer; no DHT, identify or ping) and one tiny protocol, `/swarmpack-bench/stripe/1.0.0`,
+ * encryption and muxer our peer uses (TCP, noise, yamux with the same options and window
+ * updates as createSwarmpackPeer; no DHT, identify or ping) and one tiny protocol, `/swarmpack-bench/stripe/1.0.0`,
  * that runs the optimal swarming schedule from memory: the seed holds S bytes in memory, split
  * into N stripes, and streams stripe i to downloader i; each downloader forwards the bytes of its
  * stripe, as they arrive, to every other downloader. Receivers count bytes and discard them.
@@ -30,7 +30,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
-import { TrafficCounter } from '@swarmpack/dht-provider'
+import { TrafficCounter, withHalfWindowUpdates } from '@swarmpack/dht-provider'
 import { createLibp2p } from 'libp2p'
 import type { Stream } from '@libp2p/interface'
 import { emit, readCommands } from './commands.js'
@@ -63,8 +63,9 @@ const node = await createLibp2p({
   addresses: { listen: values.listen ?? ['/ip4/0.0.0.0/tcp/4001'] },
   transports: [tcp()],
   connectionEncrypters: [noise()],
-  // as createSwarmpackPeer configures yamux (its defaults otherwise: 64 KiB frames, windows up to 16 MiB)
-  streamMuxers: [yamux({ enableKeepAlive: true, keepAliveInterval: 90_000 })],
+  // as createSwarmpackPeer configures yamux (its defaults otherwise: 64 KiB frames, windows up to
+  // 16 MiB), with the same fewer window updates, so the baseline is the best this stack does
+  streamMuxers: [withHalfWindowUpdates(yamux({ enableKeepAlive: true, keepAliveInterval: 90_000 }))],
   // every peer of the lab swarm shares one subnet, as peer.ts sets it
   connectionManager: { maxConnections: 200, inboundConnectionThreshold: 1000 },
   // our peer pings every 15 min: never within a run; here no ping protocol at all
