@@ -949,8 +949,8 @@ export class BitswapSession implements Provider {
     }
     const withRoom: Array<[string, SessionPeer, number]> = []
     // only peers that may take a waiting want: every peer while some want waits for any, else
-    // just the holders wants wait at (this runs for every block and presence: checking all twenty
-    // peers of a swarm each time was most of its cost)
+    // just the holders wants wait at (this runs for every block and presence, and a swarm's
+    // session knows twenty peers)
     const anyWaits = this.waitingAny.size > 0
     for (const key of anyWaits ? this.peers.keys() : this.waitingAt.keys()) {
       const p = this.peers.get(key)
