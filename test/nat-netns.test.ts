@@ -155,22 +155,28 @@ describe('AutoNAT, DCUtR and UPnP over IPv6 (3fff::/20) in network namespaces', 
     const circuit = ((await waitForPeers(shielded, e => (e.addresses as string[]).some(isCircuit), 'a relayed address')).addresses as string[]).find(isCircuit)!
     // the receiver (B) offers only its verified addresses: none but relayed ones, so the other side refuses
     const gaveUp = 'error while attempting DCUtR on attempt 3 of 3'
-    // counted from here on (ChildPeer.stderr keeps only the last lines)
+    // counted from here on (ChildPeer.stderr keeps only the last lines), on both sides: the side
+    // the relayed connection is inbound to runs the upgrade, and that is the natted peer when the
+    // shielded one reconnected to it first (DHT traffic after the hangup); seen once in CI
     let gaveUpCount = 0
-    const lines = createInterface({ input: shielded.child.proc.stderr! })
-    lines.on('line', (l) => { if (l.includes(gaveUp)) gaveUpCount++ })
+    const gaveUpBy = new Set<string>()
+    const readers = [shielded, natted].map(p => {
+      const lines = createInterface({ input: p.child.proc.stderr! })
+      lines.on('line', (l) => { if (l.includes(gaveUp)) { gaveUpCount++; gaveUpBy.add(p.child.name) } })
+      return lines
+    })
     await natted.child.command(`hangup ${shielded.child.peerId}`, 'hungup', 30_000)
     const d = await natted.child.command(`dial ${circuit}`, 'dialed', 60_000)
     assert.ok((d.remoteAddr as string).includes('/p2p-circuit'), `relayed (${d.remoteAddr as string})`)
     const deadline = Date.now() + 60_000
     while (gaveUpCount === 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 250))
-    lines.close()
-    assert.ok(gaveUpCount > 0, `the shielded peer logged "${gaveUp}" for this connection`)
+    for (const lines of readers) lines.close()
+    assert.ok(gaveUpCount > 0, `one side of the relayed connection logged "${gaveUp}"`)
     const f = await natted.child.command(`fetch ${root} ${shielded.child.peerId}`, 'fetched', 120_000)
     assert.ok((f.sources as Array<{ peer: string }>).some(s => s.peer === shielded.child.peerId), 'the shielded peer served')
     const conns = ((await natted.child.command('peers', 'peers', 10_000)).connections as Conn[]).filter(c => c.peer === shielded.child.peerId)
     assert.ok(conns.length > 0 && conns.every(c => c.addr.includes('/p2p-circuit')), `still relayed only (${conns.map(c => c.addr).join(', ')})`)
-    console.log(`# dcutr (both shielded): no upgrade; ${f.bytes as number} bytes through ${conns.map(c => c.addr).join(', ')}`)
+    console.log(`# dcutr (both shielded): ${[...gaveUpBy].join(', ')} gave up; no upgrade; ${f.bytes as number} bytes through ${conns.map(c => c.addr).join(', ')}`)
   })
 
   it('UPnP: a firewalled peer opens an IPv6 pinhole on its router (miniupnpd); AutoNAT then verifies its address and the outside peer dials it directly', { skip: miniupnpdPath() === undefined ? 'miniupnpd is not installed: apt-get install miniupnpd-nftables' : undefined }, async () => {
