@@ -250,8 +250,7 @@ export class SwarmNode {
    * the peers' CPU in the transfer's last seconds); it waits until this node serves no more.
    */
   private announceWhenQuiet (root: CID): void {
-    const quietMs = (this.init.announceWhenQuiet !== false ? this.init.announceWhenQuiet?.quietMs : undefined) ?? 2_000
-    const maxMs = (this.init.announceWhenQuiet !== false ? this.init.announceWhenQuiet?.maxMs : undefined) ?? 60_000
+    const { quietMs = 2_000, maxMs = 60_000 } = this.init.announceWhenQuiet || {}
     const until = Date.now() + maxMs
     let sent = this.bitswap.stats().blocksSent
     const timer = setInterval(() => {
