@@ -156,8 +156,9 @@ describe('AutoNAT, DCUtR and UPnP over IPv6 (3fff::/20) in network namespaces', 
     // the receiver (B) offers only its verified addresses: none but relayed ones, so the other side refuses
     const gaveUp = 'error while attempting DCUtR on attempt 3 of 3'
     // counted from here on (ChildPeer.stderr keeps only the last lines), on both sides: the side
-    // the relayed connection is inbound to runs the upgrade, and that is the natted peer when the
-    // shielded one reconnected to it first (DHT traffic after the hangup); seen once in CI
+    // the relayed connection is inbound to runs the upgrade, which is the natted peer if the
+    // shielded one reconnected to it first (likely why one CI run saw no give-up from the shielded
+    // peer; not reproduced)
     let gaveUpCount = 0
     const gaveUpBy = new Set<string>()
     const readers = [shielded, natted].map(p => {
